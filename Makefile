@@ -1,0 +1,58 @@
+# Two commands: `make demo` and `make test`. Everything else is a building block.
+SHELL := /bin/bash
+VENV := .venv
+BIN := $(VENV)/bin
+STATE := .state
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+DEMO_HOSTS ?= 10
+DEMO_NODES ?= 5
+
+.PHONY: help setup demo test test-unit test-integration test-scenarios molecule lint sanity \
+        sim-up sim-down bench build clean
+
+help:
+	@echo "make demo    set up, start a simulated fleet + Prometheus, run canary and a 25% wave, print status"
+	@echo "make test    set up, then run the whole test suite (lint, unit, integration, scenarios, molecule)"
+	@echo "make setup   set-up alone (idempotent)"
+	@echo "make sim-up / sim-down   start / stop the simulated fleet and Prometheus ($(STATE)/)"
+	@echo "make lint    ruff, ansible-lint (production profile), ansible-test sanity"
+	@echo "make bench   benchmarks"
+
+setup:
+	@scripts/setup.sh
+
+sim-up: setup
+	@scripts/sim-up.sh $(DEMO_HOSTS) $(DEMO_NODES)
+
+sim-down:
+	@if [[ -x $(BIN)/ant-fleet-sim ]]; then $(BIN)/ant-fleet-sim down --state-dir $(STATE); fi
+
+demo: setup
+	@scripts/demo.sh $(DEMO_HOSTS) $(DEMO_NODES)
+
+test: setup
+	@scripts/setup.sh --postgres
+	@$(MAKE) --no-print-directory lint
+	@$(BIN)/pytest tests
+
+test-unit: setup
+	@$(BIN)/pytest tests/unit
+
+lint: setup
+	@echo "==> ruff"; $(BIN)/ruff check .
+	@echo "==> ansible-lint (production profile)"; $(BIN)/ansible-lint
+	@echo "==> ansible-test sanity"; scripts/sanity.sh
+
+sanity: setup
+	@scripts/sanity.sh
+
+bench: setup
+	@$(BIN)/python bench/run.py
+
+build: setup
+	@$(BIN)/ansible-galaxy collection build --force --output-path .build
+
+clean: sim-down
+	rm -rf $(STATE) .build collections

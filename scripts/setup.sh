@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Idempotent set-up for working in this checkout: virtualenv, Python packages, the
+# collection linked into ./collections, Prometheus (and, with --postgres, PostgreSQL).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+PY=${PYTHON:-python3}
+say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+
+want_postgres=0
+[[ "${1:-}" == "--postgres" ]] && want_postgres=1
+
+if [[ ! -x .venv/bin/python ]]; then
+  say "creating virtualenv .venv"
+  "$PY" -m venv .venv
+fi
+
+stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
+if [[ ! -f "$stamp" ]]; then
+  say "installing Python packages into .venv (pyproject.toml)"
+  .venv/bin/pip install --quiet --upgrade pip
+  .venv/bin/pip install --quiet -e '.[dev]'
+  rm -f .venv/.installed-*
+  touch "$stamp"
+else
+  say "Python packages up to date"
+fi
+
+say "linking this checkout as collections/ansible_collections/autonomi/network_migration"
+mkdir -p collections/ansible_collections/autonomi
+ln -sfn ../../.. collections/ansible_collections/autonomi/network_migration
+# Let plain Python (CLI, tests) import the collection's plugin_utils.
+site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+echo "$ROOT/collections" > "$site/autonomi_network_migration_collection.pth"
+
+apt_install() {
+  if command -v apt-get >/dev/null 2>&1 && [[ $(id -u) == 0 ]]; then
+    say "installing Debian package(s): $*"
+    if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >/dev/null; then
+      apt-get update -q >/dev/null
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >/dev/null
+    fi
+  else
+    echo "ERROR: $* is required but missing, and apt-get (as root) is not available." >&2
+    echo "       Install it with your package manager (Debian: apt-get install $*)." >&2
+    exit 1
+  fi
+}
+
+if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1; then
+  apt_install prometheus
+else
+  say "prometheus found: $(command -v prometheus)"
+fi
+
+if (( want_postgres )); then
+  if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    apt_install postgresql
+  else
+    say "PostgreSQL server binaries found"
+  fi
+fi
+say "set-up complete"
