@@ -33,7 +33,7 @@ demo: setup
 	@scripts/demo.sh $(DEMO_HOSTS) $(DEMO_NODES)
 
 test: setup
-	@scripts/setup.sh --postgres
+	@scripts/setup.sh --test
 	@$(MAKE) --no-print-directory lint
 	@$(BIN)/pytest tests
 

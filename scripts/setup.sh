@@ -7,8 +7,9 @@ ROOT=$(pwd)
 PY=${PYTHON:-python3}
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 
-want_postgres=0
-[[ "${1:-}" == "--postgres" ]] && want_postgres=1
+# --test: also what the test suite needs (PostgreSQL server, shellcheck for sanity).
+want_test=0
+[[ "${1:-}" == "--test" ]] && want_test=1
 
 if [[ ! -x .venv/bin/python ]]; then
   say "creating virtualenv .venv"
@@ -53,11 +54,13 @@ else
   say "prometheus found: $(command -v prometheus)"
 fi
 
-if (( want_postgres )); then
+if (( want_test )); then
   if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
     apt_install postgresql
   else
     say "PostgreSQL server binaries found"
   fi
+  command -v shellcheck >/dev/null 2>&1 || apt_install shellcheck
+  command -v rsync >/dev/null 2>&1 || apt_install rsync
 fi
 say "set-up complete"
