@@ -1,0 +1,258 @@
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the autonomi.network_migration collection
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Which hosts a wave touches, in which batches, and what a rollback of it would cost.
+
+Pure functions: the ``migration_wave_plan`` action plugin, the CLI's dry run and the tests
+all call these with plain data.
+"""
+
+from __future__ import annotations
+
+import math
+
+from ansible_collections.autonomi.network_migration.plugins.module_utils import _kademlia, _modes
+
+
+class PlanError(ValueError):
+    """The wave cannot be planned as asked; the message says why and what to change."""
+
+
+def parse_batches(spec):
+    """Validate a serial-style batch list: positive ints or 'N%' strings (0 < N <= 100)."""
+    if isinstance(spec, (int, str)):
+        spec = [spec]
+    if not spec:
+        raise PlanError('batches must not be empty; example: [1, "10%", "25%"]')
+    out = []
+    for item in spec:
+        if isinstance(item, bool):
+            raise PlanError('batch size %r is not a number or a percentage' % (item,))
+        if isinstance(item, int):
+            if item < 1:
+                raise PlanError('batch size %d must be at least 1' % item)
+            out.append(item)
+            continue
+        text = str(item).strip()
+        try:
+            if text.endswith('%'):
+                pct = float(text[:-1])
+                if not 0 < pct <= 100:
+                    raise PlanError('batch percentage %s must be in (0, 100]' % text)
+                out.append(text)
+            else:
+                value = int(text)
+                if value < 1:
+                    raise PlanError('batch size %d must be at least 1' % value)
+                out.append(value)
+        except ValueError:
+            raise PlanError('batch size %r is not a number or a percentage like "10%%"' % (item,)) from None
+    return out
+
+
+def batch_sizes(spec, host_count):
+    """Cut ``host_count`` hosts into batches the way Ansible's ``serial`` does.
+
+    Percentages are of the wave's hosts, rounded down with a minimum of one; the last entry
+    repeats until every host is in a batch.
+    """
+    spec = parse_batches(spec)
+    sizes = []
+    remaining = host_count
+    i = 0
+    while remaining > 0:
+        item = spec[min(i, len(spec) - 1)]
+        if isinstance(item, str):
+            size = max(1, int(float(item[:-1]) / 100.0 * host_count))
+        else:
+            size = item
+        size = min(size, remaining)
+        sizes.append(size)
+        remaining -= size
+        i += 1
+    return sizes
+
+
+def validate_wave(wave):
+    """A wave is a fleet percentage, 0 < wave <= 100. Accepts ints and numeric strings."""
+    if isinstance(wave, bool):
+        raise PlanError('wave must be a percentage between 1 and 100, got %r' % (wave,))
+    try:
+        value = float(wave)
+    except (TypeError, ValueError):
+        raise PlanError('wave must be a percentage between 1 and 100, got %r' % (wave,)) from None
+    if not 0 < value <= 100:
+        raise PlanError('wave must be a percentage between 1 and 100, got %s' % (wave,))
+    return value
+
+
+def _close_group_index(nodes, group_size):
+    """Map node id -> list of close-group ids it belongs to (group = node + nearest peers)."""
+    peer_of = {n['id']: n['peer_id'] for n in nodes if n.get('peer_id')}
+    node_of_peer = {v: k for k, v in peer_of.items()}
+    groups = _kademlia.close_groups_of_nodes(list(peer_of.values()), size=group_size)
+    membership = {}
+    for gid, members in groups.items():
+        for peer in members:
+            membership.setdefault(node_of_peer[peer], []).append(gid)
+    return membership
+
+
+def plan_wave(nodes, wave, stage=_modes.DUAL_STACK, batches=(1, '10%', '25%'), exclude_hosts=(),
+              max_close_group_share=0.4, close_group_size=5):
+    """Plan a wave.
+
+    ``nodes``: every node of the fleet as dicts with ``host``, ``service_name``, ``peer_id``
+    and ``mode`` (what the node runs now). ``wave`` is the fleet percentage that must be at
+    ``stage`` or beyond when the wave ends. Whole hosts are taken, sorted by name, skipping
+    excluded hosts and hosts that have no node left below ``stage``.
+
+    Batches are then laid out so that no batch holds more than ``max_close_group_share`` of any
+    close group (the nodes of a batch may restart at the same moment): a host that would break
+    that is moved to a later batch.
+    """
+    wave = validate_wave(wave)
+    if stage not in _modes.MODES[1:]:
+        raise PlanError('stage must be one of %s, got %r' % (', '.join(_modes.MODES[1:]), stage))
+    if not 0 < max_close_group_share <= 1:
+        raise PlanError('max_close_group_share must be in (0, 1], got %r' % (max_close_group_share,))
+    stage_index = _modes.MODES.index(stage)
+    nodes = [dict(n, id='%s/%s' % (n['host'], n['service_name'])) for n in nodes]
+    total = len(nodes)
+    if not total:
+        raise PlanError('the fleet has no nodes: check the inventory and that transport_info ran on every host')
+    unknown = sorted(n['id'] for n in nodes if n.get('mode') not in _modes.MODES)
+    at_stage = sum(1 for n in nodes if n.get('mode') in _modes.MODES and _modes.MODES.index(n['mode']) >= stage_index)
+    target_nodes = int(math.ceil(wave / 100.0 * total))
+    current_percent = round(100.0 * at_stage / total, 2)
+    plan = {
+        'stage': stage,
+        'wave': wave,
+        'total_nodes': total,
+        'nodes_at_stage': at_stage,
+        'current_percent': current_percent,
+        'target_nodes': target_nodes,
+        'hosts': [],
+        'batches': [],
+        'batch_sizes': [],
+        'nodes_to_switch': 0,
+        'max_close_group_members_per_batch': 0,
+        'unknown_mode_nodes': unknown,
+        'message': '',
+    }
+    needed = target_nodes - at_stage
+    if needed <= 0:
+        plan['message'] = ('nothing to do: %.2f %% of the fleet (%d of %d nodes) is already at %s or beyond, '
+                           'which meets wave=%s' % (current_percent, at_stage, total, stage, _fmt(wave)))
+        return plan
+
+    exclude = set(exclude_hosts or ())
+    by_host = {}
+    for n in nodes:
+        by_host.setdefault(n['host'], []).append(n)
+    previous_mode = _modes.MODES[stage_index - 1]
+    candidates = []
+    for host in sorted(by_host):
+        if host in exclude:
+            continue
+        below = [n for n in by_host[host] if n.get('mode') in _modes.MODES and _modes.MODES.index(n['mode']) < stage_index]
+        if not below:
+            continue
+        # Forward moves go one step at a time: a host whose nodes are two steps behind is not ready.
+        if any(n['mode'] != previous_mode for n in below):
+            continue
+        candidates.append((host, len(below)))
+    chosen = []
+    count = 0
+    for host, n_below in candidates:
+        if count >= needed:
+            break
+        chosen.append(host)
+        count += n_below
+    if count < needed:
+        plan['message'] = ('wave=%s needs %d more node(s) at %s but only %d eligible node(s) remain '
+                           '(excluded hosts: %s); the wave will take every eligible host'
+                           % (_fmt(wave), needed, stage, count, ', '.join(sorted(exclude)) or 'none'))
+    membership = _close_group_index(nodes, close_group_size)
+    limit = max(1, int(math.floor(max_close_group_share * close_group_size)))
+    layout = _layout_batches(chosen, by_host, membership, batches, limit)
+    plan['batches'] = [b for b, _ in layout]
+    plan['batch_sizes'] = [len(b) for b, _ in layout]
+    plan['hosts'] = [h for b in plan['batches'] for h in b]
+    plan['nodes_to_switch'] = count
+    plan['max_close_group_members_per_batch'] = max((worst for _, worst in layout), default=0)
+    plan['close_group_member_limit'] = limit
+    if not plan['message']:
+        plan['message'] = ('wave=%s: %d host(s), %d node(s) to %s in %d batch(es) %s; fleet goes from %.2f %% to %.2f %%'
+                           % (_fmt(wave), len(chosen), count, stage, len(layout), plan['batch_sizes'],
+                              current_percent, 100.0 * (at_stage + count) / total))
+    return plan
+
+
+def _fmt(value):
+    return ('%d' % value) if float(value).is_integer() else ('%s' % value)
+
+
+def _layout_batches(hosts, by_host, membership, batches_spec, limit):
+    """Order hosts into batches of the serial sizes, moving a host to a later batch when it
+    would put more than ``limit`` members of one close group in the same batch."""
+    sizes = batch_sizes(batches_spec, len(hosts))
+    pending = list(hosts)
+    layout = []
+    for size in sizes:
+        if not pending:
+            break
+        batch, counts, worst = [], {}, 0
+        for host in list(pending):
+            if len(batch) >= size:
+                break
+            add = {}
+            for n in by_host[host]:
+                for gid in membership.get(n['id'], ()):
+                    add[gid] = add.get(gid, 0) + 1
+            if batch and any(counts.get(g, 0) + c > limit for g, c in add.items()):
+                continue
+            for g, c in add.items():
+                counts[g] = counts.get(g, 0) + c
+            worst = max([worst] + [counts[g] for g in add])
+            batch.append(host)
+            pending.remove(host)
+        layout.append((batch, worst))
+    while pending:
+        # Hosts that never fitted go one per batch: a single host is always allowed.
+        host = pending.pop(0)
+        worst = 0
+        counts = {}
+        for n in by_host[host]:
+            for gid in membership.get(n['id'], ()):
+                counts[gid] = counts.get(gid, 0) + 1
+                worst = max(worst, counts[gid])
+        layout.append(([host], worst))
+    return layout
+
+
+def project_fast_rollback(hosts, nodes_per_host, switch_seconds, forks=50, per_host_overhead=2.0,
+                          controller_seconds_per_host=0.4, controller_cores=2):
+    """Projected wall time of a fast rollback of ``hosts`` hosts.
+
+    Fast rollback restarts every node of a host at once and runs ``forks`` hosts in parallel, so
+    a host takes about its slowest node's switch time plus the module's overhead; the controller
+    spends ``controller_seconds_per_host`` of CPU per host on ``controller_cores`` cores.
+    ``switch_seconds`` are measured per-node switch times (seconds to ready); the 95th
+    percentile is used.
+    """
+    if hosts <= 0:
+        return {'seconds': 0.0, 'switch_p95': 0.0, 'rounds': 0, 'samples': len(switch_seconds or [])}
+    samples = sorted(float(s) for s in (switch_seconds or []) if s is not None)
+    p95 = samples[min(len(samples) - 1, int(math.ceil(0.95 * len(samples))) - 1)] if samples else None
+    rounds = int(math.ceil(hosts / float(max(1, forks))))
+    per_round = (p95 if p95 is not None else 0.0) + per_host_overhead
+    controller = hosts * controller_seconds_per_host / max(1, controller_cores)
+    return {
+        'seconds': round(rounds * per_round + controller, 1),
+        'switch_p95': p95,
+        'rounds': rounds,
+        'samples': len(samples),
+        'nodes_per_host': nodes_per_host,
+    }

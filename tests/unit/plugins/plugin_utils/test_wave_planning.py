@@ -1,0 +1,90 @@
+"""Wave planning: host choice, Ansible-compatible batches, close-group spreading, rollback SLA."""
+
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.autonomi.network_migration.plugins.module_utils import _kademlia
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils import wave_planning as wp
+
+
+def fleet(hosts=10, per_host=5, modes=None):
+    modes = modes or {}
+    return [
+        {"host": "h%02d" % h, "service_name": "antnode%d" % i, "peer_id": "12D3KooWpeer%02d%02d" % (h, i),
+         "mode": modes.get("h%02d" % h, "libp2p_only")}
+        for h in range(1, hosts + 1) for i in range(1, per_host + 1)
+    ]
+
+
+@pytest.mark.parametrize("spec,hosts,expected", [
+    ([1, "10%", "25%"], 20, [1, 2, 5, 5, 5, 2]),
+    ([2], 5, [2, 2, 1]),
+    (["50%"], 3, [1, 1, 1]),
+    ([1, "100%"], 4, [1, 3]),
+])
+def test_batch_sizes_match_ansible_serial(spec, hosts, expected):
+    assert wp.batch_sizes(spec, hosts) == expected
+
+
+@pytest.mark.parametrize("bad", [[], [0], ["0%"], ["150%"], ["abc"], [True], [-3]])
+def test_bad_batches_are_refused(bad):
+    with pytest.raises(wp.PlanError):
+        wp.parse_batches(bad)
+
+
+@pytest.mark.parametrize("bad", [150, -1, 0, "abc", None, True])
+def test_bad_wave_is_refused(bad):
+    with pytest.raises(wp.PlanError, match="wave must be a percentage"):
+        wp.plan_wave(fleet(), bad)
+
+
+def test_wave_takes_whole_hosts_in_name_order():
+    plan = wp.plan_wave(fleet(), 25, batches=[1, "100%"])
+    # 25 % of 50 nodes = 13 nodes -> 3 hosts of 5 nodes.
+    assert plan["target_nodes"] == 13
+    assert sorted(plan["hosts"]) == ["h01", "h02", "h03"]
+    assert plan["nodes_to_switch"] == 15
+    assert sum(plan["batch_sizes"]) == 3
+
+
+def test_wave_skips_migrated_and_excluded_hosts():
+    plan = wp.plan_wave(fleet(modes={"h01": "dual_stack"}), 25, exclude_hosts=["h02"], batches=["100%"])
+    assert plan["nodes_at_stage"] == 5
+    assert "h01" not in plan["hosts"] and "h02" not in plan["hosts"]
+    assert sorted(plan["hosts"]) == ["h03", "h04"]
+
+
+def test_wave_below_progress_does_nothing_and_says_so():
+    plan = wp.plan_wave(fleet(modes={"h01": "dual_stack", "h02": "dual_stack"}), 10)
+    assert plan["hosts"] == []
+    assert "nothing to do" in plan["message"] and "20.00 %" in plan["message"]
+
+
+def test_next_stage_needs_previous_stage():
+    # iroh_primary can only be taken by hosts already in dual_stack.
+    plan = wp.plan_wave(fleet(modes={"h05": "dual_stack"}), 100, stage="iroh_primary", batches=["100%"])
+    assert plan["hosts"] == ["h05"]
+
+
+def test_batches_respect_close_group_share():
+    nodes = fleet(hosts=20, per_host=5)
+    plan = wp.plan_wave(nodes, 100, batches=["50%"], max_close_group_share=0.4)
+    groups = _kademlia.close_groups_of_nodes([n["peer_id"] for n in nodes])
+    peers_of = {}
+    for n in nodes:
+        peers_of.setdefault(n["host"], []).append(n["peer_id"])
+    for batch in plan["batches"]:
+        if len(batch) == 1:
+            continue
+        down = [p for h in batch for p in peers_of[h]]
+        assert _kademlia.max_group_share(down, groups) <= 2
+    assert sorted(plan["hosts"]) == sorted({n["host"] for n in nodes})
+
+
+def test_fast_rollback_projection():
+    proj = wp.project_fast_rollback(hosts=50, nodes_per_host=20, switch_seconds=list(range(100, 0, -1)), forks=25)
+    assert proj["rounds"] == 2
+    assert proj["switch_p95"] == 95.0
+    assert proj["seconds"] == pytest.approx(2 * (95 + 2.0) + 50 * 0.4 / 2)
+    assert wp.project_fast_rollback(0, 20, [])["seconds"] == 0
