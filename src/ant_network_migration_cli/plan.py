@@ -4,7 +4,7 @@
 """Migration plans: loading, validation against the published schema, and wave selection.
 
 The selection functions at the bottom are pure (no I/O): given the fleet's hosts and the
-ledger's node states they say, deterministically, which hosts the canary and each wave
+modes its nodes run they say, deterministically, which hosts the canary and each wave
 would touch and in which batches. ``start --dry-run`` prints exactly this.
 """
 
@@ -23,11 +23,6 @@ import yaml
 from ansible_collections.autonomi.network_migration.plugins.module_utils import _modes as modes
 
 DEFAULT_BATCHES = (1, '10%', '25%')
-
-# Ledger states whose node still runs libp2p only: a host is a candidate for a wave only if
-# every node it has in the ledger is in one of these (a rolled-back node may be migrated again).
-UNTOUCHED_STATES = frozenset(
-    state for state, mode in modes.STATE_MODE.items() if mode == modes.LIBP2P_ONLY)
 
 _DURATION_RE = re.compile(r'^([0-9]+)(ms|s|m|h|d|w)$')
 _UNIT_SECONDS = {'ms': 0.001, 's': 1, 'm': 60, 'h': 3600, 'd': 86400, 'w': 604800}
@@ -167,15 +162,18 @@ def alert_overrides(plan):
 
 
 # --- deterministic selection (pure) -------------------------------------------------------------
+# Which hosts a wave touches is decided by the collection's wave_planning.plan_wave, the same
+# function the rollout's migration_wave_plan action calls; here it is only chained over the
+# stages of a plan, each stage seeing the fleet as the previous ones leave it.
 
 @dataclass(frozen=True)
 class Selection:
     """What one stage of a plan would touch."""
 
     stage: str                      # 'canary' or 'wave'
-    percent: int | None             # the wave's target, None for the canary
-    target_nodes: int               # nodes that must be past libp2p_only after this stage
-    nodes_before: int               # nodes past libp2p_only before it
+    percent: float | None           # the wave's target, None for the canary
+    target_nodes: int               # nodes that must be in dual_stack or beyond after this stage
+    nodes_before: int               # nodes in dual_stack or beyond before it
     nodes_after: int                # ... and after it, as planned
     hosts: tuple = ()               # hosts touched, in order
     batches: tuple = ()             # hosts per serial batch
@@ -183,92 +181,74 @@ class Selection:
     notes: tuple = field(default=())
 
 
-def serial_batches(hosts, batches=DEFAULT_BATCHES):
-    """Split ``hosts`` as Ansible's ``serial`` list would (percentages of the play, floor, min 1;
-    the last size repeats)."""
-    hosts = list(hosts)
-    sizes = list(batches) or [len(hosts) or 1]
-    out, index, step = [], 0, 0
-    while index < len(hosts):
-        size = sizes[min(step, len(sizes) - 1)]
-        if isinstance(size, str) and size.endswith('%'):
-            size = max(1, int(float(size[:-1]) / 100.0 * len(hosts)))
-        size = max(1, int(size))
-        out.append(tuple(hosts[index:index + size]))
-        index += size
-        step += 1
-    return tuple(out)
+def _forward(mode):
+    return mode in modes.MODES and mode != modes.LIBP2P_ONLY
 
 
-def _weights(hosts, node_states):
-    """Nodes per host: the ledger's count where it knows the host, else the mean of the known
-    counts (1 when the ledger knows no host: hosts then weigh the same)."""
-    known = {h: len(node_states[h]) for h in hosts if node_states.get(h)}
-    default = round(sum(known.values()) / len(known)) if known else 1
-    return {h: known.get(h, default) for h in hosts}
-
-
-def _is_untouched(host, node_states):
-    return all(state in UNTOUCHED_STATES for state in node_states.get(host, ()))
-
-
-def candidate_hosts(hosts, node_states, exclude=()):
-    """Hosts a stage may touch, in the order it touches them: sorted by name, without excluded
-    hosts and without hosts that have a node already past libp2p_only in the ledger."""
+def canary_candidates(nodes, exclude=()):
+    """Hosts that may serve as canaries: every node still libp2p_only, not excluded; by name."""
     excluded = set(exclude)
-    return [h for h in sorted(set(hosts)) if h not in excluded and _is_untouched(h, node_states)]
+    hosts = {}
+    for node in nodes:
+        hosts.setdefault(node['host'], []).append(node.get('mode'))
+    return [h for h in sorted(hosts) if h not in excluded and all(m == modes.LIBP2P_ONLY for m in hosts[h])]
 
 
-def select_plan(hosts: Iterable[str], waves: Sequence[Mapping], node_states: Mapping[str, Sequence[str]],
-                exclude: Iterable[str] = (), canary_count: int = 0, canary_hosts: Sequence[str] = (),
-                canary_done: bool = False, default_batches=DEFAULT_BATCHES):
+def select_plan(nodes: Sequence[Mapping], waves: Sequence[Mapping], exclude: Iterable[str] = (),
+                canary_count: int = 0, canary_hosts: Sequence[str] = (), canary_done: bool = False,
+                default_batches=DEFAULT_BATCHES, max_close_group_share=None):
     """The stages of a plan and the hosts each would touch, in order.
 
-    ``hosts``: every host of the fleet; ``node_states``: host -> ledger states of its nodes
-    (hosts the ledger does not know count as untouched); ``exclude``: host names (groups already
-    expanded); ``canary_hosts``: explicit canaries (else the first ``canary_count`` candidates);
-    ``canary_done``: the ledger records a passed canary (the canary stage is skipped).
-    Waves are whole hosts; a wave picks candidates until the fleet reaches its percentage.
+    ``nodes``: every node of the fleet as dicts with ``host``, ``service_name``, ``peer_id``
+    and ``mode`` (what it runs now). ``exclude``: host names (groups already expanded).
+    ``canary_hosts``: explicit canaries, else the first ``canary_count`` candidate hosts by name.
+    ``canary_done``: the ledger records a passed canary, so the canary stage is skipped.
+    Raises PlanError (with the wave named) when the collection's wave planning refuses a wave.
     """
-    hosts = sorted(set(hosts))
-    weights = _weights(hosts, node_states)
-    total = sum(weights.values())
-    moved = {h: sum(1 for s in node_states.get(h, ()) if s not in UNTOUCHED_STATES) for h in hosts}
-    done = sum(moved.values())
-    remaining = candidate_hosts(hosts, node_states, exclude)
-    stages = []
+    from ansible_collections.autonomi.network_migration.plugins.plugin_utils import wave_planning
 
+    fleet = [dict(n) for n in nodes]
+    exclude = sorted(set(exclude))
+
+    def moved():
+        return sum(1 for n in fleet if _forward(n.get('mode')))
+
+    def switch(hosts):
+        for node in fleet:
+            if node['host'] in hosts and node.get('mode') == modes.LIBP2P_ONLY:
+                node['mode'] = modes.DUAL_STACK
+
+    stages = []
     if canary_count or canary_hosts:
+        before = moved()
         if canary_done:
-            stages.append(Selection('canary', None, done, done, done,
+            stages.append(Selection('canary', None, before, before, before,
                                     skipped='the ledger records a passed canary'))
         else:
-            chosen = list(canary_hosts) or remaining[:canary_count]
-            notes = tuple(f'{h}: already past libp2p_only or excluded; canary.yml decides'
-                          for h in chosen if h not in remaining)
-            added = sum(weights.get(h, 0) for h in chosen if h in remaining)
-            stages.append(Selection('canary', None, done + added, done, done + added,
-                                    hosts=tuple(chosen), batches=(tuple(chosen),), notes=notes))
-            done += added
-            remaining = [h for h in remaining if h not in chosen]
+            candidates = canary_candidates(fleet, exclude)
+            chosen = list(canary_hosts) or candidates[:canary_count]
+            notes = tuple(f'{h}: not a canary candidate (already moved, excluded or unknown)'
+                          for h in chosen if h not in candidates)
+            switch(set(chosen))
+            after = moved()
+            stages.append(Selection('canary', None, after, before, after, hosts=tuple(chosen),
+                                    batches=(tuple(chosen),), notes=notes))
 
-    for wave in waves:
-        percent = int(wave['percent'])
-        target = int(math.ceil(percent * total / 100.0))
-        before = done
-        picked = []
-        while done < target and remaining:
-            host = remaining.pop(0)
-            picked.append(host)
-            done += weights[host]
-        skipped = ''
-        notes = ()
-        if not picked:
-            skipped = (f'the fleet is already at {before} of {total} nodes (target {target})'
-                       if before >= target else 'no candidate host left (all migrated or excluded)')
-        elif done < target:
-            notes = (f'only {done} of the {target} nodes needed are available (excluded or migrated hosts)',)
-        stages.append(Selection('wave', percent, target, before, done, hosts=tuple(picked),
-                                batches=serial_batches(picked, wave.get('batches') or default_batches),
-                                skipped=skipped, notes=notes))
+    kwargs = {} if max_close_group_share is None else {'max_close_group_share': max_close_group_share}
+    for index, wave in enumerate(waves):
+        before = moved()
+        try:
+            planned = wave_planning.plan_wave(fleet, wave['percent'], stage=modes.DUAL_STACK,
+                                              batches=wave.get('batches') or default_batches,
+                                              exclude_hosts=exclude, **kwargs)
+        except wave_planning.PlanError as exc:
+            raise PlanError('plan', [f'waves[{index}]: {exc}']) from None
+        hosts = tuple(planned['hosts'])
+        switch(set(hosts))
+        after = moved()
+        skipped = '' if hosts else planned['message']
+        notes = (planned['message'],) if hosts and after < planned['target_nodes'] else ()
+        stages.append(Selection('wave', wave['percent'], planned['target_nodes'], before, after, hosts=hosts,
+                                batches=tuple(tuple(b) for b in planned['batches']), skipped=skipped,
+                                notes=notes))
     return stages

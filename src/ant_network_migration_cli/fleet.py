@@ -1,0 +1,176 @@
+# Copyright: Contributors to the autonomi.network_migration collection
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Where the collection is, which Ansible configuration the runs use, and what the inventory holds."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import BadInput
+
+FLEET_GROUP = 'fleet'
+
+
+def collection_root():
+    """The collection's directory (holds playbooks/ and ansible.cfg in a checkout)."""
+    import ansible_collections.autonomi.network_migration as collection
+
+    return Path(next(iter(collection.__path__))).resolve()
+
+
+def playbook_path(name):
+    path = collection_root() / 'playbooks' / name
+    if not path.is_file():
+        raise BadInput(f'playbook {name} not found in {path.parent}; is the collection complete?')
+    return path
+
+
+def ansible_config():
+    """The ansible.cfg the CLI and its runs share: ANSIBLE_CONFIG, else ./ansible.cfg, else the
+    collection checkout's own ansible.cfg (None when there is none: Ansible's defaults apply)."""
+    if os.environ.get('ANSIBLE_CONFIG'):
+        return os.environ['ANSIBLE_CONFIG']
+    for candidate in (Path.cwd() / 'ansible.cfg', collection_root() / 'ansible.cfg'):
+        if candidate.is_file():
+            return str(candidate)
+    return None
+
+
+def ansible_env():
+    """Environment for Ansible subprocesses: the shared ansible.cfg, and the venv's bin first so
+    that ansible-playbook and ansible-inventory are the ones installed beside this CLI."""
+    env = dict(os.environ)
+    config = ansible_config()
+    if config:
+        env['ANSIBLE_CONFIG'] = config
+    bindir = str(Path(sys.executable).parent)
+    env['PATH'] = bindir + os.pathsep + env.get('PATH', '')
+    return env
+
+
+@dataclass
+class Inventory:
+    source: str | None
+    hosts: list = field(default_factory=list)       # sorted names of every host
+    groups: dict = field(default_factory=dict)      # group -> sorted host names (children expanded)
+    hostvars: dict = field(default_factory=dict)
+
+    @property
+    def fleet(self):
+        """The hosts a migration covers: group ``fleet`` when it exists, else every host."""
+        return self.groups.get(FLEET_GROUP) or list(self.hosts)
+
+    def expand(self, names):
+        """Host names for a list of host or group names; unknown names are returned apart."""
+        hosts, unknown = set(), []
+        for name in names:
+            if name in self.groups:
+                hosts.update(self.groups[name])
+            elif name in self.hosts:
+                hosts.add(name)
+            else:
+                unknown.append(name)
+        return sorted(hosts), unknown
+
+
+def _groups_from_list(data):
+    """Expand `ansible-inventory --list` JSON into group -> hosts, children included."""
+    def members(group, seen):
+        if group in seen:
+            return set()
+        seen.add(group)
+        entry = data.get(group) or {}
+        found = set(entry.get('hosts') or [])
+        for child in entry.get('children') or []:
+            found |= members(child, seen)
+        return found
+
+    names = [g for g in data if g != '_meta']
+    return {g: sorted(members(g, set())) for g in names}
+
+
+def load_inventory(source=None):
+    """Read an inventory through `ansible-inventory --list` (every inventory plugin works)."""
+    exe = shutil.which('ansible-inventory', path=ansible_env()['PATH'])
+    if not exe:
+        raise BadInput('ansible-inventory not found; install ansible-core beside this CLI')
+    cmd = [exe, '--list']
+    if source:
+        if not Path(source).exists():
+            raise BadInput(f'inventory {source} does not exist')
+        cmd += ['-i', str(source)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=ansible_env(), check=False)
+    if proc.returncode != 0:
+        raise BadInput(f'cannot read inventory {source or "(ansible.cfg default)"}: '
+                       f'{proc.stderr.strip() or proc.stdout.strip()}')
+    try:
+        data = json.loads(proc.stdout)
+    except ValueError as exc:
+        raise BadInput(f'ansible-inventory printed no JSON for {source}: {exc}') from None
+    groups = _groups_from_list(data)
+    hostvars = (data.get('_meta') or {}).get('hostvars') or {}
+    hosts = sorted(set(groups.get('all', [])) | set(hostvars))
+    if not hosts:
+        raise BadInput(f'inventory {source or "(ansible.cfg default)"} has no hosts')
+    return Inventory(source=str(source) if source else None, hosts=hosts, groups=groups, hostvars=hostvars)
+
+
+TRANSPORT_INFO = 'autonomi.network_migration.transport_info'
+
+
+def discover_nodes(inventory_source, hosts):
+    """The nodes of ``hosts`` as the hosts report them (transport_info, read-only).
+
+    Used when the ledger does not know a host yet. The run has the migration_tracker callback
+    switched off so that looking changes nothing, not even the ledger. Returns
+    ``(nodes, unreachable)``: node dicts (host, service_name, peer_id, mode, status) and the
+    hosts that did not answer, with the reason.
+    """
+    import ansible_runner
+
+    env = ansible_env()
+    envvars = {'ANSIBLE_CALLBACKS_ENABLED': ''}
+    if env.get('ANSIBLE_CONFIG'):
+        envvars['ANSIBLE_CONFIG'] = env['ANSIBLE_CONFIG']
+    nodes, unreachable = [], {}
+
+    def on_event(event):
+        data = event.get('event_data') or {}
+        host = data.get('host')
+        res = data.get('res') or {}
+        if event.get('event') == 'runner_on_ok':
+            for node in res.get('nodes') or []:
+                if node.get('status') == 'Removed':
+                    continue
+                nodes.append({'host': host, 'service_name': node.get('service_name'),
+                              'peer_id': node.get('peer_id'), 'mode': node.get('mode'),
+                              'status': node.get('status')})
+        elif event.get('event') in ('runner_on_failed', 'runner_on_unreachable'):
+            unreachable[host] = str(res.get('msg') or event.get('event'))
+        return True
+
+    private_dir = tempfile.mkdtemp(prefix='ant-network-migration-info-')
+    try:
+        kwargs = dict(private_data_dir=private_dir, project_dir=str(collection_root()), module=TRANSPORT_INFO,
+                      host_pattern=','.join(hosts), envvars=envvars, event_handler=on_event, quiet=True)
+        if inventory_source:
+            kwargs['inventory'] = str(Path(inventory_source).resolve())
+        binary = Path(sys.executable).parent / 'ansible'
+        if binary.exists():
+            kwargs['binary'] = str(binary)
+        ansible_runner.run(**kwargs)
+    finally:
+        shutil.rmtree(private_dir, ignore_errors=True)
+    answered = {n['host'] for n in nodes}
+    for host in hosts:
+        if host not in answered and host not in unreachable:
+            unreachable[host] = 'no transport_info result'
+    return nodes, unreachable

@@ -1,0 +1,482 @@
+# Copyright: Contributors to the autonomi.network_migration collection
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""``ant-network-migration``: the operator CLI of the libp2p -> iroh migration.
+
+It runs the collection's playbooks through ansible-runner (the engine AWX uses) and reads the
+same ledger as the callback, the gate and AWX jobs.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from dataclasses import dataclass
+
+import click
+from rich.console import Console
+
+from . import fleet, ledger_io, plan, render, runs
+from .errors import EXIT_CODES_HELP, BadInput, Refused, RunFailed
+
+COMPLETION_HELP = """\b
+Shell completion (bash, zsh, fish):
+  eval "$(_ANT_NETWORK_MIGRATION_COMPLETE=bash_source ant-network-migration)"   # ~/.bashrc
+  eval "$(_ANT_NETWORK_MIGRATION_COMPLETE=zsh_source ant-network-migration)"    # ~/.zshrc
+  _ANT_NETWORK_MIGRATION_COMPLETE=fish_source ant-network-migration | source     # fish"""
+
+CONTEXT_SETTINGS = {'help_option_names': ['-h', '--help'], 'max_content_width': 110}
+
+
+@dataclass
+class Settings:
+    inventory: str | None
+    ledger: str | None
+    prometheus_url: str | None
+    verbosity: int
+
+    def ledger_location(self):
+        return ledger_io.resolve_location(self.ledger)
+
+
+def _console():
+    return Console(highlight=False, soft_wrap=False)
+
+
+def _operator_option():
+    return click.option('--operator', envvar='ANT_MIGRATION_OPERATOR', show_envvar=True,
+                        default=lambda: os.environ.get('USER') or getpass.getuser(),
+                        show_default='current user', help='Who is acting; recorded in the ledger.')
+
+
+class _Group(click.Group):
+    """Turns ledger errors raised anywhere in a command into the documented exit codes."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except click.ClickException:
+            raise
+        except Exception as exc:
+            translated = ledger_io.translate(exc)
+            if translated is None:
+                raise
+            raise translated from None
+
+
+@click.group(cls=_Group, context_settings=CONTEXT_SETTINGS, epilog=f'{EXIT_CODES_HELP}\n\n{COMPLETION_HELP}')
+@click.option('-i', '--inventory', envvar='ANT_MIGRATION_INVENTORY', show_envvar=True,
+              type=click.Path(exists=True), help='Ansible inventory (file or directory) of the fleet. '
+              "Default: the plan's inventory, else ansible.cfg's.")
+@click.option('--ledger', envvar='ANT_MIGRATION_LEDGER', show_envvar=True, metavar='PATH|DSN',
+              help='Ledger: SQLite path or postgresql:// DSN. Default: ansible.cfg '
+              '[autonomi_network_migration] ledger, else ~/.local/state/autonomi-network-migration/.')
+@click.option('--prometheus-url', envvar='ANT_MIGRATION_PROMETHEUS_URL', show_envvar=True, metavar='URL',
+              help="Prometheus server for health and metrics. Default: the inventory's migration Prometheus URL.")
+@click.option('-v', '--verbose', 'verbosity', count=True,
+              help='More output: -v names artifacts and failures in full, -vv shows Ansible output, -vvv+ '
+              'raises Ansible verbosity.')
+@click.version_option(package_name='autonomi-network-migration-tools', prog_name='ant-network-migration')
+@click.pass_context
+def cli(ctx, inventory, ledger, prometheus_url, verbosity):
+    """Drive the libp2p -> iroh migration of an Autonomi fleet.
+
+    \b
+    Examples:
+      ant-network-migration status
+      ant-network-migration -i inventories/prod start --plan plan.yml --dry-run
+      ant-network-migration pause --reason "investigating latency on sim-host-03"
+      ant-network-migration rollback --strategy fast --target libp2p_only --yes
+    """
+    ctx.obj = Settings(inventory=inventory, ledger=ledger, prometheus_url=prometheus_url, verbosity=verbosity)
+
+
+# --- status ------------------------------------------------------------------------------------
+
+GATE_EVENT_KINDS = ('gate', 'gate_verdict')
+
+
+def _status_data(handle, detailed):
+    data = {
+        'progress': handle.progress(),
+        'flags': handle.get_flags(),
+        'canary': handle.canary_verdict(),
+        'gate_verdicts': handle.events(kinds=list(GATE_EVENT_KINDS), limit=5),
+    }
+    if detailed:
+        data['nodes'] = handle.nodes()
+        data['events'] = handle.events(limit=20)
+    return data
+
+
+@cli.command(epilog=EXIT_CODES_HELP)
+@click.option('--detailed', is_flag=True, help='Also list every node with its state, and recent events.')
+@click.option('--json', 'as_json', is_flag=True, help='Print JSON instead of tables.')
+@click.pass_obj
+def status(settings, detailed, as_json):
+    """Where the migration is, from the ledger alone (fast; works with Prometheus down).
+
+    Progress %, phase, nodes migrated / total, dual-stack coverage, velocity, ETA, paused or
+    halted with the reason, the canary verdict and the last gate verdicts.
+
+    \b
+    Examples:
+      ant-network-migration status
+      ant-network-migration status --detailed
+      ant-network-migration --ledger postgresql://awx@db/migration status --json | jq .progress
+    """
+    location = settings.ledger_location()
+    with ledger_io.opened(location) as handle:
+        data = _status_data(handle, detailed)
+    data['ledger'] = str(location)
+    if as_json:
+        click.echo(render.to_json(data))
+        return
+    console = _console()
+    console.print(render.summary_table(data['progress'], data['flags'], data['canary']))
+    console.print(render.states_table(data['progress'].get('by_state')))
+    console.print(render.events_table(data['gate_verdicts'], title='Last gate verdicts'))
+    if detailed:
+        console.print(render.nodes_table(data['nodes']))
+        console.print(render.events_table(data['events']))
+    console.print(f'[dim]ledger: {location}[/dim]')
+
+
+# --- pause / resume ----------------------------------------------------------------------------
+
+def _run_or_fail(settings, console, playbook, extravars, label, ledger_location, expected_hosts=None,
+                 inventory=None):
+    outcome = runs.run_playbook(playbook, extravars=extravars, inventory=inventory or settings.inventory,
+                                ledger_location=ledger_location, console=console, label=label,
+                                expected_hosts=expected_hosts, verbosity=settings.verbosity)
+    if outcome.ok:
+        return outcome
+    lines = [f'{label} failed ({playbook}: {outcome.status}, rc={outcome.rc})']
+    with ledger_io.opened(ledger_location) as handle:
+        halted = handle.get_flags().get('halted')
+    if halted:
+        lines.append(f"migration halted: {halted.get('reason')} (source {halted.get('source') or '?'})")
+    shown = outcome.failures if settings.verbosity else outcome.failures[:5]
+    lines.extend(f'  {failure}' for failure in shown)
+    if len(shown) < len(outcome.failures):
+        lines.append(f'  ... {len(outcome.failures) - len(shown)} more (-v to show all)')
+    if outcome.artifact_dir:
+        lines.append(f'full output: {outcome.artifact_dir}/artifacts')
+    raise RunFailed('\n'.join(lines))
+
+
+@cli.command(epilog=EXIT_CODES_HELP)
+@click.option('--reason', required=True, help='Why the migration is paused (recorded in the ledger).')
+@_operator_option()
+@click.pass_obj
+def pause(settings, reason, operator):
+    """Pause the migration (playbooks/pause.yml): no new batch starts until resumed.
+
+    A wave that is running stops before its next batch. Rollbacks ignore a pause.
+
+    \b
+    Examples:
+      ant-network-migration pause --reason "iroh latency looks high on sim-host-03"
+    """
+    if not reason.strip():
+        raise BadInput('--reason must not be empty')
+    location = settings.ledger_location()
+    console = _console()
+    with ledger_io.opened(location) as handle:
+        paused = handle.get_flags().get('paused')
+    if paused:
+        console.print(f'already paused: {render.flag_text("paused", paused)}')
+        return
+    _run_or_fail(settings, console, 'pause.yml', {'reason': reason, 'operator': operator}, 'pause', location)
+    console.print(f'[bold]paused[/bold] by {operator}: {reason}')
+
+
+@cli.command(epilog=EXIT_CODES_HELP)
+@click.option('--ack', is_flag=True,
+              help='Acknowledge a halt (needed to resume after an automatic halt, once its cause is understood).')
+@_operator_option()
+@click.pass_obj
+def resume(settings, ack, operator):
+    """Resume a paused migration (playbooks/resume.yml); with --ack, also clear a halt.
+
+    \b
+    Examples:
+      ant-network-migration resume
+      ant-network-migration resume --ack      # after reading why it halted (status --detailed)
+    """
+    location = settings.ledger_location()
+    console = _console()
+    with ledger_io.opened(location) as handle:
+        flags = handle.get_flags()
+    if flags.get('halted') and not ack:
+        halted = flags['halted']
+        raise Refused(f"the migration is halted: {halted.get('reason')} ({render.fmt_time(halted.get('at'))}); "
+                      'find out why (status --detailed), then resume with --ack')
+    if not flags.get('paused') and not flags.get('halted'):
+        console.print('nothing to resume: the migration is neither paused nor halted')
+        return
+    _run_or_fail(settings, console, 'resume.yml', {'ack': bool(ack), 'operator': operator}, 'resume', location)
+    console.print(f'[bold]resumed[/bold] by {operator}' + (' (halt acknowledged)' if flags.get('halted') else ''))
+
+
+# --- rollback ----------------------------------------------------------------------------------
+
+@cli.command(epilog=EXIT_CODES_HELP)
+@click.option('--strategy', type=click.Choice(['fast', 'gradual']), default='fast', show_default=True,
+              help='fast: every affected node at once; gradual: in waves, stopping when the gate is green.')
+@click.option('--target', type=click.Choice(['libp2p_only', 'dual_stack']), default='libp2p_only',
+              show_default=True, help='Mode the affected nodes go back to.')
+@click.option('--reason', default='operator requested rollback', show_default=True,
+              help='Recorded in the ledger as the trigger.')
+@click.option('-y', '--yes', is_flag=True, help='Do not ask for confirmation.')
+@_operator_option()
+@click.pass_obj
+def rollback(settings, strategy, target, reason, yes, operator):
+    """Roll migrated nodes back (playbooks/rollback.yml). Asks for confirmation unless --yes.
+
+    A rollback ignores a pause and does not need the canary or the gate to be green, but it
+    takes the run lock: it is refused while a rollout holds it.
+
+    \b
+    Examples:
+      ant-network-migration rollback                         # fast, to libp2p_only, asks first
+      ant-network-migration rollback --strategy gradual --target dual_stack --yes
+    """
+    from ansible_collections.autonomi.network_migration.plugins.module_utils import _modes as modes
+
+    location = settings.ledger_location()
+    console = _console()
+    target_index = modes.mode_index(target)
+    with ledger_io.opened(location) as handle:
+        _refuse_if_locked(handle)
+        affected = [n for n in handle.nodes() if modes.mode_index(modes.STATE_MODE[n['state']]) > target_index]
+    hosts = sorted({n['host'] for n in affected})
+    if not affected:
+        console.print(f'nothing to roll back: no node in the ledger is beyond {target}')
+        return
+    question = (f'Roll back {len(affected)} nodes on {len(hosts)} hosts to {target} '
+                f'({strategy} strategy)?')
+    if not yes and not click.confirm(question, default=False):
+        raise click.Abort()
+    extravars = {'strategy': strategy, 'target': target, 'reason': reason, 'operator': operator}
+    _run_or_fail(settings, console, 'rollback.yml', extravars, f'rollback ({strategy})', location,
+                 expected_hosts=len(hosts))
+    console.print(f'[bold]rolled back[/bold] {len(affected)} nodes on {len(hosts)} hosts to {target}')
+
+
+def _refuse_if_locked(handle):
+    holder = _lock_holder(handle)
+    if holder:
+        raise Refused(f'the ledger is locked by {_describe_holder(holder)}; wait for it to finish '
+                      '(or recover a dead holder as docs/cli.md explains)')
+
+
+def _lock_holder(handle):
+    """The current lock holder (a mapping), or None."""
+    for name in ('lock_holder', 'get_lock', 'lock_info'):
+        getter = getattr(handle, name, None)
+        if getter:
+            return getter()
+    return None
+
+
+def _describe_holder(holder):
+    if not isinstance(holder, dict):
+        return str(holder)
+    who = holder.get('holder') or holder.get('owner') or holder.get('operator') or '?'
+    what = holder.get('playbook') or holder.get('purpose') or ''
+    since = render.fmt_time(holder.get('acquired_at') or holder.get('since') or holder.get('at'))
+    return f'{who} ({what}, since {since})' if what else f'{who} (since {since})'
+
+
+# --- start -------------------------------------------------------------------------------------
+
+def _check_plan_against_inventory(data, inventory):
+    problems = []
+    _, unknown = inventory.expand(data.get('exclude') or [])
+    problems += [f'exclude: {name!r} is neither a host nor a group of the inventory' for name in unknown]
+    canary = data.get('canary') or {}
+    _, unknown = inventory.expand(canary.get('hosts') or [])
+    problems += [f'canary.hosts: {name!r} is not a host of the inventory' for name in unknown]
+    fleet_size = len(inventory.fleet)
+    if canary.get('count', 0) > fleet_size:
+        problems.append(f"canary.count: {canary['count']} is more than the {fleet_size} hosts of the fleet")
+    if problems:
+        raise plan.PlanError(inventory.source or '(inventory)', problems)
+
+
+def _check_rule_ids(data):
+    if not data.get('thresholds'):
+        return
+    try:
+        from ansible_collections.autonomi.network_migration.plugins.plugin_utils import alert_rules
+        rule_ids = [rule['id'] for rule in alert_rules.load_rules()]
+    except (ImportError, AttributeError, OSError):  # rule definitions not available: playbooks validate
+        return
+    plan.check_rule_ids(data, rule_ids)
+
+
+def _preflight(handle):
+    """Refuse (exit 3) when the migration may not move forward now."""
+    flags = handle.get_flags()
+    if flags.get('halted'):
+        halted = flags['halted']
+        raise Refused(f"the migration is halted: {halted.get('reason')} ({render.fmt_time(halted.get('at'))}); "
+                      'resume with `resume --ack` once the cause is understood')
+    if flags.get('paused'):
+        paused = flags['paused']
+        raise Refused(f"the migration is paused by {paused.get('operator')}: {paused.get('reason')}; "
+                      '`resume` first')
+    _refuse_if_locked(handle)
+
+
+def _canary_passed(verdict):
+    if not verdict:
+        return False
+    if isinstance(verdict, dict):
+        verdict = verdict.get('verdict') or verdict.get('status') or verdict.get('outcome')
+    return str(verdict).lower() in ('pass', 'passed')
+
+
+def _fleet_nodes(handle, inventory):
+    """Every node of the fleet with the mode it runs: from the ledger, and for hosts the ledger
+    does not know yet, from the hosts themselves (transport_info, read-only)."""
+    from ansible_collections.autonomi.network_migration.plugins.module_utils import _modes as modes
+
+    fleet_hosts = set(inventory.fleet)
+    nodes = [{'host': n['host'], 'service_name': n.get('service_name') or n.get('node'),
+              'peer_id': n.get('peer_id'), 'mode': modes.STATE_MODE.get(n.get('state'))}
+             for n in handle.nodes() if n['host'] in fleet_hosts]
+    unknown = sorted(fleet_hosts - {n['host'] for n in nodes})
+    if unknown:
+        found, unreachable = fleet.discover_nodes(inventory.source, unknown)
+        if unreachable:
+            listing = '; '.join(f'{h}: {why}' for h, why in sorted(unreachable.items())[:10])
+            raise RunFailed(f'cannot plan: {len(unreachable)} host(s) unknown to the ledger did not report '
+                            f'their nodes (an unreachable host could hide libp2p-only nodes): {listing}')
+        nodes += found
+    return nodes
+
+
+def _selection(data, inventory, handle):
+    exclude, _ = inventory.expand(data.get('exclude') or [])
+    canary = data.get('canary') or {}
+    canary_hosts = list(canary.get('hosts') or [])
+    if canary and not canary_hosts and inventory.groups.get('canary'):
+        canary_hosts = inventory.groups['canary'][:canary['count']]
+    try:
+        return plan.select_plan(
+            _fleet_nodes(handle, inventory), data['waves'], exclude=exclude,
+            canary_count=canary.get('count', 0), canary_hosts=canary_hosts,
+            canary_done=_canary_passed(handle.canary_verdict()),
+            default_batches=data.get('batches') or plan.DEFAULT_BATCHES)
+    except plan.PlanError as exc:
+        raise BadInput(str(exc)) from None
+
+
+def _wave_vars(data, wave):
+    extravars = {
+        'wave': wave['percent'],
+        'migration_batches': list(wave.get('batches') or data.get('batches') or plan.DEFAULT_BATCHES),
+    }
+    soak = wave.get('soak', data.get('soak'))
+    if soak is not None:
+        extravars['soak_seconds'] = plan.parse_duration(soak)
+    if data.get('rollback_policy'):
+        extravars['rollback_policy'] = data['rollback_policy']
+    overrides = plan.alert_overrides(data)
+    if overrides:
+        extravars['migration_alert_overrides'] = overrides
+    return extravars
+
+
+def _canary_vars(data, stage):
+    canary = data['canary']
+    extravars = {'canary_count': canary['count']}
+    if 'duration' in canary:
+        extravars['canary_duration'] = plan.parse_duration(canary['duration'])
+    if stage.hosts:
+        extravars['canary_hosts'] = list(stage.hosts)
+    overrides = plan.alert_overrides(data)
+    if overrides:
+        extravars['migration_alert_overrides'] = overrides
+    return extravars
+
+
+@cli.command(epilog=EXIT_CODES_HELP)
+@click.option('--plan', 'plan_file', required=True, type=click.Path(dir_okay=False),
+              help='Migration plan, YAML or JSON (schema: plan.schema.json; see docs/cli.md).')
+@click.option('--dry-run', is_flag=True, help='Validate and print the hosts each stage would touch; change nothing.')
+@click.pass_obj
+def start(settings, plan_file, dry_run):
+    """Run a migration plan: the canary, then each wave, stopping at the first failure.
+
+    The plan is validated against the published schema (every error names its field), then
+    against the inventory (hosts and groups exist) and the ledger (not paused, halted or
+    locked). --dry-run prints, per stage, the hosts it would touch in order — sorted by name,
+    skipping hosts already past libp2p_only and excluded ones — and changes nothing.
+
+    \b
+    Examples:
+      ant-network-migration start --plan docs/examples/plan.yml --dry-run
+      ant-network-migration -i inventories/prod start --plan plan.yml
+    """
+    try:
+        data = plan.load(plan_file)
+        inventory = fleet.load_inventory(settings.inventory or data.get('inventory'))
+        _check_plan_against_inventory(data, inventory)
+        _check_rule_ids(data)
+    except plan.PlanError as exc:
+        raise BadInput(str(exc)) from None
+    console = _console()
+    location = settings.ledger_location()
+    with ledger_io.opened(location) as handle:
+        stages = _selection(data, inventory, handle)
+        refusal = None
+        try:
+            _preflight(handle)
+        except Refused as exc:
+            refusal = exc
+    if dry_run:
+        console.print(f'[bold]Dry run[/bold] of {plan_file} against {len(inventory.fleet)} hosts '
+                      f'({inventory.source or "ansible.cfg inventory"}); ledger {location}. Nothing is changed.')
+        wave_number = 0
+        for stage in stages:
+            if stage.stage == 'wave':
+                wave_number += 1
+            console.print(render.selection_table(stage, wave_number))
+        if refusal:
+            raise refusal
+        console.print('[green]plan is valid; a real run would start now[/green]')
+        return
+    if refusal:
+        raise refusal
+
+    inventory_source = settings.inventory or data.get('inventory')
+    waves = iter(data['waves'])
+    for stage in stages:
+        if stage.stage == 'canary':
+            if stage.skipped:
+                console.print(f'canary: skipped ({stage.skipped})')
+                continue
+            _run_or_fail(settings, console, 'canary.yml', _canary_vars(data, stage), 'canary', location,
+                         expected_hosts=len(stage.hosts) or None, inventory=inventory_source)
+            console.print('canary: [green]passed[/green]')
+            continue
+        wave = next(waves)
+        label = f"wave {wave['percent']} %"
+        _run_or_fail(settings, console, 'rollout.yml', _wave_vars(data, wave), label, location,
+                     expected_hosts=len(stage.hosts) or None, inventory=inventory_source)
+        console.print(f'{label}: [green]done[/green]')
+    with ledger_io.opened(location) as handle:
+        progress = handle.progress()
+    console.print(f"plan complete: {progress.get('progress_percent')} % migrated, "
+                  f"{progress.get('dual_stack_coverage_percent')} % dual-stack coverage, phase {progress.get('phase')}")
+
+
+def main():
+    cli(prog_name='ant-network-migration')
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,148 @@
+# Copyright: Contributors to the autonomi.network_migration collection
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Rich rendering of ledger and Prometheus figures. Pure functions of the data they are given."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+from ansible_collections.autonomi.network_migration.plugins.module_utils import _modes as modes
+from rich.table import Table
+
+
+def fmt_time(value):
+    """ISO-8601 (UTC, seconds) for an epoch, a datetime or an ISO string; '-' for None."""
+    if value is None or value == '':
+        return '-'
+    if isinstance(value, (int, float)):
+        value = dt.datetime.fromtimestamp(value, tz=dt.UTC)
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC).strftime('%Y-%m-%dT%H:%M:%SZ')
+    return str(value)
+
+
+def fmt_number(value, unit='', digits=2):
+    if value is None:
+        return '-'
+    if isinstance(value, float):
+        text = f'{value:.{digits}f}'
+    else:
+        text = str(value)
+    return f'{text}{unit}'
+
+
+def to_json(data):
+    """JSON text for command output: sorted keys, timestamps and other objects as strings."""
+    def default(obj):
+        if isinstance(obj, dt.datetime):
+            return fmt_time(obj)
+        if isinstance(obj, (set, tuple)):
+            return list(obj)
+        return str(obj)
+
+    return json.dumps(data, indent=2, sort_keys=True, default=default)
+
+
+def flag_text(name, flag):
+    if not flag:
+        return f'[green]not {name}[/green]'
+    who = flag.get('operator') or flag.get('source') or '?'
+    return f"[bold red]{name.upper()}[/bold red]: {flag.get('reason', '')} (by {who}, {fmt_time(flag.get('at'))})"
+
+
+def summary_table(progress, flags, canary, target_duration=None):
+    table = Table(title='Migration status', show_header=False, title_justify='left')
+    table.add_column('what', style='bold')
+    table.add_column('value')
+    table.add_row('progress', f"{fmt_number(progress.get('progress_percent'), ' %')}  "
+                              f"({progress.get('migrated', 0)} / {progress.get('total', 0)} nodes in iroh_primary"
+                              ' or iroh_only)')
+    table.add_row('phase', str(progress.get('phase', '-')))
+    table.add_row('dual-stack coverage', fmt_number(progress.get('dual_stack_coverage_percent'), ' %'))
+    table.add_row('dual-stack nodes', str(progress.get('dual_stack', 0)))
+    table.add_row('rolled back', str(progress.get('rolled_back', 0)))
+    table.add_row('velocity', fmt_number(progress.get('velocity_nodes_per_hour'), ' nodes/h'))
+    table.add_row('ETA', fmt_time(progress.get('eta')))
+    if target_duration:
+        table.add_row('target duration', str(target_duration))
+    table.add_row('canary', canary_text(canary))
+    table.add_row('paused', flag_text('paused', flags.get('paused')))
+    table.add_row('halted', flag_text('halted', flags.get('halted')))
+    return table
+
+
+def canary_text(canary):
+    if not canary:
+        return 'not run'
+    if isinstance(canary, dict):
+        verdict = canary.get('verdict') or canary.get('status') or canary.get('outcome') or '?'
+        when = canary.get('at') or canary.get('time')
+        reason = canary.get('reason') or ''
+        return f"{verdict}{' (' + fmt_time(when) + ')' if when else ''}{': ' + reason if reason else ''}"
+    return str(canary)
+
+
+def states_table(by_state):
+    table = Table(title='Nodes per state', title_justify='left')
+    table.add_column('state')
+    table.add_column('nodes', justify='right')
+    for state in modes.STATES:
+        table.add_row(state, str((by_state or {}).get(state, 0)))
+    return table
+
+
+def events_table(events, title='Recent events'):
+    table = Table(title=title, title_justify='left')
+    table.add_column('time')
+    table.add_column('kind')
+    table.add_column('detail', overflow='fold')
+    for event in events:
+        table.add_row(fmt_time(event.get('at') or event.get('time')), str(event.get('kind', '')),
+                      event_detail(event))
+    return table
+
+
+def event_detail(event):
+    parts = []
+    for key in ('reason', 'message', 'rule', 'verdict', 'value', 'threshold', 'operator', 'host', 'node'):
+        if event.get(key) not in (None, ''):
+            parts.append(f'{key}={event[key]}')
+    details = event.get('details') or event.get('data')
+    if isinstance(details, dict):
+        parts.extend(f'{k}={v}' for k, v in sorted(details.items()) if not isinstance(v, (dict, list)))
+    elif details:
+        parts.append(str(details))
+    return ' '.join(parts)
+
+
+def nodes_table(nodes):
+    table = Table(title='Nodes', title_justify='left')
+    for column in ('host', 'node', 'state', 'since'):
+        table.add_column(column)
+    for node in nodes:
+        table.add_row(str(node.get('host', '')), str(node.get('node') or node.get('service_name') or ''),
+                      str(node.get('state', '')), fmt_time(node.get('updated_at') or node.get('since')))
+    return table
+
+
+def selection_table(stage, index):
+    """One stage of a dry run: hosts per batch, in order."""
+    if stage.stage == 'canary':
+        title = 'Canary'
+    else:
+        title = f'Wave {index}: bring the fleet to {stage.percent} %'
+    title += f' (nodes past libp2p_only: {stage.nodes_before} -> {stage.nodes_after}, target {stage.target_nodes})'
+    table = Table(title=title, title_justify='left')
+    table.add_column('batch', justify='right')
+    table.add_column('hosts, in order', overflow='fold')
+    if stage.skipped:
+        table.add_row('-', f'[yellow]nothing to do: {stage.skipped}[/yellow]')
+    for number, batch in enumerate(stage.batches, 1):
+        table.add_row(str(number), ', '.join(batch))
+    for note in stage.notes:
+        table.add_row('', f'[yellow]note: {note}[/yellow]')
+    return table

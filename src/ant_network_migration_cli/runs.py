@@ -1,0 +1,120 @@
+# Copyright: Contributors to the autonomi.network_migration collection
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Running the collection's playbooks through ansible-runner (the engine AWX uses), with a
+progress bar fed from the runner's events."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from . import fleet
+
+# Results of this module count a host as done in the progress bar.
+PROGRESS_ACTION_SUFFIX = 'transport_mode'
+
+
+@dataclass
+class RunOutcome:
+    playbook: str
+    status: str                                   # successful | failed | canceled | timeout
+    rc: int
+    failures: list = field(default_factory=list)  # "host: task: message"
+    artifact_dir: str | None = None
+
+    @property
+    def ok(self):
+        return self.status == 'successful' and self.rc == 0
+
+
+class _EventSink:
+    """Turns runner events into progress-bar updates and a list of failures."""
+
+    def __init__(self, progress, task_id, label, console, echo_hosts):
+        self.progress = progress
+        self.task_id = task_id
+        self.label = label
+        self.console = console
+        self.echo_hosts = echo_hosts
+        self.done_hosts = set()
+        self.failures = []
+
+    def __call__(self, event):
+        kind = event.get('event', '')
+        data = event.get('event_data') or {}
+        if kind == 'playbook_on_task_start' and self.progress is not None:
+            self.progress.update(self.task_id, description=f"{self.label}: {data.get('task', '')}")
+        elif kind in ('runner_on_ok', 'runner_on_failed', 'runner_on_unreachable'):
+            host = data.get('host', '?')
+            if kind == 'runner_on_ok' and str(data.get('task_action', '')).endswith(PROGRESS_ACTION_SUFFIX):
+                if host not in self.done_hosts:
+                    self.done_hosts.add(host)
+                    if self.progress is not None:
+                        self.progress.advance(self.task_id)
+                    if self.echo_hosts:
+                        self.console.print(f'  {self.label}: {host} done')
+            elif kind != 'runner_on_ok' and not data.get('ignore_errors'):
+                res = data.get('res') or {}
+                message = res.get('msg') or res.get('stderr') or res.get('reason') or kind
+                self.failures.append(f"{host}: {data.get('task', '?')}: {str(message).strip()}")
+        return True
+
+
+def run_playbook(name, extravars=None, inventory=None, ledger_location=None, console=None,
+                 label=None, expected_hosts=None, verbosity=0):
+    """Run ``playbooks/<name>``; return a RunOutcome. Never raises for a failed play.
+
+    ``expected_hosts``: how many hosts the progress bar counts (None: a spinner only).
+    With verbosity >= 2 Ansible's own output is shown instead of the progress bar.
+    """
+    playbook = fleet.playbook_path(name)
+    root = fleet.collection_root()
+    env = fleet.ansible_env()
+    envvars = {key: env[key] for key in ('ANSIBLE_CONFIG',) if key in env}
+    if ledger_location:
+        envvars['ANT_MIGRATION_LEDGER'] = str(ledger_location)
+    binary = Path(sys.executable).parent / 'ansible-playbook'
+    private_dir = tempfile.mkdtemp(prefix='ant-network-migration-')
+    label = label or name
+    show_ansible = verbosity >= 2
+    use_bar = console is not None and console.is_terminal and not show_ansible
+    progress = None
+    task_id = None
+    if use_bar:
+        progress = Progress(SpinnerColumn(), TextColumn('{task.description}'), BarColumn(),
+                            MofNCompleteColumn(), TimeElapsedColumn(), console=console)
+        task_id = progress.add_task(label, total=expected_hosts)
+    sink = _EventSink(progress, task_id, label, console,
+                      echo_hosts=console is not None and not use_bar and not show_ansible)
+
+    import ansible_runner
+
+    kwargs = dict(private_data_dir=private_dir, project_dir=str(root), playbook=str(playbook),
+                  extravars=dict(extravars or {}), envvars=envvars, event_handler=sink,
+                  quiet=not show_ansible, verbosity=max(0, verbosity - 1) or None)
+    if inventory:
+        kwargs['inventory'] = str(Path(inventory).resolve())
+    if binary.exists():
+        kwargs['binary'] = str(binary)
+    try:
+        if progress is not None:
+            with progress:
+                result = ansible_runner.run(**kwargs)
+                if expected_hosts is not None and result.status == 'successful':
+                    progress.update(task_id, completed=expected_hosts)
+        else:
+            result = ansible_runner.run(**kwargs)
+    except KeyboardInterrupt:
+        return RunOutcome(name, 'canceled', 130, ['interrupted by the operator'], private_dir)
+    outcome = RunOutcome(name, result.status, result.rc if result.rc is not None else 1,
+                         sink.failures, private_dir)
+    if outcome.ok:
+        shutil.rmtree(private_dir, ignore_errors=True)
+        outcome.artifact_dir = None
+    return outcome
