@@ -1,0 +1,191 @@
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the autonomi.network_migration collection
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Controller-side access to the migration ledger from playbooks (see the module stub's docs)."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import socket
+
+from ansible.errors import AnsibleActionFail
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.autonomi.network_migration.plugins.module_utils import _modes
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils import ledger as ledger_lib
+
+ARGUMENT_SPEC = dict(
+    op=dict(type='str', required=True,
+            choices=['check', 'status', 'pause', 'resume', 'halt', 'lock', 'unlock', 'mark', 'event',
+                     'canary_verdict', 'switch_times']),
+    ledger=dict(type='str'),
+    operator=dict(type='str'),
+    reason=dict(type='str'),
+    ack=dict(type='bool', default=False),
+    require_canary=dict(type='bool', default=False),
+    allow_paused=dict(type='bool', default=False),
+    allow_halted=dict(type='bool', default=False),
+    playbook=dict(type='str'),
+    force=dict(type='bool', default=False),
+    stale_after=dict(type='int', default=3600),
+    hosts=dict(type='list', elements='str'),
+    state=dict(type='str', choices=list(_modes.STATES)),
+    from_states=dict(type='list', elements='str'),
+    kind=dict(type='str'),
+    data=dict(type='dict', default={}),
+    verdict=dict(type='str', choices=['passed', 'failed']),
+)
+
+WRITE_OPS = frozenset(['pause', 'resume', 'halt', 'lock', 'unlock', 'mark', 'event', 'canary_verdict'])
+
+
+def default_operator():
+    return os.environ.get('ANT_MIGRATION_OPERATOR') or '%s@%s' % (getpass.getuser(), socket.gethostname())
+
+
+class ActionModule(ActionBase):
+    """Ledger operations run on the controller: flags, lock, state marks, events."""
+
+    TRANSFERS_FILES = False
+    _VALID_ARGS = frozenset(ARGUMENT_SPEC)
+
+    def run(self, tmp=None, task_vars=None):
+        result = super().run(tmp, task_vars)
+        validation = ArgumentSpecValidator(ARGUMENT_SPEC).validate(self._task.args)
+        if validation.error_messages:
+            raise AnsibleActionFail('migration_ledger: %s' % '; '.join(validation.error_messages))
+        args = validation.validated_parameters
+        args['operator'] = args['operator'] or default_operator()
+        if self._play_context.check_mode and args['op'] in WRITE_OPS:
+            return dict(result, changed=True, msg='check mode: op=%s would write to the ledger' % args['op'])
+        try:
+            ledger = ledger_lib.open_ledger(ledger_lib.resolve_ledger_location(args['ledger']))
+        except ledger_lib.LedgerError as exc:
+            raise AnsibleActionFail('migration ledger unusable: %s' % exc) from None
+        try:
+            handler = getattr(self, '_op_%s' % args['op'])
+            result.update(handler(ledger, args))
+        except ledger_lib.LedgerLocked as exc:
+            result.update(failed=True, refused='locked', msg=str(exc))
+        except ledger_lib.LedgerError as exc:
+            result.update(failed=True, msg=str(exc))
+        finally:
+            ledger.close()
+        return result
+
+    # -- operations ------------------------------------------------------------------------
+    def _op_check(self, ledger, args):
+        """Refuse when the migration is halted or paused, or the canary has not passed."""
+        flags = ledger.get_flags()
+        out = {'changed': False, 'flags': flags}
+        halted, paused = flags.get('halted'), flags.get('paused')
+        if halted and not args['allow_halted']:
+            out.update(failed=True, refused='halted',
+                       msg='migration is HALTED since %s by %s: %s. Investigate, then acknowledge with '
+                           'playbooks/resume.yml -e ack=true (or `ant-network-migration resume --ack`).'
+                           % (halted.get('at'), halted.get('operator') or halted.get('source'), halted.get('reason')))
+            return out
+        if paused and not args['allow_paused']:
+            out.update(failed=True, refused='paused',
+                       msg='migration is PAUSED since %s by %s: %s. Resume with playbooks/resume.yml.'
+                           % (paused.get('at'), paused.get('operator'), paused.get('reason')))
+            return out
+        if args['require_canary']:
+            verdict = ledger.canary_verdict()
+            if not verdict or verdict.get('verdict') != 'passed':
+                out.update(failed=True, refused='canary',
+                           msg='the canary has not passed (%s); run playbooks/canary.yml first'
+                               % (('last verdict: %s at %s, %s' % (verdict.get('verdict'), verdict.get('at'),
+                                                                   verdict.get('reason') or ''))
+                                  if verdict else 'no canary verdict recorded'))
+                return out
+            out['canary'] = verdict
+        return out
+
+    def _op_status(self, ledger, args):
+        return {
+            'changed': False,
+            'progress': ledger.progress(),
+            'flags': ledger.get_flags(),
+            'canary': ledger.canary_verdict(),
+            'events': ledger.events(limit=20),
+        }
+
+    def _op_pause(self, ledger, args):
+        reason = self._need(args, 'reason', 'a pause needs a reason (-e reason="...")')
+        already = ledger.get_flags().get('paused')
+        if already:
+            return {'changed': False, 'msg': 'already paused by %s: %s' % (already.get('operator'), already.get('reason'))}
+        ledger.set_pause(reason, args['operator'])
+        return {'changed': True, 'msg': 'migration paused by %s: %s' % (args['operator'], reason)}
+
+    def _op_resume(self, ledger, args):
+        flags = ledger.get_flags()
+        if not flags.get('paused') and not flags.get('halted'):
+            return {'changed': False, 'msg': 'migration is neither paused nor halted'}
+        ledger.resume(args['operator'], ack=args['ack'])
+        return {'changed': True, 'msg': 'migration resumed by %s' % args['operator'], 'cleared': flags}
+
+    def _op_halt(self, ledger, args):
+        reason = self._need(args, 'reason', 'a halt needs a reason')
+        ledger.set_halt(reason, args['operator'], source=args['playbook'] or 'playbook')
+        return {'changed': True, 'msg': 'migration halted: %s' % reason}
+
+    def _op_lock(self, ledger, args):
+        holder = self._holder(args)
+        if args['force']:
+            reason = self._need(args, 'reason', 'forcing the lock needs a reason')
+            ledger.force_unlock(args['operator'], reason)
+        ledger.acquire_lock(holder, args['playbook'] or 'unknown', stale_after=args['stale_after'])
+        return {'changed': True, 'holder': holder}
+
+    def _op_unlock(self, ledger, args):
+        ledger.release_lock(self._holder(args))
+        return {'changed': True}
+
+    def _op_mark(self, ledger, args):
+        """Move every node of ``hosts`` that is in one of ``from_states`` to ``state``."""
+        state = self._need(args, 'state', 'op=mark needs state')
+        hosts = args['hosts'] or []
+        from_states = args['from_states'] or None
+        moved = []
+        for node in ledger.nodes(states=from_states, hosts=hosts):
+            if node['state'] == state:
+                continue
+            ledger.record_transition(node['host'], node['service_name'], node.get('peer_id'), state,
+                                     mode=_modes.STATE_MODE[state], version=node.get('version'),
+                                     reason=args['reason'] or 'marked by playbook',
+                                     run_id=os.environ.get('ANT_MIGRATION_RUN_ID'))
+            moved.append('%s/%s' % (node['host'], node['service_name']))
+        return {'changed': bool(moved), 'moved': moved}
+
+    def _op_event(self, ledger, args):
+        kind = self._need(args, 'kind', 'op=event needs kind')
+        ledger.record_event(kind, run_id=os.environ.get('ANT_MIGRATION_RUN_ID'),
+                            operator=args['operator'], reason=args['reason'], **args['data'])
+        return {'changed': True}
+
+    def _op_canary_verdict(self, ledger, args):
+        verdict = self._need(args, 'verdict', 'op=canary_verdict needs verdict')
+        ledger.set_canary_verdict(verdict, hosts=args['hosts'] or [], reason=args['reason'],
+                                  data=args['data'], operator=args['operator'])
+        return {'changed': True, 'verdict': verdict}
+
+    def _op_switch_times(self, ledger, args):
+        """Measured seconds-to-ready of recent switches (for the rollback-time projection)."""
+        return {'changed': False, 'switch_seconds': ledger.switch_times(limit=1000)}
+
+    # -- helpers ---------------------------------------------------------------------------
+    @staticmethod
+    def _need(args, key, msg):
+        if not args.get(key):
+            raise AnsibleActionFail(msg)
+        return args[key]
+
+    @staticmethod
+    def _holder(args):
+        run_id = os.environ.get('ANT_MIGRATION_RUN_ID')
+        return '%s (run %s)' % (args['operator'], run_id) if run_id else args['operator']

@@ -1,0 +1,157 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the autonomi.network_migration collection
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: migration_ledger
+short_description: Read and write the migration ledger from a playbook
+version_added: 0.1.0
+description:
+  - Controller-side operations on the migration ledger (SQLite file or PostgreSQL DSN) that the
+    rollout, rollback and control playbooks need - refuse when paused or halted, pause, resume
+    (a halt needs O(ack=true)), take and release the run lock, mark nodes with a migration state,
+    record events and the canary verdict, report status.
+  - This is an action plugin; it runs on the controller whatever host it is called for. Use it
+    with C(run_once) or on C(localhost).
+author:
+  - Autonomi network operations (@autonomi)
+options:
+  op:
+    description:
+      - V(check) fails when the migration is halted or paused (see O(allow_paused), O(allow_halted)) or,
+        with O(require_canary=true), when no passed canary verdict is recorded.
+      - V(status) returns progress, flags, the canary verdict and recent events.
+      - V(pause) and V(resume) set and clear the pause; V(resume) also clears a halt when O(ack=true).
+      - V(halt) writes a halt mark with O(reason).
+      - V(lock) takes the run lock (refused while another run holds it; O(force=true) with a O(reason)
+        overrides a dead holder's lock and logs it); V(unlock) releases it.
+      - V(mark) moves every node of O(hosts) in one of O(from_states) to O(state).
+      - V(event) records an event of O(kind) with O(data); V(canary_verdict) records O(verdict).
+      - V(switch_times) returns measured node switch times (seconds to ready) for rollback projections.
+    type: str
+    required: true
+    choices: [check, status, pause, resume, halt, lock, unlock, mark, event, canary_verdict, switch_times]
+  ledger:
+    description:
+      - Ledger location, a SQLite path or a C(postgresql://) DSN. Defaults to E(ANT_MIGRATION_LEDGER),
+        then C(ledger) in the C([autonomi_network_migration]) section of C(ansible.cfg).
+    type: str
+  operator:
+    description: Who asks. Defaults to E(ANT_MIGRATION_OPERATOR), else C(user@controller).
+    type: str
+  reason:
+    description: Why (pause, halt, forced unlock, mark, event).
+    type: str
+  ack:
+    description: With O(op=resume), acknowledge and clear a halt.
+    type: bool
+    default: false
+  require_canary:
+    description: With O(op=check), also require a passed canary verdict.
+    type: bool
+    default: false
+  allow_paused:
+    description: With O(op=check), do not fail on a pause (rollbacks ignore pauses).
+    type: bool
+    default: false
+  allow_halted:
+    description: With O(op=check), do not fail on a halt (rollbacks must work when halted).
+    type: bool
+    default: false
+  playbook:
+    description: Playbook name recorded with the lock or halt.
+    type: str
+  force:
+    description: With O(op=lock), override the lock of a holder known to be dead (logged with O(reason)).
+    type: bool
+    default: false
+  stale_after:
+    description: With O(op=lock), seconds after which a lock without heartbeat is recovered automatically.
+    type: int
+    default: 3600
+  hosts:
+    description: Hosts whose nodes O(op=mark) moves, or the canary hosts for O(op=canary_verdict).
+    type: list
+    elements: str
+  state:
+    description: Target migration state for O(op=mark).
+    type: str
+    choices: [libp2p_only, dual_stack_testing, dual_stack_stable, iroh_primary, iroh_only, rolled_back]
+  from_states:
+    description: With O(op=mark), only nodes in these states move.
+    type: list
+    elements: str
+  kind:
+    description: Event kind for O(op=event).
+    type: str
+  data:
+    description: Event or verdict data.
+    type: dict
+    default: {}
+  verdict:
+    description: Canary verdict for O(op=canary_verdict).
+    type: str
+    choices: [passed, failed]
+attributes:
+  check_mode:
+    description: Read operations run in check mode; writes are skipped and reported as would-change.
+    support: partial
+  diff_mode:
+    description: No diff is returned.
+    support: none
+  action:
+    description: Runs entirely on the controller as an action plugin.
+    support: full
+"""
+
+EXAMPLES = r"""
+- name: Refuse to go on when paused or halted, or before the canary passed
+  autonomi.network_migration.migration_ledger:
+    op: check
+    require_canary: true
+  run_once: true
+
+- name: Pause the migration
+  autonomi.network_migration.migration_ledger:
+    op: pause
+    reason: "network maintenance window"
+  run_once: true
+
+- name: Mark the batch's nodes stable after their soak
+  autonomi.network_migration.migration_ledger:
+    op: mark
+    hosts: "{{ ansible_play_batch }}"
+    from_states: [dual_stack_testing]
+    state: dual_stack_stable
+  run_once: true
+"""
+
+RETURN = r"""
+flags:
+  description: Pause and halt flags (each null or a dict with reason, operator, at).
+  returned: op is check or status
+  type: dict
+progress:
+  description: Migration progress (total, migrated, dual_stack, progress_percent, phase, velocity, eta ...).
+  returned: op is status
+  type: dict
+moved:
+  description: Nodes (host/service) moved by O(op=mark).
+  returned: op is mark
+  type: list
+  elements: str
+refused:
+  description: Why O(op=check) or O(op=lock) refused (halted, paused, canary, locked).
+  returned: when refused
+  type: str
+switch_seconds:
+  description: Measured node switch times.
+  returned: op is switch_times
+  type: list
+  elements: float
+"""
