@@ -1,0 +1,121 @@
+# Copyright: Contributors to the autonomi.network_migration collection
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""PostgreSQL backend of the ledger (for AWX, whose jobs run in throw-away containers).
+
+psycopg 3 is imported lazily, so the SQLite ledger works on controllers without it. Every
+write transaction first takes a transaction-scoped advisory lock, which gives writers the same
+one-at-a-time semantics as SQLite's BEGIN IMMEDIATE (read-modify-write of a node, the run lock).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import threading
+
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils._ledger_errors import LedgerUnavailable
+
+# Key of the advisory lock that serialises ledger writers ("ANML").
+WRITE_LOCK_KEY = 0x414E4D4C
+CONNECT_TIMEOUT = 10
+
+
+def redact_dsn(dsn):
+    """The DSN with its password replaced, for messages and logs."""
+    text = re.sub(r'(://[^:/@]+:)[^@]*@', r'\1***@', str(dsn))
+    return re.sub(r'(password\s*=\s*)\S+', r'\1***', text, flags=re.IGNORECASE)
+
+
+class _Tx:
+    """The statements of one transaction; SQL uses ``?`` placeholders (turned into ``%s``)."""
+
+    def __init__(self, conn):
+        self._conn = conn
+
+    @staticmethod
+    def _sql(sql):
+        return sql.replace('?', '%s')
+
+    def query(self, sql, params=()):
+        with self._conn.cursor() as cur:
+            cur.execute(self._sql(sql), tuple(params) or None)
+            return [dict(row) for row in cur.fetchall()] if cur.description else []
+
+    def one(self, sql, params=()):
+        rows = self.query(sql, params)
+        return rows[0] if rows else None
+
+    def execute(self, sql, params=()):
+        with self._conn.cursor() as cur:
+            cur.execute(self._sql(sql), tuple(params) or None)
+            return cur.rowcount
+
+    def insert(self, sql, params=()):
+        with self._conn.cursor() as cur:
+            cur.execute(self._sql(sql), tuple(params) or None)
+            return cur.fetchone()['id']
+
+
+class PostgresBackend:
+    dialect = 'postgresql'
+
+    def __init__(self, dsn, connect_timeout=CONNECT_TIMEOUT):
+        self.dsn = dsn
+        self.location = redact_dsn(dsn)
+        self._connect_timeout = connect_timeout
+        self._lock = threading.RLock()
+        try:
+            import psycopg  # pylint: disable=import-outside-toplevel
+            from psycopg.rows import dict_row  # pylint: disable=import-outside-toplevel
+        except ImportError:
+            raise LedgerUnavailable(
+                f'the ledger {self.location} is a PostgreSQL DSN but psycopg 3 is not installed on this controller; '
+                "install it (pip install 'psycopg[binary]') or use a SQLite ledger path") from None
+        self._psycopg = psycopg
+        self._dict_row = dict_row
+        self._conn = None
+        self._connect()
+
+    def _connect(self):
+        psycopg = self._psycopg
+        try:
+            self._conn = psycopg.connect(self.dsn, autocommit=True, row_factory=self._dict_row,
+                                         connect_timeout=self._connect_timeout,
+                                         application_name='autonomi.network_migration')
+        except psycopg.Error as exc:
+            detail = ' '.join(str(exc).split())
+            raise LedgerUnavailable(
+                f'cannot connect to the PostgreSQL ledger {self.location}: {redact_dsn(detail)}; check the DSN '
+                '(ANT_MIGRATION_LEDGER or the ledger option), the server and the credentials') from None
+
+    @contextlib.contextmanager
+    def transaction(self, write=True):
+        psycopg = self._psycopg
+        with self._lock:
+            if self._conn is None or self._conn.closed or self._conn.broken:
+                self._connect()
+            try:
+                with self._conn.transaction():
+                    tx = _Tx(self._conn)
+                    if write:
+                        tx.query('SELECT pg_advisory_xact_lock(?)', (WRITE_LOCK_KEY,))
+                    yield tx
+            except psycopg.OperationalError as exc:
+                detail = ' '.join(str(exc).split())
+                raise LedgerUnavailable(f'the PostgreSQL ledger {self.location} failed: {detail}') from None
+
+    def tables(self, tx):
+        rows = tx.query('SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()')
+        return sorted(row['table_name'] for row in rows)
+
+    def application_id(self):
+        return None
+
+    def set_application_id(self, value):
+        return None
+
+    def close(self):
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()

@@ -1,0 +1,143 @@
+# Copyright: Contributors to the autonomi.network_migration collection
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""SQLite backend of the ledger: one file, WAL journal, busy timeout, BEGIN IMMEDIATE writes."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import threading
+
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils._ledger_errors import (
+    LedgerForeignDatabase,
+    LedgerUnavailable,
+)
+
+SQLITE_MAGIC = b'SQLite format 3\x00'
+BUSY_TIMEOUT_MS = 30000
+
+
+class _Tx:
+    """The statements of one transaction; SQL uses ``?`` placeholders."""
+
+    def __init__(self, conn):
+        self._conn = conn
+
+    def query(self, sql, params=()):
+        cur = self._conn.execute(sql, tuple(params))
+        return [dict(row) for row in cur.fetchall()]
+
+    def one(self, sql, params=()):
+        rows = self.query(sql, params)
+        return rows[0] if rows else None
+
+    def execute(self, sql, params=()):
+        return self._conn.execute(sql, tuple(params)).rowcount
+
+    def insert(self, sql, params=()):
+        """Run an INSERT ... RETURNING id and return the id."""
+        return self._conn.execute(sql, tuple(params)).fetchone()[0]
+
+
+class SQLiteBackend:
+    dialect = 'sqlite'
+
+    def __init__(self, path, busy_timeout_ms=BUSY_TIMEOUT_MS):
+        self.path = os.path.abspath(os.path.expanduser(path))
+        self.location = self.path
+        self._lock = threading.RLock()
+        self._check_file()
+        parent = os.path.dirname(self.path)
+        try:
+            os.makedirs(parent, exist_ok=True)
+        except OSError as exc:
+            raise LedgerUnavailable(
+                f'cannot create the directory {parent} for the SQLite ledger: {exc.strerror or exc}; '
+                'set ANT_MIGRATION_LEDGER or the [autonomi_network_migration] ledger option to a writable path'
+            ) from None
+        try:
+            # isolation_level=None: no implicit transactions, we issue BEGIN ourselves.
+            # check_same_thread=False: Ansible calls callbacks from its main and results threads;
+            # self._lock serialises them.
+            self._conn = sqlite3.connect(self.path, timeout=busy_timeout_ms / 1000.0, isolation_level=None,
+                                         check_same_thread=False)
+            self._conn.row_factory = sqlite3.Row
+            self._conn.execute(f'PRAGMA busy_timeout = {int(busy_timeout_ms)}')
+            self._conn.execute('PRAGMA foreign_keys = ON')
+            self._set_wal()
+            # FULL: a committed transaction survives a power cut too, not only a killed process.
+            self._conn.execute('PRAGMA synchronous = FULL')
+        except sqlite3.DatabaseError as exc:
+            self._raise_open_error(exc)
+
+    def _check_file(self):
+        if os.path.isdir(self.path):
+            example = os.path.join(self.path, 'ledger.sqlite3')
+            raise LedgerUnavailable(
+                f'the SQLite ledger path {self.path} is a directory; give a file path such as {example}')
+        if not os.path.exists(self.path):
+            return
+        try:
+            with open(self.path, 'rb') as handle:
+                head = handle.read(len(SQLITE_MAGIC))
+        except OSError as exc:
+            raise LedgerUnavailable(f'cannot read the SQLite ledger {self.path}: {exc.strerror or exc}') from None
+        if head and head != SQLITE_MAGIC:
+            raise LedgerForeignDatabase(
+                f'{self.path} is not a SQLite database (it starts with {head[:16]!r}), so it is not a migration '
+                'ledger; check ANT_MIGRATION_LEDGER / the [autonomi_network_migration] ledger option, '
+                'or move the file away')
+
+    def _set_wal(self):
+        # Switching to WAL needs a moment of exclusive access; retry while another opener holds it.
+        for _attempt in range(50):
+            try:
+                mode = self._conn.execute('PRAGMA journal_mode = WAL').fetchone()[0]
+                break
+            except sqlite3.OperationalError as exc:
+                if 'locked' not in str(exc) and 'busy' not in str(exc):
+                    raise
+                threading.Event().wait(0.1)
+        else:
+            mode = self._conn.execute('PRAGMA journal_mode').fetchone()[0]
+        if str(mode).lower() != 'wal':
+            raise LedgerUnavailable(f'cannot switch the SQLite ledger {self.path} to WAL journal mode (got {mode}); '
+                                    'is it on a network file system? Put the ledger on a local disk or use PostgreSQL')
+
+    def _raise_open_error(self, exc):
+        msg = str(exc)
+        if 'not a database' in msg or 'malformed' in msg or 'encrypted' in msg:
+            raise LedgerForeignDatabase(f'{self.path} is not a readable SQLite ledger ({msg}); check the ledger '
+                                        'location or move the file away and let a new ledger be created') from None
+        raise LedgerUnavailable(f'cannot open the SQLite ledger {self.path}: {msg}') from None
+
+    @contextlib.contextmanager
+    def transaction(self, write=True):
+        with self._lock:
+            try:
+                self._conn.execute('BEGIN IMMEDIATE' if write else 'BEGIN')
+            except sqlite3.DatabaseError as exc:
+                self._raise_open_error(exc)
+            try:
+                yield _Tx(self._conn)
+            except BaseException:
+                self._conn.execute('ROLLBACK')
+                raise
+            else:
+                self._conn.execute('COMMIT')
+
+    def tables(self, tx):
+        rows = tx.query("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
+        return sorted(row['name'] for row in rows)
+
+    def application_id(self):
+        return self._conn.execute('PRAGMA application_id').fetchone()[0]
+
+    def set_application_id(self, value):
+        self._conn.execute(f'PRAGMA application_id = {int(value)}')
+
+    def close(self):
+        with self._lock:
+            self._conn.close()
