@@ -1,0 +1,84 @@
+# Copyright: Contributors to the autonomi.network_migration collection
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""What the node-side modules share: options, the host's node inventory, error translation.
+
+The options here are documented once in ``doc_fragments/_node.py``.
+"""
+
+from __future__ import annotations
+
+import traceback
+
+from ansible_collections.autonomi.network_migration.plugins.module_utils._antctl import (
+    DEFAULT_ANTCTL_PATH,
+    DEFAULT_COMMAND_TIMEOUT,
+    STATUS_RUNNING,
+    Antctl,
+    select_nodes,
+)
+from ansible_collections.autonomi.network_migration.plugins.module_utils._errors import (
+    AntctlError,
+    MetricsError,
+    MetricsUnreachable,
+)
+from ansible_collections.autonomi.network_migration.plugins.module_utils._node_metrics import (
+    DEFAULT_METRICS_HOST,
+    DEFAULT_METRICS_TIMEOUT,
+    scrape,
+)
+
+
+def node_argument_spec():
+    """Options of every node-side module (doc fragment ``autonomi.network_migration._node``)."""
+    return dict(
+        nodes=dict(type='list', elements='str', default=[]),
+        antctl_path=dict(type='path', default=DEFAULT_ANTCTL_PATH),
+        antctl_env=dict(type='dict', default={}),
+        antctl_timeout=dict(type='int', default=DEFAULT_COMMAND_TIMEOUT),
+        metrics_host=dict(type='str', default=DEFAULT_METRICS_HOST),
+        metrics_timeout=dict(type='float', default=DEFAULT_METRICS_TIMEOUT),
+    )
+
+
+def antctl_from_params(params):
+    return Antctl(path=params['antctl_path'], env=params['antctl_env'], timeout=params['antctl_timeout'])
+
+
+class NodeReader:
+    """Reads the selected nodes of the host: registry from antctl, live figures from metrics."""
+
+    def __init__(self, antctl, metrics_host=DEFAULT_METRICS_HOST, metrics_timeout=DEFAULT_METRICS_TIMEOUT,
+                 scraper=scrape):
+        self.antctl = antctl
+        self.metrics_host = metrics_host
+        self.metrics_timeout = metrics_timeout
+        self._scrape = scraper
+
+    def nodes(self, selectors=None):
+        return select_nodes(self.antctl.status(), selectors)
+
+    def scrape(self, node):
+        """NodeMetrics of a node; raises MetricsError (MetricsUnreachable when it has no port)."""
+        if not node.get('metrics_port'):
+            raise MetricsUnreachable(f"{node['service_name']} has no metrics_port in antctl status")
+        return self._scrape(node['metrics_port'], host=self.metrics_host, timeout=self.metrics_timeout)
+
+    def try_scrape(self, node):
+        """(NodeMetrics, None) or (None, reason) — for loops that must not stop on one node."""
+        if node['status'] != STATUS_RUNNING:
+            return None, f"node is {node['status']}"
+        try:
+            return self.scrape(node), None
+        except MetricsError as exc:
+            return None, str(exc)
+
+
+def fail_from_error(module, exc, **extra):
+    """The one place where a domain error becomes ``fail_json``."""
+    result = dict(extra)
+    if isinstance(exc, AntctlError):
+        result.update({k: v for k, v in exc.details().items() if v not in (None, [])})
+    if isinstance(exc, MetricsError) and exc.url:
+        result['url'] = exc.url
+    module.fail_json(msg=str(exc), exception=traceback.format_exc(), **result)

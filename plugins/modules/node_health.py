@@ -1,0 +1,447 @@
+#!/usr/bin/python
+# Copyright: Contributors to the autonomi.network_migration collection
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: node_health
+short_description: Check the health of the ant-node services of a host, per node and per transport
+version_added: 0.1.0
+description:
+  - Reads each selected node's metrics twice, O(sample_window) seconds apart, and judges the node
+    V(healthy), V(degraded) or V(unhealthy), per transport it runs and overall.
+  - "Checks: connectivity (connected peers per transport the node runs, and O(important_peers));
+    Kademlia (routing table size, closest-peer query success over the window); per-transport error
+    rate and p95 latency over the window; mode agreement with O(expected_modes)."
+  - Every failed check is returned with its reason, its measured value and its threshold.
+  - The module changes nothing. It fails only when O(fail_on) asks for it, so that playbooks decide.
+author:
+  - Autonomi network operations (@autonomi)
+extends_documentation_fragment:
+  - autonomi.network_migration._node
+  - autonomi.network_migration._attributes
+  - autonomi.network_migration._attributes.IDEMPOTENT
+attributes:
+  check_mode:
+    support: full
+    details: The module only reads; it runs the same way in check mode.
+  diff_mode:
+    support: none
+  idempotent:
+    support: full
+options:
+  min_peers:
+    description:
+      - A node must have at least this many connected peers on each transport its mode runs
+        (C(ant_networking_transport_connected_peers)). Fewer is V(degraded); none at all is V(unhealthy).
+    type: int
+    default: 5
+  important_peers:
+    description:
+      - Peer ids every selected node must be connected to; a missing one makes the node V(degraded).
+      - Needs C(antctl status --json) to list the connected peer ids (the registry's form). When antctl reports
+        only a count, the check is reported as not verifiable and does not change the state.
+    type: list
+    elements: str
+    default: []
+  min_routing_peers:
+    description:
+      - A node with fewer peers in its Kademlia routing table (C(ant_networking_peers_in_routing_table))
+        is V(degraded) (10 of the 20 a closest-peers query asks for); an empty routing table is V(unhealthy).
+    type: int
+    default: 10
+  min_query_success:
+    description:
+      - Lowest acceptable share (0 to 1) of successful closest-peer queries during the window;
+        lower is V(degraded). No query in the window is not judged.
+    type: float
+    default: 0.9
+  max_error_rate:
+    description:
+      - Highest acceptable share (0 to 1) of failed requests per transport during the window;
+        higher is V(unhealthy) (the collection's critical alert uses the same 5 %).
+    type: float
+    default: 0.05
+  max_p95_latency:
+    description:
+      - Highest acceptable p95 request latency per transport during the window, in seconds;
+        higher is V(degraded) (the collection's warning alert uses the same 500 ms).
+    type: float
+    default: 0.5
+  sample_window:
+    description:
+      - Seconds between the two scrapes of each node from which rates and latency are computed.
+      - V(0) scrapes once and skips the error-rate, latency and query-success checks.
+    type: float
+    default: 5.0
+  expected_modes:
+    description:
+      - The mode the migration ledger expects of each node, keyed by service name or peer id.
+      - A node that runs another mode is V(unhealthy). Nodes absent from the dict are not checked.
+    type: dict
+    default: {}
+  fail_on:
+    description:
+      - V(unhealthy) fails the task when any selected node is unhealthy; V(degraded) when any is degraded
+        or unhealthy; V(never) always returns the results.
+    type: str
+    choices: [unhealthy, degraded, never]
+    default: never
+seealso:
+  - module: autonomi.network_migration.transport_mode
+  - module: autonomi.network_migration.transport_info
+"""
+
+EXAMPLES = r"""
+- name: Check the nodes of the host against what the ledger expects
+  autonomi.network_migration.node_health:
+    antctl_path: "{{ ant_antctl_path | default(omit) }}"
+    sample_window: 10
+    expected_modes: "{{ ledger_expected_modes[inventory_hostname] | default({}) }}"
+  register: health
+
+- name: Fail the batch when a switched node is unhealthy
+  autonomi.network_migration.node_health:
+    nodes: "{{ switched.switched }}"
+    min_peers: 8
+    important_peers:
+      - 12D3KooWD3bfmNbuuuVCYwkjnFt3ukm3qaB3hDED3peGVCEs1eVh
+    fail_on: unhealthy
+
+- name: Show the degraded nodes
+  ansible.builtin.debug:
+    msg: "{{ health.nodes | selectattr('state', 'ne', 'healthy') | map(attribute='failed_checks') }}"
+"""
+
+RETURN = r"""
+state:
+  description: The worst state of the selected nodes (V(healthy) when no node is selected).
+  returned: always
+  type: str
+  sample: degraded
+summary:
+  description: How many selected nodes are in each state.
+  returned: always
+  type: dict
+  sample: {healthy: 4, degraded: 1, unhealthy: 0}
+sample_window:
+  description: Seconds actually elapsed between the two scrapes.
+  returned: always
+  type: float
+nodes:
+  description: One entry per selected node, in registry order.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    service_name:
+      description: The node's service name.
+      type: str
+    peer_id:
+      description: The node's peer id.
+      type: str
+    status:
+      description: The node's status in antctl.
+      type: str
+      sample: Running
+    mode:
+      description: The transport mode the node runs (from C(ant_node_transport_mode)); null when unknown.
+      type: str
+    expected_mode:
+      description: The mode O(expected_modes) gave for the node; null when not given.
+      type: str
+    state:
+      description: V(healthy), V(degraded) or V(unhealthy) — the worst of its checks.
+      type: str
+    connected_peers:
+      description: Total connected peers.
+      type: int
+    routing_table_size:
+      description: Peers in the Kademlia routing table.
+      type: int
+    closest_peers:
+      description: Closest-peer queries during the window (V(ok), V(errors), V(success_rate)).
+      type: dict
+    transports:
+      description:
+        - Per transport the node's mode runs (V(libp2p), V(iroh)) its V(state), V(connected_peers),
+          V(requests), V(errors), V(error_rate), V(request_rate), V(p95_latency_seconds) and V(dial_failures)
+          over the window.
+      type: dict
+      sample:
+        libp2p: {state: healthy, connected_peers: 12, requests: 240, errors: 2, error_rate: 0.008,
+                 request_rate: 48.0, p95_latency_seconds: 0.21, dial_failures: 0}
+    failed_checks:
+      description: Every check that did not pass.
+      type: list
+      elements: dict
+      contains:
+        check:
+          description: >-
+            V(reachable), V(connectivity), V(important_peers), V(routing_table), V(closest_peers),
+            V(error_rate), V(latency_p95) or V(mode).
+          type: str
+        transport:
+          description: The transport the check concerns, or null.
+          type: str
+        state:
+          description: The state this check gives the node.
+          type: str
+        value:
+          description: The measured value.
+          type: raw
+        threshold:
+          description: The threshold it was compared with.
+          type: raw
+        reason:
+          description: A sentence an operator can act on.
+          type: str
+    notes:
+      description: Checks that could not be made, and why.
+      type: list
+      elements: str
+unhealthy_nodes:
+  description: Service names of the unhealthy nodes.
+  returned: always
+  type: list
+  elements: str
+degraded_nodes:
+  description: Service names of the degraded nodes.
+  returned: always
+  type: list
+  elements: str
+"""
+
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.autonomi.network_migration.plugins.module_utils._common import (
+    NodeReader,
+    antctl_from_params,
+    fail_from_error,
+    node_argument_spec,
+)
+from ansible_collections.autonomi.network_migration.plugins.module_utils._errors import MetricsError, NodeError
+from ansible_collections.autonomi.network_migration.plugins.module_utils._modes import MODE_TRANSPORTS
+from ansible_collections.autonomi.network_migration.plugins.module_utils._node_metrics import (
+    closest_peers_window,
+    transport_window,
+)
+
+HEALTHY = 'healthy'
+DEGRADED = 'degraded'
+UNHEALTHY = 'unhealthy'
+STATES = (HEALTHY, DEGRADED, UNHEALTHY)
+
+
+def worst(states):
+    return max(states, key=STATES.index, default=HEALTHY)
+
+
+def argument_spec():
+    spec = node_argument_spec()
+    spec.update(
+        min_peers=dict(type='int', default=5),
+        important_peers=dict(type='list', elements='str', default=[]),
+        min_routing_peers=dict(type='int', default=10),
+        min_query_success=dict(type='float', default=0.9),
+        max_error_rate=dict(type='float', default=0.05),
+        max_p95_latency=dict(type='float', default=0.5),
+        sample_window=dict(type='float', default=5.0),
+        expected_modes=dict(type='dict', default={}),
+        fail_on=dict(type='str', choices=['unhealthy', 'degraded', 'never'], default='never'),
+    )
+    return spec
+
+
+class HealthJudge:
+    """Turns one node's scrapes into checks. Pure: no I/O, so unit tests drive it directly."""
+
+    def __init__(self, params):
+        self.params = params
+
+    def judge(self, node, first, second, elapsed, scrape_error=None):
+        checks = []
+        entry = {
+            'service_name': node['service_name'], 'peer_id': node['peer_id'], 'status': node['status'],
+            'mode': None, 'expected_mode': self._expected(node), 'state': HEALTHY,
+            'connected_peers': None, 'routing_table_size': None, 'closest_peers': None,
+            'transports': {}, 'failed_checks': checks, 'notes': [],
+        }
+
+        def fail(check, state, value, threshold, reason, transport=None):
+            checks.append({'check': check, 'transport': transport, 'state': state, 'value': value,
+                           'threshold': threshold, 'reason': reason})
+
+        latest = second or first
+        if latest is None:
+            fail('reachable', UNHEALTHY, node['status'], 'Running with metrics',
+                 f"{node['service_name']} cannot be checked: {scrape_error}")
+            entry['state'] = UNHEALTHY
+            return entry
+        try:
+            mode = latest.mode
+        except MetricsError as exc:
+            mode = None
+            fail('mode', UNHEALTHY, None, None, str(exc))
+        entry['mode'] = mode
+        entry['connected_peers'] = latest.connected_peers
+        self._check_mode(entry, mode, fail)
+        transports = MODE_TRANSPORTS.get(mode, ())
+        for transport in transports:
+            entry['transports'][transport] = self._check_transport(
+                node, transport, first, second, elapsed, fail)
+        self._check_important_peers(node, entry, fail)
+        self._check_kademlia(entry, first, second, fail)
+        entry['state'] = worst(c['state'] for c in checks)
+        for transport, figures in entry['transports'].items():
+            figures['state'] = worst(c['state'] for c in checks if c['transport'] == transport)
+        return entry
+
+    def _expected(self, node):
+        expected = self.params['expected_modes'] or {}
+        return expected.get(node['service_name'], expected.get(node['peer_id']))
+
+    def _check_mode(self, entry, mode, fail):
+        expected = entry['expected_mode']
+        if mode is None and not entry['failed_checks']:
+            fail('mode', DEGRADED, None, expected,
+                 f"{entry['service_name']} does not report ant_node_transport_mode")
+        elif expected and mode and mode != expected:
+            fail('mode', UNHEALTHY, mode, expected,
+                 f"{entry['service_name']} runs {mode} but the ledger expects {expected}")
+
+    def _check_transport(self, node, transport, first, second, elapsed, fail):
+        name = node['service_name']
+        latest = second or first
+        peers = latest.transport_peers(transport)
+        figures = {'connected_peers': peers}
+        minimum = self.params['min_peers']
+        if peers is None or peers == 0:
+            fail('connectivity', UNHEALTHY, peers, minimum,
+                 f'{name} has no {transport} peer connected', transport)
+        elif peers < minimum:
+            fail('connectivity', DEGRADED, peers, minimum,
+                 f'{name} has {peers} {transport} peer(s) connected, fewer than {minimum}', transport)
+        if second is None:
+            return figures
+        window = transport_window(first, second, transport, elapsed)
+        figures.update(window)
+        rate, limit = window['error_rate'], self.params['max_error_rate']
+        if rate is not None and rate > limit:
+            fail('error_rate', UNHEALTHY, round(rate, 4), limit,
+                 f'{name}: {transport} error rate {rate:.1%} over {elapsed:.1f} s is above {limit:.1%}', transport)
+        p95, limit = window['p95_latency_seconds'], self.params['max_p95_latency']
+        if p95 is not None and p95 > limit:
+            fail('latency_p95', DEGRADED, round(p95, 4), limit,
+                 f'{name}: {transport} p95 latency {p95 * 1000:.0f} ms is above {limit * 1000:.0f} ms', transport)
+        return figures
+
+    def _check_important_peers(self, node, entry, fail):
+        important = self.params['important_peers']
+        if not important:
+            return
+        connected = node.get('connected_peer_ids')
+        if connected is None:
+            # antctl gave a count only: say so, do not pretend to know.
+            entry['notes'].append('antctl status reports no connected peer ids: important_peers not verified')
+            return
+        missing = [p for p in important if p not in connected and p != node['peer_id']]
+        if missing:
+            fail('important_peers', DEGRADED, missing, important,
+                 f"{node['service_name']} is not connected to important peer(s) {', '.join(missing)}")
+
+    def _check_kademlia(self, entry, first, second, fail):
+        name = entry['service_name']
+        latest = second or first
+        size = latest.routing_table_size
+        entry['routing_table_size'] = size
+        minimum = self.params['min_routing_peers']
+        if size is None or size == 0:
+            fail('routing_table', UNHEALTHY, size, minimum, f'{name} has an empty Kademlia routing table')
+        elif size < minimum:
+            fail('routing_table', DEGRADED, size, minimum,
+                 f'{name} has {size} peers in its routing table, fewer than {minimum}')
+        if second is None:
+            return
+        queries = closest_peers_window(first, second)
+        entry['closest_peers'] = queries
+        rate, limit = queries['success_rate'], self.params['min_query_success']
+        if rate is not None and rate < limit:
+            fail('closest_peers', DEGRADED, round(rate, 4), limit,
+                 f'{name}: {rate:.0%} of closest-peer queries succeeded, below {limit:.0%}')
+
+
+class HealthChecker:
+    def __init__(self, params, reader, clock=time.monotonic, sleep=time.sleep):
+        self.params = params
+        self.reader = reader
+        self.clock = clock
+        self.sleep = sleep
+        self.judge = HealthJudge(params)
+
+    def _scrape_all(self, nodes):
+        scrapes, errors = {}, {}
+        for node in nodes:
+            metrics, error = self.reader.try_scrape(node)
+            scrapes[node['service_name']] = metrics
+            errors[node['service_name']] = error
+        return scrapes, errors
+
+    def run(self):
+        nodes = self.reader.nodes(self.params['nodes'])
+        started = self.clock()
+        first, errors = self._scrape_all(nodes)
+        second, elapsed = {}, 0.0
+        if self.params['sample_window'] > 0 and nodes:
+            self.sleep(self.params['sample_window'])
+            second, later_errors = self._scrape_all(nodes)
+            elapsed = self.clock() - started
+            errors = {k: later_errors[k] or errors[k] for k in errors}
+        entries = []
+        for node in nodes:
+            name = node['service_name']
+            one, two = first.get(name), second.get(name)
+            if one is None or (self.params['sample_window'] > 0 and two is None):
+                one, two = None, None  # unreachable during the window: judged as unreachable
+            entries.append(self.judge.judge(node, one, two, elapsed, scrape_error=errors[name]))
+        summary = {state: sum(1 for e in entries if e['state'] == state) for state in STATES}
+        return {
+            'changed': False,
+            'state': worst(e['state'] for e in entries),
+            'summary': summary,
+            'sample_window': round(elapsed, 3),
+            'nodes': entries,
+            'unhealthy_nodes': [e['service_name'] for e in entries if e['state'] == UNHEALTHY],
+            'degraded_nodes': [e['service_name'] for e in entries if e['state'] == DEGRADED],
+        }
+
+
+def should_fail(fail_on, state):
+    if fail_on == 'never':
+        return False
+    return STATES.index(state) >= STATES.index(fail_on)
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    reader = NodeReader(antctl_from_params(module.params), metrics_host=module.params['metrics_host'],
+                        metrics_timeout=module.params['metrics_timeout'])
+    try:
+        result = HealthChecker(module.params, reader).run()
+    except NodeError as exc:
+        fail_from_error(module, exc, changed=False)
+    if should_fail(module.params['fail_on'], result['state']):
+        bad = result['unhealthy_nodes'] + (result['degraded_nodes'] if module.params['fail_on'] == DEGRADED else [])
+        reasons = [c['reason'] for e in result['nodes'] if e['service_name'] in bad for c in e['failed_checks']
+                   if c['state'] != HEALTHY]
+        module.fail_json(msg=f"{len(bad)} node(s) {result['state']} (fail_on={module.params['fail_on']}): "
+                             + '; '.join(reasons), **result)
+    module.exit_json(msg=f"{result['summary'][HEALTHY]} healthy, {result['summary'][DEGRADED]} degraded, "
+                         f"{result['summary'][UNHEALTHY]} unhealthy", **result)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,542 @@
+#!/usr/bin/python
+# Copyright: Contributors to the autonomi.network_migration collection
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: transport_mode
+short_description: Set the transport mode of the ant-node services of a host
+version_added: 0.1.0
+description:
+  - Sets the transport mode (V(libp2p_only), V(dual_stack), V(iroh_primary), V(iroh_only)) of the selected
+    ant-node services of a host in one call, restarting them through C(antctl) and waiting until each
+    restarted node is ready again.
+  - The mode is applied with C(antctl upgrade --force --version <running version> --env ANT_TRANSPORT_MODE=<mode>),
+    which rewrites the service environment and restarts the node without changing its binary.
+    The current mode is read from the node's C(ant_node_transport_mode) metric.
+  - Nodes already in the requested mode are not touched. Every requested change is validated for every
+    selected node before any node is touched; one forbidden change refuses the whole call.
+  - If a node fails to become ready, no further node is touched, the result is failed and lists the nodes
+    that switched, those that did not and why; with O(restore_on_failure=true) the failed nodes are put
+    back in their previous mode.
+  - A controller-side action plugin of the same name first asks the migration ledger whether the migration
+    is paused or halted, and refuses to touch the host if so (see O(ignore_pause)).
+author:
+  - Autonomi network operations (@autonomi)
+extends_documentation_fragment:
+  - autonomi.network_migration._node
+  - autonomi.network_migration._attributes
+  - autonomi.network_migration._attributes.IDEMPOTENT
+  - autonomi.network_migration._attributes.ACTION
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+    details: The diff maps each selected node's service name to its mode before and after.
+  idempotent:
+    support: full
+  action:
+    support: full
+options:
+  mode:
+    description:
+      - The transport mode the selected nodes must run.
+      - Forward moves go one step at a time (V(libp2p_only) -> V(dual_stack) -> V(iroh_primary) -> V(iroh_only)).
+      - V(iroh_only) is refused while any node of the host still runs V(libp2p_only), since the two
+        cannot reach each other.
+    type: str
+    required: true
+    choices: [libp2p_only, dual_stack, iroh_primary, iroh_only]
+  allow_rollback:
+    description:
+      - Allow moving nodes back to an earlier mode (any earlier mode, not only one step).
+    type: bool
+    default: false
+  interval:
+    description:
+      - Milliseconds C(antctl) waits between two node restarts (its C(--interval)).
+    type: int
+    default: 2000
+  batch_size:
+    description:
+      - How many nodes are restarted before waiting for them to be ready; the next batch starts only
+        when every node of the previous one is ready.
+      - V(0) restarts all the nodes that must change in one C(antctl) call (paced by O(interval)).
+    type: int
+    default: 0
+  ready_peers:
+    description:
+      - A restarted node is ready when it runs the requested mode and reports more than this many
+        connected peers (C(ant_networking_connected_peers)). V(5) is antctl's own rule (CLOSE_GROUP_SIZE).
+    type: int
+    default: 5
+  ready_timeout:
+    description:
+      - Seconds a restarted node (or a batch) has to become ready, counted from the C(antctl) call
+        that restarted it. A node that is not ready in time has failed.
+    type: int
+    default: 300
+  restore_on_failure:
+    description:
+      - Put the nodes that failed back in the mode they ran before this call, and wait for them to be ready.
+      - Nodes that switched successfully are left in the requested mode.
+    type: bool
+    default: true
+  ignore_pause:
+    description:
+      - Handled by the action plugin on the controller, never sent to the host.
+      - Touch the host even when the migration ledger says the migration is paused.
+      - A halted migration is ignored only when O(allow_rollback=true) too, so that a rollback always works.
+    type: bool
+    default: false
+  ledger:
+    description:
+      - Handled by the action plugin on the controller, never sent to the host.
+      - Location of the migration ledger (SQLite path or PostgreSQL DSN). When not set, the ledger is
+        found as the collection's ledger resolution describes (environment variable
+        E(ANT_MIGRATION_LEDGER), then C(ansible.cfg), then the default path).
+    type: str
+notes:
+  - Run it with C(become) on real hosts when C(antctl) needs root.
+  - In check mode the pause/halt guard warns instead of failing, since nothing is touched.
+seealso:
+  - module: autonomi.network_migration.transport_info
+  - module: autonomi.network_migration.node_health
+"""
+
+EXAMPLES = r"""
+- name: Move every node of the host to dual-stack
+  autonomi.network_migration.transport_mode:
+    mode: dual_stack
+    antctl_path: "{{ ant_antctl_path | default(omit) }}"
+
+- name: Two nodes, five at a time, with a short readiness timeout
+  autonomi.network_migration.transport_mode:
+    mode: iroh_primary
+    nodes:
+      - antnode1
+      - 12D3KooWD3bfmNbuuuVCYwkjnFt3ukm3qaB3hDED3peGVCEs1eVh
+    batch_size: 5
+    interval: 1000
+    ready_timeout: 120
+
+- name: Roll the host back to libp2p, even while the migration is paused or halted
+  autonomi.network_migration.transport_mode:
+    mode: libp2p_only
+    allow_rollback: true
+    ignore_pause: true
+
+- name: Set the antctl path of the whole node group once
+  module_defaults:
+    group/autonomi.network_migration.node:
+      antctl_path: "{{ ant_antctl_path }}"
+  block:
+    - name: Preview the change
+      autonomi.network_migration.transport_mode:
+        mode: dual_stack
+      check_mode: true
+      diff: true
+      register: preview
+"""
+
+RETURN = r"""
+mode:
+  description: The requested mode.
+  returned: always
+  type: str
+  sample: dual_stack
+nodes:
+  description: One entry per selected node, in registry order.
+  returned: success or node failure
+  type: list
+  elements: dict
+  contains:
+    service_name:
+      description: The node's service name.
+      type: str
+      sample: antnode3
+    peer_id:
+      description: The node's peer id.
+      type: str
+      sample: 12D3KooWD3bfmNbuuuVCYwkjnFt3ukm3qaB3hDED3peGVCEs1eVh
+    version:
+      description: The ant-node version the node runs (unchanged by this module).
+      type: str
+      sample: 0.4.6
+    previous_mode:
+      description: The mode the node ran before this call; null for a node that is not running.
+      type: str
+      sample: libp2p_only
+    mode:
+      description: The mode the node runs after this call (in check mode, the mode it would run).
+      type: str
+      sample: dual_stack
+    result:
+      description:
+        - V(switched) (restarted in the requested mode and ready), V(unchanged) (already in it),
+          V(would_switch) (check mode), V(failed), V(not_attempted) (left alone after another node failed),
+          V(skipped) (not running, so its mode cannot be read or changed).
+      type: str
+      sample: switched
+    changed:
+      description: Whether this node was restarted.
+      type: bool
+    seconds_to_ready:
+      description: Seconds from the C(antctl) call that restarted the node until it was ready.
+      type: float
+      sample: 3.2
+    error:
+      description: Why the node failed or was skipped; null otherwise.
+      type: str
+      sample: "not ready within 300 s: mode dual_stack, 2 connected peers (need more than 5)"
+    restored:
+      description: For a failed node, whether it was put back in its previous mode and is ready; null otherwise.
+      type: bool
+    restore_error:
+      description: Why restoring a failed node did not work; null otherwise.
+      type: str
+switched:
+  description: Service names of the nodes restarted in the requested mode (or that would be, in check mode).
+  returned: success or node failure
+  type: list
+  elements: str
+  sample: [antnode1, antnode2]
+unchanged:
+  description: Service names of the nodes that already ran the requested mode.
+  returned: success or node failure
+  type: list
+  elements: str
+not_switched:
+  description: Service names of the nodes that should have changed and did not (failed, not attempted, skipped).
+  returned: success or node failure
+  type: list
+  elements: str
+failed_nodes:
+  description: The nodes that failed, each with its reason.
+  returned: node failure
+  type: list
+  elements: dict
+  sample: [{service_name: antnode2, error: "node stopped after the switch (antctl status: Stopped)"}]
+"""
+
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.autonomi.network_migration.plugins.module_utils._antctl import STATUS_RUNNING, select_nodes
+from ansible_collections.autonomi.network_migration.plugins.module_utils._common import (
+    NodeReader,
+    antctl_from_params,
+    fail_from_error,
+    node_argument_spec,
+)
+from ansible_collections.autonomi.network_migration.plugins.module_utils._errors import (
+    AntctlError,
+    MetricsError,
+    NodeError,
+)
+from ansible_collections.autonomi.network_migration.plugins.module_utils._modes import (
+    IROH_ONLY,
+    MODES,
+    TransitionError,
+    check_transition,
+    partition_violations,
+)
+
+# Seconds between two readiness polls, and between two crash checks through antctl status.
+POLL_INTERVAL = 0.5
+STATUS_CHECK_INTERVAL = 2.0
+# A node must be seen stopped this many crash checks in a row to count as crashed.
+STOPPED_CHECKS_TO_FAIL = 2
+
+
+def argument_spec():
+    spec = node_argument_spec()
+    spec.update(
+        mode=dict(type='str', required=True, choices=list(MODES)),
+        allow_rollback=dict(type='bool', default=False),
+        interval=dict(type='int', default=2000),
+        batch_size=dict(type='int', default=0),
+        ready_peers=dict(type='int', default=5),
+        ready_timeout=dict(type='int', default=300),
+        restore_on_failure=dict(type='bool', default=True),
+        ignore_pause=dict(type='bool', default=False),
+        ledger=dict(type='str'),
+    )
+    return spec
+
+
+class ModeSwitcher:
+    """Plans and applies one host's mode change; returns the module result as a dict."""
+
+    def __init__(self, params, reader, check_mode=False, clock=time.monotonic, sleep=time.sleep):
+        self.params = params
+        self.reader = reader
+        self.antctl = reader.antctl
+        self.check_mode = check_mode
+        self.clock = clock
+        self.sleep = sleep
+        self.target = params['mode']
+
+    # -- planning -------------------------------------------------------------------------
+
+    def _current_mode(self, node):
+        try:
+            mode = self.reader.scrape(node).mode
+        except MetricsError as exc:
+            raise NodeError(f"cannot read the transport mode of {node['service_name']}: {exc}") from None
+        if mode is None:
+            raise NodeError('{} does not report its transport mode (metric ant_node_transport_mode); '
+                            'it must run a dual-stack capable ant-node'.format(node['service_name']))
+        return mode
+
+    def plan(self):
+        """Read the host, validate every transition, return the per-node entries."""
+        registry = self.antctl.status()
+        all_nodes = select_nodes(registry)
+        selected = select_nodes(registry, self.params['nodes'])
+        selected_names = {n['service_name'] for n in selected}
+        entries, problems = [], []
+        for node in selected:
+            entry = {
+                'service_name': node['service_name'], 'peer_id': node['peer_id'], 'version': node['version'],
+                'previous_mode': None, 'mode': None, 'result': None, 'changed': False,
+                'seconds_to_ready': None, 'error': None, 'restored': None, 'restore_error': None,
+                '_node': node,
+            }
+            entries.append(entry)
+            if node['status'] != STATUS_RUNNING:
+                entry.update(result='skipped',
+                             error=f"node is {node['status']}; its mode cannot be read or changed")
+                continue
+            entry['previous_mode'] = entry['mode'] = self._current_mode(node)
+            try:
+                entry['_kind'] = check_transition(entry['previous_mode'], self.target,
+                                                  allow_rollback=self.params['allow_rollback'],
+                                                  node=node['service_name'])
+            except TransitionError as exc:
+                problems.append(str(exc))
+        # No node may become iroh_only while a node keeps running libp2p_only. The module sees one
+        # host; the fleet-wide rule is the playbook's (and the ledger's) business.
+        if self.target == IROH_ONLY and any(e.get('_kind') == 'forward' for e in entries):
+            after = {e['service_name']: (self.target if e.get('_kind') in ('forward', 'backward') else e['mode'])
+                     for e in entries if e['mode']}
+            for node in all_nodes:
+                if node['service_name'] not in selected_names and node['status'] == STATUS_RUNNING:
+                    after[node['service_name']] = self._current_mode(node)
+            blockers = partition_violations(self.target, after)
+            if blockers:
+                verb = 'runs' if len(blockers) == 1 else 'run'
+                problems.append(f"cannot switch to iroh_only while {', '.join(blockers)} of this host still {verb} "
+                                'libp2p_only (iroh_only and libp2p_only nodes cannot reach each other)')
+        if problems:
+            raise TransitionError('refused, nothing was changed: ' + '; '.join(problems))
+        return entries
+
+    # -- applying -------------------------------------------------------------------------
+
+    def _restart(self, entries, mode, errors):
+        """Restart ``entries`` in ``mode`` (one antctl call per version); record antctl failures."""
+        by_version = {}
+        for entry in entries:
+            by_version.setdefault(entry['version'], []).append(entry['service_name'])
+        for version, services in by_version.items():
+            try:
+                self.antctl.set_transport_mode(services, version, mode, self.params['interval'])
+            except AntctlError as exc:
+                for service in services:
+                    errors[service] = str(exc)
+
+    def _observe(self, entry, mode):
+        """(ready, description) of one node against ``mode``."""
+        try:
+            metrics = self.reader.scrape(entry['_node'])
+            current, peers = metrics.mode, metrics.connected_peers
+        except MetricsError as exc:
+            return False, str(exc), None
+        ready = current == mode and peers is not None and peers > self.params['ready_peers']
+        return ready, f'mode {current}, {peers} connected peers', current
+
+    def _wait_ready(self, entries, mode, started, antctl_errors):
+        """Wait until each entry runs ``mode`` and is ready. Returns (ready, failed) dicts."""
+        ready, failed, last, stopped = {}, {}, {}, {}
+        pending = {}
+        for entry in entries:
+            name = entry['service_name']
+            if name in antctl_errors:
+                # antctl failed; a node it already restarted in the new mode still gets its chance.
+                ok, seen, current = self._observe(entry, mode)
+                if current != mode:
+                    failed[name] = f'antctl could not switch it: {antctl_errors[name]}'
+                    continue
+            pending[name] = entry
+        deadline = started + self.params['ready_timeout']
+        last_status_check = self.clock()
+        while pending:
+            for name, entry in list(pending.items()):
+                ok, last[name], _current = self._observe(entry, mode)
+                if ok:
+                    ready[name] = round(self.clock() - started, 2)
+                    del pending[name]
+            now = self.clock()
+            if not pending or now >= deadline:
+                break
+            if now - last_status_check >= STATUS_CHECK_INTERVAL:
+                last_status_check = now
+                for name, status in self._statuses(pending).items():
+                    stopped[name] = stopped.get(name, 0) + 1 if status != STATUS_RUNNING else 0
+                    if stopped[name] >= STOPPED_CHECKS_TO_FAIL:
+                        failed[name] = f'node stopped after the restart (antctl status: {status})'
+                        del pending[name]
+                if not pending:
+                    break
+            self.sleep(max(0.0, min(POLL_INTERVAL, deadline - self.clock())))
+        for name in pending:
+            failed[name] = (f"not ready within {self.params['ready_timeout']} s: {last.get(name, 'no answer')} "
+                            f"(need mode {mode} and more than {self.params['ready_peers']} connected peers)")
+        return ready, failed
+
+    def _statuses(self, pending):
+        try:
+            nodes = self.antctl.status()
+        except AntctlError:
+            return {}  # antctl status failing is not evidence that a node crashed
+        return {n['service_name']: n['status'] for n in nodes if n['service_name'] in pending}
+
+    def _restore(self, failed_entries):
+        """Put failed nodes back in their previous mode; fill ``restored`` / ``restore_error``."""
+        to_restore = []
+        for entry in failed_entries:
+            ok, _seen, _current = self._observe(entry, entry['previous_mode'])
+            if ok:
+                entry['restored'] = True  # it never left its previous mode
+                entry['mode'] = entry['previous_mode']
+            else:
+                to_restore.append(entry)
+        by_mode = {}
+        for entry in to_restore:
+            by_mode.setdefault(entry['previous_mode'], []).append(entry)
+        for mode, entries in by_mode.items():
+            errors = {}
+            started = self.clock()
+            self._restart(entries, mode, errors)
+            ready, failed = self._wait_ready(entries, mode, started, errors)
+            for entry in entries:
+                name = entry['service_name']
+                entry['restored'] = name in ready
+                if name in ready:
+                    entry['mode'] = mode
+                else:
+                    entry['restore_error'] = failed.get(name)
+                    entry['mode'] = self._observe(entry, mode)[2]
+
+    def apply(self, entries):
+        todo = [e for e in entries if e['result'] is None and e.get('_kind') != 'none']
+        for entry in entries:
+            if entry['result'] is None and entry.get('_kind') == 'none':
+                entry['result'] = 'unchanged'
+        if self.check_mode:
+            for entry in todo:
+                entry.update(result='would_switch', mode=self.target, changed=True)
+            return
+        size = self.params['batch_size'] if self.params['batch_size'] > 0 else len(todo) or 1
+        batches = [todo[i:i + size] for i in range(0, len(todo), size)]
+        failed_entries = []
+        for index, batch in enumerate(batches):
+            started, errors = self.clock(), {}
+            self._restart(batch, self.target, errors)
+            ready, failed = self._wait_ready(batch, self.target, started, errors)
+            for entry in batch:
+                name = entry['service_name']
+                entry['changed'] = True
+                if name in ready:
+                    entry.update(result='switched', mode=self.target, seconds_to_ready=ready[name])
+                else:
+                    entry.update(result='failed', error=failed[name])
+                    entry['mode'] = self._observe(entry, self.target)[2]
+                    failed_entries.append(entry)
+            if failed_entries:
+                for later in batches[index + 1:]:
+                    for entry in later:
+                        entry.update(result='not_attempted',
+                                     error='not attempted: another node of this host failed first')
+                break
+        if failed_entries and self.params['restore_on_failure']:
+            self._restore(failed_entries)
+
+    # -- result ---------------------------------------------------------------------------
+
+    def run(self):
+        entries = self.plan()
+        self.apply(entries)
+        return self.result(entries)
+
+    def result(self, entries):
+        def names(*results):
+            return [e['service_name'] for e in entries if e['result'] in results]
+
+        failed = [e for e in entries if e['result'] == 'failed']
+        switched = names('switched', 'would_switch')
+        result = {
+            'changed': any(e['changed'] for e in entries),
+            'mode': self.target,
+            'nodes': [{k: v for k, v in e.items() if not k.startswith('_')} for e in entries],
+            'switched': switched,
+            'unchanged': names('unchanged'),
+            'not_switched': names('failed', 'not_attempted', 'skipped'),
+            'diff': {
+                'before': {e['service_name']: e['previous_mode'] for e in entries},
+                'after': {e['service_name']: e['mode'] for e in entries},
+            },
+        }
+        skipped = names('skipped')
+        if skipped:
+            result['warnings'] = ['{} not running, left alone: {}'.format(
+                'node is' if len(skipped) == 1 else 'nodes are', ', '.join(skipped))]
+        if failed:
+            result['failed'] = True
+            result['failed_nodes'] = [{'service_name': e['service_name'], 'error': e['error']} for e in failed]
+            attempted = len(switched) + len(failed) + len(names('not_attempted'))
+            reasons = '; '.join(f"{e['service_name']}: {e['error']}" for e in failed)
+            parts = [f'{len(failed)} of {attempted} node(s) failed to switch to {self.target}: {reasons}.']
+            parts.append('Switched: %s.' % (', '.join(switched) or 'none'))
+            parts.append('Not switched: %s.' % (', '.join(names('failed', 'not_attempted')) or 'none'))
+            for entry in failed:
+                if entry['restored']:
+                    parts.append(f"{entry['service_name']} is back in {entry['previous_mode']}.")
+                elif entry['restored'] is False:
+                    parts.append('{} could NOT be put back in {}: {}.'.format(
+                        entry['service_name'], entry['previous_mode'], entry['restore_error']))
+                else:
+                    parts.append(f"{entry['service_name']} was left as it is (restore_on_failure is false).")
+            result['msg'] = ' '.join(parts)
+        elif switched:
+            result['msg'] = '{} {} to {}'.format('would switch' if self.check_mode else 'switched',
+                                              ', '.join(switched), self.target)
+        else:
+            result['msg'] = f'every selected node already runs {self.target}'
+        return result
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    reader = NodeReader(antctl_from_params(module.params), metrics_host=module.params['metrics_host'],
+                        metrics_timeout=module.params['metrics_timeout'])
+    switcher = ModeSwitcher(module.params, reader, check_mode=module.check_mode)
+    try:
+        result = switcher.run()
+    except (NodeError, TransitionError) as exc:
+        fail_from_error(module, exc, changed=False, mode=module.params['mode'])
+    diff = result.pop('diff')
+    if module._diff:
+        result['diff'] = diff
+    if result.get('failed'):
+        result.pop('failed')
+        module.fail_json(**result)
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()
