@@ -111,9 +111,15 @@ _V1 = (
     "INSERT INTO ledger_lock (id) VALUES (1)",
 )
 
+# v2: the seconds a node took to be ready after a switch (the fast-rollback projection uses them).
+_V2 = (
+    'ALTER TABLE ledger_node_history ADD COLUMN seconds_to_ready {real}',
+)
+
 # version -> statements that bring the schema from version-1 to version.
 MIGRATIONS = {
     1: _V1,
+    2: _V2,
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 

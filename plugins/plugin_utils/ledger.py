@@ -21,6 +21,7 @@ import configparser
 import datetime
 import getpass
 import json
+import multiprocessing
 import os
 import re
 import socket
@@ -58,6 +59,7 @@ ENV_LEDGER = 'ANT_MIGRATION_LEDGER'
 # which run they belong to and which lock holder is "us".
 ENV_RUN_ID = 'ANT_MIGRATION_RUN_ID'
 ENV_LOCK_HOLDER = 'ANT_MIGRATION_LOCK_HOLDER'
+ENV_CONTROLLER_PID = 'ANT_MIGRATION_CONTROLLER_PID'
 INI_SECTION = 'autonomi_network_migration'
 INI_KEY = 'ledger'
 DEFAULT_LEDGER = '~/.local/state/autonomi-network-migration/ledger.sqlite3'
@@ -185,7 +187,7 @@ def redact(value):
 
 def default_holder(operator=None):
     """``operator@hostname pid N`` — the lock holder string of this process."""
-    return f'{operator or _current_user()}@{socket.gethostname()} pid {os.getpid()}'
+    return f'{operator or _current_user()}@{socket.gethostname()} pid {controller_pid()}'
 
 
 def _current_user():
@@ -210,6 +212,29 @@ def _unjson(text):
         return json.loads(text) if text else {}
     except ValueError:
         return {'raw': text}
+
+
+def _run_id(value):
+    """Run ids arrive as ints or as strings (ANT_MIGRATION_RUN_ID); store ints."""
+    if value in (None, ''):
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise LedgerError(f'run id must be an integer, got {value!r}') from None
+
+
+def controller_pid():
+    """The pid of the ansible-playbook (or CLI) process this code runs for.
+
+    Action plugins run in worker processes forked per task; the lock must name the controller,
+    not the short-lived worker, or it would look dead as soon as the task ends.
+    """
+    env = os.environ.get(ENV_CONTROLLER_PID)
+    if env and env.isdigit():
+        return int(env)
+    parent = multiprocessing.parent_process()
+    return parent.pid if parent is not None and parent.pid else os.getpid()
 
 
 def _marks(values):
@@ -381,6 +406,7 @@ class Ledger:
         return run_id
 
     def end_run(self, run_id, outcome, summary=None):
+        run_id = _run_id(run_id)
         now = self._now()
         with self._db.transaction() as tx:
             tx.execute('UPDATE ledger_runs SET ended_at = ?, outcome = ?, summary = ? WHERE id = ?',
@@ -409,16 +435,19 @@ class Ledger:
     # -- events ----------------------------------------------------------------------------
 
     def _event(self, tx, kind, run_id, data, at=None):
+        run_id = _run_id(run_id)
         return tx.insert('INSERT INTO ledger_events (kind, at, run_id, data) VALUES (?, ?, ?, ?) RETURNING id',
                          (str(kind), at if at is not None else self._now(), run_id, _json(data)))
 
     def record_event(self, kind, run_id=None, **data):
         """Append an event (gate_verdict, alert_fired, rollback, ...) with JSON data; returns its id."""
+        run_id = _run_id(run_id)
         with self._db.transaction() as tx:
             return self._event(tx, kind, run_id, data)
 
     def events(self, kinds=None, limit=50, run_id=None, since=None):
         """Newest first. ``kinds``: a kind or a list of kinds; ``since``: epoch seconds."""
+        run_id = _run_id(run_id)
         where, params = [], []
         if kinds:
             kinds = [kinds] if isinstance(kinds, str) else list(kinds)
@@ -455,7 +484,7 @@ class Ledger:
         peer_id = item.get('peer_id') or (row['peer_id'] if row else None)
         version = item.get('version') or (row['version'] if row else None)
         wave = item.get('wave') if item.get('wave') is not None else (row['wave'] if row else None)
-        run = item.get('run_id', run_id)
+        run = _run_id(item.get('run_id', run_id))
         if row is None:
             tx.execute('INSERT INTO ledger_nodes (node_id, host, service_name, peer_id, state, mode, version, wave, '
                        'run_id, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
@@ -466,15 +495,17 @@ class Ledger:
                        (peer_id, to_state, mode, version, wave, run, now, node_id))
         changed = from_state != to_state or from_mode != mode
         if changed:
+            seconds = item.get('seconds_to_ready')
             tx.execute('INSERT INTO ledger_node_history (node_id, host, service_name, peer_id, from_state, to_state, '
-                       'from_mode, to_mode, version, at, run_id, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+                       'from_mode, to_mode, version, at, run_id, reason, seconds_to_ready) '
+                       'VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
                        (node_id, host, service, peer_id, from_state, to_state, from_mode, mode, version, now, run,
-                        item.get('reason')))
+                        item.get('reason'), float(seconds) if seconds is not None else None))
         return {'node_id': node_id, 'from_state': from_state, 'to_state': to_state, 'mode': mode,
                 'changed': changed}
 
     def record_transition(self, host, service_name, peer_id, to_state, mode=None, version=None, reason=None,
-                          run_id=None, wave=None):
+                          run_id=None, wave=None, seconds_to_ready=None):
         """Set one node's state and append its history, atomically.
 
         ``to_state`` may be None when ``mode`` is given: the state then follows from the mode and
@@ -483,7 +514,8 @@ class Ledger:
         """
         return self.record_transitions([{
             'host': host, 'service_name': service_name, 'peer_id': peer_id, 'to_state': to_state, 'mode': mode,
-            'version': version, 'reason': reason, 'wave': wave}], run_id=run_id)[0]
+            'version': version, 'reason': reason, 'wave': wave, 'seconds_to_ready': seconds_to_ready}],
+            run_id=run_id)[0]
 
     def record_transitions(self, items, run_id=None):
         """Several transitions (dicts with record_transition's arguments) in one transaction."""
@@ -504,6 +536,7 @@ class Ledger:
             'healthy': healthy, 'status': status, 'data': data}], run_id=run_id)
 
     def record_observations(self, items, run_id=None):
+        run_id = _run_id(run_id)
         now = self._now()
         registered = 0
         with self._db.transaction() as tx:
@@ -567,6 +600,7 @@ class Ledger:
 
     def history(self, node_id=None, limit=100, run_id=None):
         """Transitions, newest first."""
+        run_id = _run_id(run_id)
         where, params = [], []
         if node_id:
             where.append('node_id = ?')
@@ -578,6 +612,13 @@ class Ledger:
         with self._db.transaction(write=False) as tx:
             rows = tx.query(sql, params + [int(limit)])
         return [dict(row, at=_iso(row['at'])) for row in rows]
+
+    def switch_times(self, limit=1000):
+        """Measured seconds-to-ready of the most recent switches, newest first (floats)."""
+        with self._db.transaction(write=False) as tx:
+            rows = tx.query('SELECT seconds_to_ready FROM ledger_node_history WHERE seconds_to_ready IS NOT NULL '
+                            'ORDER BY at DESC, id DESC LIMIT ?', (int(limit),))
+        return [float(row['seconds_to_ready']) for row in rows]
 
     # -- progress --------------------------------------------------------------------------
 
@@ -618,6 +659,7 @@ class Ledger:
 
     def record_failure(self, host, service_name=None, peer_id=None, reason=None, run_id=None):
         """A node (or, without service_name, a whole host ``host/*``) failed during a run."""
+        run_id = _run_id(run_id)
         node_id = node_id_for(host, service_name or '*')
         with self._db.transaction() as tx:
             now = self._now()
@@ -642,7 +684,7 @@ class Ledger:
                 where.append('at > ?')
                 params.append(float(since))
             if run_ids is not None:
-                run_ids = list(run_ids)
+                run_ids = [_run_id(r) for r in run_ids]
                 if not run_ids:
                     return []
                 where.append(f'run_id IN ({_marks(run_ids)})')
@@ -674,6 +716,7 @@ class Ledger:
         return flags
 
     def set_pause(self, reason, operator, run_id=None):
+        run_id = _run_id(run_id)
         now = self._now()
         with self._db.transaction() as tx:
             tx.execute('INSERT INTO ledger_flags (name, reason, operator, source, at, run_id) '
@@ -685,6 +728,7 @@ class Ledger:
 
     def set_halt(self, reason, operator, source, run_id=None, **data):
         """Halt the migration. An existing halt keeps its first reason (the cause); the new one is logged."""
+        run_id = _run_id(run_id)
         now = self._now()
         with self._db.transaction() as tx:
             existing = tx.one("SELECT * FROM ledger_flags WHERE name = 'halt'")
@@ -701,6 +745,7 @@ class Ledger:
         Raises HaltNeedsAcknowledgement (a LedgerError) when halted and ack is not given; nothing
         is cleared then, not even the pause.
         """
+        run_id = _run_id(run_id)
         now = self._now()
         with self._db.transaction() as tx:
             rows = {row['name']: row for row in tx.query('SELECT * FROM ledger_flags')}
@@ -778,7 +823,8 @@ class Ledger:
         is gone.
         """
         now = self._now()
-        host, pid = socket.gethostname(), os.getpid()
+        host, pid = socket.gethostname(), controller_pid()
+        run_id = _run_id(run_id)
         with self._db.transaction() as tx:
             lock = self._lock_row(tx.one('SELECT * FROM ledger_lock WHERE id = 1'))
             if lock and lock['holder'] != holder:
@@ -805,14 +851,36 @@ class Ledger:
                            (now, run_id))
             return self._public(self._lock_row(tx.one('SELECT * FROM ledger_lock WHERE id = 1')))
 
-    def heartbeat(self, holder):
-        """Refresh the lock's heartbeat; False when ``holder`` does not hold it (any more)."""
+    def heartbeat(self, holder=None, pid=None):
+        """Refresh the lock's heartbeat; False when it is not held by ``holder`` (any more).
+
+        Without ``holder``: the lock taken on this host for the controller process ``pid``
+        (default: this controller), whatever its holder string — the callback keeps the lock of
+        its playbook alive this way even when a role took it.
+        """
         with self._db.transaction() as tx:
-            return tx.execute('UPDATE ledger_lock SET heartbeat_at = ? WHERE id = 1 AND holder = ?',
-                              (self._now(), holder)) == 1
+            if holder is not None:
+                return tx.execute('UPDATE ledger_lock SET heartbeat_at = ? WHERE id = 1 AND holder = ?',
+                                  (self._now(), holder)) == 1
+            return tx.execute('UPDATE ledger_lock SET heartbeat_at = ? WHERE id = 1 AND holder IS NOT NULL '
+                              'AND holder_host = ? AND holder_pid = ?',
+                              (self._now(), socket.gethostname(), pid or controller_pid())) == 1
+
+    def release_controller_lock(self, pid=None, run_id=None, reason='run ended'):
+        """Release the lock if it was taken on this host for controller process ``pid``; returns the lock."""
+        run_id = _run_id(run_id)
+        with self._db.transaction() as tx:
+            lock = self._lock_row(tx.one('SELECT * FROM ledger_lock WHERE id = 1'))
+            if not lock or lock['host'] != socket.gethostname() or lock['pid'] != (pid or controller_pid()):
+                return None
+            tx.execute('UPDATE ledger_lock SET holder = NULL, holder_host = NULL, holder_pid = NULL, '
+                       'playbook = NULL, run_id = NULL, started_at = NULL, heartbeat_at = NULL WHERE id = 1')
+            self._event(tx, 'lock_released', run_id, {'holder': lock['holder'], 'reason': reason})
+        return self._public(lock)
 
     def release_lock(self, holder, run_id=None):
         """Release the lock if ``holder`` holds it; returns whether it did."""
+        run_id = _run_id(run_id)
         with self._db.transaction() as tx:
             done = tx.execute('UPDATE ledger_lock SET holder = NULL, holder_host = NULL, holder_pid = NULL, '
                               'playbook = NULL, run_id = NULL, started_at = NULL, heartbeat_at = NULL '
@@ -840,8 +908,12 @@ class Ledger:
     # -- canary ---------------------------------------------------------------------------
 
     def set_canary_verdict(self, verdict, run_id=None, **data):
-        """Store the canary verdict (pass / fail / inconclusive) with its evidence; also an event."""
+        """Store the canary verdict (e.g. passed / failed / inconclusive) with its evidence; also an event.
+
+        canary_verdict() returns {verdict, at, run_id, data} with data's keys also at the top level.
+        """
         now = self._now()
+        run_id = _run_id(run_id)
         with self._db.transaction() as tx:
             tx.execute('INSERT INTO ledger_canary (id, verdict, at, run_id, data) VALUES (1, ?, ?, ?, ?) '
                        'ON CONFLICT (id) DO UPDATE SET verdict = excluded.verdict, at = excluded.at, '
@@ -854,8 +926,10 @@ class Ledger:
             row = tx.one('SELECT * FROM ledger_canary WHERE id = 1')
         if not row:
             return None
-        return {'verdict': row['verdict'], 'at': _iso(row['at']), 'run_id': row['run_id'],
-                'data': _unjson(row['data'])}
+        data = _unjson(row['data'])
+        out = dict(data)
+        out.update(verdict=row['verdict'], at=_iso(row['at']), run_id=row['run_id'], data=data)
+        return out
 
     # -- reconciliation --------------------------------------------------------------------
 
@@ -887,6 +961,7 @@ class Ledger:
         With ``fix=True`` states, new nodes and peer ids are written, each with the reason, and a
         ``reconcile`` event is logged.
         """
+        run_id = _run_id(run_id)
         items = list(self._observed_items(observed))
         hosts = sorted({str(item['host']) for item in items})
         operator = operator or _current_user()
