@@ -34,13 +34,16 @@ def playbook_path(name):
 
 
 def ansible_config():
-    """The ansible.cfg the CLI and its runs share: ANSIBLE_CONFIG, else ./ansible.cfg, else the
-    collection checkout's own ansible.cfg (None when there is none: Ansible's defaults apply)."""
-    if os.environ.get('ANSIBLE_CONFIG'):
-        return os.environ['ANSIBLE_CONFIG']
-    for candidate in (Path.cwd() / 'ansible.cfg', collection_root() / 'ansible.cfg'):
+    """The ansible.cfg the CLI and its runs share: the one ansible-core would pick (ANSIBLE_CONFIG,
+    ./ansible.cfg, ~/.ansible.cfg, /etc/ansible/ansible.cfg), else the collection checkout's own
+    (None when there is none: Ansible's defaults apply)."""
+    env = os.environ.get('ANSIBLE_CONFIG')
+    if env:
+        return env
+    for candidate in (Path.cwd() / 'ansible.cfg', Path('~/.ansible.cfg').expanduser(),
+                      Path('/etc/ansible/ansible.cfg'), collection_root() / 'ansible.cfg'):
         if candidate.is_file():
-            return str(candidate)
+            return str(candidate.resolve())
     return None
 
 

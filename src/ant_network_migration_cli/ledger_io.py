@@ -7,7 +7,7 @@ opens it and turns its errors into exit codes."""
 from __future__ import annotations
 
 import contextlib
-from collections import defaultdict
+import os
 
 from .errors import BadInput, CliError, Refused
 
@@ -28,10 +28,40 @@ def resolve_location(explicit=None):
         raise BadInput(f'ledger location: {exc}') from None
 
 
+class EmptyLedger:
+    """What a ledger that does not exist yet says, for read-only commands that must not create
+    one (a dry run changes nothing, not even by creating the ledger file)."""
+
+    def __init__(self, location):
+        self.location = location
+
+    def get_flags(self):
+        return {'paused': None, 'halted': None}
+
+    def lock(self):
+        return None
+
+    def nodes(self, states=None, hosts=None):
+        return []
+
+    def canary_verdict(self):
+        return None
+
+
+def exists(location):
+    return _module().is_dsn(location) or os.path.exists(location)
+
+
 @contextlib.contextmanager
-def opened(location):
-    """Open the ledger at ``location`` for the duration of a ``with`` block."""
+def opened(location, create=True):
+    """Open the ledger at ``location`` for the duration of a ``with`` block.
+
+    ``create=False``: a SQLite ledger that does not exist yet is not created; BadInput is raised.
+    """
     ledger = _module()
+    if not create and not exists(location):
+        raise BadInput(f'no ledger at {location}: nothing has been recorded there yet '
+                       '(check --ledger, ANT_MIGRATION_LEDGER or ansible.cfg)')
     try:
         handle = ledger.open_ledger(location)
     except ledger.LedgerError as exc:
@@ -57,11 +87,3 @@ def translate(exc):
     if isinstance(exc, ledger.LedgerError):
         return CliError(f'ledger: {exc}')
     return None
-
-
-def node_states_by_host(handle):
-    """host -> list of ledger states of its nodes."""
-    out = defaultdict(list)
-    for node in handle.nodes():
-        out[node['host']].append(node['state'])
-    return dict(out)

@@ -9,6 +9,7 @@ same ledger as the callback, the gate and AWX jobs.
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import os
 from dataclasses import dataclass
@@ -16,8 +17,8 @@ from dataclasses import dataclass
 import click
 from rich.console import Console
 
-from . import fleet, ledger_io, plan, render, runs
-from .errors import EXIT_CODES_HELP, BadInput, Refused, RunFailed
+from . import dashboard, fleet, ledger_io, plan, render, runs
+from .errors import EXIT_CODES_HELP, EXIT_FAILED, BadInput, Refused, RunFailed
 
 COMPLETION_HELP = """\b
 Shell completion (bash, zsh, fish):
@@ -71,8 +72,9 @@ class _Group(click.Group):
 @click.option('--ledger', envvar='ANT_MIGRATION_LEDGER', show_envvar=True, metavar='PATH|DSN',
               help='Ledger: SQLite path or postgresql:// DSN. Default: ansible.cfg '
               '[autonomi_network_migration] ledger, else ~/.local/state/autonomi-network-migration/.')
-@click.option('--prometheus-url', envvar='ANT_MIGRATION_PROMETHEUS_URL', show_envvar=True, metavar='URL',
-              help="Prometheus server for health and metrics. Default: the inventory's migration Prometheus URL.")
+@click.option('--prometheus-url', envvar='MIGRATION_PROMETHEUS_URL', show_envvar=True, metavar='URL',
+              help='Prometheus server for health and metrics (TLS and auth: MIGRATION_PROMETHEUS_* variables, '
+              "as for the gate). Default: the inventory's migration_prometheus_url.")
 @click.option('-v', '--verbose', 'verbosity', count=True,
               help='More output: -v names artifacts and failures in full, -vv shows Ansible output, -vvv+ '
               'raises Ansible verbosity.')
@@ -88,6 +90,10 @@ def cli(ctx, inventory, ledger, prometheus_url, verbosity):
       ant-network-migration pause --reason "investigating latency on sim-host-03"
       ant-network-migration rollback --strategy fast --target libp2p_only --yes
     """
+    # One ansible.cfg for the CLI (ledger location) and the runs it starts.
+    config = fleet.ansible_config()
+    if config:
+        os.environ['ANSIBLE_CONFIG'] = config
     ctx.obj = Settings(inventory=inventory, ledger=ledger, prometheus_url=prometheus_url, verbosity=verbosity)
 
 
@@ -126,7 +132,7 @@ def status(settings, detailed, as_json):
       ant-network-migration --ledger postgresql://awx@db/migration status --json | jq .progress
     """
     location = settings.ledger_location()
-    with ledger_io.opened(location) as handle:
+    with ledger_io.opened(location, create=False) as handle:
         data = _status_data(handle, detailed)
     data['ledger'] = str(location)
     if as_json:
@@ -265,28 +271,67 @@ def rollback(settings, strategy, target, reason, yes, operator):
 
 
 def _refuse_if_locked(handle):
-    holder = _lock_holder(handle)
-    if holder:
-        raise Refused(f'the ledger is locked by {_describe_holder(holder)}; wait for it to finish '
-                      '(or recover a dead holder as docs/cli.md explains)')
+    """Refuse (exit 3) while another run holds the lock. A lock whose holder is gone (no heartbeat
+    for the stale timeout, or a dead process on this host) is left to the playbook, which takes
+    it over with a logged event."""
+    lock = handle.lock()
+    if lock and not _lock_recoverable(lock):
+        raise Refused(f"the ledger is locked by {lock['holder']} since {lock['started_at']} "
+                      f"(playbook {lock['playbook']}, run {lock['run_id']}): another rollout or rollback is "
+                      'running. If that process is gone, wait for the stale timeout or release the lock with '
+                      '`ant-network-migration unlock --reason ...`')
 
 
-def _lock_holder(handle):
-    """The current lock holder (a mapping), or None."""
-    for name in ('lock_holder', 'get_lock', 'lock_info'):
-        getter = getattr(handle, name, None)
-        if getter:
-            return getter()
-    return None
+def _lock_recoverable(lock):
+    import socket
+    import time
+
+    from ansible_collections.autonomi.network_migration.plugins.plugin_utils import ledger
+
+    heartbeat = lock.get('_heartbeat') or 0
+    if time.time() - heartbeat > ledger.DEFAULT_STALE_AFTER:
+        return True
+    if lock.get('host') == socket.gethostname() and lock.get('pid'):
+        try:
+            os.kill(int(lock['pid']), 0)
+        except ProcessLookupError:
+            return True
+        except OSError:
+            return False
+    return False
 
 
-def _describe_holder(holder):
-    if not isinstance(holder, dict):
-        return str(holder)
-    who = holder.get('holder') or holder.get('owner') or holder.get('operator') or '?'
-    what = holder.get('playbook') or holder.get('purpose') or ''
-    since = render.fmt_time(holder.get('acquired_at') or holder.get('since') or holder.get('at'))
-    return f'{who} ({what}, since {since})' if what else f'{who} (since {since})'
+@cli.command(epilog=EXIT_CODES_HELP)
+@click.option('--reason', required=True, help='Why the holder is known to be gone (recorded in the ledger).')
+@click.option('-y', '--yes', is_flag=True, help='Do not ask for confirmation.')
+@_operator_option()
+@click.pass_obj
+def unlock(settings, reason, yes, operator):
+    """Release the run lock of a rollout or rollback whose process is gone (logged override).
+
+    Only for a holder known to be dead: releasing the lock of a live run lets two runs touch
+    the fleet at once. A lock without heartbeat is also taken over automatically after its
+    stale timeout.
+
+    \b
+    Examples:
+      ant-network-migration unlock --reason "controller rebooted during wave 25"
+    """
+    if not reason.strip():
+        raise BadInput('--reason must not be empty')
+    location = settings.ledger_location()
+    console = _console()
+    with ledger_io.opened(location) as handle:
+        lock = handle.lock()
+        if not lock:
+            console.print('the ledger is not locked')
+            return
+        question = (f"Release the lock of {lock['holder']} (playbook {lock['playbook']}, since "
+                    f"{lock['started_at']}, last heartbeat {lock['heartbeat_at']})?")
+        if not yes and not click.confirm(question, default=False):
+            raise click.Abort()
+        handle.force_unlock(operator, reason)
+    console.print(f"released the lock of {lock['holder']} ({reason})")
 
 
 # --- start -------------------------------------------------------------------------------------
@@ -310,23 +355,24 @@ def _check_rule_ids(data):
         return
     try:
         from ansible_collections.autonomi.network_migration.plugins.plugin_utils import alert_rules
-        rule_ids = [rule['id'] for rule in alert_rules.load_rules()]
-    except (ImportError, AttributeError, OSError):  # rule definitions not available: playbooks validate
+        rule_ids = [rule.id for rule in alert_rules.load_rules().rules]
+    except (ImportError, ValueError):  # rule definitions unreadable: the playbooks validate overrides too
         return
     plan.check_rule_ids(data, rule_ids)
 
 
 def _preflight(handle):
-    """Refuse (exit 3) when the migration may not move forward now."""
+    """Refuse (exit 3) when the migration may not move forward now: halted, paused or locked."""
     flags = handle.get_flags()
     if flags.get('halted'):
         halted = flags['halted']
-        raise Refused(f"the migration is halted: {halted.get('reason')} ({render.fmt_time(halted.get('at'))}); "
-                      'resume with `resume --ack` once the cause is understood')
+        raise Refused(f"the migration is halted since {halted.get('at')} by {halted.get('operator')} "
+                      f"({halted.get('source')}): {halted.get('reason')}; find out why (status --detailed), "
+                      'then `resume --ack`')
     if flags.get('paused'):
         paused = flags['paused']
-        raise Refused(f"the migration is paused by {paused.get('operator')}: {paused.get('reason')}; "
-                      '`resume` first')
+        raise Refused(f"the migration is paused since {paused.get('at')} by {paused.get('operator')}: "
+                      f"{paused.get('reason')}; `resume` first")
     _refuse_if_locked(handle)
 
 
@@ -430,7 +476,11 @@ def start(settings, plan_file, dry_run):
         raise BadInput(str(exc)) from None
     console = _console()
     location = settings.ledger_location()
-    with ledger_io.opened(location) as handle:
+    if dry_run and not ledger_io.exists(location):
+        ledger_context = contextlib.nullcontext(ledger_io.EmptyLedger(location))
+    else:
+        ledger_context = ledger_io.opened(location)
+    with ledger_context as handle:
         stages = _selection(data, inventory, handle)
         refusal = None
         try:
@@ -472,6 +522,150 @@ def start(settings, plan_file, dry_run):
         progress = handle.progress()
     console.print(f"plan complete: {progress.get('progress_percent')} % migrated, "
                   f"{progress.get('dual_stack_coverage_percent')} % dual-stack coverage, phase {progress.get('phase')}")
+
+
+# --- health and metrics ------------------------------------------------------------------------
+
+def _inventory_prometheus_url(settings):
+    """``migration_prometheus_url`` of the inventory (group_vars), when it is a plain URL."""
+    try:
+        inventory = fleet.load_inventory(settings.inventory)
+    except BadInput:
+        return None
+    for host in inventory.fleet:
+        value = inventory.hostvars.get(host, {}).get('migration_prometheus_url')
+        if isinstance(value, str) and value.startswith(('http://', 'https://')) and '{{' not in value:
+            return value
+    return None
+
+
+def _figures(settings):
+    """(figures, error): Prometheus figures, or the reason they are not available."""
+    default = None if settings.prometheus_url else _inventory_prometheus_url(settings)
+    client = dashboard.prometheus_client(settings.prometheus_url, default_url=default)
+    try:
+        return dashboard.query_figures(client), None
+    except dashboard.unavailable_errors() as exc:
+        return None, str(exc)
+    finally:
+        client.close()
+
+
+def _node_health(handle, transport=None):
+    nodes = handle.nodes()
+    unhealthy = [n for n in nodes if n.get('health') == 'unhealthy']
+    if transport:
+        from ansible_collections.autonomi.network_migration.plugins.module_utils import _modes as modes
+
+        unhealthy = [n for n in unhealthy
+                     if transport in modes.MODE_TRANSPORTS.get(n.get('mode') or modes.STATE_MODE[n['state']], ())]
+    return {
+        'healthy': sum(1 for n in nodes if n.get('health') == 'healthy'),
+        'unhealthy': len(unhealthy),
+        'unknown': sum(1 for n in nodes if not n.get('health')),
+        'unhealthy_nodes': [{'node_id': n['node_id'], 'host': n['host'], 'service_name': n['service_name'],
+                             'state': n['state'], 'at': n.get('health_at'), 'detail': n.get('health_data')}
+                            for n in unhealthy],
+    }
+
+
+@cli.command(epilog=EXIT_CODES_HELP)
+@click.option('--transport', type=click.Choice(dashboard.TRANSPORTS), help='Only this transport.')
+@click.option('--check-nodes', is_flag=True,
+              help='First run playbooks/health.yml (node_health on every host) to refresh the node verdicts.')
+@click.option('--json', 'as_json', is_flag=True, help='Print JSON instead of tables.')
+@click.pass_obj
+def health(settings, transport, check_nodes, as_json):
+    """Per-transport health: Prometheus figures judged by the alert rules, and node_health verdicts.
+
+    The figures are the monitoring role's recording rules (health score = 0.5 x success +
+    0.3 x latency score + 0.2 x connection score); the node verdicts are the latest node_health
+    results in the ledger (--check-nodes refreshes them first). Exits 1 when a critical rule is
+    breached, a node is unhealthy, health.yml fails or Prometheus cannot be reached.
+
+    \b
+    Examples:
+      ant-network-migration health
+      ant-network-migration health --transport iroh --check-nodes
+    """
+    location = settings.ledger_location()
+    console = None if as_json else _console()
+    run_failure = None
+    if check_nodes:
+        extravars = {'transport': transport} if transport else {}
+        try:
+            _run_or_fail(settings, console, 'health.yml', extravars, 'node health', location)
+        except RunFailed as exc:
+            run_failure = exc.message
+    figures, prometheus_error = _figures(settings)
+    verdicts = dashboard.judge(figures, transport) if figures else []
+    with ledger_io.opened(location) as handle:
+        nodes = _node_health(handle, transport)
+    transports = [transport] if transport else list(dashboard.TRANSPORTS)
+    problems = []
+    if prometheus_error:
+        problems.append(prometheus_error)
+    problems += [f"{v['rule']}: {v['figure']} {v['value']:.4g} {v['comparison']} {v['threshold']:g}"
+                 for v in verdicts if v['verdict'] == 'breach' and v['severity'] == 'critical']
+    if nodes['unhealthy']:
+        problems.append(f"{nodes['unhealthy']} node(s) unhealthy")
+    if run_failure:
+        problems.append(run_failure)
+    if as_json:
+        click.echo(render.to_json({
+            'healthy': not problems, 'problems': problems,
+            'transports': {t: figures.transports[t] for t in transports} if figures else None,
+            'fleet': figures.fleet if figures else None, 'rules': verdicts, 'nodes': nodes}))
+    else:
+        if figures:
+            console.print(render.transport_table(figures, transports))
+            console.print(render.verdicts_table(verdicts))
+        console.print(render.node_health_table(nodes))
+        for problem in problems:
+            console.print(f'[bold red]problem:[/bold red] {problem}')
+        if not problems:
+            console.print('[green]healthy[/green]')
+    if problems:
+        raise click.exceptions.Exit(EXIT_FAILED)
+
+
+@cli.command(epilog=EXIT_CODES_HELP)
+@click.option('--format', 'fmt', type=click.Choice(['table', 'json', 'prometheus']), default='table',
+              show_default=True, help='prometheus: the text exposition format (for a textfile collector).')
+@click.pass_obj
+def metrics(settings, fmt):
+    """Dashboard figures: per transport request rate, error rate, p50/p95/p99 latency, connections
+    and health score, fleet partition risk (Prometheus recording rules), and the migration's own
+    metrics from the ledger (progress, velocity, ETA).
+
+    The ledger part is printed even when Prometheus is down; the exit code is then 1.
+
+    \b
+    Examples:
+      ant-network-migration metrics
+      ant-network-migration metrics --format json | jq .transports.iroh
+      ant-network-migration metrics --format prometheus > /var/lib/node_exporter/migration.prom
+    """
+    location = settings.ledger_location()
+    figures, prometheus_error = _figures(settings)
+    with ledger_io.opened(location) as handle:
+        progress = handle.progress()
+        ledger_text = handle.metrics_text() if fmt == 'prometheus' else ''
+    if fmt == 'json':
+        click.echo(render.to_json({'transports': figures.transports if figures else None,
+                                   'fleet': figures.fleet if figures else None,
+                                   'units': figures.units if figures else None,
+                                   'migration': progress, 'prometheus_error': prometheus_error}))
+    elif fmt == 'prometheus':
+        click.echo((dashboard.prometheus_text(figures) if figures else '') + ledger_text, nl=False)
+    else:
+        console = _console()
+        if figures:
+            console.print(render.transport_table(figures, list(dashboard.TRANSPORTS)))
+        console.print(render.summary_table(progress, {}, None, short=True))
+    if prometheus_error:
+        click.echo(f'Error: {prometheus_error}', err=True)
+        raise click.exceptions.Exit(EXIT_FAILED)
 
 
 def main():

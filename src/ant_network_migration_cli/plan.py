@@ -20,6 +20,7 @@ from typing import Iterable, Mapping, Sequence
 
 import jsonschema
 import yaml
+
 from ansible_collections.autonomi.network_migration.plugins.module_utils import _modes as modes
 
 DEFAULT_BATCHES = (1, '10%', '25%')

@@ -8,8 +8,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-from ansible_collections.autonomi.network_migration.plugins.module_utils import _modes as modes
 from rich.table import Table
+
+from ansible_collections.autonomi.network_migration.plugins.module_utils import _modes as modes
 
 
 def fmt_time(value):
@@ -54,8 +55,8 @@ def flag_text(name, flag):
     return f"[bold red]{name.upper()}[/bold red]: {flag.get('reason', '')} (by {who}, {fmt_time(flag.get('at'))})"
 
 
-def summary_table(progress, flags, canary, target_duration=None):
-    table = Table(title='Migration status', show_header=False, title_justify='left')
+def summary_table(progress, flags, canary, target_duration=None, short=False):
+    table = Table(title='Migration' if short else 'Migration status', show_header=False, title_justify='left')
     table.add_column('what', style='bold')
     table.add_column('value')
     table.add_row('progress', f"{fmt_number(progress.get('progress_percent'), ' %')}  "
@@ -67,6 +68,8 @@ def summary_table(progress, flags, canary, target_duration=None):
     table.add_row('rolled back', str(progress.get('rolled_back', 0)))
     table.add_row('velocity', fmt_number(progress.get('velocity_nodes_per_hour'), ' nodes/h'))
     table.add_row('ETA', fmt_time(progress.get('eta')))
+    if short:
+        return table
     if target_duration:
         table.add_row('target duration', str(target_duration))
     table.add_row('canary', canary_text(canary))
@@ -145,4 +148,62 @@ def selection_table(stage, index):
         table.add_row(str(number), ', '.join(batch))
     for note in stage.notes:
         table.add_row('', f'[yellow]note: {note}[/yellow]')
+    return table
+
+
+FIGURE_COLUMNS = (
+    ('health_score', 'health', '{:.2f}'),
+    ('request_rate', 'req/s', '{:.1f}'),
+    ('error_rate', 'errors', 'pct'),
+    ('latency_p50', 'p50', 'ms'),
+    ('latency_p95', 'p95', 'ms'),
+    ('latency_p99', 'p99', 'ms'),
+    ('active_connections', 'connections', '{:.0f}'),
+)
+
+
+def fmt_figure(value, style):
+    if value is None:
+        return '[dim]no data[/dim]'
+    if style == 'pct':
+        return f'{100 * value:.2f} %'
+    if style == 'ms':
+        return f'{1000 * value:.0f} ms'
+    return style.format(value)
+
+
+def transport_table(figures, transports):
+    risk = figures.fleet.get('partition_risk')
+    table = Table(title=f"Transports (fleet partition risk: {fmt_figure(risk, '{:.2f}')})", title_justify='left')
+    table.add_column('transport')
+    for _, header, _ in FIGURE_COLUMNS:
+        table.add_column(header, justify='right')
+    for transport in transports:
+        values = figures.transports.get(transport, {})
+        table.add_row(transport, *(fmt_figure(values.get(figure), style) for figure, _, style in FIGURE_COLUMNS))
+    return table
+
+
+def verdicts_table(verdicts):
+    table = Table(title='Alert rules (current values)', title_justify='left')
+    for column in ('rule', 'severity', 'value', 'threshold', 'verdict'):
+        table.add_column(column)
+    colour = {'ok': 'green', 'breach': 'bold red', 'no data': 'yellow'}
+    for v in verdicts:
+        value = '-' if v['value'] is None else f"{v['value']:.4g}"
+        table.add_row(v['rule'], v['severity'], value, f"{v['comparison']} {v['threshold']:g} for {v['for']}",
+                      f"[{colour[v['verdict']]}]{v['verdict']}[/{colour[v['verdict']]}]")
+    return table
+
+
+def node_health_table(nodes):
+    table = Table(title=(f"Node health (ledger): {nodes['healthy']} healthy, {nodes['unhealthy']} unhealthy, "
+                         f"{nodes['unknown']} not checked yet"), title_justify='left')
+    for column in ('node', 'state', 'checked', 'detail'):
+        table.add_column(column, overflow='fold')
+    for node in nodes['unhealthy_nodes'][:50]:
+        detail = node.get('detail') or {}
+        text = detail.get('msg') or detail.get('reason') or ', '.join(
+            f'{k}={v}' for k, v in sorted(detail.items()) if not isinstance(v, (dict, list)))
+        table.add_row(node['node_id'], node['state'], fmt_time(node.get('at')), text)
     return table

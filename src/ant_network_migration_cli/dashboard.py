@@ -1,0 +1,123 @@
+# Copyright: Contributors to the autonomi.network_migration collection
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Dashboard figures from Prometheus: the per-transport recording rules of the monitoring role
+(plugins/plugin_utils/alert_rules.py names them) and the alert rules judged against them."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from .errors import BadInput
+
+TRANSPORTS = ('libp2p', 'iroh')
+TRANSPORT_LEVEL = 'transport'
+FLEET_LEVEL = 'fleet'
+
+
+def _alert_rules():
+    from ansible_collections.autonomi.network_migration.plugins.plugin_utils import alert_rules
+
+    return alert_rules
+
+
+def prometheus_client(url=None, default_url=None):
+    """The collection's Prometheus client: --prometheus-url, else MIGRATION_PROMETHEUS_URL, else the
+    inventory's migration_prometheus_url. TLS and auth come from MIGRATION_PROMETHEUS_* variables."""
+    from ansible_collections.autonomi.network_migration.plugins.plugin_utils import prometheus
+
+    try:
+        return prometheus.client_from_options({'url': url} if url else None, default_url=default_url)
+    except prometheus.PrometheusConfigError as exc:
+        raise BadInput(f'Prometheus: {exc}') from None
+
+
+def unavailable_errors():
+    from ansible_collections.autonomi.network_migration.plugins.plugin_utils import prometheus
+
+    return (prometheus.PrometheusError,)
+
+
+@dataclass
+class Figures:
+    """``transports[transport][figure] -> value`` (None: no data) and fleet-wide figures."""
+
+    transports: dict = field(default_factory=dict)
+    fleet: dict = field(default_factory=dict)
+    units: dict = field(default_factory=dict)
+
+    def as_dict(self):
+        return {'transports': self.transports, 'fleet': self.fleet, 'units': self.units}
+
+
+def _clean(value):
+    return None if value is None or math.isnan(value) or math.isinf(value) else value
+
+
+def query_figures(client):
+    """Every dashboard figure in one query over the recorded series."""
+    rules = _alert_rules()
+    by_name = {}
+    for figure in rules.TRANSPORT_FIGURES:
+        by_name[rules.recorded_name(figure, TRANSPORT_LEVEL)] = (TRANSPORT_LEVEL, figure)
+    by_name[rules.recorded_name('partition_risk', FLEET_LEVEL)] = (FLEET_LEVEL, 'partition_risk')
+    # Recorded names hold only [a-z_:], so they need no regex escaping.
+    samples = client.query('{__name__=~"' + '|'.join(sorted(by_name)) + '"}')
+    out = Figures(transports={t: dict.fromkeys(rules.TRANSPORT_FIGURES) for t in TRANSPORTS},
+                  fleet={'partition_risk': None},
+                  units={figure: unit for figure, (_, unit) in rules.FIGURES.items()})
+    for sample in samples:
+        level, figure = by_name.get(sample['metric'].get('__name__'), (None, None))
+        if level == TRANSPORT_LEVEL:
+            transport = sample['metric'].get('transport')
+            if transport in out.transports:
+                out.transports[transport][figure] = _clean(sample['value'])
+        elif level == FLEET_LEVEL:
+            out.fleet[figure] = _clean(sample['value'])
+    return out
+
+
+def judge(figures, transport=None, overrides=None):
+    """The alert rules against the current figures: one verdict per enabled rule in scope.
+
+    The values are instantaneous; the rules' ``for`` durations are Prometheus's and the
+    gate's business. A figure without data is 'no data', never a pass.
+    """
+    ruleset = _alert_rules().load_rules(overrides=overrides)
+    verdicts = []
+    for rule in ruleset.select():
+        if not rule.metric or (transport and rule.transport not in (transport, 'all')):
+            continue
+        if rule.transport == 'all':
+            value = figures.fleet.get(rule.metric)
+        else:
+            value = figures.transports.get(rule.transport, {}).get(rule.metric)
+        if value is None:
+            verdict = 'no data'
+        else:
+            verdict = 'breach' if rule.breaches(value) else 'ok'
+        verdicts.append({'rule': rule.id, 'severity': rule.severity, 'transport': rule.transport,
+                         'figure': rule.metric, 'value': value, 'comparison': rule.comparison,
+                         'threshold': rule.threshold, 'for': rule.for_, 'verdict': verdict})
+    return verdicts
+
+
+def prometheus_text(figures):
+    """Figures in the Prometheus text exposition format (for scraping or a textfile)."""
+    lines = []
+    for figure in sorted(next(iter(figures.transports.values()), {})):
+        name = f'autonomi_migration_transport_{figure}'
+        lines.append(f'# HELP {name} {figure.replace("_", " ")} per transport ({figures.units.get(figure, "")}).')
+        lines.append(f'# TYPE {name} gauge')
+        for transport in sorted(figures.transports):
+            value = figures.transports[transport].get(figure)
+            if value is not None:
+                lines.append(f'{name}{{transport="{transport}"}} {value!r}')
+    for figure, value in sorted(figures.fleet.items()):
+        name = f'autonomi_migration_fleet_{figure}'
+        lines.append(f'# HELP {name} fleet-wide {figure.replace("_", " ")} (0 healthy .. 1 partitioned).')
+        lines.append(f'# TYPE {name} gauge')
+        if value is not None:
+            lines.append(f'{name} {value!r}')
+    return '\n'.join(lines) + '\n'
