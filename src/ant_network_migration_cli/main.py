@@ -10,6 +10,7 @@ same ledger as the callback, the gate and AWX jobs.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import getpass
 import os
 from dataclasses import dataclass
@@ -288,8 +289,11 @@ def _lock_recoverable(lock):
 
     from ansible_collections.autonomi.network_migration.plugins.plugin_utils import ledger
 
-    heartbeat = lock.get('_heartbeat') or 0
-    if time.time() - heartbeat > ledger.DEFAULT_STALE_AFTER:
+    try:
+        heartbeat = datetime.datetime.fromisoformat(str(lock.get('heartbeat_at'))).timestamp()
+    except ValueError:
+        heartbeat = None
+    if heartbeat is not None and time.time() - heartbeat > ledger.DEFAULT_STALE_AFTER:
         return True
     if lock.get('host') == socket.gethostname() and lock.get('pid'):
         try:
