@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Start the simulated fleet (HOSTS x NODES) and a Prometheus server scraping it, in the
+# background, with state, logs and ports under .state/ (make sim-up; make sim-down stops both).
+# Running it again restarts both cleanly.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+HOSTS=${1:-10}
+NODES=${2:-5}
+STATE=${SIM_STATE_DIR:-.state}
+PROM_PORT=${SIM_PROMETHEUS_PORT:-19090}
+API_PORT=${SIM_API_PORT:-18080}
+BASE_PORT=${SIM_BASE_PORT:-14000}
+READY_DELAY=${SIM_READY_DELAY:-3}
+SIM=.venv/bin/ant-fleet-sim
+say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+
+if [[ ! -x $SIM ]]; then
+  echo "ERROR: $SIM is missing; run 'make setup' first." >&2
+  exit 1
+fi
+
+say "stopping any simulated fleet and Prometheus already running under $STATE/"
+$SIM down --state-dir "$STATE"
+
+say "starting the simulated fleet: $HOSTS hosts x $NODES nodes (metrics ports $BASE_PORT.., API $API_PORT)"
+$SIM up --hosts "$HOSTS" --nodes-per-host "$NODES" --state-dir "$STATE" \
+  --base-port "$BASE_PORT" --api-port "$API_PORT" --ready-delay "$READY_DELAY"
+
+say "starting Prometheus on 127.0.0.1:$PROM_PORT (scrapes every node every 2 s)"
+$SIM prometheus up --state-dir "$STATE" --port "$PROM_PORT"
+
+say "writing inventories/sim/hosts.yml (from $STATE/inventory/hosts.yml)"
+cp "$STATE/inventory/hosts.yml" inventories/sim/hosts.yml
+
+say "waiting until Prometheus scrapes every target successfully"
+$SIM prometheus wait --state-dir "$STATE" --timeout 90
+
+say "simulated fleet ready: Prometheus http://127.0.0.1:$PROM_PORT, control API http://127.0.0.1:$API_PORT"
+$SIM status --state-dir "$STATE"

@@ -1,0 +1,219 @@
+"""antctl-compatible command of one simulated host (the subset the collection uses).
+
+Invoked by ``DIR/hosts/<host>/bin/antctl``. Flags, JSON and exit codes follow the real
+antctl (maidsafe/autonomi, ant-node-manager): ``status [--json] [--details] [--fail]``,
+``start|stop [--service-name S]... [--peer-id P]... [--interval MS]``,
+``upgrade [--force] [--version V] [--env K=V[,K=V]] [--service-name S]... [--interval MS]
+[--connection-timeout S] [--do-not-start]``. Errors print ``Error:`` + the reason on stderr and
+exit 1 (exit 2 for command-line usage errors, as clap does). Keep imports light: this runs
+once per module call on every host.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import urllib.error
+import urllib.request
+
+DEFAULT_CONNECTION_TIMEOUT_S = 300
+ENV_FORMAT_ERROR = ('Environment variable must be in the format KEY=VALUE or KEY=INNER_KEY=VALUE.\n'
+                    'Multiple key-value pairs can be given with a comma between them.')
+
+
+class UsageError(Exception):
+    pass
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    def error(self, message):
+        raise UsageError(message)
+
+
+def parse_env(value):
+    pairs = []
+    for item in value.split(','):
+        if not item:
+            continue
+        key, sep, val = item.partition('=')
+        if not sep or not key:
+            raise argparse.ArgumentTypeError(ENV_FORMAT_ERROR)
+        pairs.append([key, val])
+    return pairs
+
+
+def build_parser():
+    parser = ArgumentParser(prog='antctl', description='antctl of a simulated host (ant-fleet-sim)')
+    parser.add_argument('--host-dir', required=True, help=argparse.SUPPRESS)
+    parser.add_argument('-v', '--verbose', action='count', default=0)
+    parser.add_argument('--version', dest='show_version', action='store_true')
+    sub = parser.add_subparsers(dest='command')
+
+    status = sub.add_parser('status', help='Get the status of services.')
+    status.add_argument('--details', action='store_true')
+    status.add_argument('--fail', action='store_true')
+    status.add_argument('--json', action='store_true')
+
+    def targets(p):
+        p.add_argument('--peer-id', action='append', default=[])
+        p.add_argument('--service-name', action='append', default=[])
+
+    for name in ('start', 'stop'):
+        p = sub.add_parser(name, help='%s antnode service(s).' % name.capitalize())
+        targets(p)
+        p.add_argument('--interval', type=int)
+        if name == 'start':
+            p.add_argument('--connection-timeout', type=int)
+
+    up = sub.add_parser('upgrade', help='Upgrade antnode services.')
+    targets(up)
+    up.add_argument('--connection-timeout', type=int)
+    up.add_argument('--do-not-start', action='store_true')
+    up.add_argument('--env', type=parse_env, action='append', default=[])
+    up.add_argument('--force', action='store_true')
+    up.add_argument('--interval', type=int)
+    up.add_argument('--path')
+    up.add_argument('--url')
+    up.add_argument('--version')
+    return parser
+
+
+class Sim:
+    def __init__(self, host_dir):
+        self.host_dir = os.path.abspath(host_dir)
+        self.host = os.path.basename(self.host_dir.rstrip('/'))
+        self.state_dir = os.path.dirname(os.path.dirname(self.host_dir))
+        self.api_url = None
+        try:
+            with open(os.path.join(self.state_dir, 'sim.json')) as fh:
+                info = json.load(fh)
+            if info.get('pid'):
+                self.api_url = info.get('api_url')
+        except (OSError, ValueError):
+            pass
+
+    def call(self, method, path, body=None, timeout=30.0):
+        if not self.api_url:
+            raise ConnectionError('the simulated fleet is not running (no %s/sim.json with a pid)' % self.state_dir)
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.api_url + path, data=data, method=method,
+                                     headers={'Content-Type': 'application/json'})
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
+                return resp.status, json.loads(resp.read() or b'{}')
+        except urllib.error.HTTPError as exc:
+            try:
+                return exc.code, json.loads(exc.read() or b'{}')
+            except ValueError:
+                return exc.code, {'error': str(exc)}
+        except (urllib.error.URLError, OSError) as exc:
+            raise ConnectionError('cannot reach the simulator at %s: %s' % (self.api_url, exc)) from None
+
+    def offline_status(self):
+        """The registry file when the simulator is down: every service is Stopped (its process is gone)."""
+        with open(os.path.join(self.host_dir, 'node_registry.json')) as fh:
+            registry = json.load(fh)
+        for node in registry.get('nodes', []):
+            if node.get('status') == 'Running':
+                node['status'] = 'Stopped'
+            node['pid'] = None
+            node['connected_peers'] = None
+            node['connected_peers_count'] = 0
+        return {'nodes': registry.get('nodes', []), 'daemon': None}
+
+
+def fail(message, code=1):
+    sys.stderr.write('Error: \n   0: %s\n' % message)
+    return code
+
+
+def print_table(doc, details=False):
+    print('=' * 49)
+    print('{:^49}'.format('Antnode Services'))
+    print('=' * 49)
+    print('Refreshing the node registry...')
+    if details:
+        for node in doc['nodes']:
+            print('%s - %s' % (node['service_name'], node['status'].upper()))
+            for key in ('version', 'peer_id', 'rpc_socket_addr', 'metrics_port', 'data_dir_path', 'log_dir_path',
+                        'connected_peers_count', 'transport_mode'):
+                print('%s: %s' % (key.replace('_', ' ').capitalize(), node.get(key)))
+            print()
+        return
+    print('%-18s %-53s %-8s %s' % ('Service Name', 'Peer ID', 'Status', 'Connected Peers'))
+    for node in doc['nodes']:
+        print('%-18s %-53s %-8s %s' % (node['service_name'], node['peer_id'], node['status'].upper(),
+                                       node.get('connected_peers_count', 0)))
+
+
+def run(argv):
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as exc:
+        sys.stderr.write('error: %s\n\nFor more information, try \'--help\'.\n' % exc)
+        return 2
+    if args.show_version:
+        print('Autonomi Node Manager v0.13.0 (ant-fleet-sim)')
+        return 0
+    if not args.command:
+        parser.print_help()
+        return 2
+    sim = Sim(args.host_dir)
+    cmd = args.command
+    if cmd != 'status':
+        if args.peer_id and args.service_name:
+            sys.stderr.write("error: the argument '--service-name <SERVICE_NAME>' cannot be used with "
+                             "'--peer-id <PEER_ID>'\n")
+            return 2
+        if getattr(args, 'connection_timeout', None) is not None and args.interval is not None:
+            sys.stderr.write("error: the argument '--interval <INTERVAL>' cannot be used with "
+                             "'--connection-timeout <CONNECTION_TIMEOUT>'\n")
+            return 2
+    try:
+        if cmd == 'status':
+            try:
+                code, doc = sim.call('GET', '/api/hosts/%s/status' % sim.host)
+            except ConnectionError:
+                doc, code = sim.offline_status(), 200
+            if code != 200:
+                return fail(doc.get('error', 'status failed'))
+            if args.json:
+                print(json.dumps(doc, indent=2))
+            else:
+                print_table(doc, args.details)
+            if args.fail and any(n['status'] != 'Running' for n in doc['nodes']):
+                return fail('One or more nodes are not in a running state')
+            return 0
+        body = {'service_names': args.service_name, 'peer_ids': args.peer_id, 'interval_ms': args.interval or 0}
+        if cmd in ('start', 'upgrade') and args.interval is None:
+            body['connection_timeout'] = args.connection_timeout or DEFAULT_CONNECTION_TIMEOUT_S
+        if cmd == 'upgrade':
+            if args.path or args.url:
+                return fail('--path and --url are not supported by the simulator; use --version')
+            body.update({'force': args.force, 'version': args.version, 'do_not_start': args.do_not_start,
+                         'env': [pair for group in args.env for pair in group]})
+        code, doc = sim.call('POST', '/api/hosts/%s/%s' % (sim.host, cmd), body, timeout=None)
+        if code != 200:
+            return fail(doc.get('error', '%s failed (HTTP %s)' % (cmd, code)))
+        failed = [r for r in doc.get('results', []) if r.get('error')]
+        for result in doc.get('results', []):
+            line = '%s: %s' % (result['service_name'], result['result'])
+            if cmd == 'upgrade' and result.get('old_mode') != result.get('new_mode'):
+                line += ' (%s -> %s)' % (result.get('old_mode'), result.get('new_mode'))
+            print(line + ('; %s' % result['error'] if result.get('error') else ''))
+        if failed:
+            return fail('Failed to %s %d service(s)' % (cmd, len(failed)))
+        return 0
+    except ConnectionError as exc:
+        return fail(str(exc))
+
+
+def main():
+    sys.exit(run(sys.argv[1:]))
+
+
+if __name__ == '__main__':
+    main()

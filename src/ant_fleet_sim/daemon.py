@@ -1,0 +1,362 @@
+"""The simulator daemon: one asyncio process that plays every node of the fleet.
+
+Each node listens on its own loopback metrics port; the control API (fleet view, antctl
+operations, faults, client reads, the simulator's own /metrics) listens on ``api_port``.
+Run with ``python -m ant_fleet_sim.daemon --state-dir DIR`` (``ant-fleet-sim up`` does it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import signal
+import sys
+import time
+
+from . import layout
+from .faults import FaultError
+from .httpserve import HTTPProtocol, Response
+from .metrics import CONTENT_TYPE, render, render_sim_metrics
+from .model import AntctlError, Fleet
+
+HOST_OP = re.compile(r'^/api/hosts/([^/]+)/(status|start|stop|upgrade)$')
+FAULT_ID = re.compile(r'^/api/faults/([^/]+)$')
+
+
+def log(message):
+    sys.stdout.write('%s %s\n' % (time.strftime('%Y-%m-%dT%H:%M:%S'), message))
+    sys.stdout.flush()
+
+
+class NodeEndpoint:
+    """The metrics listener of one node, plus its open connections (dropped when it stops)."""
+
+    __slots__ = ('node', 'server', 'connections', 'opening', 'cache_version', 'cache')
+
+    def __init__(self, node):
+        self.node = node
+        self.server = None
+        self.connections = set()
+        self.opening = False
+        self.cache_version = -1
+        self.cache = None
+
+
+class SimDaemon:
+    def __init__(self, state_dir, config):
+        self.state = layout.StateDir(state_dir)
+        self.config = config
+        self.fleet = Fleet(config)
+        self.endpoints = [NodeEndpoint(n) for n in self.fleet.nodes]
+        self.api_server = None
+        self.stop_event = None
+        self.registry_sigs = {}
+        self.api_url = 'http://127.0.0.1:%d' % config.api_port
+        self.scrapes = 0
+        self._events_logged = 0
+
+    # ------------------------------------------------------------------ lifecycle
+    async def run(self):
+        loop = asyncio.get_running_loop()
+        self.stop_event = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stop_event.set)
+        started = time.monotonic()
+        try:
+            self.api_server = await loop.create_server(
+                lambda: HTTPProtocol(self.handle_api), '127.0.0.1', self.config.api_port)
+        except OSError as exc:
+            log('ERROR: cannot listen on API port %d: %s (port clash?)' % (self.config.api_port, exc))
+            return 2
+        failed = await self.sync_listeners(initial=True)
+        if failed:
+            log('ERROR: cannot listen on metrics port(s) %s (port clash?)' % ', '.join(map(str, failed[:10])))
+            self.api_server.close()
+            return 2
+        layout.write_antctl_wrappers(self.state, self.fleet)
+        layout.write_file_sd(self.state, self.fleet)
+        layout.write_inventory(self.state, self.fleet, self.api_url)
+        self.write_registries(force=True)
+        self.write_sim_file('running')
+        log('simulated fleet up: %d hosts x %d nodes, metrics ports %d-%d, API %s (%.2f s)' % (
+            self.config.hosts, self.config.nodes_per_host, self.config.base_port,
+            self.config.base_port + len(self.fleet.nodes) - 1, self.api_url, time.monotonic() - started))
+        ticker = asyncio.ensure_future(self.tick_loop())
+        await self.stop_event.wait()
+        ticker.cancel()
+        log('stopping')
+        self.api_server.close()
+        for ep in self.endpoints:
+            self._close_endpoint(ep)
+        self.write_sim_file('stopped', running=False)
+        return 0
+
+    def write_sim_file(self, status, running=True):
+        cfg = self.config
+        layout.atomic_write(self.state.sim_file, json.dumps({
+            'status': status,
+            'pid': os.getpid() if running else None,
+            'api_url': self.api_url,
+            'api_port': cfg.api_port,
+            'hosts': cfg.hosts,
+            'nodes_per_host': cfg.nodes_per_host,
+            'total_nodes': len(self.fleet.nodes),
+            'base_port': cfg.base_port,
+            'state_dir': str(self.state.root),
+            'inventory': str(self.state.inventory),
+            'file_sd': str(self.state.file_sd),
+            'started_at': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()),
+        }, indent=1) + '\n')
+
+    async def tick_loop(self):
+        interval = self.config.tick
+        next_at = time.monotonic()
+        while True:
+            next_at += interval
+            await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+            try:
+                self.fleet.tick()
+                await self.sync_listeners()
+                self.write_registries()
+                self._log_events()
+            except Exception as exc:  # keep the fleet alive; the log says what broke
+                log('ERROR in tick: %r' % exc)
+
+    def _log_events(self):
+        events = self.fleet.events
+        for _, text in events[self._events_logged:]:
+            log(text)
+        self._events_logged = len(events)
+        if len(events) > 10000:
+            del events[:5000]
+            self._events_logged = len(events)
+
+    # ------------------------------------------------------------------ listeners
+    async def sync_listeners(self, initial=False):
+        """Open the ports of serving nodes, close those of stopped / restarting nodes."""
+        loop = asyncio.get_running_loop()
+        now = self.fleet.clock()
+        to_open = []
+        for ep in self.endpoints:
+            want = self.fleet.is_serving(ep.node, now)
+            if want and ep.server is None and not ep.opening:
+                to_open.append(ep)
+            elif not want and ep.server is not None:
+                self._close_endpoint(ep)
+        failed = []
+        for ep in to_open:
+            ep.opening = True
+            try:
+                ep.server = await loop.create_server(
+                    lambda ep=ep: HTTPProtocol(lambda req, ep=ep: self.handle_node(ep, req), ep.connections),
+                    '127.0.0.1', ep.node.metrics_port, backlog=64)
+            except OSError as exc:
+                failed.append(ep.node.metrics_port)
+                if not initial:
+                    log('ERROR: cannot reopen metrics port %d of %s: %s' % (ep.node.metrics_port, ep.node.ref, exc))
+            finally:
+                ep.opening = False
+        return failed
+
+    def _close_endpoint(self, ep):
+        if ep.server is not None:
+            ep.server.close()
+            ep.server = None
+        for conn in list(ep.connections):
+            conn.drop()
+        ep.connections.clear()
+
+    def schedule_refresh(self, delay):
+        loop = asyncio.get_running_loop()
+
+        def refresh():
+            self.fleet.refresh()
+            self.fleet.version += 1
+            asyncio.ensure_future(self.sync_listeners())
+            self.write_registries()
+
+        loop.call_later(max(0.0, delay) + 0.02, refresh)
+
+    def write_registries(self, force=False, hosts=None):
+        for host in hosts or self.fleet.hosts:
+            sig = tuple((n.status, n.mode, n.version, n.pid, n.net.connected if n.net else 0)
+                        for n in self.fleet.by_host[host])
+            if force or self.registry_sigs.get(host) != sig:
+                layout.write_registry(self.state, self.fleet, host)
+                self.registry_sigs[host] = sig
+
+    # ------------------------------------------------------------------ node endpoints
+    def handle_node(self, ep, request):
+        if request.path not in ('/metrics', '/metrics/'):
+            return Response(404, b'not found; try /metrics\n')
+        fleet = self.fleet
+        fault = fleet.unresponsive_fault(ep.node)
+        if fault is not None:
+            if fault.get('delay_s') is None:
+                return None
+            return self._late(ep, fault['delay_s'])
+        return self._metrics(ep)
+
+    def _metrics(self, ep):
+        fleet = self.fleet
+        if ep.cache_version != fleet.version:
+            figures = fleet.node_metrics(ep.node)
+            if figures is None:
+                return Response(503, b'node is not running\n')
+            ep.cache = render(figures)
+            ep.cache_version = fleet.version
+        self.scrapes += 1
+        return Response(200, ep.cache, CONTENT_TYPE)
+
+    async def _wait_ready(self, node, timeout):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.fleet.refresh()
+            if self.fleet.is_ready(node):
+                return True
+            if node.status != 'Running':
+                return False
+            await asyncio.sleep(0.1)
+        return False
+
+    async def _late(self, ep, delay):
+        await asyncio.sleep(delay)
+        return self._metrics(ep)
+
+    # ------------------------------------------------------------------ control API
+    def handle_api(self, request):
+        try:
+            return self._route(request)
+        except (FaultError, AntctlError) as exc:
+            return Response.json(400, {'error': str(exc)})
+        except ValueError as exc:
+            return Response.json(400, {'error': 'bad request: %s' % exc})
+
+    def _route(self, request):
+        method, path = request.method, request.path.rstrip('/') or '/'
+        fleet = self.fleet
+        if path == '/metrics' and method == 'GET':
+            return Response(200, render_sim_metrics(fleet), CONTENT_TYPE)
+        if path == '/api/health':
+            return Response.json(200, {'status': 'ok', 'pid': os.getpid(), 'nodes': len(fleet.nodes),
+                                       'listening': sum(1 for ep in self.endpoints if ep.server is not None),
+                                       'scrapes': self.scrapes})
+        if path == '/api/fleet' and method == 'GET':
+            return Response.json(200, fleet.fleet_view(str(self.state.root)))
+        if path == '/api/hosts' and method == 'GET':
+            return Response.json(200, {'hosts': fleet.hosts})
+        if path == '/api/client_reads' and method == 'GET':
+            return Response.json(200, fleet.client_reads())
+        if path == '/api/faults':
+            if method == 'GET':
+                return Response.json(200, {'faults': list(fleet.faults.values())})
+            if method == 'POST':
+                fault = fleet.add_fault(request.json())
+                self._after_change()
+                return Response.json(201, fault)
+            if method == 'DELETE':
+                removed = fleet.clear_faults()
+                self._after_change()
+                return Response.json(200, {'cleared': len(removed), 'faults': []})
+        match = FAULT_ID.match(path)
+        if match and method == 'DELETE':
+            fault = fleet.remove_fault(match.group(1))
+            self._after_change()
+            return Response.json(200, {'removed': fault})
+        match = HOST_OP.match(path)
+        if match:
+            host, op = match.groups()
+            if host not in fleet.by_host:
+                return Response.json(404, {'error': 'unknown host %r' % host})
+            if op == 'status' and method == 'GET':
+                return Response.json(200, self.status_doc(host))
+            if method == 'POST':
+                return self.host_operation(host, op, request.json())
+        if path == '/api/shutdown' and method == 'POST':
+            asyncio.get_running_loop().call_later(0.05, self.stop_event.set)
+            return Response.json(200, {'status': 'stopping'})
+        return Response.json(404, {'error': 'no route %s %s' % (method, request.path)})
+
+    def _after_change(self):
+        asyncio.ensure_future(self.sync_listeners())
+        self.write_registries()
+        self._log_events()
+
+    def status_doc(self, host):
+        root = str(self.state.root)
+        return {'nodes': [self.fleet.registry_record(n, root) for n in self.fleet.by_host[host]],
+                'daemon': None}
+
+    def host_operation(self, host, op, body):
+        """antctl start / stop / upgrade: validate everything first, then act service by service."""
+        fleet = self.fleet
+        names = body.get('service_names') or []
+        peer_ids = body.get('peer_ids') or []
+        interval = float(body.get('interval_ms') or 0) / 1000.0
+        if interval < 0:
+            raise AntctlError('--interval must not be negative')
+        nodes = fleet.select(host, names, peer_ids)
+        env = {}
+        if op == 'upgrade':
+            pairs = body.get('env') or []
+            if isinstance(pairs, dict):
+                pairs = list(pairs.items())
+            env = fleet.parse_env(pairs)
+        return self._run_operation(host, op, nodes, env, body, interval)
+
+    async def _run_operation(self, host, op, nodes, env, body, interval):
+        fleet = self.fleet
+        results = []
+        restarted = False
+        for i, node in enumerate(nodes):
+            if op == 'start':
+                if node.status == 'Running':
+                    results.append({'service_name': node.service_name, 'result': 'already running'})
+                    continue
+                fleet.start_node(node)
+                restarted = True
+                results.append({'service_name': node.service_name, 'result': 'started'})
+            elif op == 'stop':
+                if node.status != 'Running':
+                    results.append({'service_name': node.service_name, 'result': 'already stopped'})
+                    continue
+                fleet.stop_node(node)
+                results.append({'service_name': node.service_name, 'result': 'stopped'})
+            else:
+                old_mode, old_version = node.mode, node.version
+                message = fleet.upgrade_node(node, env, version=body.get('version'), force=bool(body.get('force')))
+                restarted = restarted or message.startswith('upgraded')
+                results.append({'service_name': node.service_name, 'result': message,
+                                'old_version': old_version, 'new_version': node.version,
+                                'old_mode': old_mode, 'new_mode': node.mode})
+                if message.startswith('upgraded'):
+                    fleet.events.append((fleet.clock(), 'upgrade %s: %s -> %s' % (node.ref, old_mode, node.mode)))
+            self._after_change()
+            if op != 'stop' and not interval and body.get('connection_timeout') and node.status == 'Running':
+                # antctl without --interval: wait until the node connected (> 5 peers) or time out.
+                if not await self._wait_ready(node, float(body['connection_timeout'])):
+                    results[-1]['error'] = ('the node did not connect to the network within %s seconds'
+                                            % body['connection_timeout'])
+            elif interval and i < len(nodes) - 1:
+                await asyncio.sleep(interval)
+        if restarted:
+            self.schedule_refresh(self.config.restart_time)
+        self.write_registries(force=True, hosts=[host])
+        return Response.json(200, {'host': host, 'operation': op, 'results': results, **self.status_doc(host)})
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog='ant_fleet_sim.daemon')
+    parser.add_argument('--state-dir', required=True)
+    args = parser.parse_args(argv)
+    state = layout.StateDir(args.state_dir)
+    config = state.read_config()
+    daemon = SimDaemon(state.root, config)
+    return asyncio.run(daemon.run())
+
+
+if __name__ == '__main__':
+    sys.exit(main())

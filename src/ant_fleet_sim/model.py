@@ -1,0 +1,744 @@
+"""The simulated fleet: network model, traffic model and antctl operations, without I/O.
+
+Everything here is driven by an injectable clock so that unit tests can step time by hand.
+The daemon (``daemon.py``) owns one :class:`Fleet`, calls :meth:`Fleet.tick` periodically,
+serves :meth:`Fleet.node_metrics` through ``metrics.render`` and maps antctl and fault
+requests onto the methods below.
+
+Model in one paragraph: a node is *serving* when its service runs and its restart time has
+elapsed (its metrics port is open), *ready* once its readiness delay has elapsed too (then it
+reports more than 5 connected peers). Two serving, responsive nodes can reach each other when
+they are on the same side of every injected partition and share a transport (libp2p_only and
+iroh_only nodes share none). A node's routing table holds the peers it can reach (not capped,
+so partitions show), its connected peers are that number capped at 50. Traffic is accumulated
+as expected counts per tick (cheap and smooth): per transport, a request rate split by mode,
+an error rate, a lognormal latency whose histogram buckets are filled from the CDF. Client
+reads pick records whose close group of 5 nodes (XOR distance) holds them; a read succeeds
+when some holder is ready, responsive and reachable from the client's entry node.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import random
+import time
+from dataclasses import dataclass, field
+
+from ansible_collections.autonomi.network_migration.plugins.module_utils._kademlia import (
+    CLOSE_GROUP_SIZE,
+    node_key,
+)
+from ansible_collections.autonomi.network_migration.plugins.module_utils._modes import (
+    DUAL_STACK,
+    IROH_ONLY,
+    IROH_PRIMARY,
+    LIBP2P_ONLY,
+    MODE_TRANSPORTS,
+    MODES,
+    TRANSPORTS,
+)
+
+from .faults import FaultError, in_scope, validate_fault
+
+READY_PEERS = 5  # antctl's CLOSE_GROUP_SIZE rule: ready when connected peers > 5
+MAX_CONNECTED = 50
+HISTOGRAM_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 2.5, 5.0)
+TRANSPORT_SHARE = {
+    LIBP2P_ONLY: {'libp2p': 1.0, 'iroh': 0.0},
+    DUAL_STACK: {'libp2p': 0.5, 'iroh': 0.5},
+    IROH_PRIMARY: {'libp2p': 0.1, 'iroh': 0.9},
+    IROH_ONLY: {'libp2p': 0.0, 'iroh': 1.0},
+}
+STATUS_ADDED, STATUS_RUNNING, STATUS_STOPPED, STATUS_REMOVED = 'Added', 'Running', 'Stopped', 'Removed'
+MODE_ENV = 'ANT_TRANSPORT_MODE'
+BASE58 = '123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz'
+
+
+class AntctlError(Exception):
+    """An antctl operation was refused (unknown service, bad --env value, ...)."""
+
+
+@dataclass
+class SimConfig:
+    hosts: int = 10
+    nodes_per_host: int = 5
+    base_port: int = 14000
+    api_port: int = 18080
+    ready_delay: float = 3.0          # seconds from service start until connected peers > 5
+    restart_time: float = 0.5         # seconds a restarting service keeps its port closed
+    tick: float = 1.0                 # model step, seconds
+    seed: int = 1
+    initial_mode: str = LIBP2P_ONLY
+    version: str = '0.4.6'
+    request_rate: float = 20.0        # node requests per second (all transports)
+    base_error_rate: float = 0.002
+    latency_median_ms: dict = field(default_factory=lambda: {'libp2p': 80.0, 'iroh': 55.0})
+    latency_sigma: float = 0.45
+    client_read_rate: float = 300.0   # client reads per second, fleet-wide
+    records: int = 1024
+    host_prefix: str = 'sim-host-'
+
+    def validate(self):
+        if self.hosts < 1 or self.nodes_per_host < 1:
+            raise ValueError('hosts and nodes-per-host must be at least 1 (got %s x %s)'
+                             % (self.hosts, self.nodes_per_host))
+        if self.initial_mode not in MODES:
+            raise ValueError('unknown initial mode %r; expected one of %s' % (self.initial_mode, ', '.join(MODES)))
+        last = self.base_port + self.hosts * self.nodes_per_host - 1
+        if self.base_port < 1024 or last > 65535:
+            raise ValueError('metrics ports %d-%d are outside 1024-65535' % (self.base_port, last))
+        for name in ('ready_delay', 'restart_time', 'request_rate', 'client_read_rate'):
+            if getattr(self, name) < 0:
+                raise ValueError('%s must not be negative' % name)
+        if self.tick <= 0:
+            raise ValueError('tick must be positive')
+        return self
+
+    def host_names(self):
+        width = max(2, len(str(self.hosts)))
+        return ['%s%0*d' % (self.host_prefix, width, i + 1) for i in range(self.hosts)]
+
+
+def make_peer_id(seed, host, number):
+    """A deterministic libp2p-looking peer id: ``12D3KooW`` + 44 base58 characters."""
+    digest = hashlib.sha256(('%s/%s/%s' % (seed, host, number)).encode()).digest()
+    value = int.from_bytes(digest, 'big')
+    chars = []
+    while len(chars) < 44:
+        value, rem = divmod(value, 58)
+        chars.append(BASE58[rem])
+        if value == 0:
+            value = int.from_bytes(hashlib.sha256(digest + bytes(chars[-1], 'ascii')).digest(), 'big')
+    return '12D3KooW' + ''.join(chars)
+
+
+def lognormal_cdf(x, median, sigma):
+    if x <= 0:
+        return 0.0
+    return 0.5 * math.erfc(-(math.log(x) - math.log(median)) / (sigma * math.sqrt(2.0)))
+
+
+class Counters:
+    """Per-process counters of one node (reset when the node restarts, as a real process)."""
+
+    __slots__ = ('requests', 'hist', 'hist_sum', 'dial', 'kad_ok', 'kad_err', 'swarm_established',
+                 'bandwidth_in', 'bandwidth_out', 'holepunch')
+
+    def __init__(self):
+        self.requests = {t: {'success': 0.0, 'error': 0.0} for t in TRANSPORTS}
+        self.hist = {t: [0.0] * len(HISTOGRAM_BUCKETS) for t in TRANSPORTS}
+        self.hist_sum = {t: 0.0 for t in TRANSPORTS}
+        self.dial = {t: {'unreachable': 0.0, 'timeout': 0.0, 'handshake': 0.0} for t in TRANSPORTS}
+        self.kad_ok = 0.0
+        self.kad_err = 0.0
+        self.swarm_established = 0.0
+        self.bandwidth_in = 0.0
+        self.bandwidth_out = 0.0
+        self.holepunch = 0.0
+
+
+class Node:
+    __slots__ = ('index', 'host', 'service_name', 'number', 'peer_id', 'key', 'metrics_port', 'rpc_port',
+                 'node_port', 'mode', 'env', 'version', 'status', 'started_at', 'up_at', 'stable_mode',
+                 'crash_at', 'stuck', 'pid', 'counters', 'records_stored', 'net', 'last_crash_reason')
+
+    def __init__(self, index, host, number, peer_id, metrics_port, mode, version):
+        self.index = index
+        self.host = host
+        self.number = number
+        self.service_name = 'antnode%d' % number
+        self.peer_id = peer_id
+        self.key = node_key(peer_id)
+        self.metrics_port = metrics_port
+        self.rpc_port = 13000 + index
+        self.node_port = 15000 + index
+        self.mode = mode
+        self.env = {MODE_ENV: mode}
+        self.version = version
+        self.status = STATUS_RUNNING
+        self.started_at = 0.0       # process start (uptime origin)
+        self.up_at = 0.0            # metrics port open from here
+        self.stable_mode = mode     # last mode in which the node came up healthy
+        self.crash_at = None        # crash-on-switch: the service dies at this time
+        self.stuck = False          # crash-on-switch (never_ready): never gets past 5 peers
+        self.pid = None
+        self.counters = Counters()
+        self.records_stored = 0
+        self.net = None             # NodeNet of the current tick
+        self.last_crash_reason = None
+
+    @property
+    def ref(self):
+        return '%s/%s' % (self.host, self.service_name)
+
+    @property
+    def transports(self):
+        return MODE_TRANSPORTS[self.mode]
+
+
+class NodeNet:
+    """A node's view of the network, recomputed when anything changes."""
+
+    __slots__ = ('reachable', 'reachable_t', 'unreachable', 'timeouts', 'connected', 'connected_t',
+                 'routing_table', 'side')
+
+    def __init__(self):
+        self.reachable = 0
+        self.reachable_t = {t: 0 for t in TRANSPORTS}
+        self.unreachable = 0
+        self.timeouts = 0
+        self.connected = 0
+        self.connected_t = {t: 0 for t in TRANSPORTS}
+        self.routing_table = 0
+        self.side = ()
+
+
+class Fleet:
+    def __init__(self, config, clock=time.monotonic):
+        self.config = config.validate()
+        self.clock = clock
+        self.rng = random.Random(config.seed)
+        self.hosts = config.host_names()
+        self.nodes = []
+        self.by_host = {h: [] for h in self.hosts}
+        now = clock()
+        for h_i, host in enumerate(self.hosts):
+            for n in range(1, config.nodes_per_host + 1):
+                index = h_i * config.nodes_per_host + n - 1
+                node = Node(index, host, n, make_peer_id(config.seed, host, n), config.base_port + index,
+                            config.initial_mode, config.version)
+                # The fleet has been up for a while: nodes start ready with staggered uptimes.
+                node.started_at = now - 3600.0 - self.rng.uniform(0, 86400.0)
+                node.up_at = node.started_at
+                node.pid = 10000 + index
+                self.nodes.append(node)
+                self.by_host[host].append(node)
+        self.by_ref = {n.ref: n for n in self.nodes}
+        self.faults = {}
+        self._fault_seq = 0
+        self.version = 0            # bumped on every state change (caches key on it)
+        self.tick_no = 0
+        self.last_tick = now
+        self.client_ok = 0.0
+        self.client_failed = 0.0
+        self._read_success_cache = None
+        self._init_records()
+        self.events = []            # (time, text) of antctl operations and faults, for the log
+        self.refresh(now)
+
+    # ------------------------------------------------------------------ records
+    def _init_records(self):
+        """Random record keys and their close groups (the 5 nodes nearest by XOR)."""
+        count = self.config.records
+        keys = [self.rng.getrandbits(256) for _ in range(count)]
+        node_keys = [(n.key, n.index) for n in self.nodes]
+        size = min(CLOSE_GROUP_SIZE, len(self.nodes))
+        import heapq
+        self.record_holders = []
+        held = [0] * len(self.nodes)
+        for k in keys:
+            holders = tuple(i for _, i in heapq.nsmallest(size, ((nk ^ k, i) for nk, i in node_keys)))
+            self.record_holders.append(holders)
+            for i in holders:
+                held[i] += 1
+        # Each simulated record stands for many real ones; a node stores its share of them.
+        for node in self.nodes:
+            node.records_stored = 1200 + held[node.index] * 37
+
+    # ------------------------------------------------------------------ state queries
+    def is_serving(self, node, now=None):
+        now = self.clock() if now is None else now
+        return node.status == STATUS_RUNNING and now >= node.up_at and not (
+            node.crash_at is not None and now >= node.crash_at)
+
+    def startup_fraction(self, node, now):
+        delay = self.config.ready_delay
+        if delay <= 0:
+            return 1.0
+        return max(0.0, min(1.0, (now - node.started_at) / delay))
+
+    def is_ready(self, node, now=None):
+        now = self.clock() if now is None else now
+        return (self.is_serving(node, now) and not node.stuck
+                and now - node.started_at >= self.config.ready_delay)
+
+    def unresponsive_fault(self, node):
+        for fault in self.faults.values():
+            if fault['kind'] == 'unresponsive' and in_scope(fault, node.host, node.ref, node.mode):
+                return fault
+        return None
+
+    def transport_effects(self, node):
+        """Extra error rate and latency per transport from the transport faults in scope."""
+        err = {t: 0.0 for t in TRANSPORTS}
+        lat = {t: 0.0 for t in TRANSPORTS}
+        for fault in self.faults.values():
+            if fault['kind'] == 'transport' and in_scope(fault, node.host, node.ref, node.mode):
+                t = fault['transport']
+                err[t] = 1.0 - (1.0 - err[t]) * (1.0 - fault['error_rate'])
+                lat[t] += fault['latency_ms']
+        return err, lat
+
+    def host_side(self, host):
+        side = []
+        for fault in self.faults.values():
+            if fault['kind'] == 'partition':
+                for i, group in enumerate(fault['groups']):
+                    if host in group:
+                        side.append(i)
+                        break
+                else:
+                    side.append(-1)  # hosts named in no group stay together, apart from all groups
+        return tuple(side)
+
+    # ------------------------------------------------------------------ network
+    def refresh(self, now=None):
+        """Recompute every node's network view (reachability, peers, routing table)."""
+        now = self.clock() if now is None else now
+        # Crash-on-switch: services that die after they started.
+        for node in self.nodes:
+            if node.crash_at is not None and now >= node.crash_at and node.status == STATUS_RUNNING:
+                node.status = STATUS_STOPPED
+                node.pid = None
+                node.counters = Counters()
+                self.events.append((now, '%s crashed after switching to %s' % (node.ref, node.mode)))
+            if node.status == STATUS_RUNNING and node.mode != node.stable_mode and self.is_ready(node, now):
+                node.stable_mode = node.mode
+        sides = {h: self.host_side(h) for h in self.hosts}
+        responsive = {}
+        classes = {}
+        unresponsive_count = {}
+        for node in self.nodes:
+            node.net = net = NodeNet()
+            net.side = sides[node.host]
+            if not self.is_serving(node, now):
+                continue
+            if self.unresponsive_fault(node) is not None:
+                unresponsive_count[net.side] = unresponsive_count.get(net.side, 0) + 1
+                responsive[node.index] = False
+                continue
+            responsive[node.index] = True
+            key = (net.side, node.transports)
+            classes[key] = classes.get(key, 0) + 1
+        online = sum(1 for v in responsive.values() if v)
+        total_unresponsive = sum(unresponsive_count.values())
+        for node in self.nodes:
+            net = node.net
+            if not self.is_serving(node, now):
+                continue
+            mine = set(node.transports)
+            reach = 0
+            reach_t = {t: 0 for t in TRANSPORTS}
+            for (side, transports), count in classes.items():
+                if side != net.side:
+                    continue
+                shared = mine.intersection(transports)
+                if not shared:
+                    continue
+                reach += count
+                for t in shared:
+                    reach_t[t] += count
+            if responsive.get(node.index):
+                reach -= 1
+                for t in node.transports:
+                    reach_t[t] -= 1
+            net.reachable = reach
+            net.reachable_t = reach_t
+            net.unreachable = max(0, online - (1 if responsive.get(node.index) else 0) - reach)
+            net.timeouts = total_unresponsive - (0 if responsive.get(node.index) else 1)
+            frac = self.startup_fraction(node, now)
+            if node.stuck:
+                cap = min(2, reach)
+                net.connected = cap
+                net.connected_t = {t: min(2, reach_t[t]) for t in TRANSPORTS}
+                net.routing_table = int(reach * 0.1)
+            elif self.is_ready(node, now):
+                net.connected = min(reach, MAX_CONNECTED)
+                net.connected_t = {t: min(reach_t[t], MAX_CONNECTED) for t in TRANSPORTS}
+                net.routing_table = reach
+            else:
+                ramp = int(READY_PEERS * frac)
+                net.connected = min(reach, ramp)
+                net.connected_t = {t: min(reach_t[t], ramp) for t in TRANSPORTS}
+                net.routing_table = int(reach * frac)
+        self._read_success_cache = None
+
+    # ------------------------------------------------------------------ time
+    def tick(self, now=None):
+        """Advance the model to ``now``: accumulate traffic and client reads."""
+        now = self.clock() if now is None else now
+        dt = now - self.last_tick
+        if dt <= 0:
+            return
+        self.last_tick = now
+        self.tick_no += 1
+        self.refresh(now)
+        self._accumulate_traffic(dt, now)
+        self._accumulate_client_reads(dt)
+        self.version += 1
+
+    def _accumulate_traffic(self, dt, now):
+        cfg = self.config
+        sigma = cfg.latency_sigma
+        mean_factor = math.exp(sigma * sigma / 2.0)
+        for node in self.nodes:
+            if not self.is_serving(node, now):
+                continue
+            net = node.net
+            c = node.counters
+            err_fault, lat_fault = self.transport_effects(node)
+            activity = 1.0 if self.is_ready(node, now) else 0.3
+            n = cfg.request_rate * dt * activity
+            share = dict(TRANSPORT_SHARE[node.mode])
+            # A transport without reachable peers carries nothing when the other one can.
+            for t in TRANSPORTS:
+                other = 'iroh' if t == 'libp2p' else 'libp2p'
+                if share[t] > 0 and net.reachable_t[t] == 0 and share[other] > 0 and net.reachable_t[other] > 0:
+                    share[other] += share[t]
+                    share[t] = 0.0
+            for t in TRANSPORTS:
+                if share[t] <= 0:
+                    continue
+                n_t = n * share[t]
+                err = 1.0 if net.reachable_t[t] == 0 else min(1.0, cfg.base_error_rate + err_fault[t])
+                c.requests[t]['success'] += n_t * (1.0 - err)
+                c.requests[t]['error'] += n_t * err
+                median = (cfg.latency_median_ms[t] + lat_fault[t]) / 1000.0
+                cdf = _bucket_fractions(median, sigma)
+                hist = c.hist[t]
+                for i, f in enumerate(cdf):
+                    hist[i] += n_t * f
+                c.hist_sum[t] += n_t * median * mean_factor
+                c.dial[t]['unreachable'] += net.unreachable * 0.02 * dt
+                c.dial[t]['timeout'] += net.timeouts * 0.05 * dt
+                c.dial[t]['handshake'] += 0.002 * dt * (1.0 + 20.0 * err_fault[t])
+            libp2p_share = share['libp2p']
+            if libp2p_share > 0:
+                kad = 0.5 * dt * activity
+                kad_err = min(1.0, 0.01 + err_fault['libp2p'] + (0.5 if net.unreachable else 0.0))
+                c.kad_ok += kad * (1 - kad_err)
+                c.kad_err += kad * kad_err
+                c.swarm_established += 0.02 * net.connected_t['libp2p'] * dt
+                c.bandwidth_in += n * libp2p_share * 5200.0
+                c.bandwidth_out += n * libp2p_share * 3100.0
+            if share['iroh'] > 0:
+                c.holepunch += 0.01 * net.connected_t['iroh'] * dt
+
+    def _read_success(self):
+        """Probability that one client read succeeds, given the current network."""
+        if self._read_success_cache is not None:
+            return self._read_success_cache
+        now = self.clock()
+        ready = {}
+        entries = {}
+        for node in self.nodes:
+            ok = self.is_ready(node, now) and self.unresponsive_fault(node) is None
+            ready[node.index] = ok
+            if ok:
+                key = (node.net.side, node.transports)
+                entries[key] = entries.get(key, 0) + 1
+        total_entries = sum(entries.values())
+        if not total_entries or not self.record_holders:
+            self._read_success_cache = 0.0
+            return 0.0
+        nodes = self.nodes
+        success = 0.0
+        for holders in self.record_holders:
+            avail = [(nodes[i].net.side, set(nodes[i].transports)) for i in holders if ready[i]]
+            if not avail:
+                continue
+            for (side, transports), count in entries.items():
+                if any(s == side and ts.intersection(transports) for s, ts in avail):
+                    success += count
+        result = success / (total_entries * len(self.record_holders))
+        self._read_success_cache = result
+        return result
+
+    def _accumulate_client_reads(self, dt):
+        reads = self.config.client_read_rate * dt
+        ok = reads * self._read_success()
+        self.client_ok += ok
+        self.client_failed += reads - ok
+
+    def client_reads(self):
+        total = self.client_ok + self.client_failed
+        return {
+            'ok': round(self.client_ok, 3),
+            'failed': round(self.client_failed, 3),
+            'total': round(total, 3),
+            'ratio': round(self.client_ok / total, 6) if total else 1.0,
+            'current_success': round(self._read_success(), 6),
+        }
+
+    # ------------------------------------------------------------------ node figures
+    def node_metrics(self, node, now=None):
+        """The figures a node's /metrics shows (None when its port is closed)."""
+        now = self.clock() if now is None else now
+        if not self.is_serving(node, now):
+            return None
+        net = node.net or NodeNet()
+        c = node.counters
+        active = node.transports
+        return {
+            'mode': node.mode,
+            'version': node.version,
+            'uptime': max(0, int(now - node.started_at)),
+            'connected': net.connected,
+            'connected_t': {t: (net.connected_t[t] if t in active else 0) for t in TRANSPORTS},
+            'routing_table': net.routing_table,
+            'open_connections': net.connected + (1 if net.connected else 0),
+            'network_size': len(self.nodes),
+            'records_stored': node.records_stored,
+            'counters': c,
+            'iroh_direct': int(round(net.connected_t['iroh'] * 0.85)) if 'iroh' in active else 0,
+            'iroh_relay': (net.connected_t['iroh'] - int(round(net.connected_t['iroh'] * 0.85)))
+            if 'iroh' in active else 0,
+        }
+
+    # ------------------------------------------------------------------ antctl
+    def _select(self, host, service_names=(), peer_ids=()):
+        if host not in self.by_host:
+            raise AntctlError('unknown host %r' % host)
+        nodes = self.by_host[host]
+        if not service_names and not peer_ids:
+            return list(nodes)
+        chosen = []
+        for name in service_names:
+            match = [n for n in nodes if n.service_name == name]
+            if not match:
+                raise AntctlError("No service named '%s'" % name)
+            chosen.extend(match)
+        for pid in peer_ids:
+            match = [n for n in nodes if n.peer_id == pid]
+            if not match:
+                raise AntctlError("Could not find node with peer id '%s'" % pid)
+            chosen.extend(match)
+        return list(dict.fromkeys(chosen))
+
+    def select(self, host, service_names=(), peer_ids=()):
+        return self._select(host, service_names, peer_ids)
+
+    def _crash_rule(self, node):
+        """The crash-on-switch fault that fires when ``node`` starts now, if any."""
+        if node.mode == node.stable_mode:
+            return None
+        for fault in self.faults.values():
+            if fault['kind'] != 'crash_on_switch':
+                continue
+            if fault.get('mode') and fault['mode'] != node.mode:
+                continue
+            if in_scope(fault, node.host, node.ref, node.mode):
+                return fault
+        return None
+
+    def start_node(self, node, now=None):
+        """Start a node's service (a restart when it runs). Returns False if it was running."""
+        now = self.clock() if now is None else now
+        node.status = STATUS_RUNNING
+        node.started_at = now + self.config.restart_time
+        node.up_at = node.started_at
+        node.pid = 20000 + node.index + int(now * 10) % 10000
+        node.counters = Counters()
+        node.crash_at = None
+        node.stuck = False
+        fault = self._crash_rule(node)
+        if fault is not None:
+            if fault['behaviour'] == 'crash':
+                node.crash_at = node.started_at + max(0.2, self.config.ready_delay / 3.0)
+            else:
+                node.stuck = True
+            node.last_crash_reason = 'crash_on_switch to %s (%s)' % (node.mode, fault['behaviour'])
+        self.version += 1
+        self.refresh(now)
+
+    def stop_node(self, node, now=None):
+        now = self.clock() if now is None else now
+        node.status = STATUS_STOPPED
+        node.pid = None
+        node.crash_at = None
+        node.stuck = False
+        node.counters = Counters()
+        self.version += 1
+        self.refresh(now)
+
+    def parse_env(self, env_pairs):
+        """Validate antctl --env pairs; return a dict. Unknown transport modes are refused."""
+        env = {}
+        for key, value in env_pairs:
+            env[key] = value
+        mode = env.get(MODE_ENV)
+        if mode is not None and mode not in MODES:
+            raise AntctlError('invalid value %r for %s: expected one of %s'
+                              % (mode, MODE_ENV, ', '.join(MODES)))
+        return env
+
+    def upgrade_node(self, node, env, version=None, force=False, now=None):
+        """Apply an upgrade to one node: new env / version, then restart. Returns what happened."""
+        now = self.clock() if now is None else now
+        if not force and (version is None or _version_tuple(version) <= _version_tuple(node.version)):
+            return 'no upgrade required (running %s)' % node.version
+        node.env.update(env)
+        if MODE_ENV in env:
+            node.mode = env[MODE_ENV]
+        if version:
+            node.version = version
+        self.start_node(node, now)
+        return 'upgraded and restarted'
+
+    def registry_record(self, node, state_dir, now=None):
+        """The node as ``antctl status --json`` and node_registry.json describe it."""
+        now = self.clock() if now is None else now
+        running = node.status == STATUS_RUNNING and self.is_serving(node, now)
+        host_dir = '%s/hosts/%s' % (state_dir, node.host)
+        peers = None
+        if running and node.net is not None and node.net.connected:
+            peers = self._connected_peer_ids(node)
+        return {
+            'service_name': node.service_name,
+            'number': node.number,
+            'peer_id': node.peer_id,
+            'status': node.status,
+            'version': node.version,
+            'pid': node.pid if node.status == STATUS_RUNNING else None,
+            'metrics_port': node.metrics_port,
+            'rpc_socket_addr': '127.0.0.1:%d' % node.rpc_port,
+            'node_port': node.node_port,
+            'node_ip': '127.0.0.1',
+            'data_dir_path': '%s/data/%s' % (host_dir, node.service_name),
+            'log_dir_path': '%s/logs/%s' % (host_dir, node.service_name),
+            'antnode_path': '%s/bin/antnode' % host_dir,
+            'connected_peers': peers,
+            'connected_peers_count': node.net.connected if (running and node.net) else 0,
+            'environment_variables': sorted([k, v] for k, v in node.env.items()),
+            'transport_mode': node.mode,
+            'user': 'ant',
+            'user_mode': False,
+            'auto_restart': False,
+            'reward_balance': None,
+        }
+
+    def _connected_peer_ids(self, node):
+        """Up to ``connected`` peer ids of reachable peers, nearest by XOR first (as Kademlia would)."""
+        want = node.net.connected
+        mine = set(node.transports)
+        cands = []
+        for other in self.nodes:
+            if other is node or other.net is None or other.net.side != node.net.side:
+                continue
+            if not self.is_serving(other) or not mine.intersection(other.transports):
+                continue
+            cands.append((other.key ^ node.key, other.peer_id))
+        cands.sort()
+        return [p for _, p in cands[:want]]
+
+    # ------------------------------------------------------------------ faults
+    def add_fault(self, request):
+        fault = validate_fault(request, self.hosts, self.by_ref)
+        self._fault_seq += 1
+        fault = {'id': 'f%d' % self._fault_seq, **fault}
+        self.faults[fault['id']] = fault
+        self.version += 1
+        self.refresh()
+        self.events.append((self.clock(), 'fault added: %s' % fault))
+        return fault
+
+    def remove_fault(self, fault_id):
+        if fault_id not in self.faults:
+            raise FaultError('no fault with id %r; active: %s' % (fault_id, ', '.join(self.faults) or 'none'))
+        fault = self.faults.pop(fault_id)
+        self._unstick()
+        self.version += 1
+        self.refresh()
+        return fault
+
+    def clear_faults(self):
+        removed = list(self.faults.values())
+        self.faults.clear()
+        self._unstick()
+        self.version += 1
+        self.refresh()
+        return removed
+
+    def _unstick(self):
+        """Nodes stuck by a never_ready crash fault that is gone recover (a crashed one stays down)."""
+        for node in self.nodes:
+            if node.stuck and node.mode != node.stable_mode and self._crash_rule(node) is None:
+                node.stuck = False
+
+    # ------------------------------------------------------------------ views
+    def fleet_view(self, state_dir=''):
+        now = self.clock()
+        nodes = []
+        for node in self.nodes:
+            net = node.net or NodeNet()
+            nodes.append({
+                'host': node.host,
+                'service_name': node.service_name,
+                'peer_id': node.peer_id,
+                'metrics_port': node.metrics_port,
+                'mode': node.mode,
+                'status': node.status,
+                'serving': self.is_serving(node, now),
+                'ready': self.is_ready(node, now),
+                'unresponsive': self.unresponsive_fault(node) is not None,
+                'version': node.version,
+                'uptime': max(0, int(now - node.started_at)) if self.is_serving(node, now) else 0,
+                'connected_peers': net.connected,
+                'routing_table': net.routing_table,
+                'partition_side': list(net.side),
+            })
+        by_mode = {m: 0 for m in MODES}
+        for node in self.nodes:
+            by_mode[node.mode] += 1
+        return {
+            'hosts': self.hosts,
+            'nodes_per_host': self.config.nodes_per_host,
+            'total_nodes': len(self.nodes),
+            'by_mode': by_mode,
+            'ready': sum(1 for n in nodes if n['ready']),
+            'faults': list(self.faults.values()),
+            'client_reads': self.client_reads(),
+            'partition_risk': round(self.partition_risk(), 4),
+            'nodes': nodes,
+        }
+
+    def partition_risk(self):
+        """The alert team's figure: mean over serving nodes of clamp(2 (1 - rt / (size - 1)), 0, 1)."""
+        size = len(self.nodes)
+        if size < 2:
+            return 0.0
+        values = []
+        for node in self.nodes:
+            if not self.is_serving(node):
+                continue
+            rt = node.net.routing_table if node.net else 0
+            values.append(min(1.0, max(0.0, 2.0 * (1.0 - rt / (size - 1)))))
+        return sum(values) / len(values) if values else 1.0
+
+
+_CDF_CACHE = {}
+
+
+def _bucket_fractions(median, sigma):
+    key = (round(median, 6), sigma)
+    cached = _CDF_CACHE.get(key)
+    if cached is None:
+        cached = tuple(lognormal_cdf(le, median, sigma) for le in HISTOGRAM_BUCKETS)
+        if len(_CDF_CACHE) > 1000:
+            _CDF_CACHE.clear()
+        _CDF_CACHE[key] = cached
+    return cached
+
+
+def _version_tuple(version):
+    parts = []
+    for piece in str(version).split('-')[0].split('.'):
+        try:
+            parts.append(int(piece))
+        except ValueError:
+            parts.append(0)
+    return tuple(parts)
+
+
+__all__ = ['AntctlError', 'FaultError', 'Fleet', 'SimConfig', 'HISTOGRAM_BUCKETS', 'make_peer_id']

@@ -1,0 +1,202 @@
+"""Test helper: a simulated fleet plus a real Prometheus on free ports, torn down on exit.
+
+    with SimStack(tmp_path, hosts=4, nodes_per_host=3, ready_delay=0.5) as stack:
+        stack.wait_targets_up()
+        stack.antctl('sim-host-01', 'status', '--json')
+        stack.fault('transport', transport='iroh', error_rate=0.5, mode='dual_stack')
+        stack.query('sum(ant_networking_connected_peers)')
+
+Ports are picked at random among free ones so that several stacks (parallel tests, the demo)
+run side by side. Every wait polls with a deadline; nothing sleeps blindly.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+from . import control, layout
+from . import prometheus as prom
+from .model import SimConfig
+
+
+class SimStackError(AssertionError):
+    pass
+
+
+def wait_for(predicate, timeout=30.0, interval=0.2, what='condition'):
+    """Poll ``predicate`` until it returns a truthy value; return it, or raise after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    last_exc = None
+    while True:
+        try:
+            value = predicate()
+            if value:
+                return value
+        except Exception as exc:  # keep polling; report the last error on timeout
+            last_exc = exc
+        if time.monotonic() >= deadline:
+            raise SimStackError('timed out after %.0f s waiting for %s%s'
+                                % (timeout, what, ' (last error: %r)' % last_exc if last_exc else ''))
+        time.sleep(interval)
+
+
+class SimStack:
+    def __init__(self, directory, hosts=4, nodes_per_host=3, ready_delay=0.5, restart_time=0.2, prometheus=True,
+                 tick=0.5, startup_timeout=120.0, **config):
+        self.directory = Path(directory)
+        self.state_dir = self.directory / 'sim'
+        self.state = layout.StateDir(self.state_dir)
+        self.hosts = hosts
+        self.nodes_per_host = nodes_per_host
+        self.with_prometheus = prometheus
+        self.startup_timeout = startup_timeout
+        total = hosts * nodes_per_host
+        self.config = SimConfig(hosts=hosts, nodes_per_host=nodes_per_host, ready_delay=ready_delay,
+                                restart_time=restart_time, tick=tick, base_port=layout.free_port_range(total),
+                                api_port=layout.free_port(), **config)
+        self.prometheus_port = None
+        self.prometheus_url = None
+        self.api_url = None
+        self.info = None
+
+    # ------------------------------------------------------------------ lifecycle
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False
+
+    def start(self):
+        try:
+            self.info = control.launch(self.state_dir, self.config, timeout=self.startup_timeout)
+        except control.SimError as exc:
+            if 'port clash' not in str(exc):
+                raise
+            # Another stack took our random ports between the check and the bind: pick again once.
+            self.config.base_port = layout.free_port_range(self.hosts * self.nodes_per_host)
+            self.config.api_port = layout.free_port()
+            self.info = control.launch(self.state_dir, self.config, timeout=self.startup_timeout)
+        self.api_url = self.info['api_url']
+        self.client = control.ApiClient(self.api_url)
+        if self.with_prometheus:
+            self.start_prometheus()
+        return self
+
+    def stop(self):
+        control.shutdown(self.state_dir)
+
+    def start_prometheus(self, port=None):
+        self.prometheus_port = port or self.prometheus_port or layout.free_port()
+        self.prometheus_url = prom.start(self.state, self.prometheus_port, api_url=self.api_url)
+        return self.prometheus_url
+
+    def stop_prometheus(self):
+        prom.stop(self.state)
+
+    # ------------------------------------------------------------------ fleet
+    @property
+    def inventory(self):
+        return self.state.inventory
+
+    @property
+    def host_names(self):
+        return self.config.host_names()
+
+    def antctl_path(self, host):
+        return self.state.antctl(host)
+
+    def antctl(self, host, *args, check=False, timeout=600):
+        return subprocess.run([str(self.state.antctl(host)), *args], capture_output=True, text=True, check=check,
+                              timeout=timeout)
+
+    def antctl_status(self, host):
+        res = self.antctl(host, 'status', '--json', check=True)
+        return json.loads(res.stdout)
+
+    def fleet(self):
+        return self.client.get('/api/fleet')
+
+    def node(self, host, service_name):
+        for node in self.fleet()['nodes']:
+            if node['host'] == host and node['service_name'] == service_name:
+                return node
+        raise KeyError('%s/%s' % (host, service_name))
+
+    def fault(self, kind, **params):
+        """Inject a fault; returns it (with its id). Bad input raises control.SimError."""
+        return self.client.post('/api/faults', {'kind': kind, **params})
+
+    def faults(self):
+        return self.client.get('/api/faults')['faults']
+
+    def clear_faults(self):
+        return self.client.delete('/api/faults')
+
+    def client_reads(self):
+        return self.client.get('/api/client_reads')
+
+    def set_mode(self, host, service_names, mode, interval_ms=0):
+        """Switch nodes the way the collection does (antctl upgrade --force --env ...)."""
+        args = ['upgrade', '--force', '--env', 'ANT_TRANSPORT_MODE=%s' % mode, '--interval', str(interval_ms)]
+        for name in service_names if isinstance(service_names, (list, tuple)) else [service_names]:
+            args += ['--service-name', name]
+        return self.antctl(host, *args, check=True)
+
+    def wait_ready(self, timeout=60.0):
+        """Wait until every running node of the fleet is ready."""
+        return wait_for(lambda: all(n['ready'] for n in self.fleet()['nodes'] if n['status'] == 'Running'),
+                        timeout, what='all running nodes ready')
+
+    # ------------------------------------------------------------------ Prometheus
+    def _prom_get(self, path, params=None, timeout=10.0):
+        if not self.prometheus_url:
+            raise SimStackError('Prometheus is not running in this stack')
+        url = self.prometheus_url + path + ('?' + urllib.parse.urlencode(params) if params else '')
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return json.loads(resp.read())
+
+    def query(self, promql):
+        """Instant query; returns the list of results ({'metric': ..., 'value': [ts, 'v']})."""
+        doc = self._prom_get('/api/v1/query', {'query': promql})
+        if doc.get('status') != 'success':
+            raise SimStackError('query %r failed: %s' % (promql, doc))
+        return doc['data']['result']
+
+    def query_value(self, promql, default=None):
+        """The single value of a scalar-like query (first result), as float."""
+        result = self.query(promql)
+        if not result:
+            return default
+        return float(result[0]['value'][1])
+
+    def wait_query(self, promql, predicate, timeout=30.0, what=None):
+        """Poll a query until ``predicate(results)`` holds; returns the results."""
+        box = {}
+
+        def check():
+            box['r'] = self.query(promql)
+            return predicate(box['r'])
+
+        wait_for(check, timeout, 0.3, what=what or 'query %s' % promql)
+        return box['r']
+
+    def targets(self):
+        return self._prom_get('/api/v1/targets', {'state': 'active'})['data']['activeTargets']
+
+    def wait_targets_up(self, timeout=60.0):
+        """Wait until Prometheus scraped every node and the simulator successfully."""
+        expected = self.hosts * self.nodes_per_host + 1
+
+        def all_up():
+            targets = self.targets()
+            return len(targets) >= expected and all(t['health'] == 'up' for t in targets)
+
+        return wait_for(all_up, timeout, 0.3, what='%d Prometheus targets up' % expected)
