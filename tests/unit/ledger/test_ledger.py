@@ -1,0 +1,703 @@
+"""The ledger's behaviour, identical on SQLite and PostgreSQL (every test runs on both)."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import sqlite3
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils import _ledger_schema
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils import ledger as ledger_lib
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+WRITER = os.path.join(HERE, 'ledger_writer.py')
+
+
+# -- schema ----------------------------------------------------------------------------------
+
+
+def test_new_ledger_has_current_schema(ledger):
+    assert ledger.schema_version() == _ledger_schema.SCHEMA_VERSION
+    assert ledger.nodes() == []
+    assert ledger.get_flags() == {'paused': None, 'halted': None}
+    assert ledger.lock() is None
+
+
+def test_reopen_keeps_data(ledger, open_ledger):
+    ledger.record_transition('h1', 'antnode1', '12D3KooWa', 'dual_stack_testing')
+    again = open_ledger()
+    assert again.node_states() == {'h1/antnode1': 'dual_stack_testing'}
+
+
+def test_older_schema_is_migrated_forward(ledger_location, monkeypatch):
+    # Create a version-1 ledger, as an older collection would have left it.
+    monkeypatch.setattr(ledger_lib, 'SCHEMA_VERSION', 1)
+    old = ledger_lib.open_ledger(ledger_location)
+    old.set_pause('before upgrade', 'alice')
+    assert old.schema_version() == 1
+    old.close()
+    monkeypatch.setattr(ledger_lib, 'SCHEMA_VERSION', _ledger_schema.SCHEMA_VERSION)
+    new = ledger_lib.open_ledger(ledger_location)
+    try:
+        assert new.schema_version() == _ledger_schema.SCHEMA_VERSION
+        assert new.get_flags()['paused']['reason'] == 'before upgrade'
+        migrated = new.events(kinds='schema_migrated')
+        assert migrated and migrated[0]['data'] == {'from': 1, 'to': _ledger_schema.SCHEMA_VERSION}
+        new.record_transition('h1', 'antnode1', None, 'dual_stack_testing', seconds_to_ready=2.5)
+        assert new.switch_times() == [2.5]
+    finally:
+        new.close()
+
+
+def test_schema_from_the_future_is_refused(ledger, ledger_location):
+    with ledger._db.transaction() as tx:
+        tx.execute("UPDATE ledger_meta SET value = '99' WHERE key = 'schema_version'")
+    ledger.close()
+    with pytest.raises(ledger_lib.LedgerSchemaTooNew, match=r'schema version 99, newer than the \d+'):
+        ledger_lib.open_ledger(ledger_location)
+
+
+def test_foreign_ledger_meta_is_refused(ledger, ledger_location):
+    with ledger._db.transaction() as tx:
+        tx.execute("UPDATE ledger_meta SET value = 'something.else' WHERE key = 'application'")
+    with pytest.raises(ledger_lib.LedgerForeignDatabase, match='does not belong to a migration ledger'):
+        ledger_lib.open_ledger(ledger_location)
+
+
+# -- bad input (backend specific) ---------------------------------------------------------------
+
+
+def test_garbage_file_is_refused_untouched(tmp_path):
+    path = tmp_path / 'ledger.sqlite3'
+    path.write_bytes(b'this is a text file, not a database\n' * 10)
+    before = path.read_bytes()
+    with pytest.raises(ledger_lib.LedgerForeignDatabase, match='is not a SQLite database'):
+        ledger_lib.open_ledger(str(path))
+    assert path.read_bytes() == before
+    assert sorted(os.listdir(tmp_path)) == ['ledger.sqlite3']
+
+
+def test_foreign_sqlite_database_is_refused_untouched(tmp_path):
+    path = tmp_path / 'app.db'
+    conn = sqlite3.connect(path)
+    conn.execute('CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)')
+    conn.commit()
+    conn.close()
+    with pytest.raises(ledger_lib.LedgerForeignDatabase, match=r'not a migration ledger \(it has the tables users'):
+        ledger_lib.open_ledger(str(path))
+    conn = sqlite3.connect(path)
+    tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    conn.close()
+    assert tables == ['users']
+
+
+def test_sqlite_of_another_application_is_refused(tmp_path):
+    path = tmp_path / 'other.db'
+    conn = sqlite3.connect(path)
+    conn.execute('PRAGMA application_id = 1234')
+    conn.commit()
+    conn.close()
+    with pytest.raises(ledger_lib.LedgerForeignDatabase, match='another application'):
+        ledger_lib.open_ledger(str(path))
+
+
+def test_truncated_sqlite_file_is_refused(tmp_path, clock):
+    path = tmp_path / 'ledger.sqlite3'
+    ledger = ledger_lib.open_ledger(str(path), clock=clock)
+    ledger.record_transition('h1', 'antnode1', None, 'dual_stack_testing')
+    ledger.close()
+    for suffix in ('-wal', '-shm'):
+        if os.path.exists(str(path) + suffix):
+            os.unlink(str(path) + suffix)
+    data = path.read_bytes()
+    path.write_bytes(data[:100] + b'\xff' * (len(data) - 100))
+    with pytest.raises(ledger_lib.LedgerError):
+        ledger_lib.open_ledger(str(path))
+
+
+def test_directory_as_path_is_refused(tmp_path):
+    with pytest.raises(ledger_lib.LedgerUnavailable, match='is a directory'):
+        ledger_lib.open_ledger(str(tmp_path))
+
+
+def test_unwritable_location_is_refused(tmp_path):
+    blocker = tmp_path / 'file'
+    blocker.write_text('x')
+    with pytest.raises(ledger_lib.LedgerUnavailable, match='cannot create the directory'):
+        ledger_lib.open_ledger(str(blocker / 'sub' / 'ledger.sqlite3'))
+
+
+def test_wrong_dsn_port_is_refused(postgres_server):
+    dsn = f'postgresql://ledger:s3cret@127.0.0.1:{postgres_server.port + 1}/postgres'
+    with pytest.raises(ledger_lib.LedgerUnavailable) as info:
+        ledger_lib.open_ledger(dsn)
+    assert 'cannot connect to the PostgreSQL ledger' in str(info.value)
+    assert 's3cret' not in str(info.value)
+
+
+def test_wrong_dsn_database_is_refused(postgres_server):
+    with pytest.raises(ledger_lib.LedgerUnavailable, match='does not exist'):
+        ledger_lib.open_ledger(postgres_server.dsn(dbname='no_such_db'))
+
+
+def test_malformed_dsn_is_refused():
+    with pytest.raises(ledger_lib.LedgerUnavailable, match='cannot connect'):
+        ledger_lib.open_ledger('postgresql://user@/db?sslmode=bogus')
+
+
+def test_missing_psycopg_is_explained(monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def fake_import(name, *args, **kwargs):
+        if name == 'psycopg' or name.startswith('psycopg.'):
+            raise ImportError('No module named psycopg')
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, '__import__', fake_import)
+    with pytest.raises(ledger_lib.LedgerUnavailable, match='psycopg 3 is not installed'):
+        ledger_lib.open_ledger('postgresql://u:pw@127.0.0.1:1/db')
+
+
+def test_sqlite_ledger_does_not_import_psycopg(tmp_path):
+    code = ('import sys\n'
+            'from ansible_collections.autonomi.network_migration.plugins.plugin_utils import ledger\n'
+            f'ledger.open_ledger({str(tmp_path / "l.sqlite3")!r}).progress()\n'
+            'assert "psycopg" not in sys.modules, "psycopg imported"\n')
+    subprocess.run([sys.executable, '-c', code], check=True)
+
+
+def test_sqlite_uses_wal(ledger, backend):
+    if backend != 'sqlite':
+        pytest.skip('SQLite only')
+    assert ledger._db._conn.execute('PRAGMA journal_mode').fetchone()[0] == 'wal'
+
+
+# -- location --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def clean_env(monkeypatch, tmp_path):
+    monkeypatch.delenv('ANT_MIGRATION_LEDGER', raising=False)
+    monkeypatch.delenv('ANSIBLE_CONFIG', raising=False)
+    monkeypatch.setenv('HOME', str(tmp_path / 'home'))
+    work = tmp_path / 'work'
+    work.mkdir()
+    monkeypatch.chdir(work)
+    return tmp_path
+
+
+def test_location_default(clean_env):
+    location, source = ledger_lib.resolve_ledger_location(with_source=True)
+    assert location == str(clean_env / 'home/.local/state/autonomi-network-migration/ledger.sqlite3')
+    assert source == 'default'
+
+
+def test_location_from_cwd_ansible_cfg_is_relative_to_the_file(clean_env):
+    (clean_env / 'work/ansible.cfg').write_text('[autonomi_network_migration]\nledger = .state/l.sqlite3 ; note\n')
+    assert ledger_lib.resolve_ledger_location() == str(clean_env / 'work/.state/l.sqlite3')
+
+
+def test_location_from_ansible_config_env(clean_env, monkeypatch):
+    cfgdir = clean_env / 'cfg'
+    cfgdir.mkdir()
+    (cfgdir / 'my.cfg').write_text('[defaults]\nforks = 5\n[autonomi_network_migration]\nledger = ../db/x.sqlite3\n')
+    (clean_env / 'work/ansible.cfg').write_text('[autonomi_network_migration]\nledger = ignored.sqlite3\n')
+    monkeypatch.setenv('ANSIBLE_CONFIG', str(cfgdir / 'my.cfg'))
+    location, source = ledger_lib.resolve_ledger_location(with_source=True)
+    assert location == str(clean_env / 'db/x.sqlite3')
+    assert 'my.cfg' in source
+
+
+def test_location_from_home_cfg(clean_env):
+    (clean_env / 'home').mkdir()
+    (clean_env / 'home/.ansible.cfg').write_text('[autonomi_network_migration]\nledger = postgresql://a@b/c\n')
+    assert ledger_lib.resolve_ledger_location() == 'postgresql://a@b/c'
+
+
+def test_location_env_beats_cfg_and_explicit_beats_env(clean_env, monkeypatch):
+    (clean_env / 'work/ansible.cfg').write_text('[autonomi_network_migration]\nledger = cfg.sqlite3\n')
+    monkeypatch.setenv('ANT_MIGRATION_LEDGER', 'postgres://u@db/ledger')
+    assert ledger_lib.resolve_ledger_location() == 'postgres://u@db/ledger'
+    assert ledger_lib.resolve_ledger_location('x/y.sqlite3') == str(clean_env / 'work/x/y.sqlite3')
+    assert ledger_lib.is_dsn('postgresql://x') and ledger_lib.is_dsn('postgres://x')
+    assert not ledger_lib.is_dsn('/tmp/postgresql.sqlite3')
+
+
+def test_open_default_location_creates_directories(clean_env):
+    with ledger_lib.open_ledger() as ledger:
+        assert ledger.location.endswith('.local/state/autonomi-network-migration/ledger.sqlite3')
+    assert (clean_env / 'home/.local/state/autonomi-network-migration/ledger.sqlite3').exists()
+
+
+# -- runs and events -------------------------------------------------------------------------------
+
+
+def test_runs_redact_secrets(ledger):
+    run = ledger.start_run('playbooks/rollout.yml', 'alice', {
+        'wave': 25, 'vault_password': 'x', 'prometheus': {'url': 'https://u:pw@prom', 'api_token': 'tok'},
+        'ledger': 'postgresql://ledger:hunter2@db/ledger'})
+    ledger.end_run(run, 'ok', summary={'progress_percent': 10.0})
+    row = ledger.run(run)
+    assert row['extra_vars']['wave'] == 25
+    assert row['extra_vars']['vault_password'] == '********'
+    assert row['extra_vars']['prometheus'] == {'url': 'https://u:********@prom', 'api_token': '********'}
+    assert 'hunter2' not in str(row)
+    assert row['outcome'] == 'ok' and row['ended_at'] and row['summary'] == {'progress_percent': 10.0}
+    assert ledger.runs()[0]['id'] == run
+    assert [e['kind'] for e in ledger.events(run_id=run)] == ['run_ended', 'run_started']
+
+
+def test_events_filter_and_order(ledger, clock):
+    ledger.record_event('alert_fired', alert='high_error_rate_iroh', value=0.07)
+    clock.advance(1)
+    ledger.record_event('gate_verdict', run_id='3', verdict='fail', metric='error_rate', value=0.07, threshold=0.05)
+    clock.advance(1)
+    ledger.record_event('alert_resolved', alert='high_error_rate_iroh')
+    assert [e['kind'] for e in ledger.events()] == ['alert_resolved', 'gate_verdict', 'alert_fired']
+    gate = ledger.events(kinds=['gate_verdict'])
+    assert gate[0]['data'] == {'verdict': 'fail', 'metric': 'error_rate', 'value': 0.07, 'threshold': 0.05}
+    assert gate[0]['run_id'] == 3
+    assert len(ledger.events(limit=1)) == 1
+    assert ledger.events(kinds='alert_fired', since=clock.now) == []
+
+
+# -- nodes and transitions -----------------------------------------------------------------------------
+
+
+def test_transition_writes_node_and_history(ledger):
+    out = ledger.record_transition('h1', 'antnode1', '12D3KooWa', 'dual_stack_testing', version='0.4.6',
+                                   reason='wave 25', run_id=7, wave='25', seconds_to_ready=3.2)
+    assert out == {'node_id': 'h1/antnode1', 'from_state': None, 'to_state': 'dual_stack_testing',
+                   'mode': 'dual_stack', 'changed': True}
+    node = ledger.node('h1', 'antnode1')
+    assert node['state'] == 'dual_stack_testing' and node['mode'] == 'dual_stack'
+    assert node['peer_id'] == '12D3KooWa' and node['version'] == '0.4.6' and node['run_id'] == 7
+    assert node['wave'] == '25'
+    history = ledger.history('h1/antnode1')
+    assert len(history) == 1 and history[0]['reason'] == 'wave 25' and history[0]['seconds_to_ready'] == 3.2
+
+
+def test_same_state_again_adds_no_history(ledger):
+    ledger.record_transition('h1', 'antnode1', 'p', 'dual_stack_testing')
+    again = ledger.record_transition('h1', 'antnode1', 'p', 'dual_stack_testing')
+    assert again['changed'] is False
+    assert len(ledger.history()) == 1
+
+
+@pytest.mark.parametrize('before, mode, expected', [
+    (None, 'libp2p_only', 'libp2p_only'),
+    (None, 'dual_stack', 'dual_stack_testing'),
+    ('libp2p_only', 'dual_stack', 'dual_stack_testing'),
+    ('rolled_back', 'dual_stack', 'dual_stack_testing'),
+    ('dual_stack_stable', 'dual_stack', 'dual_stack_stable'),
+    ('dual_stack_stable', 'iroh_primary', 'iroh_primary'),
+    ('iroh_primary', 'dual_stack', 'dual_stack_stable'),
+    ('dual_stack_testing', 'libp2p_only', 'rolled_back'),
+    ('iroh_only', 'libp2p_only', 'rolled_back'),
+    ('iroh_primary', 'iroh_only', 'iroh_only'),
+])
+def test_state_follows_mode(ledger, before, mode, expected):
+    if before:
+        ledger.record_transition('h1', 'antnode1', None, before)
+    assert ledger.record_transition('h1', 'antnode1', None, None, mode=mode)['to_state'] == expected
+
+
+def test_unknown_state_is_refused(ledger):
+    with pytest.raises(ledger_lib.LedgerError, match='unknown migration state'):
+        ledger.record_transition('h1', 'antnode1', None, 'half_migrated')
+    with pytest.raises(ledger_lib.LedgerError, match='unknown transport mode'):
+        ledger.record_transition('h1', 'antnode1', None, None, mode='quic')
+    assert ledger.nodes() == []
+
+
+def test_batch_of_transitions_is_atomic(ledger):
+    items = [{'host': 'h1', 'service_name': f'antnode{i}', 'to_state': 'dual_stack_testing'} for i in range(3)]
+    items.append({'host': 'h1', 'service_name': 'antnode9', 'to_state': 'bogus'})
+    with pytest.raises(ledger_lib.LedgerError):
+        ledger.record_transitions(items)
+    assert ledger.nodes() == [] and ledger.history() == []
+
+
+def test_nodes_filters_and_modes(ledger):
+    ledger.record_transition('h1', 'antnode1', None, 'dual_stack_testing')
+    ledger.record_transition('h1', 'antnode2', None, 'libp2p_only')
+    ledger.record_transition('h2', 'antnode1', None, 'iroh_primary')
+    assert [n['node_id'] for n in ledger.nodes(states=['libp2p_only', 'iroh_primary'])] == ['h1/antnode2',
+                                                                                            'h2/antnode1']
+    assert [n['node_id'] for n in ledger.nodes(hosts='h2')] == ['h2/antnode1']
+    assert ledger.node_modes() == {'h1/antnode1': 'dual_stack', 'h1/antnode2': 'libp2p_only',
+                                   'h2/antnode1': 'iroh_primary'}
+
+
+def test_observations_register_unknown_nodes_without_changing_known_ones(ledger):
+    ledger.record_transition('h1', 'antnode1', 'pa', 'dual_stack_testing')
+    out = ledger.record_observations([
+        {'host': 'h1', 'service_name': 'antnode1', 'mode': 'libp2p_only', 'healthy': False,
+         'data': {'failed_checks': ['connectivity']}},
+        {'host': 'h1', 'service_name': 'antnode2', 'peer_id': 'pb', 'mode': 'libp2p_only', 'healthy': True},
+    ])
+    assert out == {'observed': 2, 'registered': 1}
+    one = ledger.node('h1', 'antnode1')
+    assert one['state'] == 'dual_stack_testing' and one['health'] == 'unhealthy'
+    assert one['health_data'] == {'failed_checks': ['connectivity']}
+    assert ledger.node('h1', 'antnode2')['state'] == 'libp2p_only'
+
+
+# -- progress ----------------------------------------------------------------------------------------
+
+
+def test_progress_velocity_and_eta(ledger, clock):
+    for i in range(10):
+        ledger.record_transition('h1', f'antnode{i}', None, 'libp2p_only')
+    clock.advance(7200)  # the registrations are out of the window
+    for i in range(4):
+        ledger.record_transition('h1', f'antnode{i}', None, 'iroh_primary')
+    ledger.record_transition('h1', 'antnode9', None, 'dual_stack_testing')
+    prog = ledger.progress(window_hours=1)
+    assert prog['total'] == 10 and prog['migrated'] == 4 and prog['dual_stack'] == 1
+    assert prog['progress_percent'] == 40.0 and prog['phase'] == 'MajorityMigration'
+    assert prog['dual_stack_coverage_percent'] == 50.0
+    assert prog['by_state']['libp2p_only'] == 5
+    assert prog['velocity_nodes_per_hour'] == 4.0
+    assert prog['dual_stack_velocity_nodes_per_hour'] == 1.0
+    assert prog['eta'] == datetime.datetime.fromtimestamp(clock.now + 6 / 4 * 3600, tz=datetime.UTC)
+    clock.advance(3 * 3600)
+    later = ledger.progress(window_hours=1)
+    assert later['velocity_nodes_per_hour'] == 0.0 and later['eta'] is None
+
+
+def test_progress_counts_rollbacks_against_velocity(ledger):
+    ledger.record_transition('h1', 'antnode1', None, 'iroh_primary')
+    ledger.record_transition('h1', 'antnode2', None, 'iroh_primary')
+    ledger.record_transition('h1', 'antnode2', None, 'rolled_back')
+    prog = ledger.progress()
+    assert prog['rolled_back'] == 1 and prog['velocity_nodes_per_hour'] == 1.0
+
+
+def test_progress_of_empty_ledger(ledger):
+    prog = ledger.progress()
+    assert prog['total'] == 0 and prog['progress_percent'] == 0.0 and prog['eta'] is None
+    assert prog['phase'] == 'Initialization'
+
+
+# -- failures budget ----------------------------------------------------------------------------------
+
+
+def test_failures_total_counts_distinct_nodes_since_last_ack(ledger, clock):
+    ledger.record_failure('h1', 'antnode1', reason='not ready', run_id=1)
+    ledger.record_failure('h1', 'antnode1', reason='again', run_id=2)
+    ledger.record_failure('h2', reason='unreachable', run_id=2)
+    assert ledger.failures_total() == 2
+    assert ledger.failures(run_ids=[2]) == ['h1/antnode1', 'h2/*']
+    assert ledger.failures_total(run_ids=[1]) == 1
+    assert ledger.events(kinds='node_failed')[0]['data']['reason'] == 'unreachable'
+    ledger.set_halt('budget', 'tracker', 'migration_tracker')
+    clock.advance(1)
+    ledger.resume('alice', ack=True)
+    assert ledger.failures_total() == 0
+    clock.advance(1)
+    ledger.record_failure('h3', 'antnode2')
+    assert ledger.failures_total() == 1
+    assert ledger.failures_total(since=0) == 3
+
+
+# -- pause, halt, resume --------------------------------------------------------------------------------
+
+
+def test_pause_and_resume(ledger):
+    paused = ledger.set_pause('looking at dashboards', 'alice')
+    assert paused['reason'] == 'looking at dashboards' and paused['operator'] == 'alice' and paused['at']
+    assert ledger.get_flags()['halted'] is None
+    with pytest.raises(ledger_lib.LedgerPaused, match='paused since .* by alice: looking at dashboards'):
+        ledger.assert_can_proceed()
+    assert ledger.resume('bob', reason='all green') == {'cleared': ['paused']}
+    assert ledger.get_flags() == {'paused': None, 'halted': None}
+    kinds = [e['kind'] for e in ledger.events()]
+    assert kinds[:2] == ['resume', 'pause']
+
+
+def test_halt_needs_acknowledgement(ledger):
+    ledger.set_pause('maintenance', 'alice')
+    halted = ledger.set_halt('iroh error rate 7% > 5%', 'migration_tracker', 'gate')
+    assert halted == {'reason': 'iroh error rate 7% > 5%', 'operator': 'migration_tracker',
+                      'at': halted['at'], 'source': 'gate'}
+    with pytest.raises(ledger_lib.HaltNeedsAcknowledgement, match='needs an explicit acknowledgement') as info:
+        ledger.resume('bob')
+    assert isinstance(info.value, ledger_lib.LedgerError)
+    assert 'iroh error rate 7% > 5%' in str(info.value)
+    # Nothing was cleared by the refused resume.
+    assert ledger.get_flags()['paused'] and ledger.get_flags()['halted']
+    with pytest.raises(ledger_lib.LedgerHalted):
+        ledger.assert_can_proceed()
+    assert ledger.resume('bob', ack=True, reason='bad dashboard query') == {'cleared': ['halted', 'paused']}
+    assert ledger.get_flags() == {'paused': None, 'halted': None}
+    ack = ledger.events(kinds='halt_ack')[0]['data']
+    assert ack['operator'] == 'bob' and ack['halt_reason'] == 'iroh error rate 7% > 5%'
+
+
+def test_second_halt_keeps_the_first_cause(ledger):
+    ledger.set_halt('first cause', 'tracker', 'migration_tracker')
+    ledger.set_halt('consequence', 'gate', 'gate')
+    assert ledger.get_flags()['halted']['reason'] == 'first cause'
+    events = ledger.events(kinds='halt')
+    assert [e['data']['already_halted'] for e in events] == [True, False]
+
+
+def test_resume_without_flags_is_a_no_op(ledger):
+    assert ledger.resume('bob') == {'cleared': []}
+    assert ledger.events(kinds='resume') == []
+
+
+# -- the run lock ----------------------------------------------------------------------------------
+
+
+def test_second_holder_is_refused_naming_the_first(ledger, open_ledger):
+    lock = ledger.acquire_lock('alice@ctl-1 pid 100', 'rollout.yml', run_id=5)
+    assert lock['holder'] == 'alice@ctl-1 pid 100' and lock['playbook'] == 'rollout.yml' and lock['run_id'] == 5
+    other = open_ledger()
+    with pytest.raises(ledger_lib.LedgerLocked) as info:
+        other.acquire_lock('bob@ctl-2 pid 200', 'rollback.yml')
+    message = str(info.value)
+    assert 'alice@ctl-1 pid 100' in message and 'rollout.yml' in message and lock['started_at'] in message
+    assert info.value.holder == 'alice@ctl-1 pid 100' and info.value.playbook == 'rollout.yml'
+    with pytest.raises(ledger_lib.LedgerLocked):
+        other.assert_can_proceed(holder='bob@ctl-2 pid 200')
+    ledger.assert_can_proceed(holder='alice@ctl-1 pid 100')
+    # Re-entrant for the holder; release by someone else does nothing.
+    assert ledger.acquire_lock('alice@ctl-1 pid 100', 'rollout.yml')['started_at'] == lock['started_at']
+    assert other.release_lock('bob@ctl-2 pid 200') is False
+    assert ledger.release_lock('alice@ctl-1 pid 100') is True
+    assert other.acquire_lock('bob@ctl-2 pid 200', 'rollback.yml')['holder'] == 'bob@ctl-2 pid 200'
+
+
+def test_stale_lock_is_recovered_with_an_event(ledger, clock, monkeypatch):
+    monkeypatch.setattr(ledger_lib.socket, 'gethostname', lambda: 'ctl-1')
+    ledger.acquire_lock('alice@ctl-1 pid 100', 'rollout.yml')
+    monkeypatch.setattr(ledger_lib.socket, 'gethostname', lambda: 'ctl-2')
+    clock.advance(60)
+    assert ledger.heartbeat('alice@ctl-1 pid 100') is True
+    clock.advance(100)
+    with pytest.raises(ledger_lib.LedgerLocked):
+        ledger.acquire_lock('bob@ctl-2 pid 200', 'rollback.yml', stale_after=300)
+    clock.advance(301)
+    lock = ledger.acquire_lock('bob@ctl-2 pid 200', 'rollback.yml', stale_after=300)
+    assert lock['holder'] == 'bob@ctl-2 pid 200'
+    recovered = ledger.events(kinds='lock_recovered')[0]['data']
+    assert recovered['previous_holder'] == 'alice@ctl-1 pid 100'
+    assert 'no heartbeat for 401 s' in recovered['reason']
+    assert ledger.heartbeat('alice@ctl-1 pid 100') is False
+
+
+def test_lock_of_a_dead_process_on_this_host_is_recovered(ledger_location):
+    holder = subprocess.Popen([sys.executable, WRITER, 'lock', ledger_location, 'ghost@here pid x', '60'],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == 'locked'
+        with ledger_lib.open_ledger(ledger_location) as ledger:
+            with pytest.raises(ledger_lib.LedgerLocked, match='ghost@here'):
+                ledger.acquire_lock('me', 'rollout.yml')
+            holder.kill()
+            holder.wait()
+            assert ledger.acquire_lock('me', 'rollout.yml')['holder'] == 'me'
+            assert 'is gone' in ledger.events(kinds='lock_recovered')[0]['data']['reason']
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_force_unlock_is_logged(ledger):
+    ledger.acquire_lock('alice@ctl-1 pid 100', 'rollout.yml')
+    with pytest.raises(ledger_lib.LedgerError, match='needs a reason'):
+        ledger.force_unlock('bob', '')
+    previous = ledger.force_unlock('bob', 'ctl-1 was decommissioned mid-run')
+    assert previous['holder'] == 'alice@ctl-1 pid 100'
+    assert ledger.lock() is None
+    data = ledger.events(kinds='lock_override')[0]['data']
+    assert data['operator'] == 'bob' and data['previous_holder'] == 'alice@ctl-1 pid 100'
+
+
+def test_controller_lock_heartbeat_and_release(ledger, monkeypatch):
+    monkeypatch.setenv(ledger_lib.ENV_CONTROLLER_PID, '4242')
+    ledger.acquire_lock('alice (run 3)', 'rollout.yml')
+    assert ledger.lock()['pid'] == 4242
+    assert ledger.heartbeat(pid=4242) is True
+    assert ledger.release_controller_lock(pid=1) is None
+    assert ledger.release_controller_lock(pid=4242)['holder'] == 'alice (run 3)'
+    assert ledger.lock() is None
+
+
+# -- canary ------------------------------------------------------------------------------------------
+
+
+def test_canary_verdict(ledger):
+    assert ledger.canary_verdict() is None
+    ledger.set_canary_verdict('failed', run_id=2, reason='p95 worse', hosts=['h1'])
+    ledger.set_canary_verdict('passed', run_id=3, reason='iroh faster', hosts=['h1', 'h2'], p_value=0.01)
+    verdict = ledger.canary_verdict()
+    assert verdict['verdict'] == 'passed' and verdict['run_id'] == 3 and verdict['reason'] == 'iroh faster'
+    assert verdict['data'] == {'reason': 'iroh faster', 'hosts': ['h1', 'h2'], 'p_value': 0.01}
+    assert [e['data']['verdict'] for e in ledger.events(kinds='canary_verdict')] == ['passed', 'failed']
+
+
+# -- reconciliation --------------------------------------------------------------------------------
+
+
+def test_reconcile_reports_and_fixes_drift(ledger):
+    ledger.record_transition('h1', 'antnode1', 'pa', 'dual_stack_stable')
+    ledger.record_transition('h1', 'antnode2', 'pb', 'dual_stack_testing')
+    ledger.record_transition('h1', 'antnode4', 'pd', 'libp2p_only')
+    ledger.record_transition('h2', 'antnode1', 'px', 'iroh_primary')
+    observed = {'h1': [
+        {'service_name': 'antnode1', 'peer_id': 'pa', 'mode': 'dual_stack', 'status': 'Running'},
+        {'service_name': 'antnode2', 'peer_id': 'pb', 'mode': 'libp2p_only', 'status': 'Running'},  # by hand
+        {'service_name': 'antnode3', 'peer_id': 'pc', 'mode': 'libp2p_only', 'status': 'Running'},  # new
+    ]}
+    report = ledger.reconcile(observed)
+    kinds = {d['node_id']: d['kind'] for d in report['drift']}
+    assert kinds == {'h1/antnode2': 'mode_mismatch', 'h1/antnode3': 'not_in_ledger', 'h1/antnode4': 'not_on_host'}
+    assert report['checked'] == 3 and report['in_sync'] is False and report['fixed'] == 0
+    assert ledger.node('h1', 'antnode2')['state'] == 'dual_stack_testing'  # report only
+    fixed = ledger.reconcile(observed, fix=True, operator='alice')
+    assert fixed['fixed'] == 2
+    assert ledger.node('h1', 'antnode2')['state'] == 'rolled_back'
+    assert ledger.node('h1', 'antnode3')['state'] == 'libp2p_only'
+    assert ledger.node('h2', 'antnode1')['state'] == 'iroh_primary'  # host not observed: untouched
+    assert 'host reports libp2p_only' in ledger.history('h1/antnode2')[0]['reason']
+    assert ledger.events(kinds='reconcile')[0]['data']['operator'] == 'alice'
+    after = ledger.reconcile(observed)
+    assert [d['kind'] for d in after['drift']] == ['not_on_host']
+
+
+def test_reconcile_accepts_transport_info_shapes(ledger):
+    ledger.record_transition('h1', 'antnode1', 'pa', 'iroh_primary')
+    per_host_results = [{'host': 'h1',
+                         'nodes': [{'service_name': 'antnode1', 'peer_id': 'pz', 'mode': 'iroh_primary'}]}]
+    report = ledger.reconcile(per_host_results, fix=True)
+    assert [d['kind'] for d in report['drift']] == ['peer_id_changed']
+    assert ledger.node('h1', 'antnode1')['peer_id'] == 'pz'
+    flat = [{'host': 'h1', 'service_name': 'antnode1', 'peer_id': 'pz', 'mode': 'iroh_primary'}]
+    assert ledger.reconcile(flat)['in_sync'] is True
+
+
+# -- metrics export ----------------------------------------------------------------------------------
+
+
+def test_write_textfile_is_valid_prometheus_text(ledger, tmp_path):
+    for i in range(4):
+        ledger.record_transition('h1', f'antnode{i}', None, 'libp2p_only')
+    ledger.record_transition('h1', 'antnode0', None, 'iroh_primary')
+    ledger.record_transition('h1', 'antnode1', None, 'dual_stack_testing')
+    path = tmp_path / 'textfile' / 'autonomi_migration.prom'
+    assert ledger.write_textfile(str(path)) == str(path)
+    text = path.read_text()
+    samples = dict(line.rsplit(' ', 1) for line in text.splitlines() if not line.startswith('#'))
+    assert samples['autonomi_migration_nodes_total'] == '4'
+    assert samples['autonomi_migration_nodes_migrated'] == '1'
+    assert samples['autonomi_migration_nodes_dual_stack'] == '1'
+    assert samples['autonomi_migration_nodes_rollback'] == '0'
+    assert samples['autonomi_migration_progress_percent'] == '25.0'
+    assert samples['autonomi_migration_velocity_nodes_per_hour'] == '1.0'
+    assert float(samples['autonomi_migration_estimated_completion_timestamp_seconds']) > 0
+    assert samples['autonomi_migration_nodes{state="iroh_primary"}'] == '1'
+    assert os.listdir(path.parent) == ['autonomi_migration.prom']  # no temp file left
+    promtool = subprocess.run(['promtool', 'check', 'metrics'], input=text, capture_output=True, text=True)
+    if promtool.returncode == 127:
+        pytest.skip('promtool not installed')
+    # The lint objects to a gauge named *_total; the name is the dashboard's contract, so only that is allowed.
+    problems = [line for line in (promtool.stdout + promtool.stderr).splitlines()
+                if line.strip() and 'autonomi_migration_nodes_total non-counter' not in line]
+    assert problems == [], problems
+
+
+def test_textfile_without_eta_has_no_sample(ledger, tmp_path):
+    text = ledger.metrics_text()
+    assert '# TYPE autonomi_migration_estimated_completion_timestamp_seconds gauge' in text
+    assert '\nautonomi_migration_estimated_completion_timestamp_seconds ' not in text
+
+
+# -- concurrency and crashes -------------------------------------------------------------------------
+
+
+def test_threads_share_one_handle(ledger):
+    errors = []
+
+    def work(n):
+        try:
+            for i in range(20):
+                ledger.record_transition(f't{n}', f'antnode{i}', None, 'dual_stack_testing')
+                ledger.progress()
+        except Exception as exc:  # noqa: BLE001 - collected for the assertion
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(ledger.nodes()) == 80
+
+
+def test_concurrent_writer_processes(ledger, ledger_location):
+    workers, count = 4, 40
+    procs = [subprocess.Popen([sys.executable, WRITER, 'write', ledger_location, str(w), str(count)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for w in range(workers)]
+    for proc in procs:
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+        assert out.strip() == 'done'
+    assert len(ledger.history(limit=10000)) == workers * count
+    assert len(ledger.events(kinds='alert_fired', limit=10000)) == workers * count
+    assert len(ledger.nodes()) == workers * 10
+
+
+@pytest.mark.parametrize('attempt', range(4))
+def test_sigkill_mid_write_loses_nothing_committed(ledger_location, attempt):
+    import random
+    import signal
+    import time
+
+    hosts, nodes = 3, 8
+    ledger_lib.open_ledger(ledger_location).close()  # schema in place before the clock starts
+    proc = subprocess.Popen([sys.executable, WRITER, 'crash', ledger_location, str(hosts), str(nodes)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    committed = []
+    try:
+        deadline = time.monotonic() + random.uniform(0.3, 1.5) + attempt * 0.2
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            committed.append(line.split())
+        proc.send_signal(signal.SIGKILL)
+        rest, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    committed += [line.split() for line in rest.splitlines() if line.startswith('committed')]
+    assert committed, 'the writer committed nothing before the kill: ' + err
+    with ledger_lib.open_ledger(ledger_location) as ledger:
+        states = {}
+        for node in ledger.nodes():
+            states.setdefault(node['host'], set()).add(node['state'])
+        # No half-written host: every node of a host has the state of one committed round.
+        for host, seen in states.items():
+            assert len(seen) == 1, f'{host} is half written: {seen}'
+        # Everything the writer reported as committed is there (it may have committed one more).
+        last_round, last_host, last_state = committed[-1][1:]
+        history_rounds = {int(h['reason'].split()[1]) for h in ledger.history(limit=100000)}
+        assert set(range(int(last_round) + 1)) <= history_rounds
+        assert max(history_rounds) <= int(last_round) + 1
+        assert states[last_host] == {last_state}
+        gate_rounds = {e['data']['round'] for e in ledger.events(kinds='gate_verdict', limit=100000)}
+        assert set(range(int(last_round) + 1)) <= gate_rounds
+        # And the ledger still takes writes.
+        ledger.record_transition('after', 'antnode1', None, 'dual_stack_testing')
