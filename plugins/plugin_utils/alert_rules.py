@@ -706,8 +706,18 @@ def _float(value):
         return None
 
 
+def possible_samples(rule, ruleset):
+    """How many points the judged window of a rule can hold (1 for an instant rule)."""
+    step = parse_duration(ruleset.step)
+    return int(rule.for_seconds // step) + 1 if rule.for_seconds >= step else 1
+
+
 def evaluate_rule(client, rule, ruleset, scope, facts, min_samples=1):
-    """Judge one rule for a scope: pass, fail, no_data (inconclusive) or skipped."""
+    """Judge one rule for a scope: pass, fail, no_data (inconclusive) or skipped.
+
+    ``min_samples`` is capped at what the rule's window can hold.
+    """
+    min_samples = max(1, min(min_samples, possible_samples(rule, ruleset)))
     shown, sent = judged_query(rule, ruleset, scope)
     result = RuleResult(rule=rule, verdict=NO_DATA, query=shown, window=rule.for_)
     if rule.transport in ('libp2p', 'iroh') and facts.nodes_by_transport.get(rule.transport, 0) == 0:

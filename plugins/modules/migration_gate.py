@@ -1,0 +1,238 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the autonomi.network_migration collection
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: migration_gate
+short_description: Judge the migration's alert rules against Prometheus before going on
+version_added: 0.1.0
+description:
+  - Evaluates the migration's alert rules (C(rules/alert_rules.yml), the same definition the
+    P(autonomi.network_migration.monitoring#role) role installs into Prometheus) for the whole
+    fleet or for a list of hosts, and fails when a rule trips.
+  - A rule is judged on its worst value over its C(for) window (the minimum for a C(>) rule), so
+    the gate fails when the alert would be firing. Queries aggregate in PromQL; their number does
+    not grow with the fleet (1 per evaluation for the scope, 1 per rule, 1 per failing rule).
+  - A rule must fail on O(consecutive_failures) consecutive evaluations before it fails the gate.
+  - No data (too few samples, too few targets up) is not a pass, it is C(inconclusive); see
+    O(inconclusive). A rule whose transport no node in scope runs is C(skipped).
+  - Prometheus unreachable or erroring after O(retries) retries fails the gate (fail closed).
+  - With the migration ledger, the gate fails at once when the migration is halted or paused,
+    records its verdict as a C(gate_verdict) event, writes a halt mark when it fails and a pause
+    when it is inconclusive with O(inconclusive=pause). A ledger that cannot be read or written
+    fails the gate.
+  - This is an action plugin; it runs on the controller. Use it with C(run_once) or on C(localhost).
+author:
+  - Autonomi network operations (@autonomi)
+options:
+  url:
+    description:
+      - Prometheus base URL.
+      - Defaults to E(MIGRATION_PROMETHEUS_URL), then the inventory variable C(migration_prometheus_url).
+    type: str
+  validate_certs:
+    description: Verify the server's TLS certificate. Defaults to E(MIGRATION_PROMETHEUS_VALIDATE_CERTS), else V(true).
+    type: bool
+  ca_path:
+    description: CA bundle to verify the server with. Defaults to E(MIGRATION_PROMETHEUS_CA_PATH).
+    type: path
+  username:
+    description: Basic auth user. Defaults to E(MIGRATION_PROMETHEUS_USERNAME).
+    type: str
+  password:
+    description: Basic auth password. Defaults to E(MIGRATION_PROMETHEUS_PASSWORD). Never logged.
+    type: str
+  token:
+    description: Bearer token (instead of basic auth). Defaults to E(MIGRATION_PROMETHEUS_TOKEN). Never logged.
+    type: str
+  timeout:
+    description: Seconds per HTTP request. Defaults to E(MIGRATION_PROMETHEUS_TIMEOUT), else 10.
+    type: float
+  retries:
+    description:
+      - Retries per query on connection errors and HTTP 429/5xx, with exponential back-off.
+        Defaults to E(MIGRATION_PROMETHEUS_RETRIES), else 3.
+    type: int
+  rules:
+    description: Ids of the rules to evaluate, default every enabled rule.
+    type: list
+    elements: str
+  rules_file:
+    description: Rules file, default the collection's C(rules/alert_rules.yml).
+    type: path
+  overrides:
+    description:
+      - 'Per-rule overrides: C({rule_id: {threshold, for, severity, cooldown, enabled}}).'
+      - Defaults to the inventory variable C(migration_alert_overrides), the one the monitoring role uses.
+    type: dict
+  settings:
+    description:
+      - Rule settings overrides (C(rate_window), C(evaluation_interval), ...).
+      - Defaults to the inventory variable C(migration_alert_settings).
+    type: dict
+  hosts:
+    description:
+      - Judge only these hosts (the C(host) label of the node targets, the inventory hostnames),
+        for example the canaries or the current batch. Default the whole fleet.
+    type: list
+    elements: str
+  evaluations:
+    description: How many times to evaluate the rules; the gate stops early when it fails.
+    type: int
+    default: 1
+  interval:
+    description: Time between two evaluations, seconds or a Prometheus duration (V(30s), V(1m)).
+    type: str
+    default: 30s
+  consecutive_failures:
+    description:
+      - Consecutive failed evaluations before a rule fails the gate, per severity
+        (C({critical, warning, info})); an integer sets critical and warning. V(0) never fails.
+      - 'Default: C({critical: 1, warning: 2, info: 0}).'
+    type: raw
+  min_samples:
+    description:
+      - Samples a rule's window must hold before the rule is judged (capped at what the window can
+        hold); fewer is no data.
+    type: int
+    default: 3
+  min_targets:
+    description: Node targets up in scope before anything is judged; fewer is no data.
+    type: int
+    default: 1
+  inconclusive:
+    description:
+      - What an inconclusive verdict does. V(pause) fails the task and pauses the migration in the
+        ledger; V(fail) fails it and writes a halt; V(pass) lets the play go on (with the verdict in
+        the result).
+    type: str
+    default: pause
+    choices: [pause, fail, pass]
+  ledger:
+    description:
+      - Ledger location (SQLite path or PostgreSQL DSN); see P(autonomi.network_migration.migration_ledger#module).
+    type: str
+  record:
+    description: Record the verdict, the halt and the pause in the ledger (the halt/pause check always runs).
+    type: bool
+    default: true
+extends_documentation_fragment:
+  - autonomi.network_migration._attributes
+  - autonomi.network_migration._attributes.ACTION
+attributes:
+  check_mode:
+    support: full
+    details: The gate only reads Prometheus; it records in the ledger in check mode too.
+  diff_mode:
+    support: none
+  action:
+    support: full
+notes:
+  - Rules, formulas and semantics are described in C(docs/alerts-and-gates.md).
+seealso:
+  - module: autonomi.network_migration.canary_analysis
+  - module: autonomi.network_migration.migration_ledger
+"""
+
+EXAMPLES = r"""
+- name: Gate the batch just switched (two failed evaluations, 30 s apart, fail a warning rule)
+  autonomi.network_migration.migration_gate:
+    url: "{{ migration_prometheus_url }}"
+    hosts: "{{ ansible_play_batch }}"
+    evaluations: 3
+    interval: 30s
+  run_once: true
+  any_errors_fatal: true
+
+- name: Only the error-rate rules, fleet-wide, an inconclusive result fails instead of pausing
+  autonomi.network_migration.migration_gate:
+    rules: [high_error_rate_libp2p, high_error_rate_iroh]
+    inconclusive: fail
+  delegate_to: localhost
+  run_once: true
+"""
+
+RETURN = r"""
+verdict:
+  description: V(pass), V(fail) or V(inconclusive).
+  returned: always
+  type: str
+msg:
+  description: The verdict in words; a failure names the rule, its value, the threshold, by how much, and the hosts.
+  returned: always
+  type: str
+rules:
+  description: Every rule evaluated (last evaluation).
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    id:
+      description: Rule id.
+      type: str
+    severity:
+      description: V(critical), V(warning) or V(info).
+      type: str
+    verdict:
+      description: V(pass), V(fail), V(no_data) or V(skipped).
+      type: str
+    value:
+      description: The judged value (worst over the window), null for no data.
+      type: float
+    threshold:
+      description: The threshold.
+      type: float
+    comparison:
+      description: The comparison of value and threshold.
+      type: str
+    query:
+      description: The PromQL judged.
+      type: str
+    window:
+      description: The window judged (the rule's C(for)).
+      type: str
+    samples:
+      description: Points in the window.
+      type: int
+    hosts:
+      description: Hosts breaching the rule on their own, with their value (failed rules).
+      type: dict
+    consecutive_failures:
+      description: Consecutive failed evaluations.
+      type: int
+    reason:
+      description: Why no data, skipped or failed.
+      type: str
+failed_rules:
+  description: Ids of the rules that failed the gate.
+  returned: always
+  type: list
+  elements: str
+inconclusive_rules:
+  description: Ids of the rules without enough data when the verdict is inconclusive.
+  returned: always
+  type: list
+  elements: str
+scope:
+  description: The scope (hosts or V(fleet)), node targets, targets up and nodes per transport.
+  returned: always
+  type: dict
+evaluations:
+  description: One entry per evaluation with every rule's verdict.
+  returned: always
+  type: list
+  elements: dict
+prometheus:
+  description: URL and the number of queries made.
+  returned: always
+  type: dict
+ledger:
+  description: The ledger location and what the gate wrote (gate_verdict, halt, pause).
+  returned: always
+  type: dict
+"""
