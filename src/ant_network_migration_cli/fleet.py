@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import configparser
 import json
 import os
 import shutil
@@ -45,6 +46,26 @@ def ansible_config():
         if candidate.is_file():
             return str(candidate.resolve())
     return None
+
+
+def default_inventory():
+    """The inventory Ansible would use without -i: ANSIBLE_INVENTORY, else ansible.cfg's
+    ``[defaults] inventory`` (relative to that file). None when neither is set."""
+    if os.environ.get('ANSIBLE_INVENTORY'):
+        return os.environ['ANSIBLE_INVENTORY'].split(',')[0]
+    config = ansible_config()
+    if not config:
+        return None
+    parser = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=(';', '#'))
+    try:
+        parser.read(config, encoding='utf-8')
+    except (configparser.Error, OSError):
+        return None
+    value = parser.get('defaults', 'inventory', fallback='').split(',')[0].strip()
+    if not value:
+        return None
+    path = Path(os.path.expanduser(value))
+    return str(path if path.is_absolute() else (Path(config).parent / path).resolve())
 
 
 def ansible_env():
@@ -101,7 +122,10 @@ def _groups_from_list(data):
 
 
 def load_inventory(source=None):
-    """Read an inventory through `ansible-inventory --list` (every inventory plugin works)."""
+    """Read an inventory through `ansible-inventory --list` (every inventory plugin works).
+
+    ``source`` None: the default inventory (ANSIBLE_INVENTORY / ansible.cfg)."""
+    source = source or default_inventory()
     exe = shutil.which('ansible-inventory', path=ansible_env()['PATH'])
     if not exe:
         raise BadInput('ansible-inventory not found; install ansible-core beside this CLI')

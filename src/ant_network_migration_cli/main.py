@@ -152,10 +152,12 @@ def status(settings, detailed, as_json):
 # --- pause / resume ----------------------------------------------------------------------------
 
 def _run_or_fail(settings, console, playbook, extravars, label, ledger_location, expected_hosts=None,
-                 inventory=None):
-    outcome = runs.run_playbook(playbook, extravars=extravars, inventory=inventory or settings.inventory,
+                 inventory=None, extra_groups=None):
+    outcome = runs.run_playbook(playbook, extravars=extravars,
+                                inventory=inventory or settings.inventory or fleet.default_inventory(),
                                 ledger_location=ledger_location, console=console, label=label,
-                                expected_hosts=expected_hosts, verbosity=settings.verbosity)
+                                expected_hosts=expected_hosts, verbosity=settings.verbosity,
+                                extra_groups=extra_groups)
     if outcome.ok:
         return outcome
     lines = [f'{label} failed ({playbook}: {outcome.status}, rc={outcome.rc})']
@@ -250,25 +252,26 @@ def rollback(settings, strategy, target, reason, yes, operator):
       ant-network-migration rollback --strategy gradual --target dual_stack --yes
     """
     from ansible_collections.autonomi.network_migration.plugins.module_utils import _modes as modes
+    from ansible_collections.autonomi.network_migration.plugins.plugin_utils import wave_planning
 
     location = settings.ledger_location()
     console = _console()
-    target_index = modes.mode_index(target)
     with ledger_io.opened(location) as handle:
         _refuse_if_locked(handle)
-        affected = [n for n in handle.nodes() if modes.mode_index(modes.STATE_MODE[n['state']]) > target_index]
-    hosts = sorted({n['host'] for n in affected})
-    if not affected:
-        console.print(f'nothing to roll back: no node in the ledger is beyond {target}')
+        nodes = [dict(n, mode=n.get('mode') or modes.STATE_MODE[n['state']]) for n in handle.nodes()]
+    planned = wave_planning.plan_rollback(nodes, target, strategy=strategy)
+    hosts = planned['hosts']
+    if not hosts:
+        console.print(f"{planned['message']} (according to the ledger)")
         return
-    question = (f'Roll back {len(affected)} nodes on {len(hosts)} hosts to {target} '
+    question = (f"Roll back {planned['nodes_to_switch']} nodes on {len(hosts)} hosts to {target} "
                 f'({strategy} strategy)?')
     if not yes and not click.confirm(question, default=False):
         raise click.Abort()
     extravars = {'strategy': strategy, 'target': target, 'reason': reason, 'operator': operator}
     _run_or_fail(settings, console, 'rollback.yml', extravars, f'rollback ({strategy})', location,
                  expected_hosts=len(hosts))
-    console.print(f'[bold]rolled back[/bold] {len(affected)} nodes on {len(hosts)} hosts to {target}')
+    console.print(f"[bold]rolled back[/bold] {planned['nodes_to_switch']} nodes on {len(hosts)} hosts to {target}")
 
 
 def _refuse_if_locked(handle):
@@ -408,45 +411,72 @@ def _fleet_nodes(handle, inventory):
     return nodes
 
 
-def _selection(data, inventory, handle):
-    exclude, _ = inventory.expand(data.get('exclude') or [])
+EXCLUDE_GROUP = 'migration_exclude'     # the roles' wave_exclude_group / canary_exclude_group
+CANARY_GROUP = 'canary'                 # the canary role's canary_group
+PLAN_CANARY_GROUP = 'migration_plan_canary'
+
+
+def _excluded(data, inventory):
+    """Hosts no stage may touch: the plan's exclude (groups expanded) and the inventory's
+    migration_exclude group, which the roles honour."""
+    hosts, _ = inventory.expand(data.get('exclude') or [])
+    return sorted(set(hosts) | set(inventory.groups.get(EXCLUDE_GROUP, [])))
+
+
+def _canary_hosts(data, inventory):
+    """Explicit canaries: the plan's canary.hosts, else the inventory's canary group (as the role)."""
     canary = data.get('canary') or {}
-    canary_hosts = list(canary.get('hosts') or [])
-    if canary and not canary_hosts and inventory.groups.get('canary'):
-        canary_hosts = inventory.groups['canary'][:canary['count']]
+    return sorted(canary.get('hosts') or inventory.groups.get(CANARY_GROUP) or [])
+
+
+def _selection(data, inventory, handle):
+    canary = data.get('canary') or {}
     try:
         return plan.select_plan(
-            _fleet_nodes(handle, inventory), data['waves'], exclude=exclude,
-            canary_count=canary.get('count', 0), canary_hosts=canary_hosts,
+            _fleet_nodes(handle, inventory), data['waves'], exclude=_excluded(data, inventory),
+            canary_count=canary.get('count', 0), canary_hosts=_canary_hosts(data, inventory) if canary else (),
             canary_done=_canary_passed(handle.canary_verdict()),
             default_batches=data.get('batches') or plan.DEFAULT_BATCHES)
     except plan.PlanError as exc:
         raise BadInput(str(exc)) from None
 
 
+def _run_groups(data, inventory):
+    """Inventory groups added for the plan's runs: its excludes, and its explicit canaries."""
+    groups = {}
+    excluded = _excluded(data, inventory)
+    if excluded:
+        groups[EXCLUDE_GROUP] = excluded
+    if (data.get('canary') or {}).get('hosts'):
+        groups[PLAN_CANARY_GROUP] = sorted(data['canary']['hosts'])
+    return groups
+
+
 def _wave_vars(data, wave):
+    """rollout.yml's extra vars for one wave of the plan (the wave role's variables)."""
     extravars = {
         'wave': wave['percent'],
-        'migration_batches': list(wave.get('batches') or data.get('batches') or plan.DEFAULT_BATCHES),
+        'wave_batches': list(wave.get('batches') or data.get('batches') or plan.DEFAULT_BATCHES),
     }
     soak = wave.get('soak', data.get('soak'))
     if soak is not None:
-        extravars['soak_seconds'] = plan.parse_duration(soak)
+        extravars['wave_soak_seconds'] = plan.parse_duration(soak)
     if data.get('rollback_policy'):
-        extravars['rollback_policy'] = data['rollback_policy']
+        extravars['wave_rollback_policy'] = data['rollback_policy']
     overrides = plan.alert_overrides(data)
     if overrides:
         extravars['migration_alert_overrides'] = overrides
     return extravars
 
 
-def _canary_vars(data, stage):
+def _canary_vars(data):
+    """canary.yml's extra vars (the canary role's variables)."""
     canary = data['canary']
     extravars = {'canary_count': canary['count']}
     if 'duration' in canary:
         extravars['canary_duration'] = plan.parse_duration(canary['duration'])
-    if stage.hosts:
-        extravars['canary_hosts'] = list(stage.hosts)
+    if canary.get('hosts'):
+        extravars['canary_group'] = PLAN_CANARY_GROUP
     overrides = plan.alert_overrides(data)
     if overrides:
         extravars['migration_alert_overrides'] = overrides
@@ -506,21 +536,22 @@ def start(settings, plan_file, dry_run):
     if refusal:
         raise refusal
 
-    inventory_source = settings.inventory or data.get('inventory')
+    inventory_source = inventory.source
+    groups = _run_groups(data, inventory)
     waves = iter(data['waves'])
     for stage in stages:
         if stage.stage == 'canary':
             if stage.skipped:
                 console.print(f'canary: skipped ({stage.skipped})')
                 continue
-            _run_or_fail(settings, console, 'canary.yml', _canary_vars(data, stage), 'canary', location,
-                         expected_hosts=len(stage.hosts) or None, inventory=inventory_source)
+            _run_or_fail(settings, console, 'canary.yml', _canary_vars(data), 'canary', location,
+                         expected_hosts=len(stage.hosts) or None, inventory=inventory_source, extra_groups=groups)
             console.print('canary: [green]passed[/green]')
             continue
         wave = next(waves)
         label = f"wave {wave['percent']} %"
         _run_or_fail(settings, console, 'rollout.yml', _wave_vars(data, wave), label, location,
-                     expected_hosts=len(stage.hosts) or None, inventory=inventory_source)
+                     expected_hosts=len(stage.hosts) or None, inventory=inventory_source, extra_groups=groups)
         console.print(f'{label}: [green]done[/green]')
     with ledger_io.opened(location) as handle:
         progress = handle.progress()

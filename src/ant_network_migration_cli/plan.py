@@ -186,15 +186,6 @@ def _forward(mode):
     return mode in modes.MODES and mode != modes.LIBP2P_ONLY
 
 
-def canary_candidates(nodes, exclude=()):
-    """Hosts that may serve as canaries: every node still libp2p_only, not excluded; by name."""
-    excluded = set(exclude)
-    hosts = {}
-    for node in nodes:
-        hosts.setdefault(node['host'], []).append(node.get('mode'))
-    return [h for h in sorted(hosts) if h not in excluded and all(m == modes.LIBP2P_ONLY for m in hosts[h])]
-
-
 def select_plan(nodes: Sequence[Mapping], waves: Sequence[Mapping], exclude: Iterable[str] = (),
                 canary_count: int = 0, canary_hosts: Sequence[str] = (), canary_done: bool = False,
                 default_batches=DEFAULT_BATCHES, max_close_group_share=None):
@@ -202,7 +193,8 @@ def select_plan(nodes: Sequence[Mapping], waves: Sequence[Mapping], exclude: Ite
 
     ``nodes``: every node of the fleet as dicts with ``host``, ``service_name``, ``peer_id``
     and ``mode`` (what it runs now). ``exclude``: host names (groups already expanded).
-    ``canary_hosts``: explicit canaries, else the first ``canary_count`` candidate hosts by name.
+    ``canary_hosts``: explicit canaries (the plan's, or the inventory's canary group), else
+    wave_planning.select_canaries picks ``canary_count`` (as the canary role does).
     ``canary_done``: the ledger records a passed canary, so the canary stage is skipped.
     Raises PlanError (with the wave named) when the collection's wave planning refuses a wave.
     """
@@ -226,10 +218,16 @@ def select_plan(nodes: Sequence[Mapping], waves: Sequence[Mapping], exclude: Ite
             stages.append(Selection('canary', None, before, before, before,
                                     skipped='the ledger records a passed canary'))
         else:
-            candidates = canary_candidates(fleet, exclude)
-            chosen = list(canary_hosts) or candidates[:canary_count]
-            notes = tuple(f'{h}: not a canary candidate (already moved, excluded or unknown)'
-                          for h in chosen if h not in candidates)
+            if canary_hosts:
+                hosts = {n['host'] for n in fleet}
+                candidates = wave_planning.select_canaries(fleet, max(1, len(hosts)), exclude) if hosts else []
+                chosen = sorted(canary_hosts)
+                notes = tuple(f'{h}: not a canary candidate (already moved, excluded or unknown)'
+                              for h in chosen if h not in candidates)
+            else:
+                chosen = wave_planning.select_canaries(fleet, canary_count, exclude)
+                notes = () if len(chosen) == canary_count else (
+                    f'only {len(chosen)} of the {canary_count} canaries asked for have every node on libp2p_only',)
             switch(set(chosen))
             after = moved()
             stages.append(Selection('canary', None, after, before, after, hosts=tuple(chosen),

@@ -12,6 +12,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from . import fleet
@@ -67,10 +68,12 @@ class _EventSink:
 
 
 def run_playbook(name, extravars=None, inventory=None, ledger_location=None, console=None,
-                 label=None, expected_hosts=None, verbosity=0):
+                 label=None, expected_hosts=None, verbosity=0, extra_groups=None):
     """Run ``playbooks/<name>``; return a RunOutcome. Never raises for a failed play.
 
     ``expected_hosts``: how many hosts the progress bar counts (None: a spinner only).
+    ``extra_groups``: {group: [hosts]} added to the inventory for this run only (a second
+    inventory source in the run's private directory; the operator's inventory is not touched).
     With verbosity >= 2 Ansible's own output is shown instead of the progress bar.
     """
     playbook = fleet.playbook_path(name)
@@ -98,8 +101,14 @@ def run_playbook(name, extravars=None, inventory=None, ledger_location=None, con
     kwargs = dict(private_data_dir=private_dir, project_dir=str(root), playbook=str(playbook),
                   extravars=dict(extravars or {}), envvars=envvars, event_handler=sink,
                   quiet=not show_ansible, verbosity=max(0, verbosity - 1) or None)
-    if inventory:
-        kwargs['inventory'] = str(Path(inventory).resolve())
+    sources = [str(Path(inventory).resolve())] if inventory else []
+    if extra_groups and sources:
+        extra = Path(private_dir) / 'cli_groups.yml'
+        children = {group: {'hosts': dict.fromkeys(sorted(hosts))} for group, hosts in sorted(extra_groups.items())}
+        extra.write_text(yaml.safe_dump({'all': {'children': children}}, default_flow_style=False))
+        sources.append(str(extra))
+    if sources:
+        kwargs['inventory'] = sources if len(sources) > 1 else sources[0]
     if binary.exists():
         kwargs['binary'] = str(binary)
     try:

@@ -256,21 +256,24 @@ def test_start_runs_canary_then_waves_with_plan_vars(invoke, tmp_path, inventory
     calls = []
 
     def fake_run(name, **kw):
-        calls.append((name, kw['extravars']))
+        calls.append((name, kw['extravars'], kw['extra_groups']))
         return runs.RunOutcome(name, 'successful', 0)
 
     monkeypatch.setattr(runs, 'run_playbook', fake_run)
-    plan = write_plan(tmp_path, 'canary: {count: 1, duration: 2m}\nsoak: 10s\nrollback_policy: freeze\n'
+    plan = write_plan(tmp_path, 'canary: {count: 1, duration: 2m, hosts: [sim-host-02]}\nsoak: 10s\n'
+                                'rollback_policy: freeze\nexclude: [holdouts]\n'
                                 'thresholds: {high_error_rate_iroh: {threshold: 0.1, for: 1m}}\n'
                                 'waves: [{percent: 50, batches: [1, "25%"]}]\n')
     result = invoke('-i', inventory_path, 'start', '--plan', plan)
     assert result.exit_code == 0, result.output
     assert [c[0] for c in calls] == ['canary.yml', 'rollout.yml']
     overrides = {'high_error_rate_iroh': {'threshold': 0.1, 'for': '1m'}}
-    assert calls[0][1] == {'canary_count': 1, 'canary_duration': 120, 'canary_hosts': ['sim-host-02'],
+    assert calls[0][1] == {'canary_count': 1, 'canary_duration': 120, 'canary_group': 'migration_plan_canary',
                            'migration_alert_overrides': overrides}
-    assert calls[1][1] == {'wave': 50, 'migration_batches': [1, '25%'], 'soak_seconds': 10,
-                           'rollback_policy': 'freeze', 'migration_alert_overrides': overrides}
+    assert calls[1][1] == {'wave': 50, 'wave_batches': [1, '25%'], 'wave_soak_seconds': 10,
+                           'wave_rollback_policy': 'freeze', 'migration_alert_overrides': overrides}
+    # The plan's excludes and canaries reach the roles as inventory groups of the run.
+    assert calls[1][2] == {'migration_exclude': ['sim-host-06'], 'migration_plan_canary': ['sim-host-02']}
 
 
 def test_rollback_asks_and_honours_no(invoke, monkeypatch):
