@@ -6,9 +6,11 @@
 
 from __future__ import annotations
 
+import datetime
 import getpass
 import os
 import socket
+import time
 
 from ansible.errors import AnsibleActionFail
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
@@ -37,6 +39,7 @@ ARGUMENT_SPEC = dict(
     kind=dict(type='str'),
     data=dict(type='dict', default={}),
     verdict=dict(type='str', choices=['passed', 'failed']),
+    testing_deadline=dict(type='int', default=3600),
 )
 
 WRITE_OPS = frozenset(['pause', 'resume', 'halt', 'lock', 'unlock', 'mark', 'event', 'canary_verdict'])
@@ -106,19 +109,29 @@ class ActionModule(ActionBase):
         return out
 
     def _op_status(self, ledger, args):
+        nodes = ledger.nodes()
+        cutoff = time.time() - args['testing_deadline']
+        overdue = [n for n in nodes if n['state'] == _modes.STATE_DUAL_STACK_TESTING and n.get('updated_at')
+                   and datetime.datetime.fromisoformat(n['updated_at']).timestamp() < cutoff]
+        migrated_hosts = sorted({n['host'] for n in nodes
+                                 if n['state'] not in (_modes.STATE_LIBP2P_ONLY, _modes.STATE_ROLLED_BACK)})
         return {
             'changed': False,
             'progress': ledger.progress(),
             'flags': ledger.get_flags(),
             'canary': ledger.canary_verdict(),
             'events': ledger.events(limit=20),
+            'migrated_hosts': migrated_hosts,
+            'nodes_overdue': [{'host': n['host'], 'service_name': n['service_name'], 'since': n['updated_at']}
+                              for n in overdue],
         }
 
     def _op_pause(self, ledger, args):
         reason = self._need(args, 'reason', 'a pause needs a reason (-e reason="...")')
         already = ledger.get_flags().get('paused')
         if already:
-            return {'changed': False, 'msg': 'already paused by %s: %s' % (already.get('operator'), already.get('reason'))}
+            return {'changed': False,
+                    'msg': 'already paused by %s: %s' % (already.get('operator'), already.get('reason'))}
         ledger.set_pause(reason, args['operator'])
         return {'changed': True, 'msg': 'migration paused by %s: %s' % (args['operator'], reason)}
 

@@ -14,10 +14,14 @@ from ansible_collections.autonomi.network_migration.plugins.module_utils import 
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils import wave_planning
 
 ARGUMENT_SPEC = dict(
-    wave=dict(type='raw', required=True),
+    wave=dict(type='raw'),
+    canary_count=dict(type='int'),
+    rollback_to=dict(type='str', choices=[_modes.LIBP2P_ONLY, _modes.DUAL_STACK]),
+    strategy=dict(type='str', default='fast', choices=['fast', 'gradual']),
+    only_hosts=dict(type='list', elements='str'),
     stage=dict(type='str', default=_modes.DUAL_STACK, choices=list(_modes.MODES[1:])),
     fleet_hosts=dict(type='list', elements='str', required=True),
-    info_var=dict(type='str', default='migration_transport_info'),
+    info_var=dict(type='str', default='wave_transport_info'),
     batches=dict(type='list', elements='raw', default=[1, '10%', '25%']),
     exclude_hosts=dict(type='list', elements='str', default=[]),
     max_close_group_share=dict(type='float', default=0.4),
@@ -51,7 +55,9 @@ class ActionModule(ActionBase):
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
-        validation = ArgumentSpecValidator(ARGUMENT_SPEC).validate(self._task.args)
+        one_of = [['wave', 'canary_count', 'rollback_to']]
+        validation = ArgumentSpecValidator(ARGUMENT_SPEC, mutually_exclusive=one_of,
+                                           required_one_of=one_of).validate(self._task.args)
         if validation.error_messages:
             raise AnsibleActionFail('migration_wave_plan: %s' % '; '.join(validation.error_messages))
         args = validation.validated_parameters
@@ -62,6 +68,15 @@ class ActionModule(ActionBase):
                         msg='no transport_info for %d host(s): %s. Every fleet host must answer before a wave is '
                             'planned (an unreachable host could hide libp2p-only nodes).'
                             % (len(missing), ', '.join(missing[:20])))
+        if args['canary_count'] is not None:
+            return self._canaries(result, nodes, args)
+        if args['rollback_to']:
+            try:
+                plan = wave_planning.plan_rollback(nodes, args['rollback_to'], args['strategy'], args['batches'],
+                                                   args['only_hosts'])
+            except wave_planning.PlanError as exc:
+                return dict(result, failed=True, msg=str(exc))
+            return dict(result, changed=False, plan=plan, msg=plan['message'])
         try:
             plan = wave_planning.plan_wave(nodes, args['wave'], stage=args['stage'], batches=args['batches'],
                                            exclude_hosts=args['exclude_hosts'],
@@ -109,6 +124,22 @@ class ActionModule(ActionBase):
         if refusals:
             result.update(failed=True, refusals=refusals, msg='wave refused: ' + '; '.join(refusals))
         return result
+
+    @staticmethod
+    def _canaries(result, nodes, args):
+        try:
+            hosts = wave_planning.select_canaries(nodes, args['canary_count'], args['exclude_hosts'])
+        except wave_planning.PlanError as exc:
+            return dict(result, failed=True, msg=str(exc))
+        if not hosts:
+            return dict(result, failed=True,
+                        msg='no canary host: no fleet host outside the excluded ones has all its nodes on libp2p_only')
+        plan = {'stage': _modes.DUAL_STACK, 'hosts': hosts, 'batches': [hosts], 'batch_sizes': [len(hosts)],
+                'baseline_hosts': sorted({n['host'] for n in nodes if n['mode'] == _modes.LIBP2P_ONLY} - set(hosts)),
+                'nodes_to_switch': sum(1 for n in nodes if n['host'] in hosts)}
+        plan['message'] = 'canary: %s (first %d host(s) by name with every node on libp2p_only)' % (
+            ', '.join(hosts), args['canary_count'])
+        return dict(result, changed=False, plan=plan, msg=plan['message'])
 
 
 def _projected_partition_risk(nodes, wave_hosts):

@@ -93,6 +93,10 @@ options:
     description: Event or verdict data.
     type: dict
     default: {}
+  testing_deadline:
+    description: With O(op=status), nodes in C(dual_stack_testing) for longer than this many seconds are overdue.
+    type: int
+    default: 3600
   verdict:
     description: Canary verdict for O(op=canary_verdict).
     type: str
@@ -145,6 +149,16 @@ moved:
   returned: op is mark
   type: list
   elements: str
+migrated_hosts:
+  description: Hosts with a node past C(libp2p_only) according to the ledger.
+  returned: op is status
+  type: list
+  elements: str
+nodes_overdue:
+  description: Nodes in C(dual_stack_testing) past O(testing_deadline) (host, service_name, since).
+  returned: op is status
+  type: list
+  elements: dict
 refused:
   description: Why O(op=check) or O(op=lock) refused (halted, paused, canary, locked).
   returned: when refused

@@ -27,9 +27,33 @@ author:
   - Autonomi network operations (@autonomi)
 options:
   wave:
-    description: Fleet percentage (1-100) that must be at O(stage) or beyond when the wave ends.
+    description:
+      - Fleet percentage (1-100) that must be at O(stage) or beyond when the wave ends.
+      - Exactly one of O(wave), O(canary_count) and O(rollback_to) is required.
     type: raw
-    required: true
+  canary_count:
+    description:
+      - Instead of a wave, choose this many canary hosts - the first by name whose nodes all run
+        C(libp2p_only), outside O(exclude_hosts). The plan also lists the baseline hosts.
+    type: int
+  rollback_to:
+    description:
+      - Instead of a wave, plan a rollback to this mode - every host (of O(only_hosts) when given)
+        that has a node beyond it, by name, in one batch for O(strategy=fast) or in O(batches) for
+        O(strategy=gradual).
+    type: str
+    choices: [libp2p_only, dual_stack]
+  strategy:
+    description: Rollback strategy for O(rollback_to).
+    type: str
+    default: fast
+    choices: [fast, gradual]
+  only_hosts:
+    description:
+      - With O(rollback_to), consider only these hosts. When not given, the whole fleet; an empty list
+        means no host (a guard that found nothing rolls nothing back).
+    type: list
+    elements: str
   stage:
     description: The transport mode the wave moves hosts to.
     type: str
@@ -43,7 +67,7 @@ options:
   info_var:
     description: Host variable that holds each host's registered transport_info result.
     type: str
-    default: migration_transport_info
+    default: wave_transport_info
   batches:
     description: Serial-style batch sizes, integers or percentages of the wave's hosts; the last repeats.
     type: list

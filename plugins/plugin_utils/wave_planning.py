@@ -147,22 +147,8 @@ def plan_wave(nodes, wave, stage=_modes.DUAL_STACK, batches=(1, '10%', '25%'), e
                            'which meets wave=%s' % (current_percent, at_stage, total, stage, _fmt(wave)))
         return plan
 
-    exclude = set(exclude_hosts or ())
-    by_host = {}
-    for n in nodes:
-        by_host.setdefault(n['host'], []).append(n)
-    previous_mode = _modes.MODES[stage_index - 1]
-    candidates = []
-    for host in sorted(by_host):
-        if host in exclude:
-            continue
-        below = [n for n in by_host[host] if n.get('mode') in _modes.MODES and _modes.MODES.index(n['mode']) < stage_index]
-        if not below:
-            continue
-        # Forward moves go one step at a time: a host whose nodes are two steps behind is not ready.
-        if any(n['mode'] != previous_mode for n in below):
-            continue
-        candidates.append((host, len(below)))
+    by_host = _nodes_by_host(nodes)
+    candidates = eligible_hosts(nodes, stage, exclude_hosts)
     chosen = []
     count = 0
     for host, n_below in candidates:
@@ -173,7 +159,7 @@ def plan_wave(nodes, wave, stage=_modes.DUAL_STACK, batches=(1, '10%', '25%'), e
     if count < needed:
         plan['message'] = ('wave=%s needs %d more node(s) at %s but only %d eligible node(s) remain '
                            '(excluded hosts: %s); the wave will take every eligible host'
-                           % (_fmt(wave), needed, stage, count, ', '.join(sorted(exclude)) or 'none'))
+                           % (_fmt(wave), needed, stage, count, ', '.join(sorted(exclude_hosts or ())) or 'none'))
     membership = _close_group_index(nodes, close_group_size)
     limit = max(1, int(math.floor(max_close_group_share * close_group_size)))
     layout = _layout_batches(chosen, by_host, membership, batches, limit)
@@ -184,10 +170,80 @@ def plan_wave(nodes, wave, stage=_modes.DUAL_STACK, batches=(1, '10%', '25%'), e
     plan['max_close_group_members_per_batch'] = max((worst for _, worst in layout), default=0)
     plan['close_group_member_limit'] = limit
     if not plan['message']:
-        plan['message'] = ('wave=%s: %d host(s), %d node(s) to %s in %d batch(es) %s; fleet goes from %.2f %% to %.2f %%'
+        plan['message'] = ('wave=%s: %d host(s), %d node(s) to %s in %d batch(es) %s; '
+                           'fleet goes from %.2f %% to %.2f %%'
                            % (_fmt(wave), len(chosen), count, stage, len(layout), plan['batch_sizes'],
                               current_percent, 100.0 * (at_stage + count) / total))
     return plan
+
+
+def _nodes_by_host(nodes):
+    by_host = {}
+    for n in nodes:
+        by_host.setdefault(n['host'], []).append(n)
+    return by_host
+
+
+def eligible_hosts(nodes, stage, exclude_hosts=()):
+    """Hosts, by name, that have nodes below ``stage`` and all of them exactly one step below.
+
+    Returns ``[(host, nodes_below_stage), ...]``. Forward moves go one step at a time, so a host
+    with a node two steps behind is not eligible.
+    """
+    stage_index = _modes.MODES.index(stage)
+    previous_mode = _modes.MODES[stage_index - 1]
+    exclude = set(exclude_hosts or ())
+    out = []
+    for host, host_nodes in sorted(_nodes_by_host(nodes).items()):
+        if host in exclude:
+            continue
+        below = [n for n in host_nodes
+                 if n.get('mode') in _modes.MODES and _modes.MODES.index(n['mode']) < stage_index]
+        if below and all(n['mode'] == previous_mode for n in below):
+            out.append((host, len(below)))
+    return out
+
+
+def select_canaries(nodes, count, exclude_hosts=()):
+    """The first ``count`` hosts by name whose nodes all run libp2p_only (deterministic)."""
+    if int(count) < 1:
+        raise PlanError('canary_count must be at least 1, got %r' % (count,))
+    by_host = _nodes_by_host(nodes)
+    hosts = [h for h, n_below in eligible_hosts(nodes, _modes.DUAL_STACK, exclude_hosts)
+             if n_below == len(by_host[h])]
+    return hosts[:int(count)]
+
+
+def plan_rollback(nodes, target, strategy='fast', batches=('25%',), only_hosts=None):
+    """Hosts with a node beyond ``target`` (by name), and how a rollback takes them.
+
+    fast: one batch with every host; gradual: serial-style ``batches`` of those hosts.
+    ``only_hosts`` None means the whole fleet; a list (even empty) limits it to those hosts.
+    """
+    if target not in (_modes.LIBP2P_ONLY, _modes.DUAL_STACK):
+        raise PlanError('target must be libp2p_only or dual_stack, got %r' % (target,))
+    if strategy not in ('fast', 'gradual'):
+        raise PlanError('strategy must be fast or gradual, got %r' % (strategy,))
+    target_index = _modes.MODES.index(target)
+    only = None if only_hosts is None else set(only_hosts)
+    affected = {}
+    for n in nodes:
+        if only is not None and n['host'] not in only:
+            continue
+        if n.get('mode') in _modes.MODES and _modes.MODES.index(n['mode']) > target_index:
+            affected.setdefault(n['host'], []).append(n['service_name'])
+    hosts = sorted(affected)
+    sizes = [len(hosts)] if strategy == 'fast' and hosts else batch_sizes(batches, len(hosts)) if hosts else []
+    return {
+        'target': target,
+        'strategy': strategy,
+        'hosts': hosts,
+        'batch_sizes': sizes,
+        'nodes_to_switch': sum(len(v) for v in affected.values()),
+        'message': ('%s rollback to %s: %d node(s) on %d host(s) in %d batch(es)'
+                    % (strategy, target, sum(len(v) for v in affected.values()), len(hosts), len(sizes))
+                    if hosts else 'nothing to roll back: no node runs beyond %s' % target),
+    }
 
 
 def _fmt(value):

@@ -88,3 +88,28 @@ def test_fast_rollback_projection():
     assert proj["switch_p95"] == 95.0
     assert proj["seconds"] == pytest.approx(2 * (95 + 2.0) + 50 * 0.4 / 2)
     assert wp.project_fast_rollback(0, 20, [])["seconds"] == 0
+
+
+def test_rollback_plan_takes_hosts_beyond_target():
+    nodes = fleet(hosts=4, per_host=2, modes={"h01": "dual_stack", "h03": "iroh_primary"})
+    fast = wp.plan_rollback(nodes, "libp2p_only", "fast")
+    assert fast["hosts"] == ["h01", "h03"] and fast["batch_sizes"] == [2] and fast["nodes_to_switch"] == 4
+    to_dual = wp.plan_rollback(nodes, "dual_stack", "gradual", batches=[1])
+    assert to_dual["hosts"] == ["h03"] and to_dual["batch_sizes"] == [1]
+    assert wp.plan_rollback(fleet(), "libp2p_only")["hosts"] == []
+    with pytest.raises(wp.PlanError, match="strategy must be fast or gradual"):
+        wp.plan_rollback(nodes, "libp2p_only", "slow")
+    with pytest.raises(wp.PlanError, match="target must be"):
+        wp.plan_rollback(nodes, "iroh_only")
+
+
+def test_canaries_are_first_untouched_hosts_by_name():
+    nodes = fleet(hosts=5, per_host=2, modes={"h01": "dual_stack"})
+    assert wp.select_canaries(nodes, 2) == ["h02", "h03"]
+    assert wp.select_canaries(nodes, 2, exclude_hosts=["h02"]) == ["h03", "h04"]
+
+
+def test_rollback_limited_to_an_empty_host_list_touches_nothing():
+    nodes = fleet(hosts=2, per_host=2, modes={"h01": "dual_stack"})
+    assert wp.plan_rollback(nodes, "libp2p_only", only_hosts=[])["hosts"] == []
+    assert wp.plan_rollback(nodes, "libp2p_only", only_hosts=["h01"])["hosts"] == ["h01"]
