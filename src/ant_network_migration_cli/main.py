@@ -100,7 +100,23 @@ def cli(ctx, inventory, ledger, prometheus_url, verbosity):
 
 # --- status ------------------------------------------------------------------------------------
 
-GATE_EVENT_KINDS = ('gate', 'gate_verdict')
+GATE_EVENT_KINDS = ('gate_verdict',)
+PLAN_EVENT = 'plan_started'
+
+
+def _plan_target(handle):
+    """The last plan started from the CLI, with its completion deadline judged against the ETA."""
+    events = handle.events(kinds=PLAN_EVENT, limit=1)
+    if not events:
+        return None
+    data = dict(events[0]['data'] or {}, started_at=events[0]['at'])
+    eta = handle.progress().get('eta')
+    deadline = data.get('deadline')
+    if deadline and eta:
+        late = (eta - datetime.datetime.fromisoformat(deadline)).total_seconds()
+        data['on_track'] = late <= 0
+        data['late_seconds'] = max(0, round(late))
+    return data
 
 
 def _status_data(handle, detailed):
@@ -109,6 +125,7 @@ def _status_data(handle, detailed):
         'flags': handle.get_flags(),
         'canary': handle.canary_verdict(),
         'gate_verdicts': handle.events(kinds=list(GATE_EVENT_KINDS), limit=5),
+        'plan': _plan_target(handle),
     }
     if detailed:
         data['nodes'] = handle.nodes()
@@ -140,7 +157,7 @@ def status(settings, detailed, as_json):
         click.echo(render.to_json(data))
         return
     console = _console()
-    console.print(render.summary_table(data['progress'], data['flags'], data['canary']))
+    console.print(render.summary_table(data['progress'], data['flags'], data['canary'], plan=data['plan']))
     console.print(render.states_table(data['progress'].get('by_state')))
     console.print(render.events_table(data['gate_verdicts'], title='Last gate verdicts'))
     if detailed:
@@ -452,6 +469,17 @@ def _run_groups(data, inventory):
     return groups
 
 
+def _plan_event(plan_file, data, operator):
+    event = {'plan': str(plan_file), 'operator': operator, 'waves': [w['percent'] for w in data['waves']],
+             'canary': data.get('canary'), 'rollback_policy': data.get('rollback_policy'),
+             'target_duration': data.get('target_duration')}
+    if data.get('target_duration') is not None:
+        deadline = (datetime.datetime.now(datetime.UTC)
+                    + datetime.timedelta(seconds=plan.parse_duration(data['target_duration'])))
+        event['deadline'] = deadline.isoformat(timespec='seconds')
+    return event
+
+
 def _wave_vars(data, wave):
     """rollout.yml's extra vars for one wave of the plan (the wave role's variables)."""
     extravars = {
@@ -487,8 +515,9 @@ def _canary_vars(data):
 @click.option('--plan', 'plan_file', required=True, type=click.Path(dir_okay=False),
               help='Migration plan, YAML or JSON (schema: plan.schema.json; see docs/cli.md).')
 @click.option('--dry-run', is_flag=True, help='Validate and print the hosts each stage would touch; change nothing.')
+@_operator_option()
 @click.pass_obj
-def start(settings, plan_file, dry_run):
+def start(settings, plan_file, dry_run, operator):
     """Run a migration plan: the canary, then each wave, stopping at the first failure.
 
     The plan is validated against the published schema (every error names its field), then
@@ -536,6 +565,8 @@ def start(settings, plan_file, dry_run):
     if refusal:
         raise refusal
 
+    with ledger_io.opened(location) as handle:
+        handle.record_event(PLAN_EVENT, **_plan_event(plan_file, data, operator))
     inventory_source = inventory.source
     groups = _run_groups(data, inventory)
     waves = iter(data['waves'])

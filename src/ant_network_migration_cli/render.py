@@ -55,7 +55,7 @@ def flag_text(name, flag):
     return f"[bold red]{name.upper()}[/bold red]: {flag.get('reason', '')} (by {who}, {fmt_time(flag.get('at'))})"
 
 
-def summary_table(progress, flags, canary, target_duration=None, short=False):
+def summary_table(progress, flags, canary, plan=None, short=False):
     table = Table(title='Migration' if short else 'Migration status', show_header=False, title_justify='left')
     table.add_column('what', style='bold')
     table.add_column('value')
@@ -70,12 +70,23 @@ def summary_table(progress, flags, canary, target_duration=None, short=False):
     table.add_row('ETA', fmt_time(progress.get('eta')))
     if short:
         return table
-    if target_duration:
-        table.add_row('target duration', str(target_duration))
+    if plan:
+        table.add_row('plan', plan_text(plan))
     table.add_row('canary', canary_text(canary))
     table.add_row('paused', flag_text('paused', flags.get('paused')))
     table.add_row('halted', flag_text('halted', flags.get('halted')))
     return table
+
+
+def plan_text(plan):
+    text = f"{plan.get('plan')} (started {fmt_time(plan.get('started_at'))} by {plan.get('operator')})"
+    if plan.get('deadline'):
+        text += f"; complete by {fmt_time(plan['deadline'])}"
+        if plan.get('on_track') is True:
+            text += ': [green]ETA on track[/green]'
+        elif plan.get('on_track') is False:
+            text += f": [red]ETA {plan['late_seconds'] / 3600:.1f} h late[/red]"
+    return text
 
 
 def canary_text(canary):

@@ -263,7 +263,7 @@ def test_start_runs_canary_then_waves_with_plan_vars(invoke, tmp_path, inventory
     plan = write_plan(tmp_path, 'canary: {count: 1, duration: 2m, hosts: [sim-host-02]}\nsoak: 10s\n'
                                 'rollback_policy: freeze\nexclude: [holdouts]\n'
                                 'thresholds: {high_error_rate_iroh: {threshold: 0.1, for: 1m}}\n'
-                                'waves: [{percent: 50, batches: [1, "25%"]}]\n')
+                                'waves: [{percent: 50, batches: [1, "25%"]}]\ntarget_duration: 7d\n')
     result = invoke('-i', inventory_path, 'start', '--plan', plan)
     assert result.exit_code == 0, result.output
     assert [c[0] for c in calls] == ['canary.yml', 'rollout.yml']
@@ -274,6 +274,10 @@ def test_start_runs_canary_then_waves_with_plan_vars(invoke, tmp_path, inventory
                            'wave_rollback_policy': 'freeze', 'migration_alert_overrides': overrides}
     # The plan's excludes and canaries reach the roles as inventory groups of the run.
     assert calls[1][2] == {'migration_exclude': ['sim-host-06'], 'migration_plan_canary': ['sim-host-02']}
+    # The plan is recorded; status shows it with its deadline.
+    status = json.loads(invoke('status', '--json').output)
+    assert status['plan']['plan'] == str(plan) and status['plan']['waves'] == [50]
+    assert status['plan']['deadline'] and status['plan']['target_duration'] == '7d'
 
 
 def test_rollback_asks_and_honours_no(invoke, monkeypatch):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -67,4 +68,5 @@ def test_failures_are_collected_and_artifacts_kept(fake_runner):
     assert not outcome.ok
     assert outcome.failures == ['b: Gate: rule tripped', 'd: Switch: ssh']
     assert outcome.artifact_dir and Path(outcome.artifact_dir).is_dir()
+    shutil.rmtree(outcome.artifact_dir)
     assert 'pause.yml: a done' in console.export_text()      # not a terminal: one line per host
