@@ -453,9 +453,19 @@ def _selection(data, inventory, handle):
             _fleet_nodes(handle, inventory), data['waves'], exclude=_excluded(data, inventory),
             canary_count=canary.get('count', 0), canary_hosts=_canary_hosts(data, inventory) if canary else (),
             canary_done=_canary_passed(handle.canary_verdict()),
-            default_batches=data.get('batches') or plan.DEFAULT_BATCHES)
+            default_batches=data.get('batches') or plan.DEFAULT_BATCHES,
+            max_close_group_share=_inventory_var(inventory, 'wave_max_close_group_share'))
     except plan.PlanError as exc:
         raise BadInput(str(exc)) from None
+
+
+def _inventory_var(inventory, name):
+    """A role variable the operator set in the inventory (same for the fleet), else None."""
+    for host in inventory.fleet:
+        value = inventory.hostvars.get(host, {}).get(name)
+        if value is not None and '{{' not in str(value):
+            return value
+    return None
 
 
 def _run_groups(data, inventory):
