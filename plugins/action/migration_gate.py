@@ -329,10 +329,12 @@ class ActionModule(ActionBase):
                 raise AnsibleActionFail('%s: %s must be >= 1, got %d' % (GATE, bad, args[bad]))
         interval = _seconds(args['interval'], 'interval')
         scope = alert_rules.Scope(hosts=list(args['hosts']) if args['hosts'] else None)
-        for severity, count in consecutive.items():
-            if count > args['evaluations'] and any(r.severity == severity for r in rules):
-                display.warning('%s: %s rules need %d consecutive failures but only %d evaluation(s) run: '
-                                'they cannot fail this gate' % (GATE, severity, count, args['evaluations']))
+        notes = ['%s rules need %d consecutive failed evaluations and %d run: they cannot fail this gate'
+                 % (severity, count, args['evaluations']) for severity, count in consecutive.items()
+                 if count > args['evaluations'] and any(r.severity == severity for r in rules)]
+        if notes and args['consecutive_failures'] is not None:
+            for note in notes:
+                display.warning('%s: %s' % (GATE, note))
 
         ledger = LedgerAdapter(args['ledger'])
         client = PrometheusClient(settings)
@@ -360,6 +362,7 @@ class ActionModule(ActionBase):
                           msg='%s: %s; failing closed' % (GATE, exc))
         finally:
             client.close()
+        result['notes'] = notes
         result['ledger'] = {'location': ledger.location if ledger.enabled else None, 'written': ledger.written}
         if ledger.note:
             result.setdefault('warnings', []).append(ledger.note)

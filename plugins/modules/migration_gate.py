@@ -235,4 +235,9 @@ ledger:
   description: The ledger location and what the gate wrote (gate_verdict, halt, pause).
   returned: always
   type: dict
+notes:
+  description: Remarks on the options, e.g. severities that cannot fail the gate with so few evaluations.
+  returned: always
+  type: list
+  elements: str
 """
