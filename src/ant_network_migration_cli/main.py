@@ -454,7 +454,7 @@ def _selection(data, inventory, handle):
             canary_count=canary.get('count', 0), canary_hosts=_canary_hosts(data, inventory) if canary else (),
             canary_done=_canary_passed(handle.canary_verdict()),
             default_batches=data.get('batches') or plan.DEFAULT_BATCHES,
-            max_close_group_share=_inventory_var(inventory, 'wave_max_close_group_share'))
+            max_close_group_share=_float_or_none(_inventory_var(inventory, 'wave_max_close_group_share')))
     except plan.PlanError as exc:
         raise BadInput(str(exc)) from None
 
@@ -466,6 +466,13 @@ def _inventory_var(inventory, name):
         if value is not None and '{{' not in str(value):
             return value
     return None
+
+
+def _float_or_none(value):
+    try:
+        return None if value is None else float(value)
+    except (TypeError, ValueError):
+        raise BadInput(f'inventory variable wave_max_close_group_share={value!r} is not a number') from None
 
 
 def _run_groups(data, inventory):
@@ -490,7 +497,16 @@ def _plan_event(plan_file, data, operator):
     return event
 
 
-def _wave_vars(data, wave):
+def _overrides(data, inventory):
+    """The plan's thresholds merged over the inventory's migration_alert_overrides ({} when the
+    plan has none: the inventory's own then apply untouched)."""
+    if not data.get('thresholds'):
+        return {}
+    base = _inventory_var(inventory, 'migration_alert_overrides')
+    return plan.alert_overrides(data, base if isinstance(base, dict) else None)
+
+
+def _wave_vars(data, wave, inventory):
     """rollout.yml's extra vars for one wave of the plan (the wave role's variables)."""
     extravars = {
         'wave': wave['percent'],
@@ -501,13 +517,13 @@ def _wave_vars(data, wave):
         extravars['wave_soak_seconds'] = plan.parse_duration(soak)
     if data.get('rollback_policy'):
         extravars['wave_rollback_policy'] = data['rollback_policy']
-    overrides = plan.alert_overrides(data)
+    overrides = _overrides(data, inventory)
     if overrides:
         extravars['migration_alert_overrides'] = overrides
     return extravars
 
 
-def _canary_vars(data):
+def _canary_vars(data, inventory):
     """canary.yml's extra vars (the canary role's variables)."""
     canary = data['canary']
     extravars = {'canary_count': canary['count']}
@@ -515,7 +531,7 @@ def _canary_vars(data):
         extravars['canary_duration'] = plan.parse_duration(canary['duration'])
     if canary.get('hosts'):
         extravars['canary_group'] = PLAN_CANARY_GROUP
-    overrides = plan.alert_overrides(data)
+    overrides = _overrides(data, inventory)
     if overrides:
         extravars['migration_alert_overrides'] = overrides
     return extravars
@@ -585,13 +601,13 @@ def start(settings, plan_file, dry_run, operator):
             if stage.skipped:
                 console.print(f'canary: skipped ({stage.skipped})')
                 continue
-            _run_or_fail(settings, console, 'canary.yml', _canary_vars(data), 'canary', location,
+            _run_or_fail(settings, console, 'canary.yml', _canary_vars(data, inventory), 'canary', location,
                          expected_hosts=len(stage.hosts) or None, inventory=inventory_source, extra_groups=groups)
             console.print('canary: [green]passed[/green]')
             continue
         wave = next(waves)
         label = f"wave {wave['percent']} %"
-        _run_or_fail(settings, console, 'rollout.yml', _wave_vars(data, wave), label, location,
+        _run_or_fail(settings, console, 'rollout.yml', _wave_vars(data, wave, inventory), label, location,
                      expected_hosts=len(stage.hosts) or None, inventory=inventory_source, extra_groups=groups)
         console.print(f'{label}: [green]done[/green]')
     with ledger_io.opened(location) as handle:

@@ -149,16 +149,19 @@ def load(path):
     return data
 
 
-def alert_overrides(plan):
-    """``thresholds`` of a plan as the playbooks' ``migration_alert_overrides``."""
-    out = {}
+def alert_overrides(plan, base=None):
+    """``thresholds`` of a plan as the playbooks' ``migration_alert_overrides``.
+
+    ``base``: the overrides the inventory already sets (extra vars replace a variable whole, so
+    the plan's fields are merged over them per rule instead of dropping them).
+    """
+    out = {rule: dict(fields) for rule, fields in (base or {}).items() if isinstance(fields, dict)}
     for rule, override in sorted((plan.get('thresholds') or {}).items()):
-        item = {}
+        item = out.setdefault(rule, {})
         if 'threshold' in override:
             item['threshold'] = override['threshold']
         if 'for' in override:
             item['for'] = prometheus_duration(override['for'])
-        out[rule] = item
     return out
 
 

@@ -267,7 +267,9 @@ def test_start_runs_canary_then_waves_with_plan_vars(invoke, tmp_path, inventory
     result = invoke('-i', inventory_path, 'start', '--plan', plan)
     assert result.exit_code == 0, result.output
     assert [c[0] for c in calls] == ['canary.yml', 'rollout.yml']
-    overrides = {'high_error_rate_iroh': {'threshold': 0.1, 'for': '1m'}}
+    # Merged over the inventory's own overrides, which an extra var would otherwise replace whole.
+    overrides = {'high_error_rate_iroh': {'threshold': 0.1, 'for': '1m', 'cooldown': '1m'},
+                 'network_partition_risk': {'for': '10s'}}
     assert calls[0][1] == {'canary_count': 1, 'canary_duration': 120, 'canary_group': 'migration_plan_canary',
                            'migration_alert_overrides': overrides}
     assert calls[1][1] == {'wave': 50, 'wave_batches': [1, '25%'], 'wave_soak_seconds': 10,
