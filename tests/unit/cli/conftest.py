@@ -34,7 +34,9 @@ def inventory_path(tmp_path):
     lines = ['all:', '  children:', '    fleet:', '      hosts:']
     lines += [f'        {host}:' for host in HOSTS]
     lines += ['      vars:', '        ansible_connection: local',
-              '        migration_alert_overrides: {high_error_rate_iroh: {cooldown: 1m}, network_partition_risk: {for: 10s}}',
+              '        migration_alert_overrides:',
+              '          high_error_rate_iroh: {cooldown: 1m}',
+              '          network_partition_risk: {for: 10s}',
               '    holdouts:', '      hosts:',
               f'        {HOSTS[-1]}:']
     path.write_text('\n'.join(lines) + '\n')
