@@ -68,6 +68,15 @@ def default_inventory():
     return str(path if path.is_absolute() else (Path(config).parent / path).resolve())
 
 
+def ensure_ansible_on_path():
+    """Put the directory of this Python's scripts (ansible-playbook, ansible) first on PATH, so
+    ansible-runner starts the Ansible installed beside the CLI even from outside the venv."""
+    bindir = str(Path(sys.executable).parent)
+    parts = os.environ.get('PATH', '').split(os.pathsep)
+    if not parts or parts[0] != bindir:
+        os.environ['PATH'] = os.pathsep.join([bindir] + [p for p in parts if p != bindir])
+
+
 def ansible_env():
     """Environment for Ansible subprocesses: the shared ansible.cfg, and the venv's bin first so
     that ansible-playbook and ansible-inventory are the ones installed beside this CLI."""
@@ -164,7 +173,10 @@ def discover_nodes(inventory_source, hosts):
     import ansible_runner
 
     env = ansible_env()
-    envvars = {'ANSIBLE_CALLBACKS_ENABLED': ''}
+    # Replace callbacks_enabled (the migration_tracker) with a stdout-type callback, which Ansible
+    # skips beside the runner's own stdout callback: nothing but the runner listens to this look.
+    # (An empty value is not accepted: ansible-core fails on an empty plugin name.)
+    envvars = {'ANSIBLE_CALLBACKS_ENABLED': 'ansible.builtin.minimal'}
     if env.get('ANSIBLE_CONFIG'):
         envvars['ANSIBLE_CONFIG'] = env['ANSIBLE_CONFIG']
     nodes, unreachable = [], {}
@@ -187,12 +199,11 @@ def discover_nodes(inventory_source, hosts):
     private_dir = tempfile.mkdtemp(prefix='ant-network-migration-info-')
     try:
         kwargs = dict(private_data_dir=private_dir, project_dir=str(collection_root()), module=TRANSPORT_INFO,
+                      module_args=json.dumps({'antctl_path': '{{ ant_antctl_path | default(omit) }}'}),
                       host_pattern=','.join(hosts), envvars=envvars, event_handler=on_event, quiet=True)
         if inventory_source:
             kwargs['inventory'] = str(Path(inventory_source).resolve())
-        binary = Path(sys.executable).parent / 'ansible'
-        if binary.exists():
-            kwargs['binary'] = str(binary)
+        ensure_ansible_on_path()
         ansible_runner.run(**kwargs)
     finally:
         shutil.rmtree(private_dir, ignore_errors=True)

@@ -570,27 +570,28 @@ def start(settings, plan_file, dry_run, operator):
     else:
         ledger_context = ledger_io.opened(location)
     with ledger_context as handle:
-        stages = _selection(data, inventory, handle)
         refusal = None
         try:
             _preflight(handle)
         except Refused as exc:
-            refusal = exc
+            if not dry_run:
+                raise
+            refusal = exc          # a dry run still shows its plan, then exits as the run would
+        stages = _selection(data, inventory, handle)
     if dry_run:
+        missing = '' if ledger_io.exists(location) else ' (does not exist yet: an empty ledger)'
         console.print(f'[bold]Dry run[/bold] of {plan_file} against {len(inventory.fleet)} hosts '
-                      f'({inventory.source or "ansible.cfg inventory"}); ledger {location}. Nothing is changed.')
+                      f'({inventory.source}); ledger {location}{missing}. Nothing is changed.')
         wave_number = 0
         for stage in stages:
             if stage.stage == 'wave':
                 wave_number += 1
-            console.print(render.selection_table(stage, wave_number))
+            console.print(render.selection_heading(stage, wave_number))
+            console.print(render.selection_table(stage))
         if refusal:
             raise refusal
         console.print('[green]plan is valid; a real run would start now[/green]')
         return
-    if refusal:
-        raise refusal
-
     with ledger_io.opened(location) as handle:
         handle.record_event(PLAN_EVENT, **_plan_event(plan_file, data, operator))
     inventory_source = inventory.source

@@ -143,14 +143,18 @@ def nodes_table(nodes):
     return table
 
 
-def selection_table(stage, index):
-    """One stage of a dry run: hosts per batch, in order."""
+def selection_heading(stage, index):
     if stage.stage == 'canary':
-        title = 'Canary'
+        title = '[bold]Canary[/bold]'
     else:
-        title = f'Wave {index}: bring the fleet to {stage.percent} %'
-    title += f' (nodes past libp2p_only: {stage.nodes_before} -> {stage.nodes_after}, target {stage.target_nodes})'
-    table = Table(title=title, title_justify='left')
+        title = f'[bold]Wave {index}[/bold]: bring the fleet to {stage.percent} %'
+    return (f'{title} — nodes in dual_stack or beyond: {stage.nodes_before} -> {stage.nodes_after} '
+            f'(target {stage.target_nodes})')
+
+
+def selection_table(stage):
+    """One stage of a dry run: hosts per batch, in order."""
+    table = Table()
     table.add_column('batch', justify='right')
     table.add_column('hosts, in order', overflow='fold')
     if stage.skipped:

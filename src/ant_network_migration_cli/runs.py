@@ -7,7 +7,6 @@ progress bar fed from the runner's events."""
 from __future__ import annotations
 
 import shutil
-import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,7 +81,6 @@ def run_playbook(name, extravars=None, inventory=None, ledger_location=None, con
     envvars = {key: env[key] for key in ('ANSIBLE_CONFIG',) if key in env}
     if ledger_location:
         envvars['ANT_MIGRATION_LEDGER'] = str(ledger_location)
-    binary = Path(sys.executable).parent / 'ansible-playbook'
     private_dir = tempfile.mkdtemp(prefix='ant-network-migration-')
     label = label or name
     show_ansible = verbosity >= 2
@@ -109,8 +107,7 @@ def run_playbook(name, extravars=None, inventory=None, ledger_location=None, con
         sources.append(str(extra))
     if sources:
         kwargs['inventory'] = sources if len(sources) > 1 else sources[0]
-    if binary.exists():
-        kwargs['binary'] = str(binary)
+    fleet.ensure_ansible_on_path()
     try:
         if progress is not None:
             with progress:
