@@ -390,18 +390,14 @@ class Fleet:
             err_fault, lat_fault = self.transport_effects(node)
             activity = 1.0 if self.is_ready(node, now) else 0.3
             n = cfg.request_rate * dt * activity
-            share = dict(TRANSPORT_SHARE[node.mode])
-            # A transport without reachable peers carries nothing when the other one can.
-            for t in TRANSPORTS:
-                other = 'iroh' if t == 'libp2p' else 'libp2p'
-                if share[t] > 0 and net.reachable_t[t] == 0 and share[other] > 0 and net.reachable_t[other] > 0:
-                    share[other] += share[t]
-                    share[t] = 0.0
+            # The split follows the mode alone: the fleet is part of a larger network, so a lone
+            # dual-stack canary still finds iroh peers outside the fleet (its iroh figures are real).
+            share = TRANSPORT_SHARE[node.mode]
             for t in TRANSPORTS:
                 if share[t] <= 0:
                     continue
                 n_t = n * share[t]
-                err = 1.0 if net.reachable_t[t] == 0 else min(1.0, cfg.base_error_rate + err_fault[t])
+                err = min(1.0, cfg.base_error_rate + err_fault[t])
                 c.requests[t]['success'] += n_t * (1.0 - err)
                 c.requests[t]['error'] += n_t * err
                 median = (cfg.latency_median_ms[t] + lat_fault[t]) / 1000.0

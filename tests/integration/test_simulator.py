@@ -1,0 +1,242 @@
+"""The fleet simulator against a real Prometheus: contract metrics, antctl, faults, bad input."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from ant_fleet_sim import layout
+from ant_fleet_sim.control import SimError
+from ant_fleet_sim.metrics import NODE_METRIC_NAMES
+from ant_fleet_sim.testing import wait_for
+
+pytestmark = pytest.mark.integration
+
+PARTITION_RISK = ('avg(clamp(2 * (1 - ant_networking_peers_in_routing_table'
+                  ' / (ant_networking_estimated_network_size - 1)), 0, 1))')
+
+
+def sel(host, service):
+    return 'host="%s",service_name="%s"' % (host, service)
+
+
+def cli(stack, *args):
+    return subprocess.run([sys.executable, '-m', 'ant_fleet_sim.cli', *args, '--state-dir', str(stack.state_dir)],
+                          capture_output=True, text=True, timeout=60)
+
+
+@pytest.fixture(autouse=True)
+def clean_faults(sim_stack):
+    yield
+    sim_stack.clear_faults()
+
+
+def test_every_target_up(sim_stack):
+    assert sim_stack.query_value('count(up{job="ant_node"} == 1)') == 12
+    assert sim_stack.query_value('up{job="ant_fleet_sim"}') == 1
+    labels = sim_stack.query('up{job="ant_node"}')[0]['metric']
+    assert labels['host'].startswith('sim-host-') and labels['service_name'].startswith('antnode')
+    assert labels['peer_id'].startswith('12D3KooW')
+
+
+@pytest.mark.parametrize('name', NODE_METRIC_NAMES + ('ant_sim_client_requests_total',))
+def test_contract_metric_in_prometheus(sim_stack, name):
+    expected = 1 if name == 'ant_sim_client_requests_total' else 12
+    sim_stack.wait_query('count(count by (host, service_name) ({__name__="%s"}))' % name,
+                         lambda r: r and float(r[0]['value'][1]) == expected, timeout=30)
+
+
+def test_transport_labels_and_mode_gauge(sim_stack):
+    modes = sim_stack.query('sum by (mode) (ant_node_transport_mode)')
+    assert {r['metric']['mode']: float(r['value'][1]) for r in modes} == {
+        'libp2p_only': 12, 'dual_stack': 0, 'iroh_primary': 0, 'iroh_only': 0}
+    transports = sim_stack.query('count by (transport) (ant_networking_transport_request_duration_seconds_bucket)')
+    assert {r['metric']['transport'] for r in transports} == {'libp2p', 'iroh'}
+    # A libp2p-only fleet carries no iroh traffic.
+    assert sim_stack.query_value('sum(ant_networking_transport_requests_total{transport="iroh"})') == 0
+    assert sim_stack.query_value('min(ant_networking_connected_peers)') > 5
+
+
+def test_switch_mode_through_antctl_and_back(sim_stack):
+    host, svc, peer = 'sim-host-02', 'antnode1', 'antnode2'
+    before = sim_stack.query_value('ant_node_uptime{%s}' % sel(host, svc))
+    res = sim_stack.antctl(host, 'upgrade', '--force', '--version', '0.4.6', '--env', 'ANT_TRANSPORT_MODE=dual_stack',
+                           '--service-name', svc, '--interval', '100')
+    assert res.returncode == 0, res.stderr
+    status = {n['service_name']: n for n in sim_stack.antctl_status(host)['nodes']}
+    assert ['ANT_TRANSPORT_MODE', 'dual_stack'] in status[svc]['environment_variables']
+    assert status[peer]['transport_mode'] == 'libp2p_only'
+    sim_stack.wait_query('ant_node_transport_mode{%s,mode="dual_stack"} == 1' % sel(host, svc), bool)
+    sim_stack.wait_query('ant_node_uptime{%s} < %f' % (sel(host, svc), min(before, 60)), bool)
+    sim_stack.wait_query('ant_networking_connected_peers{%s} > 5' % sel(host, svc), bool)
+    # Alone in dual_stack it has no iroh peer yet; with a second dual-stack node iroh carries traffic.
+    assert sim_stack.query_value('ant_networking_transport_connected_peers{%s,transport="iroh"}' % sel(host, svc)) == 0
+    sim_stack.set_mode(host, peer, 'dual_stack')
+    sim_stack.wait_query('ant_networking_transport_connected_peers{%s,transport="iroh"} == 1' % sel(host, svc), bool)
+    sim_stack.wait_query('rate(ant_networking_transport_requests_total{%s,transport="iroh"}[6s]) > 0'
+                         % sel(host, svc), bool)
+    # Roll back: the nodes return to libp2p_only and their iroh series stop moving.
+    sim_stack.set_mode(host, [svc, peer], 'libp2p_only')
+    sim_stack.wait_query('ant_node_transport_mode{%s,mode="libp2p_only"} == 1' % sel(host, svc), bool)
+    sim_stack.wait_query('sum(ant_networking_transport_requests_total{%s,transport="iroh"}) == 0' % sel(host, svc),
+                         bool)
+
+
+def test_stop_closes_the_port_and_start_reopens_it(sim_stack):
+    host, svc = 'sim-host-04', 'antnode3'
+    port = next(n['metrics_port'] for n in sim_stack.antctl_status(host)['nodes'] if n['service_name'] == svc)
+    assert sim_stack.antctl(host, 'stop', '--service-name', svc).returncode == 0
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(('127.0.0.1', port), timeout=2).close()
+    status = {n['service_name']: n for n in sim_stack.antctl_status(host)['nodes']}
+    assert status[svc]['status'] == 'Stopped'
+    sim_stack.wait_query('up{%s} == 0' % sel(host, svc), bool)
+    assert sim_stack.antctl(host, 'start', '--service-name', svc, '--interval', '0').returncode == 0
+    sim_stack.wait_query('up{%s} == 1' % sel(host, svc), bool)
+    sim_stack.wait_ready()
+
+
+def test_error_fault_staged_on_mode_hits_nodes_that_switch_later(sim_stack):
+    host, svc = 'sim-host-03', 'antnode2'
+    sim_stack.fault('transport', transport='iroh', error_rate=0.5, mode='dual_stack')
+    sim_stack.set_mode(host, svc, 'dual_stack')
+    try:
+        ratio = ('sum(rate(ant_networking_transport_requests_total{%s,transport="iroh",outcome="error"}[6s]))'
+                 ' / sum(rate(ant_networking_transport_requests_total{%s,transport="iroh"}[6s]))'
+                 % (sel(host, svc), sel(host, svc)))
+        sim_stack.wait_query(ratio + ' > 0.4', bool)
+        # libp2p on the same node is unaffected.
+        lib = ratio.replace('iroh', 'libp2p')
+        assert sim_stack.query_value(lib, default=0.0) < 0.05
+        sim_stack.clear_faults()
+        sim_stack.wait_query(ratio + ' < 0.05', bool)
+    finally:
+        sim_stack.set_mode(host, svc, 'libp2p_only')
+
+
+def test_latency_fault_on_hosts(sim_stack):
+    host = 'sim-host-04'
+    sim_stack.set_mode(host, ['antnode1', 'antnode2'], 'dual_stack')
+    try:
+        p95 = ('histogram_quantile(0.95, sum by (le) (rate(ant_networking_transport_request_duration_seconds_bucket'
+               '{host="%s",transport="iroh"}[6s])))' % host)
+        sim_stack.wait_query(p95 + ' < 0.3', bool)
+        sim_stack.fault('transport', transport='iroh', latency_ms=600, hosts=[host])
+        sim_stack.wait_query(p95 + ' > 0.5', bool)
+        sim_stack.clear_faults()
+        sim_stack.wait_query(p95 + ' < 0.3', bool)
+    finally:
+        sim_stack.set_mode(host, ['antnode1', 'antnode2'], 'libp2p_only')
+
+
+def test_crash_on_switch_and_restore(sim_stack):
+    host, svc = 'sim-host-01', 'antnode3'
+    sim_stack.fault('crash_on_switch', nodes=['%s/%s' % (host, svc)], mode='dual_stack')
+    sim_stack.set_mode(host, svc, 'dual_stack')
+    sim_stack.wait_query('up{%s} == 0' % sel(host, svc), bool)
+    wait_for(lambda: {n['service_name']: n for n in sim_stack.antctl_status(host)['nodes']}[svc]['status']
+             == 'Stopped', 10, what='antctl to report the crashed node as Stopped')
+    # Switching back to its previous mode restores it.
+    sim_stack.set_mode(host, svc, 'libp2p_only')
+    sim_stack.wait_query('up{%s} == 1' % sel(host, svc), bool)
+    sim_stack.wait_query('ant_networking_connected_peers{%s} > 5' % sel(host, svc), bool)
+
+
+def test_unresponsive_node(sim_stack):
+    host, svc = 'sim-host-01', 'antnode2'
+    node = sim_stack.node(host, svc)
+    sim_stack.fault('unresponsive', nodes=['%s/%s' % (host, svc)])
+    sock = socket.create_connection(('127.0.0.1', node['metrics_port']), timeout=5)
+    try:
+        sock.sendall(b'GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n')
+        sock.settimeout(1.0)
+        with pytest.raises(socket.timeout):
+            sock.recv(100)
+    finally:
+        sock.close()
+    sim_stack.wait_query('up{%s} == 0' % sel(host, svc), bool)
+    sim_stack.wait_query('rate(ant_networking_transport_dial_failures_total{reason="timeout"}[6s]) > 0', bool)
+    sim_stack.clear_faults()
+    sim_stack.wait_query('up{%s} == 1' % sel(host, svc), bool)
+
+
+def test_partition_between_host_groups(sim_stack):
+    hosts = sim_stack.host_names
+    sim_stack.wait_query(PARTITION_RISK + ' < 0.1', bool)
+    sim_stack.fault('partition', groups=[hosts[:2], hosts[2:]])
+    sim_stack.wait_query(PARTITION_RISK + ' > 0.8', bool)
+    sim_stack.wait_query('sum(rate(ant_networking_transport_dial_failures_total{reason="unreachable"}[6s])) > 0',
+                         bool)
+    assert sim_stack.query_value('max(ant_networking_estimated_network_size)') == 12
+    sim_stack.clear_faults()
+    sim_stack.wait_query(PARTITION_RISK + ' < 0.1', bool)
+
+
+def test_client_reads_figure(sim_stack):
+    reads = sim_stack.client_reads()
+    assert reads['total'] > 0 and 0 <= reads['ratio'] <= 1
+    sim_stack.wait_query('rate(ant_sim_client_requests_total{outcome="ok"}[6s]) > 100', bool)
+
+
+def test_bad_fault_input_refused_fleet_unchanged(sim_stack):
+    before = sim_stack.fleet()
+    cases = [
+        ('transport', '--transport', 'iroh', '--error-rate', '-0.5'),
+        ('transport', '--transport', 'iroh', '--error-rate', '1.5'),
+        ('transport', '--transport', 'warp', '--error-rate', '0.5'),
+        ('transport', '--transport', 'iroh', '--error-rate', '0.5', '--hosts', 'no-such-host'),
+        ('transport', '--transport', 'iroh', '--error-rate', '0.5', '--mode', 'iroh_maybe'),
+        ('unresponsive', '--nodes', 'sim-host-01/antnode42'),
+        ('partition', '--group', 'sim-host-01'),
+    ]
+    for case in cases:
+        res = cli(sim_stack, 'fault', *case)
+        assert res.returncode == 2, (case, res.stdout, res.stderr)
+        assert res.stderr.startswith('Error: '), res.stderr
+    with pytest.raises(SimError, match='unknown host'):
+        sim_stack.fault('partition', groups=[['sim-host-01'], ['atlantis']])
+    after = sim_stack.fleet()
+    assert after['faults'] == [] and sim_stack.faults() == []
+    assert after['by_mode'] == before['by_mode']
+    assert [n['status'] for n in after['nodes']] == [n['status'] for n in before['nodes']]
+
+
+def test_antctl_errors_like_antctl(sim_stack):
+    host = 'sim-host-02'
+    res = sim_stack.antctl(host, 'stop', '--service-name', 'antnode77')
+    assert res.returncode == 1 and "No service named 'antnode77'" in res.stderr
+    res = sim_stack.antctl(host, 'upgrade', '--force', '--env', 'ANT_TRANSPORT_MODE=warp', '--service-name', 'antnode1',
+                           '--interval', '10')
+    assert res.returncode == 1 and 'ANT_TRANSPORT_MODE' in res.stderr
+    res = sim_stack.antctl(host, 'upgrade', '--force', '--env', 'NOEQUALS', '--service-name', 'antnode1')
+    assert res.returncode == 2 and 'KEY=VALUE' in res.stderr
+    res = sim_stack.antctl(host, 'upgrade', '--interval', '10', '--connection-timeout', '5')
+    assert res.returncode == 2
+    assert all(n['transport_mode'] == 'libp2p_only' for n in sim_stack.antctl_status(host)['nodes'])
+    table = sim_stack.antctl(host, 'status')
+    assert table.returncode == 0 and 'antnode1' in table.stdout and 'RUNNING' in table.stdout
+
+
+def test_port_clash_refused_running_fleet_unchanged(sim_stack, tmp_path):
+    res = subprocess.run([sys.executable, '-m', 'ant_fleet_sim.cli', 'up', '--hosts', '1', '--nodes-per-host', '2',
+                          '--state-dir', str(tmp_path / 'clash'), '--base-port', str(sim_stack.config.base_port),
+                          '--api-port', str(layout.free_port())], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2 and 'port clash' in res.stderr, res.stderr
+    assert sim_stack.fleet()['total_nodes'] == 12
+    res = cli(sim_stack, 'status', '--json')
+    assert res.returncode == 0 and json.loads(res.stdout)['total_nodes'] == 12
+
+
+def test_down_leaves_no_process(sim_stack_factory):
+    stack = sim_stack_factory(hosts=2, nodes_per_host=2)
+    pids = [stack.info['pid'], int((stack.state.prometheus_dir / 'prometheus.pid').read_text())]
+    res = subprocess.run([sys.executable, '-m', 'ant_fleet_sim.cli', 'down', '--state-dir', str(stack.state_dir)],
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0 and 'prometheus' in res.stdout and 'simulator' in res.stdout
+    for pid in pids:
+        assert not layout.process_matches(pid, '')
+    assert layout.port_in_use(stack.config.api_port) is False
