@@ -749,8 +749,12 @@ def evaluate_rule(client, rule, ruleset, scope, facts, min_samples=1):
 
 
 def breaching_hosts(client, rule, ruleset, scope):
-    """Hosts whose own figure breaches the rule over its window: {host: value} (one query)."""
-    query, _ = window_query(rule, ruleset, scope, by=('host',))
+    """Hosts whose own figure breaches the rule now: {host: value}, worst first (one query).
+
+    The current value, not the worst over the window: a host that crossed the threshold a
+    few seconds after the others is named too.
+    """
+    query = rule_promql(rule, ruleset, hosts=scope.hosts, by=('host',))
     hosts = {}
     for sample in client.query(query):
         host = sample['metric'].get('host')

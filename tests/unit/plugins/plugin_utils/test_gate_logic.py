@@ -45,7 +45,7 @@ class FakePrometheus:
                     return []
                 return [{'metric': {'stat': 'value'}, 'value': value},
                         {'metric': {'stat': 'samples'}, 'value': self.samples}]
-            if promql == ar.window_query(rule, self.ruleset, self.scope, by=('host',))[0]:
+            if promql == ar.rule_promql(rule, self.ruleset, hosts=self.scope.hosts, by=('host',)):
                 return [{'metric': {'host': h}, 'value': v} for h, v in self.host_values.get(rule.id, {}).items()]
         raise AssertionError('unexpected query %s' % promql)
 
