@@ -619,22 +619,24 @@ def start(settings, plan_file, dry_run, operator):
 
 # --- health and metrics ------------------------------------------------------------------------
 
-def _inventory_prometheus_url(settings):
-    """``migration_prometheus_url`` of the inventory (group_vars), when it is a plain URL."""
+def _inventory_or_none(settings):
     try:
-        inventory = fleet.load_inventory(settings.inventory)
+        return fleet.load_inventory(settings.inventory)
     except BadInput:
         return None
-    for host in inventory.fleet:
-        value = inventory.hostvars.get(host, {}).get('migration_prometheus_url')
-        if isinstance(value, str) and value.startswith(('http://', 'https://')) and '{{' not in value:
-            return value
+
+
+def _inventory_prometheus_url(inventory):
+    """``migration_prometheus_url`` of the inventory (group_vars), when it is a plain URL."""
+    value = _inventory_var(inventory, 'migration_prometheus_url') if inventory else None
+    if isinstance(value, str) and value.startswith(('http://', 'https://')):
+        return value
     return None
 
 
-def _figures(settings):
+def _figures(settings, inventory):
     """(figures, error): Prometheus figures, or the reason they are not available."""
-    default = None if settings.prometheus_url else _inventory_prometheus_url(settings)
+    default = None if settings.prometheus_url else _inventory_prometheus_url(inventory)
     client = dashboard.prometheus_client(settings.prometheus_url, default_url=default)
     try:
         return dashboard.query_figures(client), None
@@ -690,9 +692,12 @@ def health(settings, transport, check_nodes, as_json):
             _run_or_fail(settings, console, 'health.yml', extravars, 'node health', location)
         except RunFailed as exc:
             run_failure = exc.message
-    figures, prometheus_error = _figures(settings)
-    verdicts = dashboard.judge(figures, transport) if figures else []
-    with ledger_io.opened(location) as handle:
+    inventory = _inventory_or_none(settings)
+    figures, prometheus_error = _figures(settings, inventory)
+    overrides = _inventory_var(inventory, 'migration_alert_overrides') if inventory else None
+    verdicts = dashboard.judge(figures, transport, overrides if isinstance(overrides, dict) else None) \
+        if figures else []
+    with ledger_io.opened(location, create=False) as handle:
         nodes = _node_health(handle, transport)
     transports = [transport] if transport else list(dashboard.TRANSPORTS)
     problems = []
@@ -700,6 +705,10 @@ def health(settings, transport, check_nodes, as_json):
         problems.append(prometheus_error)
     problems += [f"{v['rule']}: {v['figure']} {v['value']:.4g} {v['comparison']} {v['threshold']:g}"
                  for v in verdicts if v['verdict'] == 'breach' and v['severity'] == 'critical']
+    no_data = [v['rule'] for v in verdicts if v['verdict'] == 'no data']
+    if no_data:
+        problems.append(f"inconclusive: no data for {', '.join(no_data)} (no traffic on that transport yet, or "
+                        "the monitoring role's recording rules are not installed in this Prometheus)")
     if nodes['unhealthy']:
         problems.append(f"{nodes['unhealthy']} node(s) unhealthy")
     if run_failure:
@@ -740,8 +749,8 @@ def metrics(settings, fmt):
       ant-network-migration metrics --format prometheus > /var/lib/node_exporter/migration.prom
     """
     location = settings.ledger_location()
-    figures, prometheus_error = _figures(settings)
-    with ledger_io.opened(location) as handle:
+    figures, prometheus_error = _figures(settings, None if settings.prometheus_url else _inventory_or_none(settings))
+    with ledger_io.opened(location, create=False) as handle:
         progress = handle.progress()
         ledger_text = handle.metrics_text() if fmt == 'prometheus' else ''
     if fmt == 'json':

@@ -213,7 +213,7 @@ def verdicts_table(verdicts):
 
 def node_health_table(nodes):
     table = Table(title=(f"Node health (ledger): {nodes['healthy']} healthy, {nodes['unhealthy']} unhealthy, "
-                         f"{nodes['unknown']} not checked yet"), title_justify='left')
+                         f"{nodes['unknown']} not checked yet"), title_justify='left', min_width=80)
     for column in ('node', 'state', 'checked', 'detail'):
         table.add_column(column, overflow='fold')
     for node in nodes['unhealthy_nodes'][:50]:

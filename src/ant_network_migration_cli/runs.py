@@ -6,6 +6,7 @@ progress bar fed from the runner's events."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -118,9 +119,28 @@ def run_playbook(name, extravars=None, inventory=None, ledger_location=None, con
             result = ansible_runner.run(**kwargs)
     except KeyboardInterrupt:
         return RunOutcome(name, 'canceled', 130, ['interrupted by the operator'], private_dir)
-    outcome = RunOutcome(name, result.status, result.rc if result.rc is not None else 1,
-                         sink.failures, private_dir)
+    failures = sink.failures or _error_lines(result)
+    outcome = RunOutcome(name, result.status, result.rc if result.rc is not None else 1, failures, private_dir)
     if outcome.ok:
         shutil.rmtree(private_dir, ignore_errors=True)
         outcome.artifact_dir = None
     return outcome
+
+
+_ANSI = re.compile(r'\x1b\[[0-9;]*m')
+
+
+def _error_lines(result, limit=8):
+    """Ansible's own error lines when a run failed without a failed task (a syntax or include
+    error, a missing module): the tail of its output from the first [ERROR] on."""
+    try:
+        with result.stdout as handle:
+            text = handle.read()
+    except Exception:  # no stdout artifact (AnsibleRunnerException), unreadable file: nothing to quote
+        return []
+    lines = [_ANSI.sub('', line).rstrip() for line in text.splitlines()]
+    lines = [line for line in lines if line.strip()]
+    for index, line in enumerate(lines):
+        if '[ERROR]' in line or line.startswith('ERROR!'):
+            return lines[index:index + limit]
+    return lines[-limit:] if result.status != 'successful' else []

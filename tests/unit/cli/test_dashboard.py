@@ -106,8 +106,11 @@ def test_health_breach_exits_1_naming_rule_value_threshold(stub, invoke):
 
 def test_health_no_data_is_not_a_pass(stub, invoke):
     stub({'libp2p': HEALTHY['libp2p']})
-    data = json.loads(invoke('--prometheus-url', 'http://prom:9090', 'health', '--json').output)
+    result = invoke('--prometheus-url', 'http://prom:9090', 'health', '--json')
+    assert result.exit_code == errors.EXIT_FAILED
+    data = json.loads(result.stdout)
     assert {v['rule']: v['verdict'] for v in data['rules']}['high_error_rate_iroh'] == 'no data'
+    assert any(p.startswith('inconclusive: no data for high_error_rate_iroh') for p in data['problems'])
 
 
 def test_health_reports_unhealthy_nodes_from_the_ledger(stub, invoke, ledger_path):
