@@ -327,15 +327,17 @@ class SimDaemon:
                 results.append({'service_name': node.service_name, 'result': 'stopped'})
             else:
                 old_mode, old_version = node.mode, node.version
-                message = fleet.upgrade_node(node, env, version=body.get('version'), force=bool(body.get('force')))
-                restarted = restarted or message.startswith('upgraded')
+                message = fleet.upgrade_node(node, env, version=body.get('version'), force=bool(body.get('force')),
+                                             start=not body.get('do_not_start'))
+                restarted = restarted or message == 'upgraded and restarted'
                 results.append({'service_name': node.service_name, 'result': message,
                                 'old_version': old_version, 'new_version': node.version,
                                 'old_mode': old_mode, 'new_mode': node.mode})
                 if message.startswith('upgraded'):
                     fleet.events.append((fleet.clock(), 'upgrade %s: %s -> %s' % (node.ref, old_mode, node.mode)))
             self._after_change()
-            if op != 'stop' and not interval and body.get('connection_timeout') and node.status == 'Running':
+            if (op != 'stop' and not interval and body.get('connection_timeout') and node.status == 'Running'
+                    and results[-1]['result'] in ('started', 'upgraded and restarted')):
                 # antctl without --interval: wait until the node connected (> 5 peers) or time out.
                 if not await self._wait_ready(node, float(body['connection_timeout'])):
                     results[-1]['error'] = ('the node did not connect to the network within %s seconds'

@@ -569,8 +569,12 @@ class Fleet:
                               % (mode, MODE_ENV, ', '.join(MODES)))
         return env
 
-    def upgrade_node(self, node, env, version=None, force=False, now=None):
-        """Apply an upgrade to one node: new env / version, then restart. Returns what happened."""
+    def upgrade_node(self, node, env, version=None, force=False, start=True, now=None):
+        """Apply an upgrade to one node: new env / version, then restart (unless ``start`` is
+        False: antctl's --do-not-start leaves it stopped). Returns what happened.
+
+        Like antctl, nothing happens without ``force`` unless ``version`` is newer.
+        """
         now = self.clock() if now is None else now
         if not force and (version is None or _version_tuple(version) <= _version_tuple(node.version)):
             return 'no upgrade required (running %s)' % node.version
@@ -579,6 +583,9 @@ class Fleet:
             node.mode = env[MODE_ENV]
         if version:
             node.version = version
+        if not start:
+            self.stop_node(node, now)
+            return 'upgraded, not started (--do-not-start)'
         self.start_node(node, now)
         return 'upgraded and restarted'
 

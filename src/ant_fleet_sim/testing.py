@@ -29,6 +29,39 @@ class SimStackError(AssertionError):
     pass
 
 
+class QueryResult(list):
+    """The result list of an instant query that also compares like its first value.
+
+    ``results[0]['value'][1]`` stays available; for scalar-like queries ``results > 0`` or
+    ``float(results)`` read the first sample (an empty result compares as "no data": never true).
+    """
+
+    def value(self, default=None):
+        return float(self[0]['value'][1]) if self else default
+
+    def __float__(self):
+        if not self:
+            raise ValueError('empty query result (no data)')
+        return self.value()
+
+    def _cmp(self, other, op):
+        if not self or isinstance(other, list):
+            return NotImplemented if isinstance(other, list) else False
+        return op(self.value(), other)
+
+    def __gt__(self, other):
+        return self._cmp(other, lambda a, b: a > b)
+
+    def __ge__(self, other):
+        return self._cmp(other, lambda a, b: a >= b)
+
+    def __lt__(self, other):
+        return self._cmp(other, lambda a, b: a < b)
+
+    def __le__(self, other):
+        return self._cmp(other, lambda a, b: a <= b)
+
+
 def wait_for(predicate, timeout=30.0, interval=0.2, what='condition'):
     """Poll ``predicate`` until it returns a truthy value; return it, or raise after ``timeout``."""
     deadline = time.monotonic() + timeout
@@ -164,11 +197,11 @@ class SimStack:
             return json.loads(resp.read())
 
     def query(self, promql):
-        """Instant query; returns the list of results ({'metric': ..., 'value': [ts, 'v']})."""
+        """Instant query; returns the list of results ({'metric': ..., 'value': [ts, 'v']}) as a QueryResult."""
         doc = self._prom_get('/api/v1/query', {'query': promql})
         if doc.get('status') != 'success':
             raise SimStackError('query %r failed: %s' % (promql, doc))
-        return doc['data']['result']
+        return QueryResult(doc['data']['result'])
 
     def query_value(self, promql, default=None):
         """The single value of a scalar-like query (first result), as float."""
@@ -178,7 +211,7 @@ class SimStack:
         return float(result[0]['value'][1])
 
     def wait_query(self, promql, predicate, timeout=30.0, what=None):
-        """Poll a query until ``predicate(results)`` holds; returns the results."""
+        """Poll a query until ``predicate(results)`` holds; returns the results (a QueryResult)."""
         box = {}
 
         def check():
