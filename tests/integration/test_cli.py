@@ -1,0 +1,233 @@
+"""The operator CLI as an operator runs it: the real `ant-network-migration` command in a
+subprocess, against a simulated fleet and a real Prometheus (ant_fleet_sim.testing.SimStack),
+running the collection's playbooks through ansible-runner.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils import ledger as ledger_mod
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+CLI = Path(sys.executable).parent / 'ant-network-migration'
+HOSTS, NODES = 4, 3
+
+
+@pytest.fixture(scope='module')
+def stack(tmp_path_factory):
+    from ant_fleet_sim.testing import SimStack
+
+    directory = tmp_path_factory.mktemp('cli-sim')
+    with SimStack(directory, hosts=HOSTS, nodes_per_host=NODES, ready_delay=0.5) as sim:
+        sim.inventory_dir = _inventory_dir(sim, directory / 'inventory')
+        yield sim
+
+
+def _inventory_dir(sim, path):
+    """The stack's generated inventory with the committed sim group_vars (short windows) beside it,
+    pointed at this stack's Prometheus and control API."""
+    (path / 'group_vars' / 'all').mkdir(parents=True)
+    shutil.copy(sim.inventory, path / 'hosts.yml')
+    for name in ('alerts.yml', 'rollout.yml'):
+        shutil.copy(ROOT / 'inventories' / 'sim' / 'group_vars' / 'all' / name, path / 'group_vars' / 'all' / name)
+    (path / 'group_vars' / 'all' / 'sim.yml').write_text(yaml.safe_dump({
+        'migration_prometheus_url': sim.prometheus_url,
+        'migration_sim_api_url': sim.api_url,
+        'monitoring_rules_dir': str(sim.state_dir / 'prometheus' / 'rules'),
+    }))
+    return path
+
+
+@pytest.fixture
+def ledger_path(tmp_path):
+    return tmp_path / 'ledger.sqlite3'
+
+
+@pytest.fixture
+def cli(stack, ledger_path):
+    env = dict(os.environ, COLUMNS='200', ANSIBLE_CONFIG=str(ROOT / 'ansible.cfg'))
+    for name in ('ANT_MIGRATION_LEDGER', 'MIGRATION_PROMETHEUS_URL', 'ANT_MIGRATION_INVENTORY'):
+        env.pop(name, None)
+
+    def run(*args, timeout=600, **extra_env):
+        argv = [str(CLI), '--ledger', str(ledger_path), '-i', str(stack.inventory_dir), *map(str, args)]
+        started = time.monotonic()
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=dict(env, **extra_env),
+                              cwd=str(ROOT))
+        proc.elapsed = time.monotonic() - started
+        return proc
+
+    return run
+
+
+def fleet_snapshot(stack):
+    """What antctl reports for every node, minus the figures that move on their own."""
+    keep = ('service_name', 'peer_id', 'status', 'version', 'pid', 'environment_variables', 'transport_mode')
+    return {host: [{k: node.get(k) for k in keep} for node in stack.antctl_status(host)['nodes']]
+            for host in stack.host_names}
+
+
+def ledger_snapshot(path):
+    with ledger_mod.open_ledger(str(path)) as handle:
+        return handle.nodes(), handle.events(limit=10000), handle.get_flags(), handle.lock(), handle.runs(limit=100)
+
+
+def seed_ledger(stack, path, dual_stack_hosts=()):
+    """Switch ``dual_stack_hosts`` for real (antctl) and record the fleet in the ledger as the
+    tracker would after a passed canary."""
+    for host in dual_stack_hosts:
+        stack.set_mode(host, [f'antnode{n}' for n in range(1, NODES + 1)], 'dual_stack')
+    with ledger_mod.open_ledger(str(path)) as handle:
+        items = []
+        for host in stack.host_names:
+            for node in stack.antctl_status(host)['nodes']:
+                items.append({'host': host, 'service_name': node['service_name'], 'peer_id': node['peer_id'],
+                              'to_state': 'dual_stack_stable' if host in dual_stack_hosts else 'libp2p_only'})
+        handle.record_transitions(items)
+        handle.set_canary_verdict('pass', hosts=list(dual_stack_hosts))
+
+
+def write_plan(tmp_path, text):
+    path = tmp_path / 'plan.yml'
+    path.write_text(text)
+    return path
+
+
+def test_status_while_prometheus_is_down(stack, cli, ledger_path):
+    seed_ledger(stack, ledger_path)
+    with ledger_mod.open_ledger(str(ledger_path)) as handle:
+        handle.set_pause('maintenance window', 'alice')
+    stack.stop_prometheus()
+    try:
+        status = cli('status', '--json')
+        assert status.returncode == 0, status.stderr
+        assert status.elapsed < 10
+        data = json.loads(status.stdout)
+        assert data['progress']['total'] == HOSTS * NODES
+        assert data['flags']['paused']['reason'] == 'maintenance window'
+
+        table = cli('status', '--detailed')
+        assert table.returncode == 0 and 'PAUSED' in table.stdout and 'sim-host-04' in table.stdout
+
+        metrics = cli('metrics', '--format', 'json')
+        assert metrics.returncode == 1
+        assert json.loads(metrics.stdout)['migration']['total'] == HOSTS * NODES
+        assert 'unreachable' in metrics.stderr
+
+        health = cli('health')
+        assert health.returncode == 1 and 'unreachable' in health.stdout
+    finally:
+        stack.start_prometheus()
+
+
+def test_dry_run_changes_nothing(stack, cli, ledger_path, tmp_path):
+    plan = write_plan(tmp_path, 'canary: {count: 1}\nbatches: [1]\nwaves: [{percent: 50}, {percent: 100}]\n')
+
+    # A fresh migration: the ledger does not exist; hosts are asked (read-only) what they run.
+    before = fleet_snapshot(stack)
+    fresh = cli('start', '--plan', plan, '--dry-run')
+    assert fresh.returncode == 0, fresh.stdout + fresh.stderr
+    assert not ledger_path.exists()
+    out = fresh.stdout
+    canary, wave1, wave2 = out.split('Canary')[1].split('Wave 1')[0], out.split('Wave 1')[1].split('Wave 2')[0], \
+        out.split('Wave 2')[1]
+    assert 'sim-host-01' in canary
+    assert 'sim-host-02' in wave1 and 'sim-host-03' not in wave1
+    assert 'sim-host-03' in wave2 and 'sim-host-04' in wave2
+    assert fleet_snapshot(stack) == before
+
+    # A migration under way: sim-host-01 is dual-stack and the canary passed.
+    seed_ledger(stack, ledger_path, dual_stack_hosts=['sim-host-01'])
+    before, recorded = fleet_snapshot(stack), ledger_snapshot(ledger_path)
+    again = cli('start', '--plan', plan, '--dry-run')
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert 'nothing to do: the ledger records a passed canary' in again.stdout
+    wave1 = again.stdout.split('Wave 1')[1].split('Wave 2')[0]
+    assert 'sim-host-02' in wave1 and 'sim-host-01' not in wave1
+    assert fleet_snapshot(stack) == before
+    assert ledger_snapshot(ledger_path) == recorded
+    stack.set_mode('sim-host-01', [f'antnode{n}' for n in range(1, NODES + 1)], 'libp2p_only')
+
+
+def test_plan_with_errors_names_each(cli, tmp_path, ledger_path):
+    plan = write_plan(tmp_path, 'waves: [{percent: 150}, {percent: abc}]\nrollback_policy: sometimes\n'
+                                'exclude: [no-such-host]\n')
+    result = cli('start', '--plan', plan, '--dry-run')
+    assert result.returncode == 2
+    for expected in ('waves[0].percent: 150 is greater than the maximum of 100',
+                     "waves[1].percent: 'abc' is not of type 'integer'",
+                     "rollback_policy: 'sometimes' is not one of ['rollback', 'freeze']"):
+        assert expected in result.stderr
+    assert not ledger_path.exists()
+
+
+def test_pause_and_resume_through_the_playbooks(stack, cli, ledger_path, tmp_path):
+    seed_ledger(stack, ledger_path)
+    paused = cli('pause', '--reason', 'investigating iroh latency', '--operator', 'bob')
+    assert paused.returncode == 0, paused.stdout + paused.stderr
+    status = json.loads(cli('status', '--json').stdout)
+    assert status['flags']['paused']['reason'] == 'investigating iroh latency'
+    assert status['flags']['paused']['operator'] == 'bob'
+    with ledger_mod.open_ledger(str(ledger_path)) as handle:
+        assert any(run['playbook'].endswith('pause.yml') for run in handle.runs())
+
+    before = fleet_snapshot(stack)
+    refused = cli('start', '--plan', write_plan(tmp_path, 'waves: [{percent: 50}]\n'))
+    assert refused.returncode == 3
+    assert 'paused' in refused.stderr and 'investigating iroh latency' in refused.stderr
+    assert fleet_snapshot(stack) == before
+
+    resumed = cli('resume', '--operator', 'bob')
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert json.loads(cli('status', '--json').stdout)['flags']['paused'] is None
+
+    # A halt needs an acknowledgement.
+    with ledger_mod.open_ledger(str(ledger_path)) as handle:
+        handle.set_halt('gate: high_error_rate_iroh 0.31 > 0.05', 'migration_gate', 'gate')
+    assert cli('resume').returncode == 3
+    acked = cli('resume', '--ack', '--operator', 'bob')
+    assert acked.returncode == 0, acked.stdout + acked.stderr
+    assert json.loads(cli('status', '--json').stdout)['flags']['halted'] is None
+
+
+def _install_rules(stack, ledger_path):
+    proc = subprocess.run([str(Path(sys.executable).parent / 'ansible-playbook'), '-i', str(stack.inventory_dir),
+                           str(ROOT / 'playbooks' / 'monitoring.yml')], capture_output=True, text=True, timeout=600,
+                          env=dict(os.environ, ANSIBLE_CONFIG=str(ROOT / 'ansible.cfg'),
+                                   ANT_MIGRATION_LEDGER=str(ledger_path)), cwd=str(ROOT))
+    assert proc.returncode == 0, proc.stdout[-3000:]
+
+
+def test_a_run_that_halts(stack, cli, ledger_path, tmp_path):
+    """iroh fails on every dual-stack node: the gate after the wave's first batch trips, the
+    migration halts, the CLI stops with exit 1 and says why; status shows the halt."""
+    _install_rules(stack, ledger_path)
+    stack.wait_targets_up()
+    seed_ledger(stack, ledger_path)                  # canary passed, nothing migrated yet
+    stack.fault('transport', transport='iroh', error_rate=0.6, mode='dual_stack')
+    try:
+        plan = write_plan(tmp_path, 'batches: [1]\nrollback_policy: rollback\nwaves: [{percent: 50}, {percent: 100}]\n')
+        result = cli('start', '--plan', plan)
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert 'wave 50 % failed' in result.stderr
+        assert 'migration halted' in result.stderr and 'high_error_rate_iroh' in result.stderr
+        assert 'wave 100' not in result.stdout + result.stderr
+        status = json.loads(cli('status', '--json').stdout)
+        assert status['flags']['halted']
+        # Policy rollback: nothing stays on dual_stack.
+        modes = {node['transport_mode'] for nodes in fleet_snapshot(stack).values() for node in nodes}
+        assert modes == {'libp2p_only'}
+    finally:
+        stack.clear_faults()
