@@ -405,7 +405,7 @@ def _canary_passed(verdict):
         return False
     if isinstance(verdict, dict):
         verdict = verdict.get('verdict') or verdict.get('status') or verdict.get('outcome')
-    return str(verdict).lower() in ('pass', 'passed')
+    return str(verdict).lower() == 'passed'    # the migration_ledger action's verdict values
 
 
 def _fleet_nodes(handle, inventory):
@@ -578,6 +578,12 @@ def start(settings, plan_file, dry_run, operator):
                 raise
             refusal = exc          # a dry run still shows its plan, then exits as the run would
         stages = _selection(data, inventory, handle)
+        if not data.get('canary') and not _canary_passed(handle.canary_verdict()):
+            problem = BadInput('the plan has no canary stage and the ledger records no passed canary: the '
+                               'rollout would refuse every wave; add `canary:` to the plan (or run canary.yml)')
+            if not dry_run:
+                raise problem
+            refusal = refusal or problem
     if dry_run:
         missing = '' if ledger_io.exists(location) else ' (does not exist yet: an empty ledger)'
         console.print(f'[bold]Dry run[/bold] of {plan_file} against {len(inventory.fleet)} hosts '

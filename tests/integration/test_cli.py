@@ -96,7 +96,7 @@ def seed_ledger(stack, path, dual_stack_hosts=()):
                 items.append({'host': host, 'service_name': node['service_name'], 'peer_id': node['peer_id'],
                               'to_state': 'dual_stack_stable' if host in dual_stack_hosts else 'libp2p_only'})
         handle.record_transitions(items)
-        handle.set_canary_verdict('pass', hosts=list(dual_stack_hosts))
+        handle.set_canary_verdict('passed', hosts=list(dual_stack_hosts))
 
 
 def write_plan(tmp_path, text):

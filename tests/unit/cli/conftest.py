@@ -24,7 +24,7 @@ def ledger_path(tmp_path):
                               'to_state': state})
         handle.record_transitions(items)
         handle.record_event('gate_verdict', verdict='pass', rule='high_error_rate_iroh', value=0.01, threshold=0.05)
-        handle.set_canary_verdict('pass', hosts=['sim-host-01'])
+        handle.set_canary_verdict('passed', hosts=['sim-host-01'])
     return path
 
 

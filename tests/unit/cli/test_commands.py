@@ -45,7 +45,7 @@ def test_status_json_from_seeded_ledger(invoke, ledger_path):
     assert data['progress']['dual_stack_coverage_percent'] == pytest.approx(16.67)
     assert data['progress']['phase'] == 'Initialization'
     assert data['flags'] == {'paused': None, 'halted': None}
-    assert data['canary']['verdict'] == 'pass'
+    assert data['canary']['verdict'] == 'passed'
     assert data['gate_verdicts'][0]['data']['rule'] == 'high_error_rate_iroh'
     assert 'nodes' not in data
 
@@ -252,7 +252,7 @@ def test_start_runs_canary_then_waves_with_plan_vars(invoke, tmp_path, inventory
     from ant_network_migration_cli import runs
 
     with ledger_mod.open_ledger(str(ledger_path)) as handle:
-        handle.set_canary_verdict('fail')
+        handle.set_canary_verdict('failed')
     calls = []
 
     def fake_run(name, **kw):
@@ -324,3 +324,16 @@ def test_unlock_releases_and_logs(invoke, ledger_path):
     with ledger_mod.open_ledger(str(ledger_path)) as handle:
         assert handle.lock() is None
         assert handle.events(kinds='lock_override')[0]['data']['reason'] == 'controller died'
+
+
+def test_plan_without_canary_needs_a_passed_canary(invoke, tmp_path, inventory_path, ledger_path, monkeypatch):
+    from ant_network_migration_cli import runs
+
+    monkeypatch.setattr(runs, 'run_playbook', lambda *a, **k: pytest.fail('no playbook may run'))
+    with ledger_mod.open_ledger(str(ledger_path)) as handle:
+        handle.set_canary_verdict('failed', reason='iroh error rate 0.3 on sim-host-01')
+    plan = write_plan(tmp_path, 'waves: [{percent: 50}]\n')
+    for args in (('--dry-run',), ()):
+        result = invoke('-i', inventory_path, 'start', '--plan', plan, *args)
+        assert result.exit_code == errors.EXIT_BAD_INPUT
+        assert 'no canary stage and the ledger records no passed canary' in result.output
