@@ -274,7 +274,10 @@ class SimDaemon:
             if op == 'status' and method == 'GET':
                 return Response.json(200, self.status_doc(host))
             if method == 'POST':
-                return self.host_operation(host, op, request.json())
+                body = request.json()
+                if not isinstance(body, dict):
+                    raise AntctlError('the request body must be a JSON object')
+                return self.host_operation(host, op, body)
         if path == '/api/shutdown' and method == 'POST':
             asyncio.get_running_loop().call_later(0.05, self.stop_event.set)
             return Response.json(200, {'status': 'stopping'})

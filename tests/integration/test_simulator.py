@@ -6,6 +6,8 @@ import json
 import socket
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 
 import pytest
 
@@ -229,6 +231,28 @@ def test_port_clash_refused_running_fleet_unchanged(sim_stack, tmp_path):
     assert sim_stack.fleet()['total_nodes'] == 12
     res = cli(sim_stack, 'status', '--json')
     assert res.returncode == 0 and json.loads(res.stdout)['total_nodes'] == 12
+
+
+def test_prometheus_restart_keeps_scraping(sim_stack):
+    url = sim_stack.prometheus_url
+    sim_stack.stop_prometheus()
+    with pytest.raises(OSError):
+        urllib.request.urlopen(url + '/-/ready', timeout=2)
+    assert sim_stack.start_prometheus() == url
+    sim_stack.wait_targets_up()
+    assert sim_stack.query_value('count(up{job="ant_node"} == 1)') == 12
+
+
+def test_api_refuses_malformed_requests(sim_stack):
+    for method, path, body in [('POST', '/api/faults', b'not json'), ('POST', '/api/faults', b'[1, 2]'),
+                               ('POST', '/api/hosts/sim-host-01/upgrade', b'"x"'),
+                               ('POST', '/api/hosts/nowhere/stop', b'{}'), ('GET', '/api/nothing', None)]:
+        req = urllib.request.Request(sim_stack.api_url + path, data=body, method=method)
+        with pytest.raises(urllib.error.HTTPError) as info:
+            urllib.request.urlopen(req, timeout=5)
+        assert info.value.code in (400, 404), (path, info.value.code)
+        assert 'error' in json.loads(info.value.read())
+    assert sim_stack.faults() == []
 
 
 def test_down_leaves_no_process(sim_stack_factory):
