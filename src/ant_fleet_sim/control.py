@@ -69,8 +69,12 @@ def check_ports(config):
                        % (len(clashes), shown, config.api_port, config.base_port, ports[-1]), exit_code=2)
 
 
-def launch(state_dir, config, timeout=120.0):
-    """Start the daemon in the background (detached) and wait until every node listens."""
+def launch(state_dir, config, timeout=120.0, owner_pid=None):
+    """Start the daemon in the background (detached) and wait until every node listens.
+
+    With ``owner_pid`` (SimStack passes its own pid) the daemon stops itself and the Prometheus
+    under the same directory when that process dies, so a killed test run leaves nothing behind.
+    """
     state = layout.StateDir(state_dir)
     try:
         config.validate()
@@ -88,8 +92,10 @@ def launch(state_dir, config, timeout=120.0):
         pass
     state.write_config(config)
     log = open(state.log_file, 'ab')
-    proc = subprocess.Popen([layout.python_interpreter(), '-m', 'ant_fleet_sim.daemon', '--state-dir', str(state.root)],
-                            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+    argv = [layout.python_interpreter(), '-m', 'ant_fleet_sim.daemon', '--state-dir', str(state.root)]
+    if owner_pid:
+        argv += ['--owner', '%d:%s' % (owner_pid, layout.process_start_time(owner_pid))]
+    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                             start_new_session=True, close_fds=True)
     log.close()
     deadline = time.monotonic() + timeout

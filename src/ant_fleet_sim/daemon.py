@@ -46,7 +46,8 @@ class NodeEndpoint:
 
 
 class SimDaemon:
-    def __init__(self, state_dir, config):
+    def __init__(self, state_dir, config, owner=None):
+        self.owner = owner
         self.state = layout.StateDir(state_dir)
         self.config = config
         self.fleet = Fleet(config)
@@ -117,6 +118,12 @@ class SimDaemon:
         while True:
             next_at += interval
             await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+            if self.owner and self.fleet.tick_no % 4 == 0 and not layout.owner_alive(self.owner):
+                log('the process that started this fleet (%s) is gone: stopping it and its Prometheus' % self.owner)
+                from . import prometheus as prom
+                prom.stop(self.state)
+                self.stop_event.set()
+                return
             try:
                 self.fleet.tick()
                 await self.sync_listeners()
@@ -356,10 +363,11 @@ class SimDaemon:
 def main(argv=None):
     parser = argparse.ArgumentParser(prog='ant_fleet_sim.daemon')
     parser.add_argument('--state-dir', required=True)
+    parser.add_argument('--owner', help='pid:starttime of a process whose death stops this fleet')
     args = parser.parse_args(argv)
     state = layout.StateDir(args.state_dir)
     config = state.read_config()
-    daemon = SimDaemon(state.root, config)
+    daemon = SimDaemon(state.root, config, owner=args.owner)
     return asyncio.run(daemon.run())
 
 

@@ -109,6 +109,21 @@ def process_matches(pid, *needles):
     return all(n in cmdline for n in needles)
 
 
+def process_start_time(pid):
+    """The start time of a process in clock ticks since boot (tells a pid from its reuse), or None."""
+    try:
+        return int(Path('/proc/%d/stat' % pid).read_text().rsplit(')', 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def owner_alive(owner):
+    """``owner`` is 'pid:starttime' as written by control.launch."""
+    pid, _, start = owner.partition(':')
+    now = process_start_time(int(pid))
+    return now is not None and (start in ('', 'None') or str(now) == start)
+
+
 def terminate(pid, needles, timeout=15.0):
     """SIGTERM a process we started (verified by its command line), SIGKILL after ``timeout``.
 

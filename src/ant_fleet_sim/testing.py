@@ -13,6 +13,7 @@ run side by side. Every wait polls with a deadline; nothing sleeps blindly.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import time
 import urllib.error
@@ -109,14 +110,16 @@ class SimStack:
 
     def start(self):
         try:
-            self.info = control.launch(self.state_dir, self.config, timeout=self.startup_timeout)
+            self.info = control.launch(self.state_dir, self.config, timeout=self.startup_timeout,
+                                       owner_pid=os.getpid())
         except control.SimError as exc:
             if 'port clash' not in str(exc):
                 raise
             # Another stack took our random ports between the check and the bind: pick again once.
             self.config.base_port = layout.free_port_range(self.hosts * self.nodes_per_host)
             self.config.api_port = layout.free_port()
-            self.info = control.launch(self.state_dir, self.config, timeout=self.startup_timeout)
+            self.info = control.launch(self.state_dir, self.config, timeout=self.startup_timeout,
+                                       owner_pid=os.getpid())
         self.api_url = self.info['api_url']
         self.client = control.ApiClient(self.api_url)
         if self.with_prometheus:
