@@ -20,6 +20,7 @@ when some holder is ready, responsive and reachable from the client's entry node
 from __future__ import annotations
 
 import hashlib
+import heapq
 import math
 import random
 import time
@@ -50,7 +51,8 @@ TRANSPORT_SHARE = {
     IROH_PRIMARY: {'libp2p': 0.1, 'iroh': 0.9},
     IROH_ONLY: {'libp2p': 0.0, 'iroh': 1.0},
 }
-STATUS_ADDED, STATUS_RUNNING, STATUS_STOPPED, STATUS_REMOVED = 'Added', 'Running', 'Stopped', 'Removed'
+# antctl service statuses ('Added' and 'Removed' exist in antctl; the simulator never uses them).
+STATUS_RUNNING, STATUS_STOPPED = 'Running', 'Stopped'
 MODE_ENV = 'ANT_TRANSPORT_MODE'
 BASE58 = '123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz'
 
@@ -151,8 +153,8 @@ class Node:
         self.peer_id = peer_id
         self.key = node_key(peer_id)
         self.metrics_port = metrics_port
-        self.rpc_port = 13000 + index
-        self.node_port = 15000 + index
+        self.rpc_port = 13000 + number    # reported only (as on a real host: 13000 + i)
+        self.node_port = 15000 + number
         self.mode = mode
         self.env = {MODE_ENV: mode}
         self.version = version
@@ -234,7 +236,6 @@ class Fleet:
         keys = [self.rng.getrandbits(256) for _ in range(count)]
         node_keys = [(n.key, n.index) for n in self.nodes]
         size = min(CLOSE_GROUP_SIZE, len(self.nodes))
-        import heapq
         self.record_holders = []
         held = [0] * len(self.nodes)
         for k in keys:
@@ -493,7 +494,8 @@ class Fleet:
         }
 
     # ------------------------------------------------------------------ antctl
-    def _select(self, host, service_names=(), peer_ids=()):
+    def select(self, host, service_names=(), peer_ids=()):
+        """The nodes an antctl command names (all of the host's when none are named)."""
         if host not in self.by_host:
             raise AntctlError('unknown host %r' % host)
         nodes = self.by_host[host]
@@ -511,9 +513,6 @@ class Fleet:
                 raise AntctlError("Could not find node with peer id '%s'" % pid)
             chosen.extend(match)
         return list(dict.fromkeys(chosen))
-
-    def select(self, host, service_names=(), peer_ids=()):
-        return self._select(host, service_names, peer_ids)
 
     def _crash_rule(self, node):
         """The crash-on-switch fault that fires when ``node`` starts now, if any."""
