@@ -130,8 +130,20 @@ class SimStack:
         control.shutdown(self.state_dir)
 
     def start_prometheus(self, port=None):
+        """Start (or restart) Prometheus: on ``port``, else on the port it had, else a free one.
+
+        Without an explicit port a clash (someone took the port meanwhile) moves it to a new free
+        port; ``prometheus_url`` always tells where it listens.
+        """
         self.prometheus_port = port or self.prometheus_port or layout.free_port()
-        self.prometheus_url = prom.start(self.state, self.prometheus_port, api_url=self.api_url)
+        for attempt in range(3):
+            try:
+                self.prometheus_url = prom.start(self.state, self.prometheus_port, api_url=self.api_url)
+                return self.prometheus_url
+            except prom.PrometheusError as exc:
+                if port or attempt == 2 or not ('port' in str(exc) or 'address already in use' in str(exc)):
+                    raise
+                self.prometheus_port = layout.free_port()
         return self.prometheus_url
 
     def stop_prometheus(self):
