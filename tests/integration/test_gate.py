@@ -30,6 +30,7 @@ ERROR_HOSTS = ['sim-host-01', 'sim-host-02']
 LATENCY_HOSTS = ['sim-host-03', 'sim-host-04']
 LIBP2P_HOSTS = ['sim-host-05', 'sim-host-06']
 WINDOW = yaml.safe_load(ALERTS_VARS.read_text())['migration_alert_overrides']['high_error_rate_iroh']['for']
+WINDOW_CANARY = '20s'
 
 testing = pytest.importorskip('ant_fleet_sim.testing')
 
@@ -49,13 +50,13 @@ def playbook(stack, tmp_path, path, ledger, *extra):
     return subprocess.run(cmd, cwd=str(ROOT), env=ansible_env(ledger), capture_output=True, text=True, timeout=300)
 
 
-def run_gate(stack, tmp_path, ledger=None, **options):
-    """Run the gate in a real play; return (exit code, the gate's result, seconds, output)."""
+def run_gate(stack, tmp_path, ledger=None, module='migration_gate', **options):
+    """Run the gate (or another action) in a real play; return (exit code, its result, seconds, output)."""
     out = tmp_path / ('gate-%d.json' % time.monotonic_ns())
     play = [{
         'name': 'Gate', 'hosts': 'localhost', 'gather_facts': False,
         'tasks': [{'block': [{'name': 'Judge the metrics',
-                              'autonomi.network_migration.migration_gate': options,
+                              'autonomi.network_migration.%s' % module: options,
                               'register': 'gate'}],
                    'always': [{'name': 'Keep the result', 'ansible.builtin.copy': {
                        'content': '{{ gate | to_json }}', 'dest': str(out), 'mode': '0600'}}]}],
@@ -111,6 +112,16 @@ def test_healthy_fleet_passes(stack, tmp_path):
     assert result['ledger']['written'] == ['gate_verdict']
 
 
+def test_canary_analysis_passes_healthy_canaries(stack, tmp_path):
+    rc, result, _, output = run_gate(stack, tmp_path, module='canary_analysis', canary_hosts=ERROR_HOSTS,
+                                     window=WINDOW_CANARY)
+    assert rc == 0, output
+    assert result['verdict'] == 'pass' and result['score'] == 100.0
+    assert len(result['canaries']) == 4 and len(result['baseline']) == 4
+    assert result['queries'] == 5
+    assert result['ledger']['written'] == ['canary_analysis']
+
+
 def test_iroh_error_rate_fails_the_gate_scoped_to_its_hosts(stack, tmp_path):
     stack.fault('transport', transport='iroh', error_rate=0.3, hosts=ERROR_HOSTS)
     try:
@@ -129,6 +140,14 @@ def test_iroh_error_rate_fails_the_gate_scoped_to_its_hosts(stack, tmp_path):
         # Within the configured window: the rule's for (10 s) plus the rate window (10 s), plus slack.
         assert detected < 40, 'took %.1f s' % detected
         assert result['ledger']['written'] == ['gate_verdict', 'halt']
+
+        # The canary analysis sees it too: both error-rate comparisons fail.
+        rc, canary, _, output = run_gate(stack, tmp_path, module='canary_analysis', canary_hosts=ERROR_HOSTS,
+                                         window=WINDOW_CANARY, ledger=tmp_path / 'canary.sqlite3')
+        assert rc != 0, output
+        assert canary['verdict'] == 'fail'
+        failed = {(c['metric'], c['kind']) for c in canary['comparisons'] if c['verdict'] == 'fail'}
+        assert {('error_rate', 'canary_vs_baseline'), ('error_rate', 'iroh_vs_libp2p')} <= failed
 
         # The halt stops the next gate at once, whatever the metrics say.
         rc, halted, _, _ = run_gate(stack, tmp_path, hosts=LIBP2P_HOSTS)
