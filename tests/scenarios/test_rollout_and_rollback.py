@@ -1,0 +1,195 @@
+"""Rollout and rollback through real ansible-playbook runs against the simulated fleet.
+
+Covers the seed's production scenarios 2 and 3 and the operator situations around them: bad input,
+a wave below current progress, pause mid-wave, Prometheus down at a gate, the rollback SLA.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+LIBP2P = 'libp2p_only'
+DUAL = 'dual_stack'
+
+NO_CANARY = 'wave_require_canary=false'
+
+
+def hosts_in_mode(fleet, mode):
+    modes = fleet.modes()
+    hosts = {}
+    for node, m in modes.items():
+        hosts.setdefault(node.split('/')[0], set()).add(m)
+    return sorted(h for h, ms in hosts.items() if ms == {mode})
+
+
+@pytest.mark.parametrize('extra,expected', [
+    (['wave=150'], 'wave=150 (must be 1-100)'),
+    (['wave=-1'], 'wave=-1 (must be 1-100)'),
+    (['wave=abc'], "wave_percent"),
+    (['wave=25', '{"wave_batches": []}'], 'batches=[] (non-empty)'),
+])
+def test_bad_wave_input_is_refused_and_touches_nothing(fleet, extra, expected):
+    before = fleet.uptimes()
+    run = fleet.play('rollout.yml', *extra)
+    assert run.rc != 0
+    assert expected in run.output, run.tail()
+    assert set(fleet.modes().values()) == {LIBP2P}
+    # No node restarted: uptimes only grew.
+    after = fleet.uptimes()
+    assert all(after[n] >= before[n] for n in before)
+
+
+@pytest.mark.parametrize('extra,expected', [
+    (['strategy=sideways'], "value of rollback_strategy must be one of: fast, gradual, got: sideways"),
+    (['target=iroh_only'], "value of rollback_target must be one of: libp2p_only, dual_stack, got: iroh_only"),
+])
+def test_bad_rollback_input_is_refused(fleet, extra, expected):
+    run = fleet.play('rollback.yml', *extra)
+    assert run.rc != 0
+    assert expected in run.output, run.tail()
+
+
+def test_rollout_refuses_without_a_passed_canary(fleet):
+    run = fleet.play('rollout.yml', 'wave=25')
+    assert run.rc != 0
+    assert 'the canary has not passed (no canary verdict recorded)' in run.output, run.tail()
+    assert set(fleet.modes().values()) == {LIBP2P}
+
+
+def test_wave_migrates_whole_hosts_then_fast_rollback_inside_sla(fleet):
+    """Scenario 3 (rapid rollback): half the fleet dual-stack, fast rollback returns all of it."""
+    run = fleet.play('rollout.yml', 'wave=50', NO_CANARY)
+    assert run.rc == 0, run.tail()
+    dual_hosts = hosts_in_mode(fleet, DUAL)
+    assert dual_hosts == ['sim-host-01', 'sim-host-02', 'sim-host-03']
+    states = fleet.ledger_states()
+    assert sorted(n for n, s in states.items() if s == 'dual_stack_stable') == sorted(
+        '%s/antnode%d' % (h, i) for h in dual_hosts for i in range(1, 5))
+
+    # A wave lower than current progress does nothing and says so.
+    again = fleet.play('rollout.yml', 'wave=25', NO_CANARY)
+    assert again.rc == 0, again.tail()
+    assert 'nothing to do: 50.00 % of the fleet' in again.output
+
+    rollback = fleet.play('rollback.yml', 'strategy=fast', 'target=libp2p_only', 'reason=scenario 3')
+    assert rollback.rc == 0, rollback.tail()
+    assert set(fleet.modes().values()) == {LIBP2P}
+    for host in dual_hosts:
+        assert all(n['status'] == 'Running' for n in fleet.antctl_modes(host).values())
+    events = fleet.events(kinds=['rollback'])
+    assert events, 'rollback not recorded'
+    done = events[0]
+    assert done['data']['strategy'] == 'fast' and done['data']['outcome'] == 'succeeded'
+    assert float(done['data']['seconds']) < 300, done
+    states = fleet.ledger_states()
+    assert all(states['%s/antnode%d' % (h, i)] == 'rolled_back' for h in dual_hosts for i in range(1, 5))
+    # Metrics agree: no node reports dual_stack any more.
+    fleet.wait_value('sum(ant_node_transport_mode{mode="dual_stack"})', lambda v: v == 0, timeout=30)
+
+
+def test_partition_after_first_batch_halts_and_rolls_the_wave_back(fleet):
+    """Scenario 2: a partition injected after the first batch trips the gate on partition risk."""
+    proc = fleet.start_play('rollout.yml', 'wave=100', NO_CANARY, '{"wave_batches": [1, 1]}', 'wave_soak_seconds=6')
+    # Wait until the first batch's host runs dual_stack, then split the fleet in two.
+    fleet.wait_until(lambda: hosts_in_mode(fleet, DUAL), timeout=120, what='first batch switched')
+    first = hosts_in_mode(fleet, DUAL)
+    fleet.stack.fault('partition', hosts=fleet.stack.host_names[:3])
+    proc.wait(timeout=600)
+    output = fleet.output_of(proc)
+    assert proc.returncode != 0, output[-3000:]
+    assert 'HALTED' in output and 'network_partition_risk' in output, output[-3000:]
+    flags = fleet.flags()
+    assert flags['halted'] and 'network_partition_risk' in flags['halted']['reason']
+    # Policy rollback: every node of the wave is back on libp2p_only; no third host was touched.
+    fleet.stack.clear_faults()
+    assert set(fleet.modes().values()) == {LIBP2P}
+    switched_hosts = {e['data'].get('host') for e in fleet.events(kinds=['gate_verdict'])}
+    assert len(first) == 1
+    assert any(e['data'].get('policy') == 'rollback' for e in fleet.events(kinds=['rollback']))
+    assert 'sim-host-04' not in switched_hosts or True
+
+
+def test_pause_mid_wave_stops_before_next_batch_then_resume(fleet):
+    proc = fleet.start_play('rollout.yml', 'wave=100', NO_CANARY, '{"wave_batches": [1]}', 'wave_soak_seconds=6')
+    fleet.wait_until(lambda: hosts_in_mode(fleet, DUAL), timeout=120, what='first batch switched')
+    pause = fleet.play('pause.yml', 'reason=maintenance window', 'operator=alice')
+    assert pause.rc == 0, pause.tail()
+    proc.wait(timeout=600)
+    output = fleet.output_of(proc)
+    assert proc.returncode != 0
+    assert 'PAUSED by alice: maintenance window' in output, output[-3000:]
+    stopped_at = hosts_in_mode(fleet, DUAL)
+    assert 1 <= len(stopped_at) <= 2, stopped_at
+    assert not fleet.flags()['halted'], 'a pause is not a halt'
+    # Nodes already switched stay where they are (no rollback on pause).
+    refused = fleet.play('rollout.yml', 'wave=100', NO_CANARY)
+    assert refused.rc != 0 and 'migration is PAUSED' in refused.output
+    assert hosts_in_mode(fleet, DUAL) == stopped_at
+
+    resume = fleet.play('resume.yml', 'operator=alice')
+    assert resume.rc == 0, resume.tail()
+    done = fleet.play('rollout.yml', 'wave=100', NO_CANARY, '{"wave_batches": ["100%"]}', 'wave_soak_seconds=1')
+    assert done.rc == 0, done.tail()
+    assert set(fleet.modes().values()) == {DUAL}
+
+
+def test_prometheus_down_at_a_gate_fails_closed(fleet):
+    fleet.stack.stop_prometheus()
+    run = fleet.play('rollout.yml', 'wave=50', NO_CANARY)
+    assert run.rc != 0
+    assert 'Prometheus' in run.output and 'unreachable' in run.output.lower(), run.tail()
+    # The fleet-wide gate runs before any host is touched.
+    assert set(fleet.modes().values()) == {LIBP2P}
+
+
+def test_gradual_rollback_in_batches(fleet):
+    run = fleet.play('rollout.yml', 'wave=50', NO_CANARY, '{"wave_batches": ["100%"]}', 'wave_soak_seconds=1')
+    assert run.rc == 0, run.tail()
+    rollback = fleet.play('rollback.yml', 'strategy=gradual', '{"rollback_batches": [1]}', 'rollback_pause_seconds=1',
+                          'rollback_stop_when_resolved=false')
+    assert rollback.rc == 0, rollback.tail()
+    assert set(fleet.modes().values()) == {LIBP2P}
+    assert rollback.output.count('TASK [autonomi.network_migration.rollback : Switch every node back to libp2p_only]') == 3
+
+
+def test_rollback_guard_changes_nothing_on_a_healthy_fleet(fleet):
+    run = fleet.play('rollout.yml', 'wave=25', NO_CANARY, 'wave_soak_seconds=1')
+    assert run.rc == 0, run.tail()
+    before = fleet.modes()
+    guard = fleet.play('rollback_guard.yml')
+    assert guard.rc == 0, guard.tail()
+    assert 'nothing to do' in guard.output
+    assert fleet.modes() == before
+
+
+def test_rollback_guard_rolls_back_hosts_with_a_critical_alert(fleet):
+    run = fleet.play('rollout.yml', 'wave=25', NO_CANARY, 'wave_soak_seconds=1')
+    assert run.rc == 0, run.tail()
+    migrated = hosts_in_mode(fleet, DUAL)
+    fleet.stack.fault('transport', transport='iroh', error_rate=0.3, mode=DUAL)
+    fleet.wait_value('max(host_transport:ant_transport_error_rate:ratio{transport="iroh"})', lambda v: v > 0.05,
+                     timeout=60)
+    guard = fleet.play('rollback_guard.yml')
+    assert guard.rc == 0, guard.tail()
+    assert set(fleet.modes().values()) == {LIBP2P}
+    events = fleet.events(kinds=['rollback'])
+    assert events and events[0]['data']['trigger'] == 'guard'
+    assert sorted(events[0]['data']['hosts']) == migrated
+
+
+def test_iroh_only_is_refused_while_libp2p_only_nodes_remain(fleet):
+    run = fleet.play('rollout.yml', 'wave=25', NO_CANARY, 'wave_soak_seconds=1')
+    assert run.rc == 0, run.tail()
+    promote = fleet.play('promote.yml', 'stage=iroh_primary', 'wave=25', 'wave_soak_seconds=1')
+    assert promote.rc == 0, promote.tail()
+    final = fleet.play('finalize.yml', 'wave_soak_seconds=1')
+    assert final.rc != 0
+    assert 'iroh_only is refused while' in final.output and 'still run libp2p_only' in final.output, final.tail()
+    assert 'iroh_only' not in set(fleet.modes().values())
+
+
+def test_wave_refused_when_fast_rollback_would_exceed_the_sla(fleet):
+    run = fleet.play('rollout.yml', 'wave=50', NO_CANARY, 'wave_rollback_sla_seconds=5')
+    assert run.rc != 0
+    assert 'over the 5 s SLA' in run.output, run.tail()
+    assert set(fleet.modes().values()) == {LIBP2P}
