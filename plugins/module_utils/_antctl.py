@@ -37,9 +37,11 @@ REQUIRED_NODE_FIELDS = ('service_name', 'status')
 def normalize_node(raw):
     """One node of ``antctl status --json`` as a flat dict with predictable keys.
 
-    antctl reports ``connected_peers`` as a list of peer ids (the registry's form) or, in
-    some versions, as a count; both are accepted. ``connected_peer_ids`` is None when only
-    a count is known.
+    antctl reports ``connected_peers`` as a list of peer ids (the registry's form; null when the
+    node is not connected) or, in some versions, as a count; both are accepted, and
+    ``connected_peers_count`` fills in when the list is null. ``connected_peer_ids`` is None when
+    no list is known. ``configured_mode`` is the ANT_TRANSPORT_MODE of the service's recorded
+    environment (what it will run when started), None when antctl does not record one.
     """
     missing = [f for f in REQUIRED_NODE_FIELDS if f not in raw]
     if missing:
@@ -50,7 +52,8 @@ def normalize_node(raw):
     elif isinstance(peers, int) and not isinstance(peers, bool):
         peer_ids, peer_count = None, peers
     else:
-        peer_ids, peer_count = None, None
+        count = raw.get('connected_peers_count')
+        peer_ids, peer_count = None, count if isinstance(count, int) and not isinstance(count, bool) else None
     metrics_port = raw.get('metrics_port')
     return {
         'service_name': str(raw['service_name']),
@@ -65,7 +68,17 @@ def normalize_node(raw):
         'log_dir_path': raw.get('log_dir_path'),
         'connected_peers': peer_count,
         'connected_peer_ids': peer_ids,
+        'configured_mode': _service_env(raw).get(TRANSPORT_MODE_ENV),
     }
+
+
+def _service_env(raw):
+    """The service environment antctl recorded (``environment_variables``: [[key, value], ...])."""
+    env = {}
+    for pair in raw.get('environment_variables') or []:
+        if isinstance(pair, (list, tuple)) and len(pair) == 2:
+            env[str(pair[0])] = str(pair[1])
+    return env
 
 
 def parse_status(text):
@@ -139,7 +152,7 @@ class Antctl:
         if proc.returncode != 0:
             last = (stderr or stdout or '').strip().splitlines()
             raise AntctlError(f"{' '.join(cmd)} failed with exit code {proc.returncode}: "
-                              f"{last[-1] if last else 'no output'}",
+                              f"{last[-1].strip() if last else 'no output'}",
                               cmd=cmd, rc=proc.returncode, stdout=stdout, stderr=stderr)
         return stdout
 

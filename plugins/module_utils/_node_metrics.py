@@ -51,14 +51,19 @@ def _parse_float(text, line_no, line):
         raise MetricsParseError(f'line {line_no}: {text!r} is not a sample value: {line}') from None
 
 
+def _skip_blanks(line, pos):
+    while pos < len(line) and line[pos] in ' \t':
+        pos += 1
+    return pos
+
+
 def _parse_labels(line, pos, line_no):
     """Parse ``{a="x",b="y"}`` starting at ``line[pos] == '{'``; return (labels, next pos)."""
     labels = {}
     pos += 1
     n = len(line)
     while True:
-        while pos < n and line[pos] in ' \t':
-            pos += 1
+        pos = _skip_blanks(line, pos)
         if pos < n and line[pos] == '}':
             return labels, pos + 1
         match = _LABEL_NAME_RE.match(line, pos)
@@ -66,11 +71,13 @@ def _parse_labels(line, pos, line_no):
             raise MetricsParseError(f'line {line_no}: bad label name at column {pos + 1}: {line}')
         name = match.group(0)
         pos = match.end()
-        while pos < n and line[pos] in ' \t':
-            pos += 1
-        if line[pos:pos + 2] != '="':
-            raise MetricsParseError(f'line {line_no}: expected =" after label {name}: {line}')
-        pos += 2
+        pos = _skip_blanks(line, pos)
+        if line[pos:pos + 1] != '=':
+            raise MetricsParseError(f'line {line_no}: expected = after label {name}: {line}')
+        pos = _skip_blanks(line, pos + 1)
+        if line[pos:pos + 1] != '"':
+            raise MetricsParseError(f'line {line_no}: expected a quoted value for label {name}: {line}')
+        pos += 1
         value = []
         while True:
             if pos >= n:
@@ -86,8 +93,7 @@ def _parse_labels(line, pos, line_no):
                 value.append(char)
                 pos += 1
         labels[name] = ''.join(value)
-        while pos < n and line[pos] in ' \t':
-            pos += 1
+        pos = _skip_blanks(line, pos)
         if pos < n and line[pos] == ',':
             pos += 1
         elif pos < n and line[pos] == '}':
@@ -103,7 +109,7 @@ def parse_text(text):
     timestamps, exemplars and ``# EOF`` are accepted and ignored.
     """
     samples = []
-    for line_no, raw in enumerate(text.splitlines(), 1):
+    for line_no, raw in enumerate(text.split('\n'), 1):
         line = raw.strip()
         if not line or line.startswith('#'):
             continue
@@ -111,7 +117,7 @@ def parse_text(text):
         if not match:
             raise MetricsParseError(f'line {line_no}: no metric name: {raw}')
         name = match.group(0)
-        pos = match.end()
+        pos = _skip_blanks(line, match.end())
         labels = {}
         if pos < len(line) and line[pos] == '{':
             labels, pos = _parse_labels(line, pos, line_no)
@@ -230,8 +236,11 @@ class NodeMetrics:
 
     @property
     def version(self):
-        series = self.metrics.series(M_VERSION)
-        return series[0][0].get('version') if series else None
+        for labels, _value in self.metrics.series(M_VERSION):
+            found = labels.get('antnode_version') or labels.get('version')
+            if found:
+                return found
+        return None
 
     def requests(self, transport, outcome=None):
         match = {'transport': transport}

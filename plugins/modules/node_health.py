@@ -217,6 +217,7 @@ degraded_nodes:
 import time
 
 from ansible.module_utils.basic import AnsibleModule
+
 from ansible_collections.autonomi.network_migration.plugins.module_utils._common import (
     NodeReader,
     antctl_from_params,

@@ -112,6 +112,11 @@ nodes:
     uptime_seconds:
       description: Seconds since the node started.
       type: float
+    configured_mode:
+      description:
+        - The C(ANT_TRANSPORT_MODE) in the service environment antctl recorded (what the node runs when
+          started); null when antctl records none. Differs from RV(nodes[].mode) only while a change is pending.
+      type: str
     metrics_error:
       description: Why the metrics could not be read; null when they were (or were not asked for).
       type: str
@@ -123,6 +128,7 @@ modes:
 """
 
 from ansible.module_utils.basic import AnsibleModule
+
 from ansible_collections.autonomi.network_migration.plugins.module_utils._common import (
     NodeReader,
     antctl_from_params,
@@ -133,7 +139,7 @@ from ansible_collections.autonomi.network_migration.plugins.module_utils._errors
 from ansible_collections.autonomi.network_migration.plugins.module_utils._modes import MODES
 
 REGISTRY_FIELDS = ('service_name', 'peer_id', 'number', 'status', 'version', 'metrics_port', 'rpc_socket_addr',
-                   'node_port', 'data_dir_path', 'log_dir_path', 'connected_peers')
+                   'node_port', 'data_dir_path', 'log_dir_path', 'connected_peers', 'configured_mode')
 
 
 def describe(reader, node, gather_metrics=True):

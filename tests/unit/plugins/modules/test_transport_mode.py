@@ -1,0 +1,313 @@
+"""transport_mode: planning, every transition, idempotence, check mode, batches, failures and restore."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import pytest
+from node_fakes import FakeHost, dumps, params
+
+from ansible.module_utils import basic
+from ansible.module_utils.testing import patch_module_args
+from ansible_collections.autonomi.network_migration.plugins.module_utils._errors import NodeError
+from ansible_collections.autonomi.network_migration.plugins.module_utils._modes import MODES, TransitionError
+from ansible_collections.autonomi.network_migration.plugins.modules import transport_mode
+
+FORWARD_ONE_STEP = {('libp2p_only', 'dual_stack'), ('dual_stack', 'iroh_primary'), ('iroh_primary', 'iroh_only')}
+
+
+def switch(host, check_mode=False, **overrides):
+    switcher = transport_mode.ModeSwitcher(params(**overrides), host.reader(), check_mode=check_mode,
+                                           clock=host.clock, sleep=host.sleep)
+    return dumps(switcher.run())
+
+
+def by_name(result):
+    return {n['service_name']: n for n in result['nodes']}
+
+
+# -- the mode rules, through the module --------------------------------------------------
+
+
+@pytest.mark.parametrize('current,target,allow_rollback', list(itertools.product(MODES, MODES, (False, True))))
+def test_every_transition(current, target, allow_rollback):
+    # A second node already in the target keeps the host-local partition rule out of the way
+    # except where it is the point (libp2p_only -> iroh_only is refused by the step rule first).
+    host = FakeHost(current)
+    index_cur, index_tgt = MODES.index(current), MODES.index(target)
+    allowed = (current == target or (current, target) in FORWARD_ONE_STEP
+               or (index_tgt < index_cur and allow_rollback))
+    if not allowed:
+        with pytest.raises(TransitionError) as info:
+            switch(host, mode=target, allow_rollback=allow_rollback)
+        message = str(info.value)
+        assert 'antnode1' in message and current in message and target in message
+        assert 'nothing was changed' in message
+        assert host.upgrades() == [] and host.modes() == {'antnode1': current}
+        if index_tgt > index_cur:
+            assert 'one step at a time' in message
+        else:
+            assert 'allow_rollback' in message
+        return
+    result = switch(host, mode=target, allow_rollback=allow_rollback)
+    node = result['nodes'][0]
+    assert host.modes() == {'antnode1': target}
+    assert node['previous_mode'] == current and node['mode'] == target
+    if current == target:
+        assert not result['changed'] and node['result'] == 'unchanged' and host.upgrades() == []
+    else:
+        assert result['changed'] and node['result'] == 'switched'
+        assert host.upgrades() == [('upgrade', ('antnode1',), '0.4.6', target, 2000)]
+
+
+def test_one_forbidden_node_refuses_the_whole_host():
+    host = FakeHost('libp2p_only', 'dual_stack', 'libp2p_only')
+    with pytest.raises(TransitionError, match=r'node antnode2: cannot go from dual_stack to iroh_only') as info:
+        switch(host, mode='iroh_only')
+    assert 'antnode1' in str(info.value) and 'antnode3' in str(info.value)
+    assert host.upgrades() == []
+
+
+def test_iroh_only_refused_while_a_host_node_runs_libp2p_only():
+    host = FakeHost('iroh_primary', 'libp2p_only')
+    with pytest.raises(TransitionError, match=r'antnode2 of this host still runs libp2p_only'):
+        switch(host, mode='iroh_only', nodes=['antnode1'])
+    assert host.upgrades() == []
+
+
+# -- switching ---------------------------------------------------------------------------
+
+
+def test_switch_reports_every_node():
+    host = FakeHost('libp2p_only', 'libp2p_only', 'dual_stack')
+    result = switch(host, mode='dual_stack', interval=1000)
+    assert result['changed'] is True
+    assert result['switched'] == ['antnode1', 'antnode2'] and result['unchanged'] == ['antnode3']
+    assert result['not_switched'] == []
+    nodes = by_name(result)
+    first = nodes['antnode1']
+    assert first['previous_mode'] == 'libp2p_only' and first['mode'] == 'dual_stack'
+    assert first['peer_id'] == '12D3KooWFake0001' and first['version'] == '0.4.6'
+    assert first['seconds_to_ready'] >= 2.0
+    assert nodes['antnode2']['seconds_to_ready'] >= 3.0  # restarted one interval later
+    assert nodes['antnode3']['changed'] is False and nodes['antnode3']['seconds_to_ready'] is None
+    # one antctl call for the host, not one per node
+    assert host.upgrades() == [('upgrade', ('antnode1', 'antnode2'), '0.4.6', 'dual_stack', 1000)]
+    assert result['diff'] == {
+        'before': {'antnode1': 'libp2p_only', 'antnode2': 'libp2p_only', 'antnode3': 'dual_stack'},
+        'after': {'antnode1': 'dual_stack', 'antnode2': 'dual_stack', 'antnode3': 'dual_stack'}}
+
+
+def test_second_run_changes_nothing():
+    host = FakeHost('libp2p_only', 'libp2p_only')
+    assert switch(host)['changed'] is True
+    again = switch(host)
+    assert again['changed'] is False and again['switched'] == []
+    assert again['msg'] == 'every selected node already runs dual_stack'
+    assert len(host.upgrades()) == 1
+
+
+def test_check_mode_touches_nothing():
+    host = FakeHost('libp2p_only', 'dual_stack')
+    result = switch(host, check_mode=True)
+    assert result['changed'] is True and result['switched'] == ['antnode1']
+    assert by_name(result)['antnode1']['result'] == 'would_switch'
+    assert result['diff']['after'] == {'antnode1': 'dual_stack', 'antnode2': 'dual_stack'}
+    assert host.upgrades() == [] and host.modes() == {'antnode1': 'libp2p_only', 'antnode2': 'dual_stack'}
+
+
+def test_select_by_peer_id():
+    host = FakeHost('libp2p_only', 'libp2p_only')
+    result = switch(host, nodes=['12D3KooWFake0002'])
+    assert result['switched'] == ['antnode2'] and host.modes()['antnode1'] == 'libp2p_only'
+
+
+def test_unknown_node_is_an_error():
+    with pytest.raises(NodeError, match='antnode7'):
+        switch(FakeHost('libp2p_only'), nodes=['antnode7'])
+
+
+def test_batches_wait_for_readiness_in_between():
+    host = FakeHost(*['libp2p_only'] * 5)
+    result = switch(host, batch_size=2)
+    assert [c[1] for c in host.upgrades()] == [('antnode1', 'antnode2'), ('antnode3', 'antnode4'), ('antnode5',)]
+    assert result['switched'] == [f'antnode{i}' for i in range(1, 6)]
+
+
+def test_versions_are_kept_per_node():
+    host = FakeHost('libp2p_only', 'libp2p_only')
+    host.nodes[1].version = '0.4.7'
+    switch(host)
+    assert sorted((c[1], c[2]) for c in host.upgrades()) == [(('antnode1',), '0.4.6'), (('antnode2',), '0.4.7')]
+    assert [n.version for n in host.nodes] == ['0.4.6', '0.4.7']
+
+
+def test_stopped_node_is_skipped_with_a_warning():
+    host = FakeHost('libp2p_only', 'libp2p_only')
+    host.nodes[1].status = 'Stopped'
+    result = switch(host)
+    assert result['switched'] == ['antnode1'] and result['not_switched'] == ['antnode2']
+    assert by_name(result)['antnode2']['result'] == 'skipped'
+    assert 'antnode2' in result['warnings'][0]
+
+
+def test_node_without_mode_metric_is_refused():
+    host = FakeHost('libp2p_only')
+    host.text = lambda node: 'ant_networking_connected_peers 20\n'
+    with pytest.raises(NodeError, match='antnode1 does not report its transport mode'):
+        switch(host)
+
+
+def test_unreadable_node_is_refused_before_anything_changes():
+    host = FakeHost('libp2p_only', 'libp2p_only')
+    host.nodes[1].fault = 'unresponsive'
+    with pytest.raises(NodeError, match='cannot read the transport mode of antnode2: .*timed out'):
+        switch(host)
+    assert host.upgrades() == []
+
+
+# -- failures ----------------------------------------------------------------------------
+
+
+def test_crash_on_switch_fails_and_restores():
+    host = FakeHost('libp2p_only', 'libp2p_only', 'libp2p_only')
+    host.nodes[1].fault, host.nodes[1].fault_modes = 'crash', {'dual_stack'}
+    result = switch(host, batch_size=1, ready_timeout=60)
+    assert result['failed'] is True and result['changed'] is True
+    assert result['switched'] == ['antnode1']
+    assert result['not_switched'] == ['antnode2', 'antnode3']
+    crashed, untouched = by_name(result)['antnode2'], by_name(result)['antnode3']
+    assert 'stopped after the restart' in crashed['error']
+    assert crashed['restored'] is True and crashed['mode'] == 'libp2p_only'
+    assert untouched['result'] == 'not_attempted' and untouched['changed'] is False
+    assert host.modes() == {'antnode1': 'dual_stack', 'antnode2': 'libp2p_only', 'antnode3': 'libp2p_only'}
+    assert host.nodes[1].status == 'Running'
+    assert result['failed_nodes'][0]['service_name'] == 'antnode2'
+    msg = result['msg']
+    assert msg.startswith('1 of 3 node(s) failed to switch to dual_stack: antnode2: node stopped')
+    assert 'Switched: antnode1.' in msg and 'Not switched: antnode2, antnode3.' in msg
+    assert 'antnode2 is back in libp2p_only.' in msg
+    # found quickly through antctl status, not after the whole ready_timeout
+    assert crashed['seconds_to_ready'] is None
+
+
+def test_never_ready_times_out_naming_the_node():
+    host = FakeHost('libp2p_only', 'libp2p_only')
+    host.nodes[0].fault, host.nodes[0].fault_modes = 'never_ready', {'dual_stack'}
+    start = host.now
+    result = switch(host, ready_timeout=30)
+    failed = by_name(result)['antnode1']
+    assert failed['error'].startswith('not ready within 30 s: mode dual_stack, 2 connected peers')
+    assert 'more than 5 connected peers' in failed['error']
+    assert failed['restored'] is True and host.modes()['antnode1'] == 'libp2p_only'
+    assert result['switched'] == ['antnode2']  # same batch: it was restarted and became ready
+    assert host.now - start < 30 + 30 + 10
+
+
+def test_unresponsive_after_switch_times_out():
+    host = FakeHost('libp2p_only')
+    host.nodes[0].fault, host.nodes[0].fault_modes = 'unresponsive', {'dual_stack'}
+    result = switch(host, ready_timeout=20)
+    failed = by_name(result)['antnode1']
+    assert 'not ready within 20 s' in failed['error'] and 'timed out' in failed['error']
+    assert failed['restored'] is True
+
+
+def test_no_restore_when_disabled():
+    host = FakeHost('libp2p_only')
+    host.nodes[0].fault = 'never_ready'
+    result = switch(host, ready_timeout=10, restore_on_failure=False)
+    node = result['nodes'][0]
+    assert node['restored'] is None and node['mode'] == 'dual_stack'
+    assert 'left as it is (restore_on_failure is false)' in result['msg']
+    assert host.modes() == {'antnode1': 'dual_stack'}
+
+
+def test_restore_that_fails_is_reported():
+    host = FakeHost('libp2p_only')
+    host.nodes[0].fault = 'never_ready'  # in every mode: the restore cannot succeed either
+    result = switch(host, ready_timeout=10)
+    node = result['nodes'][0]
+    assert node['restored'] is False and 'not ready within 10 s' in node['restore_error']
+    assert 'antnode1 could NOT be put back in libp2p_only' in result['msg']
+
+
+def test_antctl_failure_mid_batch():
+    host = FakeHost('libp2p_only', 'libp2p_only', 'libp2p_only')
+    host.nodes[1].fault = 'antctl_fails'
+    result = switch(host, ready_timeout=30)
+    nodes = by_name(result)
+    # antnode1 was restarted before antctl failed, and became ready: it counts as switched.
+    assert nodes['antnode1']['result'] == 'switched'
+    assert nodes['antnode2']['error'].startswith('antctl could not switch it: antctl upgrade failed')
+    assert nodes['antnode3']['result'] == 'failed'
+    assert result['switched'] == ['antnode1']
+
+
+# -- the module edge (AnsibleModule, exit_json / fail_json) ------------------------------
+
+
+class _Exit(Exception):
+    def __init__(self, kind, result):
+        super().__init__(kind)
+        self.kind, self.result = kind, result
+
+
+@pytest.fixture
+def module_run(monkeypatch):
+    """Run transport_mode.main() against a FakeHost; returns (kind, result)."""
+    def exit_json(self, **result):
+        raise _Exit('exit', result)
+
+    def fail_json(self, msg, **result):
+        raise _Exit('fail', dict(result, msg=msg))
+
+    monkeypatch.setattr(basic.AnsibleModule, 'exit_json', exit_json)
+    monkeypatch.setattr(basic.AnsibleModule, 'fail_json', fail_json)
+    real = transport_mode.ModeSwitcher
+
+    def run(host, args):
+        monkeypatch.setattr(transport_mode, 'antctl_from_params', lambda _params: host)
+        monkeypatch.setattr(transport_mode, 'NodeReader',
+                            lambda antctl, **_kw: host.reader())
+        monkeypatch.setattr(transport_mode, 'ModeSwitcher',
+                            lambda *a, **kw: real(*a, clock=host.clock, sleep=host.sleep, **kw))
+        with patch_module_args(args), pytest.raises(_Exit) as info:
+            transport_mode.main()
+        return info.value.kind, json.loads(json.dumps(info.value.result))
+    return run
+
+
+def test_main_diff_only_when_asked(module_run):
+    kind, result = module_run(FakeHost('libp2p_only'), {'mode': 'dual_stack'})
+    assert kind == 'exit' and 'diff' not in result and result['changed']
+    kind, result = module_run(FakeHost('libp2p_only'), {'mode': 'dual_stack', '_ansible_diff': True})
+    assert result['diff']['before'] == {'antnode1': 'libp2p_only'}
+
+
+def test_main_check_mode(module_run):
+    host = FakeHost('libp2p_only')
+    kind, result = module_run(host, {'mode': 'dual_stack', '_ansible_check_mode': True})
+    assert kind == 'exit' and result['changed'] and host.upgrades() == []
+
+
+def test_main_forbidden_transition_fails_cleanly(module_run):
+    host = FakeHost('libp2p_only')
+    kind, result = module_run(host, {'mode': 'iroh_only'})
+    assert kind == 'fail' and result['changed'] is False
+    assert 'node antnode1: cannot go from libp2p_only to iroh_only' in result['msg']
+
+
+def test_main_node_failure_is_a_failed_result(module_run):
+    host = FakeHost('libp2p_only')
+    host.nodes[0].fault = 'crash'
+    kind, result = module_run(host, {'mode': 'dual_stack', 'ready_timeout': 30})
+    assert kind == 'fail' and result['changed'] is True
+    assert result['failed_nodes'][0]['service_name'] == 'antnode1'
+    assert 'failed' not in result  # fail_json sets it
+
+
+def test_main_rejects_unknown_mode(module_run):
+    kind, result = module_run(FakeHost('libp2p_only'), {'mode': 'quic'})
+    assert kind == 'fail' and 'value of mode must be one of' in result['msg']
