@@ -222,6 +222,8 @@ class SimDaemon:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self.fleet.refresh()
+            self.fleet.version += 1
+            await self.sync_listeners()
             if self.fleet.is_ready(node):
                 return True
             if node.status != 'Running':
@@ -320,14 +322,13 @@ class SimDaemon:
     async def _run_operation(self, host, op, nodes, env, body, interval):
         fleet = self.fleet
         results = []
-        restarted = False
         for i, node in enumerate(nodes):
             if op == 'start':
                 if node.status == 'Running':
                     results.append({'service_name': node.service_name, 'result': 'already running'})
                     continue
                 fleet.start_node(node)
-                restarted = True
+                self.schedule_refresh(self.config.restart_time)
                 results.append({'service_name': node.service_name, 'result': 'started'})
             elif op == 'stop':
                 if node.status != 'Running':
@@ -339,7 +340,8 @@ class SimDaemon:
                 old_mode, old_version = node.mode, node.version
                 message = fleet.upgrade_node(node, env, version=body.get('version'), force=bool(body.get('force')),
                                              start=not body.get('do_not_start'))
-                restarted = restarted or message == 'upgraded and restarted'
+                if message == 'upgraded and restarted':
+                    self.schedule_refresh(self.config.restart_time)
                 results.append({'service_name': node.service_name, 'result': message,
                                 'old_version': old_version, 'new_version': node.version,
                                 'old_mode': old_mode, 'new_mode': node.mode})
@@ -354,8 +356,6 @@ class SimDaemon:
                                             % body['connection_timeout'])
             elif interval and i < len(nodes) - 1:
                 await asyncio.sleep(interval)
-        if restarted:
-            self.schedule_refresh(self.config.restart_time)
         self.write_registries(force=True, hosts=[host])
         return Response.json(200, {'host': host, 'operation': op, 'results': results, **self.status_doc(host)})
 
