@@ -225,6 +225,7 @@ failed_nodes:
 import time
 
 from ansible.module_utils.basic import AnsibleModule
+
 from ansible_collections.autonomi.network_migration.plugins.module_utils._antctl import STATUS_RUNNING, select_nodes
 from ansible_collections.autonomi.network_migration.plugins.module_utils._common import (
     NodeReader,

@@ -6,10 +6,10 @@ import itertools
 import json
 
 import pytest
-from node_fakes import FakeHost, dumps, params
-
 from ansible.module_utils import basic
 from ansible.module_utils.testing import patch_module_args
+from node_fakes import FakeHost, dumps, params
+
 from ansible_collections.autonomi.network_migration.plugins.module_utils._errors import NodeError
 from ansible_collections.autonomi.network_migration.plugins.module_utils._modes import MODES, TransitionError
 from ansible_collections.autonomi.network_migration.plugins.modules import transport_mode
