@@ -568,6 +568,19 @@ def alertmanager_config(ruleset, receivers=None, group_by=('alertname', 'transpo
     return config
 
 
+def rules_table(ruleset):
+    """The rules as a Markdown table (docs/alerts-and-gates.md embeds it; a test keeps it in sync)."""
+    lines = ['| id | alert | condition | for | severity | cooldown |', '|---|---|---|---|---|---|']
+    for rule in ruleset.rules:
+        what = '%s %s' % (rule.transport, rule.metric.replace('_', ' ')) if rule.metric and rule.transport != 'all' \
+            else (rule.metric or 'PromQL').replace('_', ' ')
+        threshold = ('%g %%' % (rule.threshold * 100)) if rule.unit == 'ratio' and rule.metric != 'partition_risk' \
+            else ('%g ms' % (rule.threshold * 1000)) if rule.unit == 'seconds' else '%g' % rule.threshold
+        lines.append('| `%s` | %s | %s %s %s | %s | %s | %s |' % (
+            rule.id, rule.name, what, rule.comparison, threshold, rule.for_, rule.severity, rule.cooldown))
+    return '\n'.join(lines)
+
+
 # ---------------------------------------------------------------------------- evaluation
 SKIPPED, NO_DATA, PASS, FAIL = 'skipped', 'no_data', 'pass', 'fail'
 

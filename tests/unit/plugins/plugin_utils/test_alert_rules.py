@@ -164,3 +164,13 @@ def test_disabled_rule_is_not_rendered_nor_evaluated(doc):
     assert 'IrohLatencySpike' not in names
     assert 'iroh_latency_spike' not in [r.id for r in ruleset.select()]
     assert copy.deepcopy(doc) == doc
+
+
+def test_docs_rules_table_matches_the_rules_file():
+    from pathlib import Path
+
+    docs = Path(ar.DEFAULT_RULES_FILE).parents[1] / 'docs' / 'alerts-and-gates.md'
+    text = docs.read_text(encoding='utf-8')
+    begin = text.index('<!-- rules-table:begin')
+    table = text[text.index('\n', begin) + 1:text.index('<!-- rules-table:end -->')].strip()
+    assert table == ar.rules_table(ar.load_rules()), 'regenerate the table in %s with alert_rules.rules_table' % docs
