@@ -93,7 +93,7 @@ class ActionModule(ActionBase):
                       failed=analysis.verdict in args['fail_on'],
                       msg='canary analysis %s for %s: %s' % (analysis.verdict.upper(),
                                                              ', '.join(args['canary_hosts']), analysis.reason))
-        if args['record']:
+        if args['record'] and not self._task.check_mode:
             try:
                 ledger.record('canary_analysis', source=ANALYSIS, verdict=analysis.verdict, score=analysis.score,
                               canary_hosts=args['canary_hosts'], window=args['window'], reason=analysis.reason,

@@ -355,7 +355,7 @@ class ActionModule(ActionBase):
             outcome = GateRun(evaluate, evaluations=args['evaluations'], interval=interval,
                               consecutive=consecutive, halted=halted).run()
             result.update(gate_result(outcome, scope, ruleset, client, args['inconclusive']))
-            if args['record'] and not outcome.halted:
+            if args['record'] and not outcome.halted and not self._task.check_mode:
                 self._record(ledger, outcome, result, args['inconclusive'])
         except LedgerProblem as exc:
             result.update(failed=True, changed=False, verdict=alert_rules.FAIL,

@@ -118,7 +118,7 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    details: Only reads Prometheus; records the verdict in the ledger in check mode too.
+    details: Analyses as usual but writes nothing to the ledger.
   diff_mode:
     support: none
   action:

@@ -127,7 +127,7 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    details: The gate only reads Prometheus; it records in the ledger in check mode too.
+    details: The gate evaluates as usual and checks the ledger's halt and pause, but writes nothing to the ledger.
   diff_mode:
     support: none
   action:
