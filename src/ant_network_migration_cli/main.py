@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 from . import dashboard, fleet, ledger_io, plan, render, runs
 from .errors import EXIT_CODES_HELP, EXIT_FAILED, BadInput, Refused, RunFailed
@@ -163,7 +164,7 @@ def status(settings, detailed, as_json):
     if detailed:
         console.print(render.nodes_table(data['nodes']))
         console.print(render.events_table(data['events']))
-    console.print(f'[dim]ledger: {location}[/dim]')
+    console.print(f'[dim]ledger: {escape(str(location))}[/dim]')
 
 
 # --- pause / resume ----------------------------------------------------------------------------
@@ -214,7 +215,7 @@ def pause(settings, reason, operator):
         console.print(f'already paused: {render.flag_text("paused", paused)}')
         return
     _run_or_fail(settings, console, 'pause.yml', {'reason': reason, 'operator': operator}, 'pause', location)
-    console.print(f'[bold]paused[/bold] by {operator}: {reason}')
+    console.print(f'[bold]paused[/bold] by {escape(operator)}: {escape(reason)}')
 
 
 @cli.command(epilog=EXIT_CODES_HELP)
@@ -279,7 +280,7 @@ def rollback(settings, strategy, target, reason, yes, operator):
     planned = wave_planning.plan_rollback(nodes, target, strategy=strategy)
     hosts = planned['hosts']
     if not hosts:
-        console.print(f"{planned['message']} (according to the ledger)")
+        console.print(escape(f"{planned['message']} (according to the ledger)"))
         return
     question = (f"Roll back {planned['nodes_to_switch']} nodes on {len(hosts)} hosts to {target} "
                 f'({strategy} strategy)?')
@@ -355,7 +356,7 @@ def unlock(settings, reason, yes, operator):
         if not yes and not click.confirm(question, default=False):
             raise click.Abort()
         handle.force_unlock(operator, reason)
-    console.print(f"released the lock of {lock['holder']} ({reason})")
+    console.print(escape(f"released the lock of {lock['holder']} ({reason})"))
 
 
 # --- start -------------------------------------------------------------------------------------
@@ -586,8 +587,8 @@ def start(settings, plan_file, dry_run, operator):
             refusal = refusal or problem
     if dry_run:
         missing = '' if ledger_io.exists(location) else ' (does not exist yet: an empty ledger)'
-        console.print(f'[bold]Dry run[/bold] of {plan_file} against {len(inventory.fleet)} hosts '
-                      f'({inventory.source}); ledger {location}{missing}. Nothing is changed.')
+        console.print(f'[bold]Dry run[/bold] of {escape(str(plan_file))} against {len(inventory.fleet)} hosts '
+                      + escape(f'({inventory.source}); ledger {location}{missing}. Nothing is changed.'))
         wave_number = 0
         for stage in stages:
             if stage.stage == 'wave':
@@ -606,7 +607,7 @@ def start(settings, plan_file, dry_run, operator):
     for stage in stages:
         if stage.stage == 'canary':
             if stage.skipped:
-                console.print(f'canary: skipped ({stage.skipped})')
+                console.print(f'canary: skipped ({escape(stage.skipped)})')
                 continue
             _run_or_fail(settings, console, 'canary.yml', _canary_vars(data, inventory), 'canary', location,
                          expected_hosts=len(stage.hosts) or None, inventory=inventory_source, extra_groups=groups)
@@ -730,7 +731,7 @@ def health(settings, transport, check_nodes, as_json):
             console.print(render.verdicts_table(verdicts))
         console.print(render.node_health_table(nodes))
         for problem in problems:
-            console.print(f'[bold red]problem:[/bold red] {problem}')
+            console.print(f'[bold red]problem:[/bold red] {escape(problem)}')
         if not problems:
             console.print('[green]healthy[/green]')
     if problems:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 
+from rich.markup import escape
 from rich.table import Table
 
 from ansible_collections.autonomi.network_migration.plugins.module_utils import _modes as modes
@@ -52,7 +53,8 @@ def flag_text(name, flag):
     if not flag:
         return f'[green]not {name}[/green]'
     who = flag.get('operator') or flag.get('source') or '?'
-    return f"[bold red]{name.upper()}[/bold red]: {flag.get('reason', '')} (by {who}, {fmt_time(flag.get('at'))})"
+    return (f"[bold red]{name.upper()}[/bold red]: {escape(str(flag.get('reason', '')))} "
+            f"(by {escape(str(who))}, {fmt_time(flag.get('at'))})")
 
 
 def summary_table(progress, flags, canary, plan=None, short=False):
@@ -79,7 +81,7 @@ def summary_table(progress, flags, canary, plan=None, short=False):
 
 
 def plan_text(plan):
-    text = f"{plan.get('plan')} (started {fmt_time(plan.get('started_at'))} by {plan.get('operator')})"
+    text = escape(f"{plan.get('plan')} (started {fmt_time(plan.get('started_at'))} by {plan.get('operator')})")
     if plan.get('deadline'):
         text += f"; complete by {fmt_time(plan['deadline'])}"
         if plan.get('on_track') is True:
@@ -128,9 +130,14 @@ def event_detail(event):
     details = event.get('details') or event.get('data')
     if isinstance(details, dict):
         parts.extend(f'{k}={v}' for k, v in sorted(details.items()) if not isinstance(v, (dict, list)))
+        for rule in details.get('rules') or []:     # a gate verdict: each rule, value against threshold
+            if isinstance(rule, dict) and rule.get('id'):
+                value = rule.get('value')
+                shown = f'{value:.4g}' if isinstance(value, (int, float)) else 'no data'
+                parts.append(f"({rule['id']} {shown}/{rule.get('threshold')} {rule.get('verdict')})")
     elif details:
         parts.append(str(details))
-    return ' '.join(parts)
+    return escape(' '.join(parts))
 
 
 def nodes_table(nodes):
@@ -158,11 +165,11 @@ def selection_table(stage):
     table.add_column('batch', justify='right')
     table.add_column('hosts, in order', overflow='fold')
     if stage.skipped:
-        table.add_row('-', f'[yellow]nothing to do: {stage.skipped}[/yellow]')
+        table.add_row('-', f'[yellow]nothing to do: {escape(stage.skipped)}[/yellow]')
     for number, batch in enumerate(stage.batches, 1):
         table.add_row(str(number), ', '.join(batch))
     for note in stage.notes:
-        table.add_row('', f'[yellow]note: {note}[/yellow]')
+        table.add_row('', f'[yellow]note: {escape(note)}[/yellow]')
     return table
 
 
@@ -220,5 +227,5 @@ def node_health_table(nodes):
         detail = node.get('detail') or {}
         text = detail.get('msg') or detail.get('reason') or ', '.join(
             f'{k}={v}' for k, v in sorted(detail.items()) if not isinstance(v, (dict, list)))
-        table.add_row(node['node_id'], node['state'], fmt_time(node.get('at')), text)
+        table.add_row(node['node_id'], node['state'], fmt_time(node.get('at')), escape(text))
     return table

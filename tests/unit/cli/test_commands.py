@@ -58,10 +58,10 @@ def test_status_detailed_json_lists_nodes_and_events(invoke):
 
 def test_status_table_shows_pause_reason(invoke, ledger_path):
     with ledger_mod.open_ledger(str(ledger_path)) as handle:
-        handle.set_pause('looking at iroh latency', 'alice')
+        handle.set_pause('looking at [iroh] latency', 'alice')      # brackets are not rich markup
     result = invoke('status', '--detailed')
     assert result.exit_code == 0
-    assert 'PAUSED' in result.output and 'looking at iroh latency' in result.output and 'alice' in result.output
+    assert 'PAUSED' in result.output and 'looking at [iroh] latency' in result.output and 'alice' in result.output
     assert 'sim-host-06' in result.output        # --detailed: the node list
 
 
