@@ -61,11 +61,11 @@ def cli(stack, ledger_path):
     for name in ('ANT_MIGRATION_LEDGER', 'MIGRATION_PROMETHEUS_URL', 'ANT_MIGRATION_INVENTORY'):
         env.pop(name, None)
 
-    def run(*args, timeout=600, **extra_env):
+    def run(*args, timeout=600, input=None, **extra_env):
         argv = [str(CLI), '--ledger', str(ledger_path), '-i', str(stack.inventory_dir), *map(str, args)]
         started = time.monotonic()
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=dict(env, **extra_env),
-                              cwd=str(ROOT))
+                              cwd=str(ROOT), input=input)
         proc.elapsed = time.monotonic() - started
         return proc
 
@@ -210,16 +210,56 @@ def _install_rules(stack, ledger_path):
     assert proc.returncode == 0, proc.stdout[-3000:]
 
 
+def _wait_for_recorded_data(stack):
+    # The gate judges only with enough data (3 samples in the sim's 10 s windows): let the
+    # recording rules fill their windows before a wave's fleet-wide pre-check.
+    for series in ('transport:ant_transport_error_rate:ratio{transport="libp2p"}', 'fleet:ant_partition_risk:ratio'):
+        stack.wait_query(f'count_over_time({series}[10s])', lambda r: r and float(r[0]['value'][1]) >= 4,
+                         timeout=120)
+
+
+def test_plan_runs_canary_and_wave_then_health_metrics_and_rollback(stack, cli, ledger_path, tmp_path):
+    _install_rules(stack, ledger_path)
+    stack.wait_targets_up()
+    _wait_for_recorded_data(stack)
+    plan = write_plan(tmp_path, 'canary: {count: 1, duration: 6}\nsoak: 3\nwaves: [{percent: 50, batches: [1]}]\n'
+                                'target_duration: 1d\n')
+    run = cli('start', '--plan', plan)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert 'canary: passed' in run.stdout and 'wave 50 %: done' in run.stdout
+    modes = {host: {n['transport_mode'] for n in nodes} for host, nodes in fleet_snapshot(stack).items()}
+    assert modes == {'sim-host-01': {'dual_stack'}, 'sim-host-02': {'dual_stack'},
+                     'sim-host-03': {'libp2p_only'}, 'sim-host-04': {'libp2p_only'}}
+    status = json.loads(cli('status', '--json').stdout)
+    assert status['progress']['by_state']['dual_stack_stable'] == 2 * NODES
+    assert status['canary']['verdict'] == 'passed' and status['plan']['deadline']
+    assert any(v['data'].get('verdict') == 'pass' for v in status['gate_verdicts'])
+
+    metrics = cli('metrics', '--format', 'prometheus')
+    assert metrics.returncode == 0, metrics.stderr
+    assert 'autonomi_migration_transport_request_rate{transport="iroh"}' in metrics.stdout
+    assert 'autonomi_migration_nodes_dual_stack 6' in metrics.stdout
+
+    health = cli('health', '--check-nodes', '--json')
+    assert health.returncode == 0, health.stdout + health.stderr
+    report = json.loads(health.stdout)
+    assert report['healthy'] and report['nodes']['healthy'] == HOSTS * NODES
+
+    declined = cli('rollback', input='n\n')
+    assert declined.returncode == 1 and 'Roll back 6 nodes on 2 hosts to libp2p_only' in declined.stdout
+    rolled = cli('rollback', '--strategy', 'fast', '--yes')
+    assert rolled.returncode == 0, rolled.stdout + rolled.stderr
+    modes = {n['transport_mode'] for nodes in fleet_snapshot(stack).values() for n in nodes}
+    assert modes == {'libp2p_only'}
+    assert json.loads(cli('status', '--json').stdout)['progress']['rolled_back'] == 2 * NODES
+
+
 def test_a_run_that_halts(stack, cli, ledger_path, tmp_path):
     """iroh fails on every dual-stack node: the gate after the wave's first batch trips, the
     migration halts, the CLI stops with exit 1 and says why; status shows the halt."""
     _install_rules(stack, ledger_path)
     stack.wait_targets_up()
-    # The gate judges only with enough data (3 samples in the sim's 10 s windows): let the
-    # recording rules fill their windows before the wave's fleet-wide pre-check.
-    for series in ('transport:ant_transport_error_rate:ratio{transport="libp2p"}', 'fleet:ant_partition_risk:ratio'):
-        stack.wait_query(f'count_over_time({series}[10s])', lambda r: r and float(r[0]['value'][1]) >= 4,
-                         timeout=120)
+    _wait_for_recorded_data(stack)
     seed_ledger(stack, ledger_path)                  # canary passed, nothing migrated yet
     stack.fault('transport', transport='iroh', error_rate=0.6, mode='dual_stack')
     try:
