@@ -524,16 +524,17 @@ class Ledger:
             return [self._apply_transition(tx, now, item, run_id) for item in items]
 
     def record_observation(self, host, service_name, peer_id=None, mode=None, version=None, healthy=None,
-                           status=None, data=None, run_id=None):
+                           status=None, data=None, run_id=None, health=None):
         """Store a node's latest health observation.
 
+        ``health`` is node_health's word (healthy / degraded / unhealthy); ``healthy`` a plain bool.
         A node the ledger does not know yet is registered with the state its mode implies (this is
         how transport_info / node_health results make the fleet's size known). The state of a known
         node is not changed here: drift is reconcile()'s business.
         """
         return self.record_observations([{
             'host': host, 'service_name': service_name, 'peer_id': peer_id, 'mode': mode, 'version': version,
-            'healthy': healthy, 'status': status, 'data': data}], run_id=run_id)
+            'healthy': healthy, 'health': health, 'status': status, 'data': data}], run_id=run_id)
 
     def record_observations(self, items, run_id=None):
         run_id = _run_id(run_id)
@@ -544,7 +545,7 @@ class Ledger:
                 host, service = str(item['host']), str(item['service_name'])
                 node_id = node_id_for(host, service)
                 healthy = item.get('healthy')
-                health = None if healthy is None else ('healthy' if healthy else 'unhealthy')
+                health = item.get('health') or (None if healthy is None else ('healthy' if healthy else 'unhealthy'))
                 detail = dict(item.get('data') or {})
                 if item.get('status'):
                     detail['status'] = item['status']

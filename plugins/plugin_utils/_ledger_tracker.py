@@ -1,0 +1,435 @@
+# Copyright: Contributors to the autonomi.network_migration collection
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""What the migration_tracker callback does, without Ansible: a plain class fed plain data.
+
+The callback plugin (plugins/callback/migration_tracker.py) turns Ansible's events into calls
+of MigrationTracker; unit tests call it directly. It records the collection's module results in
+the ledger (transitions, observations, gate verdicts, failures), evaluates the thresholds it can
+see during a wave and writes the halt mark. It cannot stop a play itself: the transport_mode
+guard and the gate read the halt mark and fail (see docs/ledger.md).
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import time
+
+from ansible_collections.autonomi.network_migration.plugins.module_utils import _modes
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils import ledger as ledger_lib
+
+COLLECTION = 'autonomi.network_migration.'
+TRANSPORT_MODE = 'transport_mode'
+NODE_HEALTH = 'node_health'
+TRANSPORT_INFO = 'transport_info'
+GATE = 'migration_gate'
+LEDGER_ACTION = 'migration_ledger'
+OWN_ACTIONS = (TRANSPORT_MODE, NODE_HEALTH, TRANSPORT_INFO, GATE, LEDGER_ACTION, 'migration_wave_plan',
+               'canary_analysis')
+# Tasks whose failure is a refusal or a verdict, not a broken node: they never count as host failures.
+NOT_NODE_FAILURES = (GATE, LEDGER_ACTION, 'migration_wave_plan', 'canary_analysis')
+# Task / play variable naming the ledger state the task's nodes reach (e.g. dual_stack_stable).
+INTENT_VAR = 'migration_ledger_state'
+# Play variable that makes the callback take the run lock for the whole playbook.
+LOCK_VAR = 'migration_lock'
+HEARTBEAT_EVERY = 30.0
+SOURCE = 'migration_tracker'
+
+
+def short_action(action):
+    """The collection module name of an action (FQCN or short), or None for anything else."""
+    if not action:
+        return None
+    action = str(action)
+    if action.startswith(COLLECTION):
+        return action[len(COLLECTION):]
+    if action.startswith('ansible.legacy.'):
+        action = action[len('ansible.legacy.'):]
+    return action if action in OWN_ACTIONS else None
+
+
+def truthy(value):
+    if isinstance(value, bool):
+        return value
+    return str(value).strip().lower() in ('1', 'true', 'yes', 'on')
+
+
+def default_operator(extra_vars=None):
+    """AWX's launching user when there is one, else the OS user."""
+    extra_vars = extra_vars or {}
+    for key in ('awx_user_name', 'tower_user_name'):
+        if extra_vars.get(key):
+            return str(extra_vars[key])
+    try:
+        return getpass.getuser()
+    except Exception:  # pylint: disable=broad-except
+        return 'unknown'
+
+
+class TrackerConfig:
+    """The callback's options."""
+
+    def __init__(self, ledger=None, failure_budget=5, batch_failure_percent=20.0, halt_on_unhealthy=True,
+                 metrics_textfile=None, operator=None, lock_stale_after=ledger_lib.DEFAULT_STALE_AFTER,
+                 velocity_window_hours=1.0):
+        self.ledger = ledger
+        self.failure_budget = int(failure_budget)
+        self.batch_failure_percent = float(batch_failure_percent)
+        self.halt_on_unhealthy = truthy(halt_on_unhealthy)
+        self.metrics_textfile = metrics_textfile or None
+        self.operator = operator or None
+        self.lock_stale_after = int(lock_stale_after)
+        self.velocity_window_hours = float(velocity_window_hours)
+
+
+class MigrationTracker:
+    """Records a playbook's migration results in the ledger and halts the migration on thresholds.
+
+    ``warn(msg)`` reports problems (the callback passes Display.warning). Ledger errors never
+    escape a hook: a broken ledger must not break a play (the guards fail closed on their own).
+    """
+
+    def __init__(self, config, warn=None, open_ledger=None, environ=None, clock=None):
+        self.config = config
+        self._warn = warn or (lambda msg: None)
+        self._open = open_ledger or ledger_lib.open_ledger
+        self._environ = os.environ if environ is None else environ
+        self._clock = clock or time.monotonic
+        self.ledger = None
+        self.location = None
+        self.run_id = None
+        self.operator = config.operator
+        self.playbook = None
+        self.holder = None
+        self.check_mode = False
+        self.halted_by_us = None
+        self.batch_no = 0
+        self.batch_hosts = []
+        self.batch_failed = {}
+        self.batch_is_migration = False
+        self.batch_play = None
+        self.transitions = 0
+        self.failed_nodes = set()
+        self.observations = 0
+        self.gate_verdicts = 0
+        self.outcome = None
+        self._last_heartbeat = 0.0
+        self._warned = set()
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _warn_once(self, key, msg):
+        if key not in self._warned:
+            self._warned.add(key)
+            self._warn(msg)
+
+    def _safe(self, what, func, *args, **kwargs):
+        if self.ledger is None:
+            return None
+        try:
+            return func(*args, **kwargs)
+        except ledger_lib.LedgerError as exc:
+            self._warn_once(what, f'migration_tracker: could not {what} in the ledger {self.location}: {exc}')
+        except Exception as exc:  # pylint: disable=broad-except  # never break the play from a callback
+            self._warn_once(what, f'migration_tracker: could not {what} ({exc.__class__.__name__}: {exc})')
+        return None
+
+    # -- playbook ------------------------------------------------------------------------
+
+    def start_playbook(self, playbook, extra_vars=None, lock=False, check_mode=False):
+        """Open the ledger and the run; take the lock when ``lock``.
+
+        Raises LedgerError when the ledger cannot be opened or the lock is refused and ``lock`` is
+        set (a migration playbook must not start then); otherwise only warns.
+        """
+        self.playbook = str(playbook)
+        self.check_mode = bool(check_mode)
+        extra_vars = extra_vars or {}
+        self.operator = self.config.operator or default_operator(extra_vars)
+        try:
+            self.location = ledger_lib.resolve_ledger_location(self.config.ledger)
+            self.ledger = self._open(self.location)
+        except ledger_lib.LedgerError:
+            if lock and not self.check_mode:
+                raise
+            self._warn_once('open', 'migration_tracker: ledger unavailable, nothing is recorded for this playbook')
+            self.ledger = None
+            return None
+        if self.check_mode:
+            return None
+        self.run_id = self._safe('record the run start', self.ledger.start_run, self.playbook, self.operator,
+                                 extra_vars)
+        self._environ[ledger_lib.ENV_CONTROLLER_PID] = str(os.getpid())
+        if self.run_id is not None:
+            self._environ[ledger_lib.ENV_RUN_ID] = str(self.run_id)
+        if not ledger_lib.is_dsn(self.location) or not self._environ.get(ledger_lib.ENV_LEDGER):
+            self._environ[ledger_lib.ENV_LEDGER] = self.location
+        if lock:
+            holder = ledger_lib.default_holder(self.operator)
+            try:
+                self.ledger.acquire_lock(holder, self.playbook, stale_after=self.config.lock_stale_after,
+                                         run_id=self.run_id)
+            except ledger_lib.LedgerLocked:
+                self._safe('record the refused run', self.ledger.end_run, self.run_id, 'refused_locked')
+                raise
+            self.holder = holder
+            self._environ[ledger_lib.ENV_LOCK_HOLDER] = holder
+        return self.run_id
+
+    def end_playbook(self, host_stats=None):
+        """Close the run, release the lock, write the metrics file; returns the summary lines."""
+        if self.ledger is None:
+            return []
+        host_stats = host_stats or {}
+        if not self.check_mode:
+            flags = self._safe('read the flags', self.ledger.get_flags) or {}
+            failed = any(s.get('failures') or s.get('unreachable') for s in host_stats.values())
+            if flags.get('halted') and (self.halted_by_us or self.transitions or self.failed_nodes):
+                outcome = 'halted'
+            elif failed:
+                outcome = 'failed'
+            else:
+                outcome = 'ok'
+            summary = {'transitions': self.transitions, 'failed_nodes': sorted(self.failed_nodes),
+                       'observations': self.observations, 'gate_verdicts': self.gate_verdicts,
+                       'hosts': {h: dict(s) for h, s in sorted(host_stats.items())}}
+            if self.run_id is not None:
+                self._safe('close the run', self.ledger.end_run, self.run_id, outcome, summary)
+            self.outcome = outcome
+            if self.holder:
+                self._safe('release the lock', self.ledger.release_lock, self.holder, run_id=self.run_id)
+            # A lock a role took for this controller (migration_ledger op=lock) ends with the playbook too.
+            self._safe('release the lock', self.ledger.release_controller_lock, os.getpid(), run_id=self.run_id,
+                       reason='playbook ended')
+            self.write_metrics()
+        lines = self.summary_lines()
+        self._safe('close the ledger', self.ledger.close)
+        self.ledger = None
+        return lines
+
+    def write_metrics(self):
+        if self.config.metrics_textfile and self.ledger is not None:
+            self._safe('write the metrics textfile', self.ledger.write_textfile, self.config.metrics_textfile,
+                       window_hours=self.config.velocity_window_hours)
+
+    # -- batches and tasks ---------------------------------------------------------------------
+
+    def start_batch(self, play_name, hosts):
+        """A play (or one of its serial batches) starts on ``hosts``."""
+        self.batch_no += 1
+        self.batch_play = play_name
+        self.batch_hosts = list(hosts or [])
+        self.batch_failed = {}
+        self.batch_is_migration = False
+        if self.batch_no > 1:
+            self.write_metrics()
+
+    def task_start(self, action):
+        """A task starts; a transport_mode task makes the batch a migration batch."""
+        if short_action(action) == TRANSPORT_MODE:
+            self.batch_is_migration = True
+            self._evaluate_batch()
+        now = self._clock()
+        if self.ledger is not None and not self.check_mode and now - self._last_heartbeat >= HEARTBEAT_EVERY:
+            self._last_heartbeat = now
+            self._safe('refresh the lock heartbeat', self.ledger.heartbeat, None, os.getpid())
+
+    # -- results ------------------------------------------------------------------------------
+
+    def result(self, host, action, result, failed=False, ignored=False, task_vars=None, task_name=None):
+        """One host's task result (a dict as the module returned it)."""
+        if self.ledger is None or self.check_mode:
+            return
+        name = short_action(action)
+        result = result or {}
+        items = result.get('results') if isinstance(result.get('results'), list) else [result]
+        for item in items:
+            if not isinstance(item, dict):
+                continue
+            if name == TRANSPORT_MODE:
+                self._transport_mode(host, item, task_vars or {})
+            elif name == NODE_HEALTH:
+                self._node_health(host, item, failed, ignored, task_vars or {})
+            elif name == TRANSPORT_INFO:
+                self._transport_info(host, item)
+            elif name == GATE:
+                self._gate(host, item, failed, ignored, task_name)
+        if failed and not ignored:
+            self.host_failed(host, action, result.get('msg'), result=result, task_name=task_name)
+
+    def host_failed(self, host, action, msg=None, unreachable=False, result=None, task_name=None):
+        """A host failed a task (not ignored) or was unreachable."""
+        if self.ledger is None or self.check_mode:
+            return
+        name = short_action(action)
+        result = result or {}
+        if name in NOT_NODE_FAILURES or 'ledger_flags' in result:
+            return  # a refusal (paused / halted / locked) or a verdict, handled elsewhere
+        what = 'unreachable' if unreachable else f"failed in task '{task_name or action}'"
+        detail = f'{what}: {msg}' if msg else what
+        self.batch_failed[host] = detail
+        if not self.batch_is_migration:
+            return
+        nodes = []
+        if name == TRANSPORT_MODE:
+            nodes = [(n.get('service_name'), n.get('error')) for n in result.get('failed_nodes') or []]
+        elif name == NODE_HEALTH:
+            nodes = [(n.get('service_name'), 'unhealthy: ' + '; '.join(
+                c.get('reason', '') for c in n.get('failed_checks') or []))
+                for n in result.get('nodes') or [] if n.get('state') == 'unhealthy']
+        if not nodes:
+            nodes = [(None, detail)]
+        for service, reason in nodes:
+            node_id = self._safe('record a failure', self.ledger.record_failure, host, service, reason=reason,
+                                 run_id=self.run_id)
+            if node_id:
+                self.failed_nodes.add(node_id)
+        self._evaluate_batch()
+        self._evaluate_budget()
+
+    def _intent(self, task_vars):
+        state = task_vars.get(INTENT_VAR)
+        if state is None:
+            return None
+        if state not in _modes.STATES:
+            self._warn_once('intent', f'migration_tracker: {INTENT_VAR}={state!r} is not a migration state '
+                                      f'({", ".join(_modes.STATES)}); ignored')
+            return None
+        return state
+
+    def _transport_mode(self, host, result, task_vars):
+        intent = self._intent(task_vars)
+        items = []
+        for node in result.get('nodes') or []:
+            outcome = node.get('result')
+            mode = node.get('mode')
+            if outcome in ('would_switch', 'not_attempted', 'skipped') or mode not in _modes.MODES:
+                continue
+            if outcome == 'failed' and node.get('restored') is not True:
+                continue  # its mode is uncertain; the failure is recorded, reconcile settles the state
+            to_state = intent if intent and _modes.STATE_MODE[intent] == mode else None
+            if outcome == 'switched':
+                reason = f"{node.get('previous_mode')} -> {mode} by transport_mode"
+            elif outcome == 'failed':
+                reason = f"switch to {result.get('mode')} failed and was restored: {node.get('error')}"
+            else:
+                reason = f'already {mode}'
+            items.append({'host': host, 'service_name': node.get('service_name'), 'peer_id': node.get('peer_id'),
+                          'mode': mode, 'to_state': to_state, 'version': node.get('version'), 'reason': reason,
+                          'seconds_to_ready': node.get('seconds_to_ready') if outcome == 'switched' else None})
+        if items:
+            done = self._safe('record transitions', self.ledger.record_transitions, items, run_id=self.run_id)
+            self.transitions += sum(1 for d in done or [] if d['changed'])
+
+    def _node_health(self, host, result, failed, ignored, task_vars):
+        items = []
+        unhealthy = []
+        for node in result.get('nodes') or []:
+            if not node.get('service_name'):
+                continue
+            state = node.get('state')
+            if state == 'unhealthy':
+                unhealthy.append(node['service_name'])
+            items.append({'host': host, 'service_name': node['service_name'], 'peer_id': node.get('peer_id'),
+                          'mode': node.get('mode'), 'health': state, 'status': node.get('status'),
+                          'data': {'failed_checks': node.get('failed_checks') or [],
+                                   'connected_peers': node.get('connected_peers')}})
+        if items:
+            self._safe('record health observations', self.ledger.record_observations, items, run_id=self.run_id)
+            self.observations += len(items)
+        intent = self._intent(task_vars)
+        if intent:
+            promote = [{'host': host, 'service_name': n['service_name'], 'peer_id': n.get('peer_id'),
+                        'to_state': intent, 'reason': 'healthy after its soak'}
+                       for n in result.get('nodes') or []
+                       if n.get('state') == 'healthy' and n.get('mode') == _modes.STATE_MODE[intent]]
+            if promote:
+                done = self._safe('record transitions', self.ledger.record_transitions, promote, run_id=self.run_id)
+                self.transitions += sum(1 for d in done or [] if d['changed'])
+        if unhealthy and self.config.halt_on_unhealthy and self.batch_is_migration:
+            self.halt(f"{len(unhealthy)} unhealthy node(s) on {host}: {', '.join(sorted(unhealthy))} "
+                      f'(halt_on_unhealthy)', nodes=[f'{host}/{s}' for s in sorted(unhealthy)])
+
+    def _transport_info(self, host, result):
+        items = [{'host': host, 'service_name': n['service_name'], 'peer_id': n.get('peer_id'),
+                  'mode': n.get('mode'), 'version': n.get('version'), 'status': n.get('status')}
+                 for n in result.get('nodes') or [] if n.get('service_name') and n.get('status') != 'Removed']
+        if items:
+            self._safe('record observations', self.ledger.record_observations, items, run_id=self.run_id)
+            self.observations += len(items)
+
+    def _gate(self, host, result, failed, ignored, task_name):
+        verdict = result.get('verdict') or ('fail' if failed else 'pass')
+        self.gate_verdicts += 1
+        if not (result.get('recorded') or result.get('ledger_event_id')):
+            keep = {k: result[k] for k in ('checks', 'failures', 'metric', 'value', 'threshold', 'hosts', 'reasons')
+                    if k in result}
+            self._safe('record the gate verdict', self.ledger.record_event, 'gate_verdict', run_id=self.run_id,
+                       verdict=verdict, host=host, task=task_name, msg=result.get('msg'), source=SOURCE, **keep)
+        if failed and not ignored and 'ledger_flags' not in result:
+            self.halt(f"gate '{task_name or GATE}' failed: {result.get('msg') or verdict}", source='gate')
+
+    # -- thresholds ----------------------------------------------------------------------------
+
+    def _evaluate_batch(self):
+        if not self.batch_is_migration or not self.batch_failed:
+            return
+        size = len(set(self.batch_hosts) | set(self.batch_failed)) or 1
+        percent = 100.0 * len(self.batch_failed) / size
+        if percent > self.config.batch_failure_percent:
+            hosts = '; '.join(f'{h} ({why})' for h, why in sorted(self.batch_failed.items()))
+            self.halt(f"batch {self.batch_no} of play '{self.batch_play}': {len(self.batch_failed)} of {size} "
+                      f'host(s) failed or unreachable ({percent:.1f} % > batch_failure_percent '
+                      f'{self.config.batch_failure_percent:g}): {hosts}')
+
+    def _evaluate_budget(self):
+        total = self._safe('count failures', self.ledger.failures_total)
+        if total is not None and total > self.config.failure_budget:
+            failed = self._safe('list failures', self.ledger.failures) or []
+            self.halt(f'{total} node(s) failed across waves since the last acknowledged halt, over the failure '
+                      f"budget of {self.config.failure_budget}: {', '.join(failed[:20])}"
+                      + (' ...' if len(failed) > 20 else ''))
+
+    def halt(self, reason, source=SOURCE, **data):
+        """Write the halt mark (once per run; the first cause is kept by the ledger anyway)."""
+        if self.halted_by_us or self.ledger is None:
+            return
+        self.halted_by_us = reason
+        flags = self._safe('write the halt', self.ledger.set_halt, reason, self.operator or SOURCE, source,
+                           run_id=self.run_id, playbook=self.playbook, **data)
+        if flags is None:
+            self._warn(f'migration_tracker: could NOT write the halt to the ledger {self.location}: {reason}')
+        else:
+            self._warn(f'migration_tracker: migration HALTED: {reason}')
+
+    # -- summary ---------------------------------------------------------------------------------
+
+    def summary_lines(self):
+        """The short migration summary printed at the end of a playbook."""
+        if self.ledger is None:
+            return []
+        prog = self._safe('compute progress', self.ledger.progress, window_hours=self.config.velocity_window_hours)
+        flags = self._safe('read the flags', self.ledger.get_flags) or {}
+        if prog is None:
+            return []
+        window = self.config.velocity_window_hours
+        lines = [
+            f"ledger {self.location}" + (f', run {self.run_id}' if self.run_id is not None else '')
+            + (f', outcome {self.outcome}' if self.outcome else ''),
+            f"progress {prog['progress_percent']:.1f} % ({prog['migrated']} of {prog['total']} nodes migrated), "
+            f"phase {prog['phase']}, dual-stack coverage {prog['dual_stack_coverage_percent']:.1f} %",
+            'nodes: ' + ', '.join(f'{state} {prog["by_state"].get(state, 0)}' for state in _modes.STATES),
+            f"velocity {prog['velocity_nodes_per_hour']:g} nodes/h (last {window:g} h), ETA "
+            + (prog['eta'].strftime('%Y-%m-%d %H:%M UTC') if prog['eta'] else 'unknown'),
+        ]
+        if self.run_id is not None:
+            lines.append(f'this run: {self.transitions} transition(s), {len(self.failed_nodes)} failed node(s)'
+                         + (f', {self.gate_verdicts} gate verdict(s)' if self.gate_verdicts else ''))
+        halted, paused = flags.get('halted'), flags.get('paused')
+        if halted:
+            lines.append(f"HALTED since {halted['at']} by {halted['operator']} ({halted['source']}): "
+                         f"{halted['reason']} -- acknowledge with resume --ack once the cause is understood")
+        if paused:
+            lines.append(f"PAUSED since {paused['at']} by {paused['operator']}: {paused['reason']}")
+        return lines
