@@ -25,6 +25,7 @@ from ansible_collections.autonomi.network_migration.plugins.plugin_utils.prometh
 )
 
 ANALYSIS = 'autonomi.network_migration.canary_analysis'
+SUMMARY_KEYS = ('metric', 'kind', 'test', 'verdict', 'p_value', 'effect')
 VERDICTS = (canary_analysis.PASS, canary_analysis.MARGINAL, canary_analysis.FAIL, canary_analysis.INCONCLUSIVE)
 
 ARGUMENT_SPEC = dict(
@@ -97,8 +98,7 @@ class ActionModule(ActionBase):
             try:
                 ledger.record('canary_analysis', source=ANALYSIS, verdict=analysis.verdict, score=analysis.score,
                               canary_hosts=args['canary_hosts'], window=args['window'], reason=analysis.reason,
-                              comparisons=[{k: c[k] for k in ('metric', 'kind', 'test', 'verdict', 'p_value',
-                                                               'effect')} for c in result['comparisons']])
+                              comparisons=[{k: c[k] for k in SUMMARY_KEYS} for c in result['comparisons']])
             except LedgerProblem as exc:
                 result.update(failed=True, msg='%s: %s; failing closed' % (ANALYSIS, exc))
             result['ledger'] = {'location': ledger.location if ledger.enabled else None, 'written': ledger.written}

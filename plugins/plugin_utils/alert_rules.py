@@ -415,8 +415,8 @@ def figure_expr(figure, settings, by=(), transport=None, hosts=None):
     if figure == 'health_score':
         health = settings['health']
         success = '(1 - (%s))' % figure_expr('error_rate', settings, by, transport, hosts)
-        latency = 'clamp(1 - (%s) / %s, 0, 1)' % (figure_expr('latency_p95', settings, by, transport, hosts),
-                                                   health['latency_budget_seconds'])
+        p95 = figure_expr('latency_p95', settings, by, transport, hosts)
+        latency = 'clamp(1 - (%s) / %s, 0, 1)' % (p95, health['latency_budget_seconds'])
         peers = 'clamp_max(%s / (%s > 0) / %s, 1)' % (s(R_PEERS), s(R_NODES), health['target_peers'])
         return '0.5 * %s + 0.3 * %s + 0.2 * %s' % (success, latency, peers)
     if figure == 'partition_risk':

@@ -133,8 +133,9 @@ class Comparison:
     data: dict = field(default_factory=dict)
 
     def as_dict(self):
-        return {k: getattr(self, k) for k in ('metric', 'kind', 'test', 'verdict', 'critical', 'p_value',
-                                               'statistic', 'effect', 'tolerance', 'reason', 'data')}
+        keys = ('metric', 'kind', 'test', 'verdict', 'critical', 'p_value', 'statistic', 'effect', 'tolerance',
+                'reason', 'data')
+        return {k: getattr(self, k) for k in keys}
 
 
 def _tolerance(metric, reference, error_rate_tolerance, latency_tolerance):
@@ -245,7 +246,7 @@ def analyse(nodes, canary_hosts, baseline_hosts=None, alpha=0.05, error_rate_tol
             figures = getattr(node, metric)
             if 'iroh' in figures and 'libp2p' in figures:
                 pairs[key] = (figures['iroh'], figures['libp2p'])
-        reference = statistics.median(lp for _, lp in pairs.values()) if pairs else None
+        reference = statistics.median(pair[1] for pair in pairs.values()) if pairs else None
         comparisons.append(compare_paired(
             metric, pairs, alpha=alpha, min_nodes=min_nodes,
             tolerance=_tolerance(metric, reference, error_rate_tolerance, latency_tolerance)))

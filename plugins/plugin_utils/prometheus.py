@@ -187,7 +187,7 @@ class PrometheusClient:
                                            % (self.settings.url, text, promql)) from None
             if 'Status Code 401' in text or 'Status Code 403' in text:
                 raise PrometheusUnavailable('Prometheus at %s refused the credentials (%s): check username/password '
-                                            'or token' % (self.settings.url, text.split(' (')[0])) from None
+                                            'or token' % (self.settings.url, text.split(' (', maxsplit=1)[0])) from None
             raise PrometheusUnavailable('Prometheus at %s answered with an error after %d retries: %s'
                                         % (self.settings.url, self.settings.retries, text)) from None
         except Exception as exc:  # requests/urllib3 connection, TLS and timeout errors
