@@ -49,7 +49,9 @@ sanity: setup
 	@scripts/sanity.sh
 
 bench: setup
-	@$(BIN)/python bench/run.py
+	@echo "==> simulator load (1,000 nodes)"; $(BIN)/python bench/sim_load.py
+	@echo "==> gate queries vs fleet size"; $(BIN)/python bench/gate_queries.py
+	@echo "==> fast rollback of 1,000 nodes vs a node-by-node baseline"; $(BIN)/python bench/rollback.py
 
 build: setup
 	@$(BIN)/ansible-galaxy collection build --force --output-path .build

@@ -96,7 +96,7 @@ class ActionModule(ActionBase):
                 refusals.append('iroh_only is refused while %d node(s) still run libp2p_only '
                                 '(iroh_only and libp2p_only nodes cannot reach each other): %s'
                                 % (len(offenders), ', '.join(offenders[:20])))
-            risk = _projected_partition_risk(nodes, set(plan['hosts']))
+            risk = _projected_partition_risk(nodes, set(plan['hosts']), plan['batches'])
             plan['projected_partition_risk'] = risk
             if risk > args['max_partition_risk']:
                 refusals.append('projected partition risk %.2f of this wave exceeds %.2f'
@@ -142,13 +142,23 @@ class ActionModule(ActionBase):
         return dict(result, changed=False, plan=plan, msg=plan['message'])
 
 
-def _projected_partition_risk(nodes, wave_hosts):
-    """Share of node pairs that could not talk if the wave's nodes went iroh_only now."""
-    modes = [(_modes.IROH_ONLY if n['host'] in wave_hosts else n['mode']) for n in nodes]
-    total = len(modes)
+def _projected_partition_risk(nodes, wave_hosts, batches):
+    """Projected partition risk (0..1, the scale of the fleet's partition-risk rule) of an iroh_only wave.
+
+    Two sources: node pairs that could not talk once the wave's nodes run iroh_only (only
+    libp2p_only nodes are cut off from them), and the nodes of the largest batch, unreachable
+    while they restart. Each is scaled like the rule: twice the unreachable share, capped at 1.
+    """
+    total = len(nodes)
     if total < 2:
         return 0.0
+    modes = [(_modes.IROH_ONLY if n['host'] in wave_hosts else n['mode']) for n in nodes]
     libp2p_only = sum(1 for m in modes if m == _modes.LIBP2P_ONLY)
     iroh_only = sum(1 for m in modes if m == _modes.IROH_ONLY)
-    # Each cut-off pair hurts both sides; scale like the fleet partition-risk rule (0 .. 1).
-    return round(min(1.0, 2.0 * (2.0 * libp2p_only * iroh_only) / (total * (total - 1))), 3)
+    split = 2.0 * (2.0 * libp2p_only * iroh_only) / (total * (total - 1))
+    per_host = {}
+    for n in nodes:
+        per_host[n['host']] = per_host.get(n['host'], 0) + 1
+    largest_batch = max((sum(per_host.get(h, 0) for h in batch) for batch in batches), default=0)
+    restarting = 2.0 * largest_batch / total
+    return round(min(1.0, max(split, restarting)), 3)

@@ -14,9 +14,8 @@ import sys
 import time
 from pathlib import Path
 
-from ant_fleet_sim.testing import SimStack, wait_for
-
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils import ledger as ledger_lib
+from ant_fleet_sim.testing import SimStack, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 ANSIBLE_PLAYBOOK = str(Path(sys.executable).parent / 'ansible-playbook')
@@ -48,18 +47,24 @@ class Fleet:
     # -- lifecycle -------------------------------------------------------------------------------
     def __enter__(self):
         self.stack.start()
+        try:
+            self._prepare()
+        except BaseException:
+            self.stack.stop()
+            raise
+        return self
+
+    def _prepare(self):
         self.inventory_dir.mkdir(parents=True, exist_ok=True)
         (self.inventory_dir / 'hosts.yml').write_text(Path(self.stack.inventory).read_text())
         (self.inventory_dir / 'group_vars').symlink_to(ROOT / 'inventories' / 'sim' / 'group_vars')
         self.stack.wait_targets_up(timeout=90)
         run = self.play('monitoring.yml')
         assert run.rc == 0, run.tail()
-        # The recording rules need a few scrapes before the gate has data to judge.
         # The gate judges a window of recorded samples (10 s in the simulated inventory): wait until
         # the recording rules have filled one, as an operator waits after installing the rules.
         self.wait_value('count_over_time(avg(instance:ant_partition_risk:ratio)[12s:2s])', lambda v: v >= 6,
                         timeout=90, what='recording rules evaluated over a full gate window')
-        return self
 
     def __exit__(self, *exc):
         self.stack.stop()
