@@ -335,12 +335,12 @@ def transport_window(first, second, transport, elapsed):
     if after:
         latency = histogram_quantile(0.95, bucket_delta(first.duration_buckets(transport), after))
     return {
-        'requests': total,
-        'errors': errors,
-        'request_rate': (total / elapsed) if total is not None and elapsed > 0 else None,
-        'error_rate': (errors or 0.0) / total if total else None,
-        'p95_latency_seconds': latency,
-        'dial_failures': counter_delta(first.dial_failures(transport), second.dial_failures(transport)),
+        'requests': _round(total),
+        'errors': _round(errors),
+        'request_rate': _round(total / elapsed) if total is not None and elapsed > 0 else None,
+        'error_rate': _round(errors / total if errors else 0.0) if total else None,
+        'p95_latency_seconds': _round(latency),
+        'dial_failures': _round(counter_delta(first.dial_failures(transport), second.dial_failures(transport))),
     }
 
 
@@ -350,7 +350,11 @@ def closest_peers_window(first, second):
     errors = counter_delta(first.closest_peers_error, second.closest_peers_error)
     total = None if ok is None and errors is None else (ok or 0.0) + (errors or 0.0)
     return {
-        'ok': ok,
-        'errors': errors,
-        'success_rate': (ok or 0.0) / total if total else None,
+        'ok': _round(ok),
+        'errors': _round(errors),
+        'success_rate': _round((ok or 0.0) / total) if total else None,
     }
+
+
+def _round(value, digits=6):
+    return None if value is None else round(value, digits)

@@ -1,0 +1,250 @@
+"""The node-side modules through real ansible-playbook runs against the simulated fleet.
+
+One small fleet (3 hosts x 3 nodes: 8 peers per node, so antctl's "more than 5 peers" readiness
+rule can hold) for the whole file. Each ansible-playbook run gets a fresh ledger, so the
+migration_tracker callback's halt after a deliberate failure does not block the next test.
+The modules' results are read from the record_results callback next to the playbooks; what
+changed on the hosts is verified through each host's antctl.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+PLAYBOOKS = ROOT / 'tests' / 'integration' / 'playbooks'
+ANSIBLE_PLAYBOOK = str(ROOT / '.venv' / 'bin' / 'ansible-playbook')
+HOSTS = ('sim-host-01', 'sim-host-02', 'sim-host-03')
+
+SimStack = pytest.importorskip('ant_fleet_sim.testing').SimStack
+
+
+@pytest.fixture(scope='module')
+def stack(tmp_path_factory):
+    with SimStack(tmp_path_factory.mktemp('modules'), hosts=3, nodes_per_host=3, ready_delay=0.5,
+                  prometheus=False) as sim:
+        yield sim
+
+
+@pytest.fixture
+def fresh(stack):
+    """Every test starts from a fault-free fleet in dual_stack (set through antctl directly)."""
+    stack.clear_faults()
+    for host in HOSTS:
+        status = stack.antctl_status(host)
+        if any(n['status'] != 'Running' for n in status['nodes']):
+            stack.antctl(host, 'start', check=True)
+        behind = [n['service_name'] for n in status['nodes'] if antctl_mode(n) != 'dual_stack']
+        if behind:
+            stack.set_mode(host, behind, 'dual_stack')
+    wait_all_ready(stack)
+    return stack
+
+
+class Run:
+    def __init__(self, proc, records, elapsed):
+        self.rc = proc.returncode
+        self.stdout, self.stderr = proc.stdout, proc.stderr
+        self.elapsed = elapsed
+        self.results = {r['host']: r['result'] for r in records}
+        self.status = {r['host']: r['status'] for r in records}
+
+    def __repr__(self):
+        return f'Run(rc={self.rc}, stdout=...{self.stdout[-3000:]}, stderr={self.stderr[-2000:]})'
+
+
+def play(stack, tmp_path, playbook, *args, ledger=None):
+    name = uuid.uuid4().hex[:8]
+    results = tmp_path / f'results-{name}.jsonl'
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / 'ansible.cfg'), RECORD_RESULTS_FILE=str(results),
+               ANT_MIGRATION_LEDGER=str(ledger or tmp_path / f'ledger-{name}.sqlite3'), ANSIBLE_NOCOLOR='1')
+    started = time.monotonic()
+    proc = subprocess.run([ANSIBLE_PLAYBOOK, '-i', str(stack.inventory), str(PLAYBOOKS / playbook), *args],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    elapsed = time.monotonic() - started
+    records = [json.loads(line) for line in results.read_text().splitlines()] if results.exists() else []
+    return Run(proc, records, elapsed)
+
+
+def antctl_mode(node):
+    env = dict(node.get('environment_variables') or [])
+    return env.get('ANT_TRANSPORT_MODE', 'libp2p_only')
+
+
+def antctl_view(stack, host):
+    """{service_name: (mode from the service environment, status, pid)} as the host's antctl reports it."""
+    return {n['service_name']: (antctl_mode(n), n['status'], n['pid'])
+            for n in stack.antctl_status(host)['nodes']}
+
+
+def wait_all_ready(stack, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        nodes = stack.fleet()['nodes']
+        if all(n['status'] == 'Running' and n['connected_peers'] > 5 for n in nodes):
+            return
+        time.sleep(0.2)
+    raise AssertionError('fleet not ready: %s' % [(n['host'], n['service_name'], n['status'], n['connected_peers'])
+                                                  for n in stack.fleet()['nodes']])
+
+
+def by_name(result):
+    return {n['service_name']: n for n in result['nodes']}
+
+
+def test_switch_diff_then_switch_again(stack, tmp_path):
+    before = {h: antctl_view(stack, h) for h in HOSTS}
+    assert {m for h in HOSTS for m, _s, _p in before[h].values()} == {'libp2p_only'}
+
+    run = play(stack, tmp_path, 'transport_mode.yml', '-e', 'mode=dual_stack', '--diff')
+    assert run.rc == 0, run
+    for host in HOSTS:
+        result = run.results[host]
+        assert result['changed'] is True and result['switched'] == ['antnode1', 'antnode2', 'antnode3']
+        for node in result['nodes']:
+            assert node['previous_mode'] == 'libp2p_only' and node['mode'] == 'dual_stack'
+            assert node['result'] == 'switched' and node['peer_id'].startswith('12D3KooW')
+            assert node['version'] and 0 < node['seconds_to_ready'] < 30
+        assert result['diff'] == {'before': dict.fromkeys(('antnode1', 'antnode2', 'antnode3'), 'libp2p_only'),
+                                  'after': dict.fromkeys(('antnode1', 'antnode2', 'antnode3'), 'dual_stack')}
+        view = antctl_view(stack, host)
+        assert {m for m, _s, _p in view.values()} == {'dual_stack'}
+        assert all(view[s][2] != before[host][s][2] for s in view)  # every node was restarted
+    assert '"antnode1": "libp2p_only"' in run.stdout  # the diff is shown to the operator
+
+    switched = {h: antctl_view(stack, h) for h in HOSTS}
+    again = play(stack, tmp_path, 'transport_mode.yml', '-e', 'mode=dual_stack')
+    assert again.rc == 0, again
+    for host in HOSTS:
+        assert again.results[host]['changed'] is False
+        assert again.results[host]['unchanged'] == ['antnode1', 'antnode2', 'antnode3']
+    assert {h: antctl_view(stack, h) for h in HOSTS} == switched  # same pids: nothing was restarted
+
+    info = play(stack, tmp_path, 'transport_info.yml')
+    assert info.rc == 0, info
+    for host in HOSTS:
+        assert info.results[host]['modes']['dual_stack'] == 3
+        node = info.results[host]['nodes'][0]
+        assert node['connected_peers_by_transport'] == {'libp2p': 8, 'iroh': 8}
+        assert node['metrics_port'] and node['status'] == 'Running'
+
+
+def test_check_mode_changes_nothing(fresh, tmp_path):
+    before = {h: antctl_view(fresh, h) for h in HOSTS}
+    run = play(fresh, tmp_path, 'transport_mode.yml', '-e', 'mode=iroh_primary', '--check', '--diff')
+    assert run.rc == 0, run
+    for host in HOSTS:
+        result = run.results[host]
+        assert result['changed'] is True
+        assert {n['result'] for n in result['nodes']} == {'would_switch'}
+        assert set(result['diff']['after'].values()) == {'iroh_primary'}
+    assert {h: antctl_view(fresh, h) for h in HOSTS} == before  # same modes, same pids: nothing restarted
+
+
+def test_forbidden_transitions_are_refused(fresh, tmp_path):
+    before = antctl_view(fresh, 'sim-host-01')
+    skip = play(fresh, tmp_path, 'transport_mode.yml', '-e', 'mode=iroh_only', '-e', 'target_hosts=sim-host-01')
+    assert skip.rc == 2, skip
+    msg = skip.results['sim-host-01']['msg']
+    assert msg.startswith('refused, nothing was changed: node antnode1: cannot go from dual_stack to iroh_only')
+    assert 'forward moves go one step at a time' in msg and 'antnode3' in msg
+    back = play(fresh, tmp_path, 'transport_mode.yml', '-e', 'mode=libp2p_only', '-e', 'target_hosts=sim-host-01')
+    assert back.rc == 2, back
+    assert 'cannot go back from dual_stack to libp2p_only without allow_rollback=true' in back.results[
+        'sim-host-01']['msg']
+    assert antctl_view(fresh, 'sim-host-01') == before
+
+
+def test_node_crashing_on_switch_is_restored(fresh, tmp_path):
+    fresh.fault('crash_on_switch', nodes=['sim-host-01/antnode2'], mode='iroh_primary', behaviour='crash')
+    run = play(fresh, tmp_path, 'transport_mode.yml', '-e', 'mode=iroh_primary', '-e', 'target_hosts=sim-host-01',
+               '-e', 'batch_size=1', '-e', 'ready_timeout=30')
+    assert run.rc == 2, run
+    result = run.results['sim-host-01']
+    assert result['changed'] is True
+    assert result['switched'] == ['antnode1']
+    assert result['not_switched'] == ['antnode2', 'antnode3']
+    crashed = by_name(result)['antnode2']
+    assert crashed['result'] == 'failed' and 'stopped after the restart' in crashed['error']
+    assert crashed['restored'] is True and crashed['mode'] == 'dual_stack'
+    assert by_name(result)['antnode3']['result'] == 'not_attempted'
+    assert 'antnode2 is back in dual_stack' in result['msg']
+    view = antctl_view(fresh, 'sim-host-01')
+    assert {s: (m, st) for s, (m, st, _pid) in view.items()} == {
+        'antnode1': ('iroh_primary', 'Running'), 'antnode2': ('dual_stack', 'Running'),
+        'antnode3': ('dual_stack', 'Running')}
+    assert run.elapsed < 60  # the crash is seen through antctl status, not after ready_timeout
+
+
+def test_unresponsive_node_is_named(fresh, tmp_path):
+    before = antctl_view(fresh, 'sim-host-02')
+    fresh.fault('unresponsive', nodes=['sim-host-02/antnode1'])
+    run = play(fresh, tmp_path, 'transport_mode.yml', '-e', 'mode=iroh_primary', '-e', 'target_hosts=sim-host-02',
+               '-e', 'metrics_timeout=2')
+    assert run.rc == 2, run
+    msg = run.results['sim-host-02']['msg']
+    assert 'cannot read the transport mode of antnode1' in msg and 'timed out' in msg
+    assert antctl_view(fresh, 'sim-host-02') == before
+
+
+def test_paused_migration_is_not_touched(fresh, tmp_path):
+    from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger import open_ledger
+
+    ledger_path = tmp_path / 'paused.sqlite3'
+    ledger = open_ledger(str(ledger_path))
+    try:
+        ledger.set_pause('checking the canary by hand', 'integration-test')
+    finally:
+        ledger.close()
+    before = antctl_view(fresh, 'sim-host-03')
+    run = play(fresh, tmp_path, 'transport_mode.yml', '-e', 'mode=iroh_primary', '-e', 'target_hosts=sim-host-03',
+               ledger=ledger_path)
+    assert run.rc == 2, run
+    assert 'the migration is paused (checking the canary by hand; by integration-test' in run.results[
+        'sim-host-03']['msg']
+    assert antctl_view(fresh, 'sim-host-03') == before
+    forced = play(fresh, tmp_path, 'transport_mode.yml', '-e', 'mode=iroh_primary', '-e', 'target_hosts=sim-host-03',
+                  '-e', 'ignore_pause=true', ledger=ledger_path)
+    assert forced.rc == 0, forced
+    assert forced.results['sim-host-03']['changed'] is True
+
+
+def test_health_of_healthy_and_faulted_nodes(fresh, tmp_path):
+    healthy = play(fresh, tmp_path, 'node_health.yml')
+    assert healthy.rc == 0, healthy
+    for host in HOSTS:
+        result = healthy.results[host]
+        assert result['state'] == 'healthy', result['nodes']
+        node = result['nodes'][0]
+        assert set(node['transports']) == {'libp2p', 'iroh'}
+        assert node['transports']['iroh']['requests'] > 0 and node['transports']['iroh']['error_rate'] < 0.05
+
+    fresh.fault('transport', transport='iroh', error_rate=0.5, hosts=['sim-host-03'])
+    expected = json.dumps({'antnode1': 'iroh_primary'})
+    faulted = play(fresh, tmp_path, 'node_health.yml', '-e', 'fail_on=unhealthy',
+                   '-e', f'{{"expected_modes": {expected}}}')
+    assert faulted.rc == 2, faulted
+    sick = faulted.results['sim-host-03']
+    assert faulted.status['sim-host-03'] == 'failed' and sick['state'] == 'unhealthy'
+    assert sick['unhealthy_nodes'] == ['antnode1', 'antnode2', 'antnode3']
+    checks = {(c['check'], c['transport']) for c in by_name(sick)['antnode2']['failed_checks']}
+    assert ('error_rate', 'iroh') in checks
+    error_check = next(c for c in by_name(sick)['antnode2']['failed_checks'] if c['check'] == 'error_rate')
+    assert error_check['value'] > 0.3 and error_check['threshold'] == 0.05
+    assert 'iroh error rate' in sick['msg']
+    # hosts without the fault: healthy except for the node whose mode disagrees with the "ledger"
+    for host in ('sim-host-01', 'sim-host-02'):
+        result = faulted.results[host]
+        assert result['unhealthy_nodes'] == ['antnode1']
+        mode_check = by_name(result)['antnode1']['failed_checks'][0]
+        assert mode_check['check'] == 'mode' and mode_check['value'] == 'dual_stack'
+        assert mode_check['threshold'] == 'iroh_primary'
