@@ -49,6 +49,7 @@ ARGUMENT_SPEC = dict(
     inconclusive=dict(type='str', default='pause', choices=list(INCONCLUSIVE_POLICIES)),
     ledger=dict(type='str'),
     record=dict(type='bool', default=True),
+    check_ledger=dict(type='bool'),
 )
 
 
@@ -343,7 +344,11 @@ class ActionModule(ActionBase):
             return alert_rules.evaluate(client, ruleset, scope, rules, min_samples=args['min_samples'],
                                         min_targets=args['min_targets'])
 
+        check_ledger = args['record'] if args['check_ledger'] is None else args['check_ledger']
+
         def halted():
+            if not check_ledger:
+                return None
             flags = ledger.flags()
             if flags.get('halted'):
                 return describe_flag('halted', flags['halted'])

@@ -22,7 +22,7 @@ description:
   - No data (too few samples, too few targets up) is not a pass, it is C(inconclusive); see
     O(inconclusive). A rule whose transport no node in scope runs is C(skipped).
   - Prometheus unreachable or erroring after O(retries) retries fails the gate (fail closed).
-  - With the migration ledger, the gate fails at once when the migration is halted or paused,
+  - With the migration ledger (and O(check_ledger)), the gate fails at once when the migration is halted or paused,
     records its verdict as a C(gate_verdict) event, writes a halt mark when it fails and a pause
     when it is inconclusive with O(inconclusive=pause). A ledger that cannot be read or written
     fails the gate.
@@ -118,9 +118,15 @@ options:
       - Ledger location (SQLite path or PostgreSQL DSN); see P(autonomi.network_migration.migration_ledger#module).
     type: str
   record:
-    description: Record the verdict, the halt and the pause in the ledger (the halt/pause check always runs).
+    description: Record the verdict, the halt and the pause in the ledger.
     type: bool
     default: true
+  check_ledger:
+    description:
+      - Fail at once, without querying Prometheus, when the ledger says the migration is halted or paused.
+      - Defaults to O(record). Observers that want the figures whatever the ledger says (status
+        reports, rollbacks of a halted migration) set O(record=false) and so skip the check.
+    type: bool
 extends_documentation_fragment:
   - autonomi.network_migration._attributes
   - autonomi.network_migration._attributes.ACTION

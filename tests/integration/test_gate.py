@@ -153,6 +153,9 @@ def test_iroh_error_rate_fails_the_gate_scoped_to_its_hosts(stack, tmp_path):
         rc, halted, _, _ = run_gate(stack, tmp_path, hosts=LIBP2P_HOSTS)
         assert rc != 0 and 'the migration is halted: gate failed: rule(s) tripped' in halted['msg']
         assert halted['prometheus']['queries'] == 0
+        # An observer (record: false, e.g. a status report or a rollback) still gets the figures.
+        rc, observer, _, output = run_gate(stack, tmp_path, hosts=LIBP2P_HOSTS, record=False)
+        assert rc == 0 and observer['verdict'] == 'pass', output
 
         # Other hosts, judged on their own (fresh ledger), are fine: the gate is scoped.
         rc, other, _, output = run_gate(stack, tmp_path, ledger=tmp_path / 'other.sqlite3', hosts=LIBP2P_HOSTS)
