@@ -319,12 +319,21 @@ def apply_overrides(doc, overrides=None, settings=None):
                 if key not in OVERRIDABLE_FIELDS:
                     raise AlertRulesError('migration_alert_overrides.%s.%s: not overridable; overridable fields: %s'
                                           % (rule_id, key, ', '.join(OVERRIDABLE_FIELDS)))
+                if key == 'threshold' and isinstance(value, str):
+                    value = _numeric(value)  # -e key=value on the command line gives strings
                 known[rule_id][key] = value
     if settings:
         if not isinstance(settings, dict):
             raise AlertRulesError('migration_alert_settings must be a mapping, got %s' % type(settings).__name__)
         doc['settings'] = _deep_merge(doc.get('settings') or {}, settings)
     return doc
+
+
+def _numeric(text):
+    try:
+        return float(text)
+    except ValueError:
+        return text  # the schema names the field and the value
 
 
 def load_rules(path=None, overrides=None, settings=None, document=None):

@@ -84,6 +84,8 @@ def test_overrides_apply_and_are_validated(doc):
     assert (rule.threshold, rule.for_, rule.for_seconds) == (0.1, '20s', 20.0)
     assert ruleset.settings['rate_window'] == '10s'
     assert ruleset.settings['health']['target_peers'] == 6  # untouched settings keep their defaults
+    assert ar.load_rules(overrides={'high_error_rate_iroh': {'threshold': '0.02'}}).get(
+        'high_error_rate_iroh').threshold == 0.02
     with pytest.raises(ar.AlertRulesError, match="unknown rule id 'nope'"):
         ar.load_rules(overrides={'nope': {'threshold': 1}})
     with pytest.raises(ar.AlertRulesError, match='high_error_rate_iroh.transport: not overridable'):
