@@ -362,12 +362,17 @@ class MigrationTracker:
     def _gate(self, host, result, failed, ignored, task_name):
         verdict = result.get('verdict') or ('fail' if failed else 'pass')
         self.gate_verdicts += 1
+        if isinstance(result.get('ledger'), dict):
+            # The collection's gate talks to the ledger itself: it records its verdict and writes the
+            # halt or pause its policy asks for (or deliberately nothing, with record=false). A failure
+            # because the ledger was already halted or paused must not become a new halt here.
+            return
         if not (result.get('recorded') or result.get('ledger_event_id')):
             keep = {k: result[k] for k in ('checks', 'failures', 'metric', 'value', 'threshold', 'hosts', 'reasons')
                     if k in result}
             self._safe('record the gate verdict', self.ledger.record_event, 'gate_verdict', run_id=self.run_id,
                        verdict=verdict, host=host, task=task_name, msg=result.get('msg'), source=SOURCE, **keep)
-        if failed and not ignored and 'ledger_flags' not in result:
+        if failed and not ignored and verdict != 'inconclusive' and 'ledger_flags' not in result:
             self.halt(f"gate '{task_name or GATE}' failed: {result.get('msg') or verdict}", source='gate')
 
     # -- thresholds ----------------------------------------------------------------------------

@@ -289,6 +289,21 @@ def test_gate_verdicts_are_events_and_a_failed_gate_halts(make_tracker, read):
     assert ledger.failures_total() == 0  # a verdict, not a node failure
 
 
+def test_the_collections_gate_owns_its_ledger_writes(make_tracker, read):
+    tracker = make_tracker()
+    tracker.start_playbook('rollout.yml')
+    tracker.start_batch('wave', ['h1'])
+    tracker.task_start(FQ + 'transport_mode')
+    # Failed because the ledger was paused (nothing written by the gate), and an inconclusive verdict.
+    for verdict, written in (('fail', []), ('inconclusive', ['gate_verdict', 'pause'])):
+        tracker.result('h1', FQ + 'migration_gate', {'verdict': verdict, 'msg': 'the migration is paused',
+                                                     'ledger': {'location': 'x', 'written': written}}, failed=True)
+    ledger = read()
+    assert ledger.get_flags()['halted'] is None
+    assert ledger.events(kinds='gate_verdict') == []
+    assert ledger.failures_total() == 0 and tracker.gate_verdicts == 2
+
+
 def test_transport_info_registers_the_fleet(make_tracker, read):
     tracker = make_tracker()
     tracker.start_playbook('status.yml')
