@@ -275,7 +275,7 @@ def gate_result(outcome, scope, ruleset, client, policy):
     if verdict == alert_rules.FAIL:
         msg = 'migration gate FAILED for %s: %s' % (where, outcome.reason)
     elif verdict == 'inconclusive':
-        action = {'pause': 'the migration is paused; resume it once the data is there',
+        action = {'pause': 'the rollout stops and asks for a pause; resume once the data is there',
                   'fail': 'treated as a failure (inconclusive=fail)',
                   'pass': 'let through (inconclusive=pass)'}[policy]
         msg = 'migration gate INCONCLUSIVE for %s (%s): %s' % (where, action, outcome.reason)
@@ -329,6 +329,8 @@ class ActionModule(ActionBase):
             if args[bad] < 1:
                 raise AnsibleActionFail('%s: %s must be >= 1, got %d' % (GATE, bad, args[bad]))
         interval = _seconds(args['interval'], 'interval')
+        if interval < 0:
+            raise AnsibleActionFail('%s: interval must be >= 0, got %s' % (GATE, args['interval']))
         scope = alert_rules.Scope(hosts=list(args['hosts']) if args['hosts'] else None)
         notes = ['%s rules need %d consecutive failed evaluations and %d run: they cannot fail this gate'
                  % (severity, count, args['evaluations']) for severity, count in consecutive.items()
@@ -362,6 +364,11 @@ class ActionModule(ActionBase):
             result.update(gate_result(outcome, scope, ruleset, client, args['inconclusive']))
             if args['record'] and not outcome.halted and not self._task.check_mode:
                 self._record(ledger, outcome, result, args['inconclusive'])
+                if 'halt' in ledger.written:
+                    result['msg'] += ('. The migration is halted in the ledger; acknowledge the halt '
+                                      '(resume with ack) once the cause is understood')
+                elif 'pause' in ledger.written:
+                    result['msg'] += '. The migration is paused in the ledger; resume it to go on'
         except LedgerProblem as exc:
             result.update(failed=True, changed=False, verdict=alert_rules.FAIL,
                           msg='%s: %s; failing closed' % (GATE, exc))

@@ -134,6 +134,7 @@ def test_iroh_error_rate_fails_the_gate_scoped_to_its_hosts(stack, tmp_path):
         assert rule['value'] > 0.05 and rule['threshold'] == 0.05  # its minimum over the window
         assert set(rule['hosts']) == set(ERROR_HOSTS)
         assert 'high_error_rate_iroh (critical)' in result['msg']
+        assert 'The migration is halted in the ledger' in result['msg']
         for host in ERROR_HOSTS:
             assert host in result['msg']
         assert rules_by_id(result)['high_error_rate_libp2p']['verdict'] == 'pass'

@@ -198,7 +198,7 @@ def test_gate_result_policy(ruleset):
         assert result['failed'] is failed and result['verdict'] == 'inconclusive'
         assert result['inconclusive_rules'] == ['high_error_rate_iroh']
     result = gate.gate_result(outcome, ar.Scope(), ruleset, client, 'pause')
-    assert 'the migration is paused' in result['msg']
+    assert 'asks for a pause' in result['msg']
     assert {r['id'] for r in result['rules']} == {r.id for r in ruleset.rules}
     for item in result['rules']:
         assert set(item) >= {'value', 'threshold', 'verdict', 'query', 'window'}
