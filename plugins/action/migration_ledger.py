@@ -153,11 +153,13 @@ class ActionModule(ActionBase):
             reason = self._need(args, 'reason', 'forcing the lock needs a reason')
             ledger.force_unlock(args['operator'], reason)
         ledger.acquire_lock(holder, args['playbook'] or 'unknown', stale_after=args['stale_after'])
-        return {'changed': True, 'holder': holder}
+        # The run lock lives only as long as the run: taking and releasing it is not a change of
+        # the migration (a re-run that does nothing else reports changed=false). Forcing is.
+        return {'changed': bool(args['force']), 'holder': holder}
 
     def _op_unlock(self, ledger, args):
         ledger.release_lock(self._holder(args))
-        return {'changed': True}
+        return {'changed': False}
 
     def _op_mark(self, ledger, args):
         """Move every node of ``hosts`` that is in one of ``from_states`` to ``state``."""
@@ -200,5 +202,6 @@ class ActionModule(ActionBase):
 
     @staticmethod
     def _holder(args):
-        run_id = os.environ.get('ANT_MIGRATION_RUN_ID')
-        return '%s (run %s)' % (args['operator'], run_id) if run_id else args['operator']
+        # The same holder string the migration_tracker callback uses for this controller process,
+        # so that the callback keeps the lock alive and releases it if the play dies.
+        return os.environ.get(ledger_lib.ENV_LOCK_HOLDER) or ledger_lib.default_holder(args['operator'])
