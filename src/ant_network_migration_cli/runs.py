@@ -19,6 +19,8 @@ from . import fleet
 
 # Results of this module count a host as done in the progress bar.
 PROGRESS_ACTION_SUFFIX = 'transport_mode'
+# The current task's name beside the bar is cut to this many characters.
+TASK_NAME_WIDTH = 40
 
 
 @dataclass
@@ -50,7 +52,10 @@ class _EventSink:
         kind = event.get('event', '')
         data = event.get('event_data') or {}
         if kind == 'playbook_on_task_start' and self.progress is not None:
-            self.progress.update(self.task_id, description=f"{self.label}: {data.get('task', '')}")
+            task = str(data.get('task', '')).split(' : ')[-1]
+            if len(task) > TASK_NAME_WIDTH:
+                task = task[:TASK_NAME_WIDTH - 1] + '…'
+            self.progress.update(self.task_id, description=f'{self.label}: {task}')
         elif kind in ('runner_on_ok', 'runner_on_failed', 'runner_on_unreachable'):
             host = data.get('host', '?')
             if kind == 'runner_on_ok' and str(data.get('task_action', '')).endswith(PROGRESS_ACTION_SUFFIX):
