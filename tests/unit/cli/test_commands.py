@@ -337,3 +337,21 @@ def test_plan_without_canary_needs_a_passed_canary(invoke, tmp_path, inventory_p
         result = invoke('-i', inventory_path, 'start', '--plan', plan, *args)
         assert result.exit_code == errors.EXIT_BAD_INPUT
         assert 'no canary stage and the ledger records no passed canary' in result.output
+
+
+def test_shell_completion_and_version():
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    exe = str(Path(sys.executable).parent / 'ant-network-migration')
+    source = subprocess.run([exe], env=dict(os.environ, _ANT_NETWORK_MIGRATION_COMPLETE='bash_source'),
+                            capture_output=True, text=True, check=True)
+    assert '_ant_network_migration_completion' in source.stdout
+    words = subprocess.run([exe], env=dict(os.environ, _ANT_NETWORK_MIGRATION_COMPLETE='bash_complete',
+                                           COMP_WORDS='ant-network-migration rollback --strategy ', COMP_CWORD='3'),
+                           capture_output=True, text=True, check=True)
+    assert 'plain,fast' in words.stdout and 'plain,gradual' in words.stdout
+    version = subprocess.run([exe, '--version'], capture_output=True, text=True, check=True)
+    assert version.stdout.startswith('ant-network-migration, version ')
