@@ -117,6 +117,14 @@ class MigrationTracker:
         self._last_heartbeat = 0.0
         self._warned = set()
 
+    def _reset(self):
+        """Per-playbook state (one ansible-playbook command may run several playbooks)."""
+        self.run_id = self.holder = self.halted_by_us = self.outcome = None
+        self.batch_no = 0
+        self.batch_hosts, self.batch_failed, self.batch_is_migration, self.batch_play = [], {}, False, None
+        self.transitions = self.observations = self.gate_verdicts = 0
+        self.failed_nodes = set()
+
     # -- helpers -------------------------------------------------------------------------
 
     def _warn_once(self, key, msg):
@@ -143,6 +151,7 @@ class MigrationTracker:
         Raises LedgerError when the ledger cannot be opened or the lock is refused and ``lock`` is
         set (a migration playbook must not start then); otherwise only warns.
         """
+        self._reset()
         self.playbook = str(playbook)
         self.check_mode = bool(check_mode)
         extra_vars = extra_vars or {}
@@ -163,8 +172,7 @@ class MigrationTracker:
         self._environ[ledger_lib.ENV_CONTROLLER_PID] = str(os.getpid())
         if self.run_id is not None:
             self._environ[ledger_lib.ENV_RUN_ID] = str(self.run_id)
-        if not ledger_lib.is_dsn(self.location) or not self._environ.get(ledger_lib.ENV_LEDGER):
-            self._environ[ledger_lib.ENV_LEDGER] = self.location
+        self._environ[ledger_lib.ENV_LEDGER] = self.location
         if lock:
             holder = ledger_lib.default_holder(self.operator)
             try:
@@ -230,6 +238,9 @@ class MigrationTracker:
         if short_action(action) == TRANSPORT_MODE:
             self.batch_is_migration = True
             self._evaluate_batch()
+        self._heartbeat()
+
+    def _heartbeat(self):
         now = self._clock()
         if self.ledger is not None and not self.check_mode and now - self._last_heartbeat >= HEARTBEAT_EVERY:
             self._last_heartbeat = now
@@ -241,6 +252,7 @@ class MigrationTracker:
         """One host's task result (a dict as the module returned it)."""
         if self.ledger is None or self.check_mode:
             return
+        self._heartbeat()
         name = short_action(action)
         result = result or {}
         items = result.get('results') if isinstance(result.get('results'), list) else [result]

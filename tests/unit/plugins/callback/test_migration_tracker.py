@@ -348,6 +348,18 @@ def test_role_lock_of_this_controller_is_released_at_the_end(make_tracker, read,
     assert ledger.events(kinds='lock_released')[0]['data']['reason'] == 'playbook ended'
 
 
+def test_each_playbook_of_a_command_is_its_own_run(make_tracker, read):
+    tracker = make_tracker()
+    first = tracker.start_playbook('canary.yml')
+    tracker.result('h1', FQ + 'transport_mode', switch_result('dual_stack', [('antnode1', 'libp2p_only', 'switched')]))
+    tracker.end_playbook({})
+    second = tracker.start_playbook('rollout.yml')
+    assert second != first and tracker.transitions == 0 and tracker.batch_no == 0
+    lines = tracker.end_playbook({})
+    assert 'this run: 0 transition(s), 0 failed node(s)' in lines
+    assert [r['playbook'] for r in read().runs()] == ['rollout.yml', 'canary.yml']
+
+
 def test_unavailable_ledger(tmp_path, warnings):
     garbage = tmp_path / 'garbage.sqlite3'
     garbage.write_text('not a database')
