@@ -210,6 +210,7 @@ def test_sigkill_mid_wave_then_rerun_resumes(fleet, tmp_path):
         host, service = node_id.split('/')
         assert state == 'dual_stack_testing'
         assert modes(fleet, host)[service] == 'dual_stack', f'{node_id} recorded as switched but is not'
+    uptime_before = {f"{n['host']}/{n['service_name']}": n['uptime'] for n in fleet.fleet()['nodes']}
     rerun = run(fleet, ledger_path, '-e', 'batch=1')
     assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-2000:]
     with ledger_lib.open_ledger(str(ledger_path)) as ledger:
@@ -227,3 +228,7 @@ def test_sigkill_mid_wave_then_rerun_resumes(fleet, tmp_path):
     second_run_nodes = {row['node_id'] for row in history if row['run_id'] != first_run['id']}
     assert not second_run_nodes & set(states)
     assert recovered and 'is gone' in recovered[0]['data']['reason']
+    # And on the hosts: the nodes switched before the kill were not restarted by the re-run.
+    uptime_after = {f"{n['host']}/{n['service_name']}": n['uptime'] for n in fleet.fleet()['nodes']}
+    for node_id in states:
+        assert uptime_after[node_id] >= uptime_before[node_id], f'{node_id} was restarted by the re-run'
