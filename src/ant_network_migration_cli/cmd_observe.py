@@ -1,0 +1,163 @@
+# Copyright: Contributors to the autonomi.network_migration collection
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""``health`` and ``metrics``: Prometheus figures, the alert rules judged, node_health verdicts."""
+
+from __future__ import annotations
+
+import click
+from rich.markup import escape
+
+from . import common, dashboard, fleet, ledger_io, render
+from .errors import EXIT_CODES_HELP, EXIT_FAILED, BadInput, RunFailed
+
+
+def _inventory_or_none(settings):
+    try:
+        return fleet.load_inventory(settings.inventory)
+    except BadInput:
+        return None
+
+
+def _inventory_prometheus_url(inventory):
+    """``migration_prometheus_url`` of the inventory (group_vars), when it is a plain URL."""
+    value = common.inventory_var(inventory, 'migration_prometheus_url') if inventory else None
+    if isinstance(value, str) and value.startswith(('http://', 'https://')):
+        return value
+    return None
+
+
+def _figures(settings, inventory):
+    """(figures, error): Prometheus figures, or the reason they are not available."""
+    default = None if settings.prometheus_url else _inventory_prometheus_url(inventory)
+    client = dashboard.prometheus_client(settings.prometheus_url, default_url=default)
+    try:
+        return dashboard.query_figures(client), None
+    except dashboard.unavailable_errors() as exc:
+        return None, str(exc)
+    finally:
+        client.close()
+
+
+def _node_health(handle, transport=None):
+    nodes = handle.nodes()
+    unhealthy = [n for n in nodes if n.get('health') == 'unhealthy']
+    if transport:
+        from ansible_collections.autonomi.network_migration.plugins.module_utils import _modes as modes
+
+        unhealthy = [n for n in unhealthy
+                     if transport in modes.MODE_TRANSPORTS.get(n.get('mode') or modes.STATE_MODE[n['state']], ())]
+    return {
+        'healthy': sum(1 for n in nodes if n.get('health') == 'healthy'),
+        'unhealthy': len(unhealthy),
+        'unknown': sum(1 for n in nodes if not n.get('health')),
+        'unhealthy_nodes': [{'node_id': n['node_id'], 'host': n['host'], 'service_name': n['service_name'],
+                             'state': n['state'], 'at': n.get('health_at'), 'detail': n.get('health_data')}
+                            for n in unhealthy],
+    }
+
+
+@click.command(epilog=EXIT_CODES_HELP)
+@click.option('--transport', type=click.Choice(dashboard.TRANSPORTS), help='Only this transport.')
+@click.option('--check-nodes', is_flag=True,
+              help='First run playbooks/health.yml (node_health on every host) to refresh the node verdicts.')
+@click.option('--json', 'as_json', is_flag=True, help='Print JSON instead of tables.')
+@click.pass_obj
+def health(settings, transport, check_nodes, as_json):
+    """Per-transport health: Prometheus figures judged by the alert rules, and node_health verdicts.
+
+    The figures are the monitoring role's recording rules (health score = 0.5 x success +
+    0.3 x latency score + 0.2 x connection score); the node verdicts are the latest node_health
+    results in the ledger (--check-nodes refreshes them first). Exits 1 when a critical rule is
+    breached, a node is unhealthy, health.yml fails or Prometheus cannot be reached.
+
+    \b
+    Examples:
+      ant-network-migration health
+      ant-network-migration health --transport iroh --check-nodes
+    """
+    location = settings.ledger_location()
+    console = None if as_json else common.make_console()
+    run_failure = None
+    if check_nodes:
+        extravars = {'transport': transport} if transport else {}
+        try:
+            common.run_or_fail(settings, console, 'health.yml', extravars, 'node health', location)
+        except RunFailed as exc:
+            run_failure = exc.message
+    inventory = _inventory_or_none(settings)
+    figures, prometheus_error = _figures(settings, inventory)
+    overrides = common.inventory_var(inventory, 'migration_alert_overrides') if inventory else None
+    verdicts = dashboard.judge(figures, transport, overrides if isinstance(overrides, dict) else None) \
+        if figures else []
+    with ledger_io.opened(location, create=False) as handle:
+        nodes = _node_health(handle, transport)
+    transports = [transport] if transport else list(dashboard.TRANSPORTS)
+    problems = []
+    if prometheus_error:
+        problems.append(prometheus_error)
+    problems += [f"{v['rule']}: {v['figure']} {v['value']:.4g} {v['comparison']} {v['threshold']:g}"
+                 for v in verdicts if v['verdict'] == 'breach' and v['severity'] == 'critical']
+    no_data = [v['rule'] for v in verdicts if v['verdict'] == 'no data']
+    if no_data:
+        problems.append(f"inconclusive: no data for {', '.join(no_data)} (no traffic on that transport yet, or "
+                        "the monitoring role's recording rules are not installed in this Prometheus)")
+    if nodes['unhealthy']:
+        problems.append(f"{nodes['unhealthy']} node(s) unhealthy")
+    if run_failure:
+        problems.append(run_failure)
+    if as_json:
+        click.echo(render.to_json({
+            'healthy': not problems, 'problems': problems,
+            'transports': {t: figures.transports[t] for t in transports} if figures else None,
+            'fleet': figures.fleet if figures else None, 'rules': verdicts, 'nodes': nodes}))
+    else:
+        if figures:
+            console.print(render.transport_table(figures, transports))
+            console.print(render.verdicts_table(verdicts))
+        console.print(render.node_health_table(nodes))
+        for problem in problems:
+            console.print(f'[bold red]problem:[/bold red] {escape(problem)}')
+        if not problems:
+            console.print('[green]healthy[/green]')
+    if problems:
+        raise click.exceptions.Exit(EXIT_FAILED)
+
+
+@click.command(epilog=EXIT_CODES_HELP)
+@click.option('--format', 'fmt', type=click.Choice(['table', 'json', 'prometheus']), default='table',
+              show_default=True, help='prometheus: the text exposition format (for a textfile collector).')
+@click.pass_obj
+def metrics(settings, fmt):
+    """Dashboard figures: per transport request rate, error rate, p50/p95/p99 latency, connections
+    and health score, fleet partition risk (Prometheus recording rules), and the migration's own
+    metrics from the ledger (progress, velocity, ETA).
+
+    The ledger part is printed even when Prometheus is down; the exit code is then 1.
+
+    \b
+    Examples:
+      ant-network-migration metrics
+      ant-network-migration metrics --format json | jq .transports.iroh
+      ant-network-migration metrics --format prometheus > /var/lib/node_exporter/migration.prom
+    """
+    location = settings.ledger_location()
+    figures, prometheus_error = _figures(settings, None if settings.prometheus_url else _inventory_or_none(settings))
+    with ledger_io.opened(location, create=False) as handle:
+        progress = handle.progress()
+        ledger_text = handle.metrics_text() if fmt == 'prometheus' else ''
+    if fmt == 'json':
+        click.echo(render.to_json({'transports': figures.transports if figures else None,
+                                   'fleet': figures.fleet if figures else None,
+                                   'units': figures.units if figures else None,
+                                   'migration': progress, 'prometheus_error': prometheus_error}))
+    elif fmt == 'prometheus':
+        click.echo((dashboard.prometheus_text(figures) if figures else '') + ledger_text, nl=False)
+    else:
+        console = common.make_console()
+        if figures:
+            console.print(render.transport_table(figures, list(dashboard.TRANSPORTS)))
+        console.print(render.summary_table(progress, {}, None, short=True))
+    if prometheus_error:
+        click.echo(f'Error: {prometheus_error}', err=True)
+        raise click.exceptions.Exit(EXIT_FAILED)

@@ -1,0 +1,111 @@
+# Copyright: Contributors to the autonomi.network_migration collection
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""What every command of the CLI shares: settings, the console, running a playbook and turning
+its failure into the right message, and the ledger's lock check."""
+
+from __future__ import annotations
+
+import datetime
+import getpass
+import os
+import socket
+import time
+from dataclasses import dataclass
+
+import click
+from rich.console import Console
+
+from . import fleet, ledger_io, runs
+from .errors import Refused, RunFailed
+
+# Event the CLI records when it starts a plan; status reads the latest one.
+PLAN_EVENT = 'plan_started'
+
+
+@dataclass
+class Settings:
+    inventory: str | None
+    ledger: str | None
+    prometheus_url: str | None
+    verbosity: int
+
+    def ledger_location(self):
+        return ledger_io.resolve_location(self.ledger)
+
+
+def make_console():
+    """Rich console on stdout; tables keep their shape, output is not syntax-highlighted."""
+    return Console(highlight=False, soft_wrap=False)
+
+
+def operator_option():
+    return click.option('--operator', envvar='ANT_MIGRATION_OPERATOR', show_envvar=True,
+                        default=lambda: os.environ.get('USER') or getpass.getuser(),
+                        show_default='current user', help='Who is acting; recorded in the ledger.')
+
+
+def run_or_fail(settings, console, playbook, extravars, label, ledger_location, expected_hosts=None,
+                 inventory=None, extra_groups=None):
+    """Run a playbook; on failure raise RunFailed (exit 1) saying which run failed, the ledger's
+    halt reason if the run halted the migration, the first failed tasks and where the full
+    output is kept."""
+    outcome = runs.run_playbook(playbook, extravars=extravars,
+                                inventory=inventory or settings.inventory or fleet.default_inventory(),
+                                ledger_location=ledger_location, console=console, label=label,
+                                expected_hosts=expected_hosts, verbosity=settings.verbosity,
+                                extra_groups=extra_groups)
+    if outcome.ok:
+        return outcome
+    lines = [f'{label} failed ({playbook}: {outcome.status}, rc={outcome.rc})']
+    with ledger_io.opened(ledger_location) as handle:
+        halted = handle.get_flags().get('halted')
+    if halted:
+        lines.append(f"migration halted: {halted.get('reason')} (source {halted.get('source') or '?'})")
+    shown = outcome.failures if settings.verbosity else outcome.failures[:5]
+    lines.extend(f'  {failure}' for failure in shown)
+    if len(shown) < len(outcome.failures):
+        lines.append(f'  ... {len(outcome.failures) - len(shown)} more (-v to show all)')
+    if outcome.artifact_dir:
+        lines.append(f'full output: {outcome.artifact_dir}/artifacts')
+    raise RunFailed('\n'.join(lines))
+
+
+def refuse_if_locked(handle):
+    """Refuse (exit 3) while another run holds the lock. A lock whose holder is gone (no heartbeat
+    for the stale timeout, or a dead process on this host) is left to the playbook, which takes
+    it over with a logged event."""
+    lock = handle.lock()
+    if lock and not lock_recoverable(lock):
+        raise Refused(f"the ledger is locked by {lock['holder']} since {lock['started_at']} "
+                      f"(playbook {lock['playbook']}, run {lock['run_id']}): another rollout or rollback is "
+                      'running. If that process is gone, wait for the stale timeout or release the lock with '
+                      '`ant-network-migration unlock --reason ...`')
+
+
+def lock_recoverable(lock):
+    from ansible_collections.autonomi.network_migration.plugins.plugin_utils import ledger
+
+    try:
+        heartbeat = datetime.datetime.fromisoformat(str(lock.get('heartbeat_at'))).timestamp()
+    except ValueError:
+        heartbeat = None
+    if heartbeat is not None and time.time() - heartbeat > ledger.DEFAULT_STALE_AFTER:
+        return True
+    if lock.get('host') == socket.gethostname() and lock.get('pid'):
+        try:
+            os.kill(int(lock['pid']), 0)
+        except ProcessLookupError:
+            return True
+        except OSError:
+            return False
+    return False
+
+
+def inventory_var(inventory, name):
+    """A role variable the operator set in the inventory (same for the fleet), else None."""
+    for host in inventory.fleet:
+        value = inventory.hostvars.get(host, {}).get(name)
+        if value is not None and '{{' not in str(value):
+            return value
+    return None
