@@ -25,7 +25,9 @@ from ansible_collections.autonomi.network_migration.plugins.module_utils._errors
 from ansible_collections.autonomi.network_migration.plugins.module_utils._node_metrics import (
     DEFAULT_METRICS_HOST,
     DEFAULT_METRICS_TIMEOUT,
-    scrape,
+)
+from ansible_collections.autonomi.network_migration.plugins.module_utils._node_metrics import (
+    scrape as scrape_node,
 )
 
 
@@ -49,7 +51,7 @@ class NodeReader:
     """Reads the selected nodes of the host: registry from antctl, live figures from metrics."""
 
     def __init__(self, antctl, metrics_host=DEFAULT_METRICS_HOST, metrics_timeout=DEFAULT_METRICS_TIMEOUT,
-                 scraper=scrape):
+                 scraper=scrape_node):
         self.antctl = antctl
         self.metrics_host = metrics_host
         self.metrics_timeout = metrics_timeout

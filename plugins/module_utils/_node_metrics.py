@@ -12,7 +12,8 @@ from __future__ import annotations
 import math
 import re
 import urllib.error
-import urllib.request
+
+from ansible.module_utils.urls import open_url
 
 from ansible_collections.autonomi.network_migration.plugins.module_utils._errors import (
     MetricsParseError,
@@ -161,7 +162,8 @@ def fetch_text(port, host=DEFAULT_METRICS_HOST, timeout=DEFAULT_METRICS_TIMEOUT,
     """GET a node's metrics page; raise MetricsUnreachable on any network or HTTP error."""
     url = f"http://{host if ':' not in host else f'[{host}]'}:{port}{path}"
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (http on loopback)
+        # No proxy: the endpoints are on the host itself, whatever http_proxy says.
+        with open_url(url, timeout=timeout, use_proxy=False, follow_redirects='none') as response:
             return response.read().decode('utf-8', errors='replace')
     except urllib.error.HTTPError as exc:
         raise MetricsUnreachable(f'{url} answered HTTP {exc.code}', url=url) from None

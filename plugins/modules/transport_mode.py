@@ -514,8 +514,8 @@ class ModeSwitcher:
                     parts.append(f"{entry['service_name']} was left as it is (restore_on_failure is false).")
             result['msg'] = ' '.join(parts)
         elif switched:
-            result['msg'] = '{} {} to {}'.format('would switch' if self.check_mode else 'switched',
-                                              ', '.join(switched), self.target)
+            verb = 'would switch' if self.check_mode else 'switched'
+            result['msg'] = f"{verb} {', '.join(switched)} to {self.target}"
         else:
             result['msg'] = f'every selected node already runs {self.target}'
         return result
