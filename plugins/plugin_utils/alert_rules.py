@@ -114,19 +114,6 @@ def parse_duration(text):
     return float(sum(int(n) * _DURATION_SECONDS[u] for n, u in parts))
 
 
-def format_duration(seconds):
-    """The shortest Prometheus duration for a number of seconds (whole ms)."""
-    ms = int(round(seconds * 1000))
-    if ms <= 0:
-        return '0s'
-    out = []
-    for unit, size in (('d', 86400000), ('h', 3600000), ('m', 60000), ('s', 1000), ('ms', 1)):
-        if ms >= size:
-            out.append('%d%s' % (ms // size, unit))
-            ms %= size
-    return ''.join(out)
-
-
 # ---------------------------------------------------------------------------- the rules
 @dataclass
 class Rule:
@@ -166,17 +153,6 @@ class Rule:
     @property
     def unit(self):
         return FIGURES[self.metric][1] if self.metric else ''
-
-    def as_dict(self):
-        out = {'id': self.id, 'name': self.name, 'transport': self.transport,
-               'condition': {'comparison': self.comparison}, 'threshold': self.threshold,
-               'for': self.for_, 'severity': self.severity, 'cooldown': self.cooldown,
-               'enabled': self.enabled, 'summary': self.summary}
-        if self.metric:
-            out['condition']['metric'] = self.metric
-        else:
-            out['condition']['promql'] = self.promql
-        return out
 
 
 @dataclass
@@ -716,8 +692,6 @@ def _show(value, unit):
         return 'no data'
     if unit == 'seconds':
         return '%.0f ms' % (value * 1000)
-    if unit == 'ratio':
-        return '%.4g' % value
     return '%.4g' % value
 
 

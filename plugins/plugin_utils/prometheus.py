@@ -89,9 +89,6 @@ class PrometheusSettings:
 
     __str__ = __repr__
 
-    def describe(self):
-        return repr(self)
-
     @classmethod
     def from_options(cls, options=None, env=None, default_url=None):
         """Settings from plugin options, then ``MIGRATION_PROMETHEUS_*``, then ``default_url``."""
