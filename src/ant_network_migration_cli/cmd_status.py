@@ -14,6 +14,16 @@ from . import common, ledger_io, render
 from .errors import EXIT_CODES_HELP
 
 GATE_EVENT_KINDS = ('gate_verdict',)
+LAST_VERDICTS = 5
+
+
+def _last_gate_verdicts(handle):
+    """The latest gate verdicts. The gate records each evaluation with its rules (value,
+    threshold, verdict) and the tracker records the same verdict with the task that asked; keep
+    the gate's own record when there is one, so each evaluation is listed once."""
+    events = handle.events(kinds=list(GATE_EVENT_KINDS), limit=4 * LAST_VERDICTS)
+    with_rules = [e for e in events if isinstance(e.get('data'), dict) and e['data'].get('rules')]
+    return (with_rules or events)[:LAST_VERDICTS]
 
 
 def _plan_target(handle):
@@ -36,7 +46,7 @@ def _status_data(handle, detailed):
         'progress': handle.progress(),
         'flags': handle.get_flags(),
         'canary': handle.canary_verdict(),
-        'gate_verdicts': handle.events(kinds=list(GATE_EVENT_KINDS), limit=5),
+        'gate_verdicts': _last_gate_verdicts(handle),
         'plan': _plan_target(handle),
     }
     if detailed:

@@ -355,3 +355,14 @@ def test_shell_completion_and_version():
     assert 'plain,fast' in words.stdout and 'plain,gradual' in words.stdout
     version = subprocess.run([exe, '--version'], capture_output=True, text=True, check=True)
     assert version.stdout.startswith('ant-network-migration, version ')
+
+
+def test_status_lists_each_gate_evaluation_once_with_its_rules(invoke, ledger_path):
+    with ledger_mod.open_ledger(str(ledger_path)) as handle:
+        handle.record_event('gate_verdict', verdict='fail', scope=['sim-host-02'],
+                            rules=[{'id': 'high_error_rate_iroh', 'value': 0.31, 'threshold': 0.05, 'verdict': 'fail'}])
+        handle.record_event('gate_verdict', verdict='fail', host='sim-host-02', task='Judge the batch')
+    data = json.loads(invoke('status', '--json').output)
+    assert [e['data'].get('scope') for e in data['gate_verdicts']] == [['sim-host-02']]
+    table = invoke('status').output
+    assert '(high_error_rate_iroh 0.31/0.05 fail)' in table
