@@ -183,6 +183,10 @@ class Antctl:
         return self.run(*args, timeout=timeout)
 
     def set_transport_mode(self, services, version, mode, interval_ms, timeout=None):
+        """Restart ``services`` (all running ``version``) in transport ``mode``; the binary stays."""
+        if services and not version:
+            raise AntctlError('refusing to change the transport mode without the running version: '
+                              'antctl upgrade without --version would install a new binary')
         return self.upgrade_env(services, version, {TRANSPORT_MODE_ENV: mode}, interval_ms, timeout=timeout)
 
     def start(self, services=None, interval_ms=None, timeout=None):

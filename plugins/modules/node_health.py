@@ -127,7 +127,7 @@ summary:
   type: dict
   sample: {healthy: 4, degraded: 1, unhealthy: 0}
 sample_window:
-  description: Seconds actually elapsed between the two scrapes.
+  description: The longest time actually elapsed between a node's two scrapes, in seconds (V(0) with one scrape).
   returned: always
   type: float
 nodes:
@@ -155,6 +155,9 @@ nodes:
     state:
       description: V(healthy), V(degraded) or V(unhealthy) — the worst of its checks.
       type: str
+    window_seconds:
+      description: Seconds between this node's two scrapes; null with a single scrape or an unreachable node.
+      type: float
     connected_peers:
       description: Total connected peers.
       type: int
@@ -384,36 +387,42 @@ class HealthChecker:
         self.judge = HealthJudge(params)
 
     def _scrape_all(self, nodes):
-        scrapes, errors = {}, {}
+        """{service_name: (NodeMetrics or None, error or None, time of the scrape)}."""
+        scrapes = {}
         for node in nodes:
             metrics, error = self.reader.try_scrape(node)
-            scrapes[node['service_name']] = metrics
-            errors[node['service_name']] = error
-        return scrapes, errors
+            scrapes[node['service_name']] = (metrics, error, self.clock())
+        return scrapes
 
     def run(self):
         nodes = self.reader.nodes(self.params['nodes'])
+        window = self.params['sample_window']
         started = self.clock()
-        first, errors = self._scrape_all(nodes)
-        second, elapsed = {}, 0.0
-        if self.params['sample_window'] > 0 and nodes:
-            self.sleep(self.params['sample_window'])
-            second, later_errors = self._scrape_all(nodes)
-            elapsed = self.clock() - started
-            errors = {k: later_errors[k] or errors[k] for k in errors}
+        first = self._scrape_all(nodes)
+        second = {}
+        if window > 0 and nodes:
+            # Each node's two scrapes are about `window` apart, however long one round takes.
+            self.sleep(max(0.0, window - (self.clock() - started)))
+            second = self._scrape_all(nodes)
         entries = []
         for node in nodes:
             name = node['service_name']
-            one, two = first.get(name), second.get(name)
-            if one is None or (self.params['sample_window'] > 0 and two is None):
-                one, two = None, None  # unreachable during the window: judged as unreachable
-            entries.append(self.judge.judge(node, one, two, elapsed, scrape_error=errors[name]))
+            one, error, at_first = first[name]
+            two, later_error, at_second = second.get(name, (None, None, at_first))
+            elapsed = at_second - at_first
+            if one is None or (window > 0 and two is None):
+                # unreachable during the window: judged as unreachable
+                one, two, error = None, None, later_error or error
+            entry = self.judge.judge(node, one, two, elapsed, scrape_error=error)
+            entry['window_seconds'] = round(elapsed, 3) if two is not None else None
+            entries.append(entry)
+        windows = [e['window_seconds'] for e in entries if e['window_seconds'] is not None]
         summary = {state: sum(1 for e in entries if e['state'] == state) for state in STATES}
         return {
             'changed': False,
             'state': worst(e['state'] for e in entries),
             'summary': summary,
-            'sample_window': round(elapsed, 3),
+            'sample_window': max(windows) if windows else 0.0,
             'nodes': entries,
             'unhealthy_nodes': [e['service_name'] for e in entries if e['state'] == UNHEALTHY],
             'degraded_nodes': [e['service_name'] for e in entries if e['state'] == DEGRADED],

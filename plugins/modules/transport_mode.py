@@ -283,15 +283,21 @@ class ModeSwitcher:
 
     # -- planning -------------------------------------------------------------------------
 
-    def _current_mode(self, node):
+    def _read_node(self, node):
+        """(mode, version) of a running node, from its metrics; NodeError when unknowable."""
+        name = node['service_name']
         try:
-            mode = self.reader.scrape(node).mode
+            metrics = self.reader.scrape(node)
+            mode = metrics.mode
         except MetricsError as exc:
-            raise NodeError(f"cannot read the transport mode of {node['service_name']}: {exc}") from None
+            raise NodeError(f'cannot read the transport mode of {name}: {exc}') from None
         if mode is None:
-            raise NodeError('{} does not report its transport mode (metric ant_node_transport_mode); '
-                            'it must run a dual-stack capable ant-node'.format(node['service_name']))
-        return mode
+            raise NodeError(f'{name} does not report its transport mode (metric ant_node_transport_mode); '
+                            'it must run a dual-stack capable ant-node')
+        return mode, node['version'] or metrics.version
+
+    def _current_mode(self, node):
+        return self._read_node(node)[0]
 
     def plan(self):
         """Read the host, validate every transition, return the per-node entries."""
@@ -312,7 +318,12 @@ class ModeSwitcher:
                 entry.update(result='skipped',
                              error=f"node is {node['status']}; its mode cannot be read or changed")
                 continue
-            entry['previous_mode'] = entry['mode'] = self._current_mode(node)
+            entry['previous_mode'], entry['version'] = self._read_node(node)
+            entry['mode'] = entry['previous_mode']
+            if not entry['version'] and entry['previous_mode'] != self.target:
+                # antctl upgrade without --version would install the latest binary: never for a toggle.
+                problems.append(f"{node['service_name']}: neither antctl nor the node's metrics report its "
+                                'version, and antctl upgrade needs it to keep the binary unchanged')
             try:
                 entry['_kind'] = check_transition(entry['previous_mode'], self.target,
                                                   allow_rollback=self.params['allow_rollback'],

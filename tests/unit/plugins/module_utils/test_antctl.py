@@ -194,3 +194,10 @@ def test_not_executable(tmp_path):
     plain.write_text('')
     with pytest.raises(AntctlNotFound):
         _antctl.Antctl(str(plain)).status()
+
+
+def test_set_transport_mode_needs_the_version(fake):
+    path, calls = fake
+    with pytest.raises(AntctlError, match='without the running version'):
+        _antctl.Antctl(path).set_transport_mode(['antnode1'], None, 'dual_stack', 2000)
+    assert calls() == []

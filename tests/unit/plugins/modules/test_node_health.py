@@ -136,6 +136,7 @@ def test_checker_over_a_host_takes_two_scrapes_a_window_apart():
     assert result['summary'] == {'healthy': 1, 'degraded': 1, 'unhealthy': 0}
     assert result['state'] == 'degraded' and result['degraded_nodes'] == ['antnode2']
     first = result['nodes'][0]
+    assert first['window_seconds'] == pytest.approx(4.0, abs=0.1)
     assert first['transports']['iroh']['request_rate'] == pytest.approx(25.0, rel=0.05)
     assert result['changed'] is False
 

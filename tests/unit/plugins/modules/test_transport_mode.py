@@ -311,3 +311,22 @@ def test_main_node_failure_is_a_failed_result(module_run):
 def test_main_rejects_unknown_mode(module_run):
     kind, result = module_run(FakeHost('libp2p_only'), {'mode': 'quic'})
     assert kind == 'fail' and 'value of mode must be one of' in result['msg']
+
+
+def test_version_from_metrics_when_antctl_has_none():
+    host = FakeHost('libp2p_only')
+    status = host.status
+    host.status = lambda: [dict(n, version=None) for n in status()]
+    result = switch(host)
+    assert result['nodes'][0]['version'] == '0.4.6'
+    assert host.upgrades()[0][2] == '0.4.6'
+
+
+def test_no_version_anywhere_is_refused():
+    host = FakeHost('libp2p_only')
+    status = host.status
+    host.status = lambda: [dict(n, version=None) for n in status()]
+    host.text = lambda node: FakeHost.text(host, node).replace('ant_node_antnode_version_info', 'other_info')
+    with pytest.raises(TransitionError, match='antnode1: neither antctl nor the node'):
+        switch(host)
+    assert host.upgrades() == []
