@@ -7,6 +7,7 @@ same one).
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import subprocess
@@ -32,6 +33,23 @@ def stack(tmp_path_factory):
     with SimStack(tmp_path_factory.mktemp('callback'), hosts=len(HOSTS), nodes_per_host=3, ready_delay=0.5,
                   prometheus=False) as sim:
         yield sim
+
+
+@pytest.fixture(scope='module')
+def postgres(tmp_path_factory):
+    """The ledger tests' throw-away PostgreSQL server (tests/unit/ledger/ledger_pg_server.py)."""
+    spec = importlib.util.spec_from_file_location(
+        'ledger_pg_server', ROOT / 'tests' / 'unit' / 'ledger' / 'ledger_pg_server.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    bindir = module.pg_bindir()
+    if not bindir:
+        if os.environ.get('CI'):
+            pytest.fail('PostgreSQL server binaries not found; CI is set, so this is a failure')
+        pytest.skip('PostgreSQL server binaries not found')
+    server = module.PostgresServer(bindir).start()
+    yield server
+    server.stop()
 
 
 def modes(stack, host):
@@ -232,3 +250,22 @@ def test_sigkill_mid_wave_then_rerun_resumes(fleet, tmp_path):
     uptime_after = {f"{n['host']}/{n['service_name']}": n['uptime'] for n in fleet.fleet()['nodes']}
     for node_id in states:
         assert uptime_after[node_id] >= uptime_before[node_id], f'{node_id} was restarted by the re-run'
+
+
+def test_postgresql_ledger_through_ansible_playbook(fleet, postgres):
+    dsn = postgres.new_schema()
+    proc = run(fleet, dsn, '-e', 'batch=2')
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert f'ledger {dsn}, run 1, outcome ok' in proc.stdout
+    with ledger_lib.open_ledger(dsn) as ledger:
+        assert ledger.dialect == 'postgresql'
+        assert set(ledger.node_states().values()) == {'dual_stack_testing'}
+        assert len(ledger.history(limit=100)) == 12
+        assert ledger.lock() is None
+        ledger.set_pause('maintenance window', 'alice')
+    # The transport_mode guard reads the same PostgreSQL ledger in the workers.
+    refused = run(fleet, dsn, '-e', 'target_mode=libp2p_only', '-e', 'allow_rollback=true')
+    assert refused.returncode != 0
+    assert 'paused' in refused.stdout.lower()
+    for host in HOSTS:
+        assert set(modes(fleet, host).values()) == {'dual_stack'}
