@@ -106,7 +106,7 @@ def rollback(settings, strategy, target, reason, yes, operator):
         raise click.Abort()
     extravars = {'strategy': strategy, 'target': target, 'reason': reason, 'operator': operator}
     common.run_or_fail(settings, console, 'rollback.yml', extravars, f'rollback ({strategy})', location,
-                 expected_hosts=len(hosts))
+                       expected_hosts=len(hosts))
     console.print(f"[bold]rolled back[/bold] {planned['nodes_to_switch']} nodes on {len(hosts)} hosts to {target}")
 
 

@@ -257,13 +257,14 @@ def start(settings, plan_file, dry_run, operator):
                 console.print(f'canary: skipped ({escape(stage.skipped)})')
                 continue
             common.run_or_fail(settings, console, 'canary.yml', _canary_vars(data, inventory), 'canary', location,
-                         expected_hosts=len(stage.hosts) or None, inventory=inventory_source, extra_groups=groups)
+                               expected_hosts=len(stage.hosts) or None, inventory=inventory_source,
+                               extra_groups=groups)
             console.print('canary: [green]passed[/green]')
             continue
         wave = next(waves)
         label = f"wave {wave['percent']} %"
         common.run_or_fail(settings, console, 'rollout.yml', _wave_vars(data, wave, inventory), label, location,
-                     expected_hosts=len(stage.hosts) or None, inventory=inventory_source, extra_groups=groups)
+                           expected_hosts=len(stage.hosts) or None, inventory=inventory_source, extra_groups=groups)
         console.print(f'{label}: [green]done[/green]')
     with ledger_io.opened(location) as handle:
         progress = handle.progress()
