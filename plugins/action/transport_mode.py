@@ -16,6 +16,8 @@ from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
+from ansible_collections.autonomi.network_migration.plugins.module_utils import _modes
+
 display = Display()
 
 MODULE = 'autonomi.network_migration.transport_mode'
@@ -43,8 +45,11 @@ def _describe(word, flag):
     return text + ')'
 
 
-def _read_flags(explicit_location):
-    """(location, flags) from the ledger. ImportError when the ledger code is absent."""
+def _read_ledger(explicit_location, with_modes=False):
+    """(location, flags, node modes or None) from the ledger. ImportError when the ledger code is absent.
+
+    The node modes ({host/service: mode}) are read only when asked: for a move to iroh_only.
+    """
     from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger import (  # noqa: I001
         open_ledger,
         resolve_ledger_location,
@@ -52,23 +57,27 @@ def _read_flags(explicit_location):
     location = resolve_ledger_location(explicit_location)
     ledger = open_ledger(location)
     try:
-        return location, ledger.get_flags()
+        return location, ledger.get_flags(), (ledger.node_modes() if with_modes else None)
     finally:
         close = getattr(ledger, 'close', None)
         if close is not None:
             close()
 
 
-def check_ledger(explicit_location=None, ignore_pause=False, allow_rollback=False, read_flags=_read_flags):
+def check_ledger(explicit_location=None, ignore_pause=False, allow_rollback=False, mode=None, host=None,
+                 read_ledger=_read_ledger):
     """Ask the ledger whether the host may be touched; returns a LedgerGuard.
 
     - paused: refused unless ``ignore_pause``;
     - halted: refused unless ``ignore_pause`` and ``allow_rollback`` (a rollback must always work);
+    - ``mode`` iroh_only: refused while the ledger knows a node of another host in libp2p_only
+      (the module checks the host's own nodes live; the fleet is only visible here);
     - the ledger code is not installed (ImportError): allowed, with a note;
     - anything else going wrong while reading the ledger: refused (fail closed).
     """
+    to_iroh_only = mode == _modes.IROH_ONLY
     try:
-        location, flags = read_flags(explicit_location)
+        location, flags, fleet_modes = read_ledger(explicit_location, with_modes=to_iroh_only)
     except ImportError as exc:
         return LedgerGuard(True, note=f'no migration ledger available ({exc}); pause/halt not checked')
     except Exception as exc:  # pylint: disable=broad-exception-caught  # fail closed on any ledger error
@@ -84,12 +93,21 @@ def check_ledger(explicit_location=None, ignore_pause=False, allow_rollback=Fals
         return LedgerGuard(False, flags=flags, location=location, reason=(
             _describe('halted', halted) + '; not touching this host. Investigate and clear the halt, '
             'or run a rollback (allow_rollback=true, ignore_pause=true).'))
-    if paused:
-        if ignore_pause:
-            return LedgerGuard(True, flags=flags, location=location,
-                               note=_describe('paused', paused) + '; ignored (ignore_pause=true)')
+    if paused and not ignore_pause:
         return LedgerGuard(False, flags=flags, location=location, reason=(
             _describe('paused', paused) + '; not touching this host. Resume the migration first.'))
+    if to_iroh_only:
+        others = {node: node_mode for node, node_mode in (fleet_modes or {}).items()
+                  if not (host and node.startswith(f'{host}/'))}
+        blockers = _modes.partition_violations(_modes.IROH_ONLY, others)
+        if blockers:
+            shown = ', '.join(blockers[:10]) + (f' and {len(blockers) - 10} more' if len(blockers) > 10 else '')
+            return LedgerGuard(False, flags=flags, location=location, reason=(
+                f'cannot switch to iroh_only while {len(blockers)} node(s) of the fleet still run libp2p_only '
+                f'according to the ledger ({shown}); iroh_only and libp2p_only nodes cannot reach each other'))
+    if paused:
+        return LedgerGuard(True, flags=flags, location=location,
+                           note=_describe('paused', paused) + '; ignored (ignore_pause=true)')
     return LedgerGuard(True, flags=flags, location=location)
 
 
@@ -109,7 +127,8 @@ class ActionModule(ActionBase):
         except TypeError as exc:
             raise AnsibleActionFail(f'ignore_pause and allow_rollback must be booleans: {exc}') from None
         guard = check_ledger(self._task.args.get('ledger'), ignore_pause=ignore_pause,
-                             allow_rollback=allow_rollback)
+                             allow_rollback=allow_rollback, mode=self._task.args.get('mode'),
+                             host=(task_vars or {}).get('inventory_hostname'))
         warnings = []
         if guard.note:
             display.vv(f'{MODULE}: {guard.note}')

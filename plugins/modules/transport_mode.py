@@ -46,7 +46,8 @@ options:
       - The transport mode the selected nodes must run.
       - Forward moves go one step at a time (V(libp2p_only) -> V(dual_stack) -> V(iroh_primary) -> V(iroh_only)).
       - V(iroh_only) is refused while any node of the host still runs V(libp2p_only), since the two
-        cannot reach each other.
+        cannot reach each other; the action plugin also refuses it while the migration ledger knows a node
+        of another host in V(libp2p_only).
     type: str
     required: true
     choices: [libp2p_only, dual_stack, iroh_primary, iroh_only]
