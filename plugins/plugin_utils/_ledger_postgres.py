@@ -14,7 +14,10 @@ import contextlib
 import re
 import threading
 
-from ansible_collections.autonomi.network_migration.plugins.plugin_utils._ledger_errors import LedgerUnavailable
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils._ledger_errors import (
+    LedgerError,
+    LedgerUnavailable,
+)
 
 # Key of the advisory lock that serialises ledger writers ("ANML").
 WRITE_LOCK_KEY = 0x414E4D4C
@@ -104,6 +107,11 @@ class PostgresBackend:
             except psycopg.OperationalError as exc:
                 detail = ' '.join(str(exc).split())
                 raise LedgerUnavailable(f'the PostgreSQL ledger {self.location} failed: {detail}') from None
+            except psycopg.Error as exc:
+                # Permissions, a search_path naming a missing schema, ...: say so, as a ledger error.
+                detail = ' '.join(str(exc).split())
+                raise LedgerError(f'the PostgreSQL ledger {self.location} refused a statement: {detail} '
+                                  f'({exc.__class__.__name__})') from None
 
     def tables(self, tx):
         rows = tx.query('SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()')

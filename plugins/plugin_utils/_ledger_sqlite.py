@@ -11,6 +11,7 @@ import sqlite3
 import threading
 
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils._ledger_errors import (
+    LedgerError,
     LedgerForeignDatabase,
     LedgerUnavailable,
 )
@@ -48,6 +49,7 @@ class SQLiteBackend:
         self.path = os.path.abspath(os.path.expanduser(path))
         self.location = self.path
         self._lock = threading.RLock()
+        self._busy_ms = int(busy_timeout_ms)
         self._check_file()
         parent = os.path.dirname(self.path)
         try:
@@ -111,6 +113,9 @@ class SQLiteBackend:
         if 'not a database' in msg or 'malformed' in msg or 'encrypted' in msg:
             raise LedgerForeignDatabase(f'{self.path} is not a readable SQLite ledger ({msg}); check the ledger '
                                         'location or move the file away and let a new ledger be created') from None
+        if 'locked' in msg or 'busy' in msg:
+            raise LedgerUnavailable(f'the SQLite ledger {self.path} stayed locked by another writer for longer than '
+                                    f'the busy timeout ({self._busy_ms} ms): {msg}') from None
         raise LedgerUnavailable(f'cannot open the SQLite ledger {self.path}: {msg}') from None
 
     @contextlib.contextmanager
@@ -122,11 +127,14 @@ class SQLiteBackend:
                 self._raise_open_error(exc)
             try:
                 yield _Tx(self._conn)
-            except BaseException:
-                self._conn.execute('ROLLBACK')
-                raise
-            else:
                 self._conn.execute('COMMIT')
+            except BaseException as exc:
+                if self._conn.in_transaction:
+                    self._conn.execute('ROLLBACK')
+                if isinstance(exc, sqlite3.Error):
+                    kind = LedgerUnavailable if isinstance(exc, sqlite3.OperationalError) else LedgerError
+                    raise kind(f'the SQLite ledger {self.path} failed: {exc}') from None
+                raise
 
     def tables(self, tx):
         rows = tx.query("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")

@@ -173,10 +173,33 @@ def test_sqlite_ledger_does_not_import_psycopg(tmp_path):
     subprocess.run([sys.executable, '-c', code], check=True)
 
 
-def test_sqlite_uses_wal(ledger, backend):
-    if backend != 'sqlite':
-        pytest.skip('SQLite only')
-    assert ledger._db._conn.execute('PRAGMA journal_mode').fetchone()[0] == 'wal'
+def test_sqlite_uses_wal_and_busy_timeout(tmp_path):
+    with ledger_lib.open_ledger(str(tmp_path / 'l.sqlite3')) as ledger:
+        conn = ledger._db._conn
+        assert conn.execute('PRAGMA journal_mode').fetchone()[0] == 'wal'
+        assert conn.execute('PRAGMA busy_timeout').fetchone()[0] == 30000
+        assert conn.execute('PRAGMA application_id').fetchone()[0] == 0x414E4D4C
+
+
+def test_sqlite_writer_waiting_too_long_is_a_ledger_error(tmp_path):
+    path = str(tmp_path / 'l.sqlite3')
+    with ledger_lib.open_ledger(path) as ledger:
+        ledger._db._conn.execute('PRAGMA busy_timeout = 100')
+        blocker = sqlite3.connect(path, isolation_level=None)
+        blocker.execute('BEGIN IMMEDIATE')
+        try:
+            with pytest.raises(ledger_lib.LedgerUnavailable, match='locked'):
+                ledger.record_event('alert_fired')
+        finally:
+            blocker.execute('ROLLBACK')
+            blocker.close()
+        ledger.record_event('alert_fired')
+        assert len(ledger.events()) == 1
+
+
+def test_postgresql_schema_missing_is_a_ledger_error(postgres_server):
+    with pytest.raises(ledger_lib.LedgerError, match='refused a statement'):
+        ledger_lib.open_ledger(postgres_server.dsn(schema='no_such_schema'))
 
 
 # -- location --------------------------------------------------------------------------------
