@@ -97,6 +97,27 @@ def stack(tmp_path_factory):
         yield stack
 
 
+def test_monitoring_role_is_idempotent_and_refuses_bad_input(stack, tmp_path):
+    rules_dir = stack.state.prometheus_dir / 'rules'
+    before = {p.name: p.read_text() for p in rules_dir.glob('*.yml')}
+    assert sorted(before) == ['autonomi-migration-alerts.yml', 'autonomi-migration-recording.yml']
+    alertmanager = tmp_path / 'alertmanager' / 'alertmanager.yml'
+    alertmanager.parent.mkdir()
+    proc = playbook(stack, tmp_path, ROOT / 'playbooks' / 'monitoring.yml', tmp_path / 'ledger.sqlite3',
+                    '-e', 'monitoring_rules_dir=%s' % rules_dir, '-e', 'monitoring_alertmanager_config_path=%s'
+                    % alertmanager)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert 'changed=1' in proc.stdout  # only the new Alertmanager file; the rule files are unchanged
+    routes = yaml.safe_load(alertmanager.read_text())['route']['routes']
+    assert {'receiver': 'page', 'matchers': ['alertname="HighErrorRateIroh"'], 'repeat_interval': '1m'} in routes
+    proc = playbook(stack, tmp_path, ROOT / 'playbooks' / 'monitoring.yml', tmp_path / 'ledger.sqlite3',
+                    '-e', 'monitoring_rules_dir=%s' % rules_dir,
+                    '-e', '{"migration_alert_overrides": {"high_error_rate_iroh": {"threshold": "high"}}}')
+    assert proc.returncode != 0
+    assert "rules[1] (rule 'high_error_rate_iroh').threshold: 'high' is not of type 'number'" in proc.stdout
+    assert {p.name: p.read_text() for p in rules_dir.glob('*.yml')} == before
+
+
 def test_healthy_fleet_passes(stack, tmp_path):
     rc, result, _, output = run_gate(stack, tmp_path)
     assert rc == 0, output
@@ -141,6 +162,9 @@ def test_iroh_error_rate_fails_the_gate_scoped_to_its_hosts(stack, tmp_path):
         # Within the configured window: the rule's for (10 s) plus the rate window (10 s), plus slack.
         assert detected < 40, 'took %.1f s' % detected
         assert result['ledger']['written'] == ['gate_verdict', 'halt']
+        # Prometheus, with the monitoring role's rules, reaches the same decision: the alert fires.
+        stack.wait_query('ALERTS{alertname="HighErrorRateIroh",alertstate="firing",severity="critical"}',
+                         lambda r: len(r) == 1, timeout=20)
 
         # The canary analysis sees it too: both error-rate comparisons fail.
         rc, canary, _, output = run_gate(stack, tmp_path, module='canary_analysis', canary_hosts=ERROR_HOSTS,
