@@ -269,3 +269,29 @@ def test_postgresql_ledger_through_ansible_playbook(fleet, postgres):
     assert 'paused' in refused.stdout.lower()
     for host in HOSTS:
         assert set(modes(fleet, host).values()) == {'dual_stack'}
+
+
+def _localhost(ledger, *args, **env):
+    return subprocess.run([ANSIBLE_PLAYBOOK, '-i', 'localhost,', '-c', 'local', str(PLAYBOOKS / 'basic.yml'), *args],
+                          cwd=ROOT, env=env_for(ledger, **env), capture_output=True, text=True, timeout=300)
+
+
+def test_controller_only_playbook_opens_and_closes_a_run(tmp_path):
+    ledger_path = tmp_path / 'ledger.sqlite3'
+    proc = _localhost(ledger_path, '-e', 'db_password=hunter2', ANT_MIGRATION_OPERATOR='carol')
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert 'MIGRATION SUMMARY' in proc.stdout and f'ledger {ledger_path}, run 1, outcome ok' in proc.stdout
+    with ledger_lib.open_ledger(str(ledger_path)) as ledger:
+        run_row = ledger.runs()[0]
+        assert run_row['operator'] == 'carol' and run_row['extra_vars'] == {'db_password': '********'}
+        assert [e['kind'] for e in ledger.events()] == ['lock_released', 'run_ended', 'lock_acquired', 'run_started']
+        assert ledger.lock() is None
+
+
+def test_check_mode_writes_nothing(tmp_path):
+    ledger_path = tmp_path / 'ledger.sqlite3'
+    proc = _localhost(ledger_path, '--check')
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert 'MIGRATION SUMMARY' in proc.stdout
+    with ledger_lib.open_ledger(str(ledger_path)) as ledger:
+        assert ledger.runs() == [] and ledger.events() == []
