@@ -218,6 +218,23 @@ def test_paused_migration_is_not_touched(fresh, tmp_path):
     assert forced.results['sim-host-03']['changed'] is True
 
 
+def test_iroh_only_waits_for_the_whole_fleet(fresh, tmp_path):
+    fresh.set_mode('sim-host-01', ['antnode1', 'antnode2', 'antnode3'], 'iroh_primary')
+    fresh.set_mode('sim-host-02', ['antnode1'], 'libp2p_only')
+    wait_all_ready(fresh)
+    ledger = tmp_path / 'fleet.sqlite3'
+    info = play(fresh, tmp_path, 'transport_info.yml', ledger=ledger)  # the tracker records what runs where
+    assert info.rc == 0, info
+    before = antctl_view(fresh, 'sim-host-01')
+    run = play(fresh, tmp_path, 'transport_mode.yml', '-e', 'mode=iroh_only', '-e', 'target_hosts=sim-host-01',
+               ledger=ledger)
+    assert run.rc == 2, run
+    msg = run.results['sim-host-01']['msg']
+    assert 'cannot switch to iroh_only while 1 node(s) of the fleet still run libp2p_only' in msg
+    assert 'sim-host-02/antnode1' in msg
+    assert antctl_view(fresh, 'sim-host-01') == before
+
+
 def test_health_of_healthy_and_faulted_nodes(fresh, tmp_path):
     healthy = play(fresh, tmp_path, 'node_health.yml')
     assert healthy.rc == 0, healthy
