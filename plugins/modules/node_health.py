@@ -435,8 +435,25 @@ def should_fail(fail_on, state):
     return STATES.index(state) >= STATES.index(fail_on)
 
 
+def check_params(params):
+    """Ranges the argument spec cannot express; returns the problems (empty when fine)."""
+    problems = []
+    for name in ('min_query_success', 'max_error_rate'):
+        if not 0 <= params[name] <= 1:
+            problems.append(f'{name} is a share between 0 and 1, got {params[name]}')
+    for name in ('min_peers', 'min_routing_peers', 'max_p95_latency', 'sample_window'):
+        if params[name] < 0:
+            problems.append(f'{name} must not be negative, got {params[name]}')
+    if params['metrics_timeout'] <= 0:
+        problems.append(f"metrics_timeout must be positive, got {params['metrics_timeout']}")
+    return problems
+
+
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    problems = check_params(module.params)
+    if problems:
+        module.fail_json(msg='; '.join(problems), changed=False)
     reader = NodeReader(antctl_from_params(module.params), metrics_host=module.params['metrics_host'],
                         metrics_timeout=module.params['metrics_timeout'])
     try:

@@ -363,7 +363,7 @@ class ModeSwitcher:
                     errors[service] = str(exc)
 
     def _observe(self, entry, mode):
-        """(ready, description) of one node against ``mode``."""
+        """(ready, what was seen, current mode or None) of one node against ``mode``."""
         try:
             metrics = self.reader.scrape(entry['_node'])
             current, peers = metrics.mode, metrics.connected_peers
@@ -435,6 +435,7 @@ class ModeSwitcher:
             errors = {}
             started = self.clock()
             self._restart(entries, mode, errors)
+            self._start_stopped([e for e in entries if e['service_name'] not in errors], errors)
             ready, failed = self._wait_ready(entries, mode, started, errors)
             for entry in entries:
                 name = entry['service_name']
@@ -444,6 +445,18 @@ class ModeSwitcher:
                 else:
                     entry['restore_error'] = failed.get(name)
                     entry['mode'] = self._observe(entry, mode)[2]
+
+    def _start_stopped(self, entries, errors):
+        """Start the nodes a crash left stopped (antctl upgrade may leave a stopped service stopped)."""
+        names = [e['service_name'] for e in entries]
+        stopped = [name for name, status in self._statuses(names).items() if status != STATUS_RUNNING]
+        if not stopped:
+            return
+        try:
+            self.antctl.start(stopped, interval_ms=self.params['interval'])
+        except AntctlError as exc:
+            for name in stopped:
+                errors[name] = str(exc)
 
     def apply(self, entries):
         todo = [e for e in entries if e['result'] is None and e.get('_kind') != 'none']
@@ -533,8 +546,23 @@ class ModeSwitcher:
         return result
 
 
+def check_params(params):
+    """Ranges the argument spec cannot express; returns the problems (empty when fine)."""
+    problems = []
+    for name, low in (('interval', 0), ('batch_size', 0), ('ready_peers', 0), ('ready_timeout', 1),
+                      ('antctl_timeout', 1)):
+        if params[name] < low:
+            problems.append(f'{name} must be at least {low}, got {params[name]}')
+    if params['metrics_timeout'] <= 0:
+        problems.append(f"metrics_timeout must be positive, got {params['metrics_timeout']}")
+    return problems
+
+
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    problems = check_params(module.params)
+    if problems:
+        module.fail_json(msg='; '.join(problems), changed=False)
     reader = NodeReader(antctl_from_params(module.params), metrics_host=module.params['metrics_host'],
                         metrics_timeout=module.params['metrics_timeout'])
     switcher = ModeSwitcher(module.params, reader, check_mode=module.check_mode)

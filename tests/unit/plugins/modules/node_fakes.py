@@ -47,6 +47,7 @@ class FakeHost:
         self.restart_time = restart_time
         self.nodes = [FakeNode(i + 1, mode, version=version) for i, mode in enumerate(modes)]
         self.calls = []
+        self.upgrade_starts_stopped = True  # False: like an antctl that leaves stopped services stopped
 
     # -- clock -------------------------------------------------------------------------
     def clock(self):
@@ -84,15 +85,27 @@ class FakeHost:
                 raise AntctlError(f'antctl upgrade failed: {service} could not be restarted',
                                   cmd=['antctl', 'upgrade'], rc=1, stderr='Error: boom')
             node.mode, node.version = mode, version or node.version
-            node.status, node.peers, node.restarts = 'Running', 0, node.restarts + 1
-            node.ready_at = self.now + self.restart_time
-            node.requests = {'libp2p': [0, 0], 'iroh': [0, 0]}
-            if self._fires(node, mode, 'crash'):
-                node.crash_at = self.now + 0.5
+            if node.status == 'Running' or self.upgrade_starts_stopped:
+                self._start(node)
             if index < len(services) - 1:
                 self.now += interval_ms / 1000.0
                 self._tick()
         return 'upgraded'
+
+    def _start(self, node):
+        node.status, node.peers, node.restarts = 'Running', 0, node.restarts + 1
+        node.ready_at = self.now + self.restart_time
+        node.requests = {'libp2p': [0, 0], 'iroh': [0, 0]}
+        if self._fires(node, node.mode, 'crash'):
+            node.crash_at = self.now + 0.5
+
+    def start(self, services, interval_ms=None, timeout=None):
+        self.calls.append(('start', tuple(services), interval_ms))
+        for service in services:
+            node = self.node(service)
+            if node.status != 'Running':
+                self._start(node)
+        return 'started'
 
     @staticmethod
     def _fires(node, mode, fault):

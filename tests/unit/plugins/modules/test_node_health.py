@@ -145,3 +145,10 @@ def test_checker_without_nodes():
     host = FakeHost()
     result = node_health.HealthChecker(params(), host.reader(), clock=host.clock, sleep=host.sleep).run()
     assert result['state'] == 'healthy' and result['nodes'] == []
+
+
+def test_out_of_range_options():
+    assert node_health.check_params(dict(params(), metrics_timeout=5.0)) == []
+    problems = node_health.check_params(dict(params(max_error_rate=5, sample_window=-1), metrics_timeout=5.0))
+    assert problems == ['max_error_rate is a share between 0 and 1, got 5',
+                        'sample_window must not be negative, got -1']

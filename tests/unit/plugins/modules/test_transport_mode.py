@@ -330,3 +330,32 @@ def test_no_version_anywhere_is_refused():
     with pytest.raises(TransitionError, match='antnode1: neither antctl nor the node'):
         switch(host)
     assert host.upgrades() == []
+
+
+def test_restore_starts_a_crashed_node_that_upgrade_leaves_stopped():
+    host = FakeHost('libp2p_only')
+    host.upgrade_starts_stopped = False
+    host.nodes[0].fault, host.nodes[0].fault_modes = 'crash', {'dual_stack'}
+    result = switch(host, ready_timeout=30)
+    node = result['nodes'][0]
+    assert node['restored'] is True and host.nodes[0].status == 'Running'
+    assert ('start', ('antnode1',), 2000) in host.calls
+    assert host.modes() == {'antnode1': 'libp2p_only'}
+
+
+@pytest.mark.parametrize('name,value,message', [
+    ('batch_size', -1, 'batch_size must be at least 0, got -1'),
+    ('ready_timeout', 0, 'ready_timeout must be at least 1, got 0'),
+    ('interval', -5, 'interval must be at least 0'),
+    ('metrics_timeout', 0.0, 'metrics_timeout must be positive'),
+])
+def test_out_of_range_options(name, value, message):
+    problems = transport_mode.check_params(params(**{name: value}))
+    assert len(problems) == 1 and message in problems[0]
+    assert transport_mode.check_params(params()) == []
+
+
+def test_main_refuses_out_of_range_options(module_run):
+    host = FakeHost('libp2p_only')
+    kind, result = module_run(host, {'mode': 'dual_stack', 'batch_size': -2})
+    assert kind == 'fail' and 'batch_size must be at least 0' in result['msg'] and host.calls == []
