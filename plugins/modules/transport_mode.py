@@ -99,6 +99,7 @@ options:
       - Location of the migration ledger (SQLite path or PostgreSQL DSN). When not set, the ledger is
         found as the collection's ledger resolution describes (environment variable
         E(ANT_MIGRATION_LEDGER), then C(ansible.cfg), then the default path).
+      - A DSN may carry a password; the value is never logged.
     type: str
 notes:
   - Run it with C(become) on real hosts when C(antctl) needs root.
@@ -265,7 +266,7 @@ def argument_spec():
         ready_timeout=dict(type='int', default=300),
         restore_on_failure=dict(type='bool', default=True),
         ignore_pause=dict(type='bool', default=False),
-        ledger=dict(type='str'),
+        ledger=dict(type='str', no_log=True),  # a PostgreSQL DSN may carry a password
     )
     return spec
 
