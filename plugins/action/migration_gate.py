@@ -50,6 +50,7 @@ ARGUMENT_SPEC = dict(
     ledger=dict(type='str'),
     record=dict(type='bool', default=True),
     check_ledger=dict(type='bool'),
+    stop_on_pause=dict(type='bool', default=True),
 )
 
 
@@ -354,7 +355,7 @@ class ActionModule(ActionBase):
             flags = ledger.flags()
             if flags.get('halted'):
                 return describe_flag('halted', flags['halted'])
-            if flags.get('paused'):
+            if flags.get('paused') and args['stop_on_pause']:
                 return describe_flag('paused', flags['paused'])
             return None
 

@@ -127,6 +127,13 @@ options:
       - Defaults to O(record). Observers that want the figures whatever the ledger says (status
         reports, rollbacks of a halted migration) set O(record=false) and so skip the check.
     type: bool
+  stop_on_pause:
+    description:
+      - With O(check_ledger), also fail at once on a pause. A wave's batch gate sets V(false): a
+        pause requested while a batch runs takes effect before the next batch, so the running
+        batch is still judged (and a halt still stops it).
+    type: bool
+    default: true
 extends_documentation_fragment:
   - autonomi.network_migration._attributes
   - autonomi.network_migration._attributes.ACTION

@@ -89,7 +89,7 @@ def test_wave_migrates_whole_hosts_then_fast_rollback_inside_sla(fleet):
 
 def test_partition_after_first_batch_halts_and_rolls_the_wave_back(fleet):
     """Scenario 2: a partition injected after the first batch trips the gate on partition risk."""
-    proc = fleet.start_play('rollout.yml', 'wave=100', NO_CANARY, '{"wave_batches": [1, 1]}', 'wave_soak_seconds=6')
+    proc = fleet.start_play('rollout.yml', 'wave=100', NO_CANARY, '{"wave_batches": [1, 1]}')
     # Wait until the first batch's host runs dual_stack, then split the fleet in two.
     fleet.wait_until(lambda: hosts_in_mode(fleet, DUAL), timeout=120, what='first batch switched')
     first = hosts_in_mode(fleet, DUAL)
@@ -110,7 +110,7 @@ def test_partition_after_first_batch_halts_and_rolls_the_wave_back(fleet):
 
 
 def test_pause_mid_wave_stops_before_next_batch_then_resume(fleet):
-    proc = fleet.start_play('rollout.yml', 'wave=100', NO_CANARY, '{"wave_batches": [1]}', 'wave_soak_seconds=6')
+    proc = fleet.start_play('rollout.yml', 'wave=100', NO_CANARY, '{"wave_batches": [1]}')
     fleet.wait_until(lambda: hosts_in_mode(fleet, DUAL), timeout=120, what='first batch switched')
     pause = fleet.play('pause.yml', 'reason=maintenance window', 'operator=alice')
     assert pause.rc == 0, pause.tail()
@@ -128,7 +128,7 @@ def test_pause_mid_wave_stops_before_next_batch_then_resume(fleet):
 
     resume = fleet.play('resume.yml', 'operator=alice')
     assert resume.rc == 0, resume.tail()
-    done = fleet.play('rollout.yml', 'wave=100', NO_CANARY, '{"wave_batches": ["100%"]}', 'wave_soak_seconds=1')
+    done = fleet.play('rollout.yml', 'wave=100', NO_CANARY, '{"wave_batches": ["100%"]}')
     assert done.rc == 0, done.tail()
     assert set(fleet.modes().values()) == {DUAL}
 
@@ -143,7 +143,7 @@ def test_prometheus_down_at_a_gate_fails_closed(fleet):
 
 
 def test_gradual_rollback_in_batches(fleet):
-    run = fleet.play('rollout.yml', 'wave=50', NO_CANARY, '{"wave_batches": ["100%"]}', 'wave_soak_seconds=1')
+    run = fleet.play('rollout.yml', 'wave=50', NO_CANARY, '{"wave_batches": ["100%"]}')
     assert run.rc == 0, run.tail()
     rollback = fleet.play('rollback.yml', 'strategy=gradual', '{"rollback_batches": [1]}', 'rollback_pause_seconds=1',
                           'rollback_stop_when_resolved=false')
@@ -154,7 +154,7 @@ def test_gradual_rollback_in_batches(fleet):
 
 
 def test_rollback_guard_changes_nothing_on_a_healthy_fleet(fleet):
-    run = fleet.play('rollout.yml', 'wave=25', NO_CANARY, 'wave_soak_seconds=1')
+    run = fleet.play('rollout.yml', 'wave=25', NO_CANARY)
     assert run.rc == 0, run.tail()
     before = fleet.modes()
     guard = fleet.play('rollback_guard.yml')
@@ -164,7 +164,7 @@ def test_rollback_guard_changes_nothing_on_a_healthy_fleet(fleet):
 
 
 def test_rollback_guard_rolls_back_hosts_with_a_critical_alert(fleet):
-    run = fleet.play('rollout.yml', 'wave=25', NO_CANARY, 'wave_soak_seconds=1')
+    run = fleet.play('rollout.yml', 'wave=25', NO_CANARY)
     assert run.rc == 0, run.tail()
     migrated = hosts_in_mode(fleet, DUAL)
     fleet.stack.fault('transport', transport='iroh', error_rate=0.3, mode=DUAL)
@@ -180,11 +180,11 @@ def test_rollback_guard_rolls_back_hosts_with_a_critical_alert(fleet):
 
 
 def test_iroh_only_is_refused_while_libp2p_only_nodes_remain(fleet):
-    run = fleet.play('rollout.yml', 'wave=25', NO_CANARY, 'wave_soak_seconds=1')
+    run = fleet.play('rollout.yml', 'wave=25', NO_CANARY)
     assert run.rc == 0, run.tail()
-    promote = fleet.play('promote.yml', 'stage=iroh_primary', 'wave=25', 'wave_soak_seconds=1')
+    promote = fleet.play('promote.yml', 'stage=iroh_primary', 'wave=25')
     assert promote.rc == 0, promote.tail()
-    final = fleet.play('finalize.yml', 'wave_soak_seconds=1')
+    final = fleet.play('finalize.yml')
     assert final.rc != 0
     assert 'iroh_only is refused while' in final.output and 'still run libp2p_only' in final.output, final.tail()
     assert 'iroh_only' not in set(fleet.modes().values())
