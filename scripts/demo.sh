@@ -14,8 +14,13 @@ scripts/sim-up.sh "$HOSTS" "$NODES"
 say "a fresh ledger for the demo (.state/ledger.sqlite3)"
 rm -f .state/ledger.sqlite3 .state/ledger.sqlite3-wal .state/ledger.sqlite3-shm
 
-say "installing the alert and recording rules into the simulator's Prometheus (playbooks/monitoring.yml)"
-ansible-playbook playbooks/monitoring.yml
+say "waiting until the recording rules hold a full gate window (the gate refuses to judge without data)"
+for _ in $(seq 60); do
+  n=$(curl -fsS "http://127.0.0.1:19090/api/v1/query" --data-urlencode 'query=count_over_time(avg(instance:ant_partition_risk:ratio)[12s:2s])' \
+      | python3 -c 'import json,sys; r=json.load(sys.stdin)["data"]["result"]; print(int(float(r[0]["value"][1])) if r else 0)')
+  (( n >= 6 )) && break
+  sleep 1
+done
 
 say "canary: one host to dual_stack, soaked and judged against the libp2p baseline (playbooks/canary.yml)"
 ansible-playbook playbooks/canary.yml

@@ -35,5 +35,9 @@ cp "$STATE/inventory/hosts.yml" inventories/sim/hosts.yml
 say "waiting until Prometheus scrapes every target successfully"
 $SIM prometheus wait --state-dir "$STATE" --timeout 90
 
+say "installing the alert and recording rules into Prometheus (playbooks/monitoring.yml)"
+ANSIBLE_CONFIG=$PWD/ansible.cfg SIM_STATE_DIR=$STATE .venv/bin/ansible-playbook playbooks/monitoring.yml \
+  -e "migration_prometheus_url=http://127.0.0.1:$PROM_PORT" -e "monitoring_rules_dir=$(realpath -m "$STATE")/prometheus/rules" >/dev/null
+
 say "simulated fleet ready: Prometheus http://127.0.0.1:$PROM_PORT, control API http://127.0.0.1:$API_PORT"
 $SIM status --state-dir "$STATE"
