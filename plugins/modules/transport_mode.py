@@ -104,6 +104,8 @@ options:
 notes:
   - Run it with C(become) on real hosts when C(antctl) needs root.
   - In check mode the pause/halt guard warns instead of failing, since nothing is touched.
+  - A node whose mode cannot be read stops the call before anything changes, except in a rollback to
+    V(libp2p_only) with O(allow_rollback=true), which is valid from every mode and must always work.
 seealso:
   - module: autonomi.network_migration.transport_info
   - module: autonomi.network_migration.node_health
@@ -194,6 +196,11 @@ nodes:
       description: Why the node failed or was skipped; null otherwise.
       type: str
       sample: "not ready within 300 s: mode dual_stack, 2 connected peers (need more than 5)"
+    note:
+      description: >-
+        Set when a rollback to V(libp2p_only) (O(allow_rollback=true)) switched a node whose mode could not be
+        read; says why. Its RV(nodes[].previous_mode) is then the mode antctl recorded for the service, or null.
+      type: str
     restored:
       description: For a failed node, whether it was put back in its previous mode and is ready; null otherwise.
       type: bool
@@ -242,6 +249,7 @@ from ansible_collections.autonomi.network_migration.plugins.module_utils._errors
 )
 from ansible_collections.autonomi.network_migration.plugins.module_utils._modes import (
     IROH_ONLY,
+    LIBP2P_ONLY,
     MODES,
     TransitionError,
     check_transition,
@@ -301,6 +309,22 @@ class ModeSwitcher:
     def _current_mode(self, node):
         return self._read_node(node)[0]
 
+    def _blind_rollback(self, entry, node, exc):
+        """Whether a node whose mode cannot be read is rolled back anyway.
+
+        A rollback to libp2p_only is valid from every mode, so an unreadable node (hung metrics,
+        a node that predates the mode metric) does not stop it: rollback must always work. Its
+        previous mode is what antctl recorded for the service, if anything.
+        """
+        if not (self.params['allow_rollback'] and self.target == LIBP2P_ONLY):
+            return False
+        if not node['version']:
+            raise NodeError(f'{exc}; and antctl reports no version, which antctl upgrade needs to keep '
+                            'the binary unchanged') from None
+        entry.update(previous_mode=node.get('configured_mode'), _kind='backward',
+                     note=f'mode unreadable ({exc}); rolled back anyway, libp2p_only is valid from every mode')
+        return True
+
     def plan(self):
         """Read the host, validate every transition, return the per-node entries."""
         registry = self.antctl.status()
@@ -312,7 +336,7 @@ class ModeSwitcher:
             entry = {
                 'service_name': node['service_name'], 'peer_id': node['peer_id'], 'version': node['version'],
                 'previous_mode': None, 'mode': None, 'result': None, 'changed': False,
-                'seconds_to_ready': None, 'error': None, 'restored': None, 'restore_error': None,
+                'seconds_to_ready': None, 'error': None, 'restored': None, 'restore_error': None, 'note': None,
                 '_node': node,
             }
             entries.append(entry)
@@ -320,7 +344,12 @@ class ModeSwitcher:
                 entry.update(result='skipped',
                              error=f"node is {node['status']}; its mode cannot be read or changed")
                 continue
-            entry['previous_mode'], entry['version'] = self._read_node(node)
+            try:
+                entry['previous_mode'], entry['version'] = self._read_node(node)
+            except NodeError as exc:
+                if not self._blind_rollback(entry, node, exc):
+                    raise
+                continue
             entry['mode'] = entry['previous_mode']
             if not entry['version'] and entry['previous_mode'] != self.target:
                 # antctl upgrade without --version would install the latest binary: never for a toggle.
@@ -423,6 +452,9 @@ class ModeSwitcher:
         """Put failed nodes back in their previous mode; fill ``restored`` / ``restore_error``."""
         to_restore = []
         for entry in failed_entries:
+            if entry['previous_mode'] is None:
+                entry.update(restored=False, restore_error='its previous mode is unknown')
+                continue
             ok, _seen, _current = self._observe(entry, entry['previous_mode'])
             if ok:
                 entry['restored'] = True  # it never left its previous mode

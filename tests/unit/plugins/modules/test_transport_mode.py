@@ -359,3 +359,43 @@ def test_main_refuses_out_of_range_options(module_run):
     host = FakeHost('libp2p_only')
     kind, result = module_run(host, {'mode': 'dual_stack', 'batch_size': -2})
     assert kind == 'fail' and 'batch_size must be at least 0' in result['msg'] and host.calls == []
+
+
+def test_rollback_to_libp2p_only_switches_an_unreadable_node():
+    host = FakeHost('dual_stack', 'dual_stack')
+    host.nodes[0].fault, host.nodes[0].fault_modes = 'unresponsive', {'dual_stack'}
+    result = switch(host, mode='libp2p_only', allow_rollback=True)
+    blind = by_name(result)['antnode1']
+    assert blind['result'] == 'switched' and blind['previous_mode'] == 'dual_stack'  # from antctl's record
+    assert 'mode unreadable' in blind['note'] and 'timed out' in blind['note']
+    assert host.modes() == {'antnode1': 'libp2p_only', 'antnode2': 'libp2p_only'}
+
+
+def test_unreadable_node_still_stops_other_rollbacks():
+    host = FakeHost('iroh_primary')
+    host.nodes[0].fault = 'unresponsive'
+    with pytest.raises(NodeError, match='cannot read the transport mode of antnode1'):
+        switch(host, mode='dual_stack', allow_rollback=True)
+    assert host.upgrades() == []
+
+
+def test_blind_rollback_that_fails_is_not_restored():
+    host = FakeHost('dual_stack')
+    host.nodes[0].fault = 'unresponsive'  # in every mode
+    result = switch(host, mode='libp2p_only', allow_rollback=True, ready_timeout=10)
+    node = result['nodes'][0]
+    assert node['result'] == 'failed' and 'not ready within 10 s' in node['error']
+    assert node['previous_mode'] == 'dual_stack'  # antctl's record: the restore is attempted, and fails too
+    assert node['restored'] is False and 'not ready within 10 s' in node['restore_error']
+
+
+def test_blind_rollback_without_a_recorded_mode_is_not_restored():
+    host = FakeHost('dual_stack')
+    host.nodes[0].fault = 'unresponsive'
+    status = host.status
+    host.status = lambda: [dict(n, configured_mode=None) for n in status()]
+    result = switch(host, mode='libp2p_only', allow_rollback=True, ready_timeout=10)
+    node = result['nodes'][0]
+    assert node['previous_mode'] is None
+    assert node['restored'] is False and node['restore_error'] == 'its previous mode is unknown'
+    assert len(host.upgrades()) == 1
