@@ -35,7 +35,13 @@ demo: setup
 test: setup
 	@scripts/setup.sh --test
 	@$(MAKE) --no-print-directory lint
+	@$(MAKE) --no-print-directory molecule
+	@echo "==> pytest: unit, promtool rules, integration and scenarios (simulated fleet + real Prometheus, PostgreSQL)"
 	@$(BIN)/pytest tests
+
+molecule: setup
+	@echo "==> molecule (driver default, local connection, simulated fleet)"
+	@cd extensions && for s in molecule/*/; do $(CURDIR)/$(BIN)/molecule test -s "$$(basename $$s)" || exit 1; done
 
 test-unit: setup
 	@$(BIN)/pytest tests/unit
