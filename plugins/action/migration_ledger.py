@@ -115,8 +115,13 @@ class ActionModule(ActionBase):
                    and datetime.datetime.fromisoformat(n['updated_at']).timestamp() < cutoff]
         migrated_hosts = sorted({n['host'] for n in nodes
                                  if n['state'] not in (_modes.STATE_LIBP2P_ONLY, _modes.STATE_ROLLED_BACK)})
+        verdicts = ledger.events(kinds=['gate_verdict', 'canary_verdict', 'canary_analysis'], limit=10)
         return {
             'changed': False,
+            'last_verdicts': ['%s %s: %s' % (e.get('at'), e.get('kind'),
+                                             (e.get('data') or {}).get('msg') or (e.get('data') or {}).get('reason')
+                                             or (e.get('data') or {}).get('verdict') or '')
+                              for e in verdicts],
             'progress': ledger.progress(),
             'flags': ledger.get_flags(),
             'canary': ledger.canary_verdict(),
@@ -185,8 +190,9 @@ class ActionModule(ActionBase):
 
     def _op_canary_verdict(self, ledger, args):
         verdict = self._need(args, 'verdict', 'op=canary_verdict needs verdict')
-        ledger.set_canary_verdict(verdict, hosts=args['hosts'] or [], reason=args['reason'],
-                                  data=args['data'], operator=args['operator'])
+        data = dict(args['data'])
+        data.update(hosts=args['hosts'] or [], reason=args['reason'], operator=args['operator'])
+        ledger.set_canary_verdict(verdict, run_id=os.environ.get(ledger_lib.ENV_RUN_ID), **data)
         return {'changed': True, 'verdict': verdict}
 
     def _op_switch_times(self, ledger, args):

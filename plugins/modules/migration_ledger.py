@@ -149,6 +149,11 @@ moved:
   returned: op is mark
   type: list
   elements: str
+last_verdicts:
+  description: The last gate, canary and canary analysis verdicts, newest first, one line each.
+  returned: op is status
+  type: list
+  elements: str
 migrated_hosts:
   description: Hosts with a node past C(libp2p_only) according to the ledger.
   returned: op is status
