@@ -129,9 +129,9 @@ options:
     type: bool
   stop_on_pause:
     description:
-      - With O(check_ledger), also fail at once on a pause. A wave's batch gate sets V(false): a
-        pause requested while a batch runs takes effect before the next batch, so the running
-        batch is still judged (and a halt still stops it).
+      - With O(check_ledger), also fail at once on a pause.
+      - A wave's batch gate sets V(false) because a pause requested while a batch runs takes effect
+        before the next batch, so the running batch is still judged (and a halt still stops it).
     type: bool
     default: true
 extends_documentation_fragment:
