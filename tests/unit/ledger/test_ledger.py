@@ -700,7 +700,10 @@ def test_sigkill_mid_write_loses_nothing_committed(ledger_location, attempt):
                 break
             committed.append(line.split())
         proc.send_signal(signal.SIGKILL)
-        rest, err = proc.communicate(timeout=30)
+        proc.wait(timeout=30)
+        # Read through the same buffered reader as readline() above (communicate() would skip what
+        # it already buffered); the writer is dead, so both reads end.
+        rest, err = proc.stdout.read(), proc.stderr.read()
     finally:
         if proc.poll() is None:
             proc.kill()
