@@ -295,3 +295,37 @@ def test_check_mode_writes_nothing(tmp_path):
     assert 'MIGRATION SUMMARY' in proc.stdout
     with ledger_lib.open_ledger(str(ledger_path)) as ledger:
         assert ledger.runs() == [] and ledger.events() == []
+
+
+def test_two_concurrent_runs_the_second_is_refused_naming_the_first(fleet, tmp_path):
+    ledger_path = tmp_path / 'ledger.sqlite3'
+    first = subprocess.Popen(playbook_cmd(fleet, '-e', 'batch=1', '-f', '1'), cwd=ROOT, env=env_for(ledger_path),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        lock = None
+        while time.monotonic() < deadline and first.poll() is None and lock is None:
+            if ledger_path.exists():
+                try:
+                    with ledger_lib.open_ledger(str(ledger_path)) as ledger:
+                        lock = ledger.lock()
+                except ledger_lib.LedgerError:
+                    pass
+            time.sleep(0.05)
+        assert lock is not None, 'the first run never took the lock'
+        second = run(fleet, ledger_path, '-e', 'target_mode=dual_stack')
+        out, err = first.communicate(timeout=300)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.communicate()
+    assert lock['holder'].endswith(f'pid {first.pid}') and lock['playbook'].endswith('switch.yml')
+    assert second.returncode == 1
+    assert f"locked by {lock['holder']} since {lock['started_at']}" in second.stderr
+    assert 'nothing was touched' in second.stderr
+    assert first.returncode == 0, out[-3000:] + err[-2000:]
+    with ledger_lib.open_ledger(str(ledger_path)) as ledger:
+        outcomes = sorted(r['outcome'] for r in ledger.runs())
+        assert outcomes == ['ok', 'refused_locked']
+        assert len(ledger.history(limit=100)) == 12  # only the first run switched nodes
+        assert ledger.lock() is None
