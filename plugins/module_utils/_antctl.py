@@ -167,11 +167,12 @@ class Antctl:
             args += ['--service-name', service]
         return args
 
-    def upgrade_env(self, services, version, env, interval_ms, timeout=None):
+    def upgrade_env(self, services, version, env, interval_ms, timeout=None, start=True):
         """Rewrite the services' environment and restart them without changing the binary.
 
         ``--force --version <running version>`` makes antctl restart the node with the
         version it already runs; antctl waits ``interval_ms`` between two restarts.
+        ``start=False`` adds ``--do-not-start``: the environment changes, the service stays stopped.
         """
         if not services:
             return ''
@@ -179,15 +180,22 @@ class Antctl:
         args = ['upgrade', '--force']
         if version:
             args += ['--version', version]
-        args += ['--env', env_arg] + self._service_args(services) + ['--interval', int(interval_ms)]
+        args += ['--env', env_arg]
+        if not start:
+            args.append('--do-not-start')
+        args += self._service_args(services) + ['--interval', int(interval_ms)]
         return self.run(*args, timeout=timeout)
 
-    def set_transport_mode(self, services, version, mode, interval_ms, timeout=None):
-        """Restart ``services`` (all running ``version``) in transport ``mode``; the binary stays."""
+    def set_transport_mode(self, services, version, mode, interval_ms, timeout=None, start=True):
+        """Restart ``services`` (all running ``version``) in transport ``mode``; the binary stays.
+
+        ``start=False`` only rewrites the mode of stopped services, for when they start again.
+        """
         if services and not version:
             raise AntctlError('refusing to change the transport mode without the running version: '
                               'antctl upgrade without --version would install a new binary')
-        return self.upgrade_env(services, version, {TRANSPORT_MODE_ENV: mode}, interval_ms, timeout=timeout)
+        return self.upgrade_env(services, version, {TRANSPORT_MODE_ENV: mode}, interval_ms, timeout=timeout,
+                                start=start)
 
     def start(self, services=None, interval_ms=None, timeout=None):
         args = ['start'] + self._service_args(services or [])

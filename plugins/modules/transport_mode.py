@@ -104,6 +104,8 @@ options:
 notes:
   - Run it with C(become) on real hosts when C(antctl) needs root.
   - In check mode the pause/halt guard warns instead of failing, since nothing is touched.
+  - Nodes that are not running are skipped, except in a rollback, which rewrites the mode antctl recorded for a
+    stopped node when it is later than the requested one (C(--do-not-start)), so that it cannot come back in it.
   - A node whose mode cannot be read stops the call before anything changes, except in a rollback to
     V(libp2p_only) with O(allow_rollback=true), which is valid from every mode and must always work.
 seealso:
@@ -182,7 +184,8 @@ nodes:
       description:
         - V(switched) (restarted in the requested mode and ready), V(unchanged) (already in it),
           V(would_switch) (check mode), V(failed), V(not_attempted) (left alone after another node failed),
-          V(skipped) (not running, so its mode cannot be read or changed).
+          V(skipped) (not running, so its mode cannot be read or changed), V(reconfigured) / V(would_reconfigure)
+          (a stopped node whose recorded mode a rollback rewrote without starting it).
       type: str
       sample: switched
     changed:
@@ -213,6 +216,13 @@ switched:
   type: list
   elements: str
   sample: [antnode1, antnode2]
+reconfigured:
+  description:
+    - Service names of the stopped nodes whose recorded mode a rollback (O(allow_rollback=true)) rewrote to the
+      requested mode with C(antctl upgrade --do-not-start); they stay stopped and start in that mode.
+  returned: success or node failure
+  type: list
+  elements: str
 unchanged:
   description: Service names of the nodes that already ran the requested mode.
   returned: success or node failure
@@ -325,6 +335,20 @@ class ModeSwitcher:
                      note=f'mode unreadable ({exc}); rolled back anyway, libp2p_only is valid from every mode')
         return True
 
+    def _plan_stopped(self, entry, node):
+        """A node that is not running is skipped, except in a rollback.
+
+        A rollback rewrites the recorded mode of a stopped node that would come back in a later
+        mode (``antctl upgrade --do-not-start``), so that starting it later cannot bring, say,
+        iroh_only back while the fleet returns to libp2p_only. It stays stopped.
+        """
+        configured = node.get('configured_mode')
+        if (self.params['allow_rollback'] and configured in MODES and node['version']
+                and MODES.index(self.target) < MODES.index(configured)):
+            entry.update(previous_mode=configured, mode=configured, _kind='reconfigure')
+            return
+        entry.update(result='skipped', error=f"node is {node['status']}; its mode cannot be read or changed")
+
     def plan(self):
         """Read the host, validate every transition, return the per-node entries."""
         registry = self.antctl.status()
@@ -341,8 +365,7 @@ class ModeSwitcher:
             }
             entries.append(entry)
             if node['status'] != STATUS_RUNNING:
-                entry.update(result='skipped',
-                             error=f"node is {node['status']}; its mode cannot be read or changed")
+                self._plan_stopped(entry, node)
                 continue
             try:
                 entry['previous_mode'], entry['version'] = self._read_node(node)
@@ -491,15 +514,37 @@ class ModeSwitcher:
             for name in stopped:
                 errors[name] = str(exc)
 
+    def _reconfigure(self, entries):
+        """Rewrite the mode of stopped nodes without starting them (rollbacks only)."""
+        by_version = {}
+        for entry in entries:
+            by_version.setdefault(entry['version'], []).append(entry)
+        for version, group in by_version.items():
+            try:
+                self.antctl.set_transport_mode([e['service_name'] for e in group], version, self.target,
+                                               self.params['interval'], start=False)
+            except AntctlError as exc:
+                for entry in group:
+                    entry.update(result='failed', changed=True, error=f'antctl could not rewrite its mode: {exc}')
+                continue
+            for entry in group:
+                entry.update(result='reconfigured', mode=self.target, changed=True)
+
     def apply(self, entries):
-        todo = [e for e in entries if e['result'] is None and e.get('_kind') != 'none']
+        todo = [e for e in entries if e['result'] is None and e.get('_kind') in ('forward', 'backward')]
+        stopped = [e for e in entries if e.get('_kind') == 'reconfigure']
         for entry in entries:
             if entry['result'] is None and entry.get('_kind') == 'none':
                 entry['result'] = 'unchanged'
         if self.check_mode:
             for entry in todo:
                 entry.update(result='would_switch', mode=self.target, changed=True)
+            for entry in stopped:
+                entry.update(result='would_reconfigure', mode=self.target, changed=True)
             return
+        # First, and whatever happens to the running nodes: nothing restarts, and a stopped node must
+        # not come back later in a mode the fleet is leaving.
+        self._reconfigure(stopped)
         size = self.params['batch_size'] if self.params['batch_size'] > 0 else len(todo) or 1
         batches = [todo[i:i + size] for i in range(0, len(todo), size)]
         failed_entries = []
@@ -538,12 +583,14 @@ class ModeSwitcher:
 
         failed = [e for e in entries if e['result'] == 'failed']
         switched = names('switched', 'would_switch')
+        reconfigured = names('reconfigured', 'would_reconfigure')
         result = {
             'changed': any(e['changed'] for e in entries),
             'mode': self.target,
             'nodes': [{k: v for k, v in e.items() if not k.startswith('_')} for e in entries],
             'switched': switched,
             'unchanged': names('unchanged'),
+            'reconfigured': reconfigured,
             'not_switched': names('failed', 'not_attempted', 'skipped'),
             'diff': {
                 'before': {e['service_name']: e['previous_mode'] for e in entries},
@@ -571,9 +618,13 @@ class ModeSwitcher:
                 else:
                     parts.append(f"{entry['service_name']} was left as it is (restore_on_failure is false).")
             result['msg'] = ' '.join(parts)
-        elif switched:
-            verb = 'would switch' if self.check_mode else 'switched'
-            result['msg'] = f"{verb} {', '.join(switched)} to {self.target}"
+        elif switched or reconfigured:
+            parts = []
+            if switched:
+                parts.append(f"{'would switch' if self.check_mode else 'switched'} {', '.join(switched)}")
+            if reconfigured:
+                parts.append(f"{'would set' if self.check_mode else 'set'} stopped {', '.join(reconfigured)}")
+            result['msg'] = f"{' and '.join(parts)} to {self.target}"
         else:
             result['msg'] = f'every selected node already runs {self.target}'
         return result

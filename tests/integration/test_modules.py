@@ -218,6 +218,19 @@ def test_paused_migration_is_not_touched(fresh, tmp_path):
     assert forced.results['sim-host-03']['changed'] is True
 
 
+def test_rollback_rewrites_stopped_nodes(fresh, tmp_path):
+    fresh.antctl('sim-host-03', 'stop', '--service-name', 'antnode3', check=True)
+    run = play(fresh, tmp_path, 'transport_mode.yml', '-e', 'mode=libp2p_only', '-e', 'allow_rollback=true',
+               '-e', 'target_hosts=sim-host-03')
+    assert run.rc == 0, run
+    result = run.results['sim-host-03']
+    assert result['switched'] == ['antnode1', 'antnode2'] and result['reconfigured'] == ['antnode3']
+    view = antctl_view(fresh, 'sim-host-03')
+    assert {s: (m, st) for s, (m, st, _pid) in view.items()} == {
+        'antnode1': ('libp2p_only', 'Running'), 'antnode2': ('libp2p_only', 'Running'),
+        'antnode3': ('libp2p_only', 'Stopped')}
+
+
 def test_iroh_only_waits_for_the_whole_fleet(fresh, tmp_path):
     fresh.set_mode('sim-host-01', ['antnode1', 'antnode2', 'antnode3'], 'iroh_primary')
     fresh.set_mode('sim-host-02', ['antnode1'], 'libp2p_only')

@@ -201,3 +201,11 @@ def test_set_transport_mode_needs_the_version(fake):
     with pytest.raises(AntctlError, match='without the running version'):
         _antctl.Antctl(path).set_transport_mode(['antnode1'], None, 'dual_stack', 2000)
     assert calls() == []
+
+
+def test_do_not_start_command_line(fake):
+    path, calls = fake
+    _antctl.Antctl(path).set_transport_mode(['antnode4'], '0.4.6', 'libp2p_only', 0, start=False)
+    assert calls()[0]['argv'] == [
+        'upgrade', '--force', '--version', '0.4.6', '--env', 'ANT_TRANSPORT_MODE=libp2p_only', '--do-not-start',
+        '--service-name', 'antnode4', '--interval', '0']

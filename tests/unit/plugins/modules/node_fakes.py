@@ -76,7 +76,13 @@ class FakeHost:
             'environment_variables': [['ANT_TRANSPORT_MODE', n.mode]],
         }) for n in self.nodes]
 
-    def set_transport_mode(self, services, version, mode, interval_ms, timeout=None):
+    def set_transport_mode(self, services, version, mode, interval_ms, timeout=None, start=True):
+        if not start:
+            self.calls.append(('upgrade --do-not-start', tuple(services), version, mode))
+            for service in services:
+                node = self.node(service)
+                node.mode, node.status = mode, 'Stopped'
+            return 'upgraded, not started'
         self.calls.append(('upgrade', tuple(services), version, mode, interval_ms))
         failing = [s for s in services if self._fires(self.node(s), mode, 'antctl_fails')]
         for index, service in enumerate(services):

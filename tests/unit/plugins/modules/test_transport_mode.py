@@ -399,3 +399,30 @@ def test_blind_rollback_without_a_recorded_mode_is_not_restored():
     assert node['previous_mode'] is None
     assert node['restored'] is False and node['restore_error'] == 'its previous mode is unknown'
     assert len(host.upgrades()) == 1
+
+
+def test_rollback_rewrites_the_mode_of_stopped_nodes_without_starting_them():
+    host = FakeHost('iroh_primary', 'iroh_primary', 'libp2p_only')
+    host.nodes[1].status = 'Stopped'
+    host.nodes[2].status = 'Stopped'  # already in the target: left alone
+    preview = switch(host, check_mode=True, mode='libp2p_only', allow_rollback=True)
+    assert by_name(preview)['antnode2']['result'] == 'would_reconfigure' and host.calls.count(('status',)) >= 1
+    assert [c for c in host.calls if c[0] != 'status'] == []
+    result = switch(host, mode='libp2p_only', allow_rollback=True)
+    nodes = by_name(result)
+    assert nodes['antnode1']['result'] == 'switched'
+    assert nodes['antnode2']['result'] == 'reconfigured' and nodes['antnode2']['previous_mode'] == 'iroh_primary'
+    assert nodes['antnode3']['result'] == 'skipped'
+    assert result['reconfigured'] == ['antnode2'] and result['switched'] == ['antnode1']
+    assert ('upgrade --do-not-start', ('antnode2',), '0.4.6', 'libp2p_only') in host.calls
+    assert host.nodes[1].status == 'Stopped' and host.modes()['antnode2'] == 'libp2p_only'
+    assert result['msg'] == 'switched antnode1 and set stopped antnode2 to libp2p_only'
+    assert result['diff']['before']['antnode2'] == 'iroh_primary'
+
+
+def test_forward_moves_leave_stopped_nodes_alone():
+    host = FakeHost('libp2p_only', 'libp2p_only')
+    host.nodes[1].status = 'Stopped'
+    result = switch(host)
+    assert by_name(result)['antnode2']['result'] == 'skipped'
+    assert not [c for c in host.calls if c[0].startswith('upgrade --do-not-start')]
