@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import re
 import threading
+import time
 
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils._ledger_errors import (
     LedgerError,
@@ -22,6 +23,9 @@ from ansible_collections.autonomi.network_migration.plugins.plugin_utils._ledger
 # Key of the advisory lock that serialises ledger writers ("ANML").
 WRITE_LOCK_KEY = 0x414E4D4C
 CONNECT_TIMEOUT = 10
+# A connection idle for longer than this is checked before use: servers and proxies drop idle
+# connections, and the callback keeps one open for a whole playbook.
+IDLE_CHECK_AFTER = 30.0
 
 
 def redact_dsn(dsn):
@@ -78,6 +82,7 @@ class PostgresBackend:
         self._psycopg = psycopg
         self._dict_row = dict_row
         self._conn = None
+        self._last_used = 0.0
         self._connect()
 
     def _connect(self):
@@ -96,8 +101,7 @@ class PostgresBackend:
     def transaction(self, write=True):
         psycopg = self._psycopg
         with self._lock:
-            if self._conn is None or self._conn.closed or self._conn.broken:
-                self._connect()
+            self._ensure_connection()
             try:
                 with self._conn.transaction():
                     tx = _Tx(self._conn)
@@ -112,6 +116,19 @@ class PostgresBackend:
                 detail = ' '.join(str(exc).split())
                 raise LedgerError(f'the PostgreSQL ledger {self.location} refused a statement: {detail} '
                                   f'({exc.__class__.__name__})') from None
+
+    def _ensure_connection(self):
+        psycopg = self._psycopg
+        now = time.monotonic()
+        if self._conn is not None and not self._conn.closed and not self._conn.broken \
+                and now - self._last_used > IDLE_CHECK_AFTER:
+            try:
+                self._conn.execute('SELECT 1')
+            except psycopg.Error:
+                self._conn.close()
+        if self._conn is None or self._conn.closed or self._conn.broken:
+            self._connect()
+        self._last_used = now
 
     def tables(self, tx):
         rows = tx.query('SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()')

@@ -48,7 +48,8 @@ from ansible_collections.autonomi.network_migration.plugins.plugin_utils._ledger
 )
 
 __all__ = [
-    'DEFAULT_LEDGER', 'ENV_LEDGER', 'ENV_LOCK_HOLDER', 'ENV_RUN_ID', 'EVENT_KINDS',
+    'DEFAULT_LEDGER', 'DEFAULT_STALE_AFTER', 'ENV_CONTROLLER_PID', 'ENV_LEDGER', 'ENV_LOCK_HOLDER', 'ENV_RUN_ID',
+    'EVENT_KINDS', 'controller_pid', 'node_id_for',
     'HaltNeedsAcknowledgement', 'Ledger', 'LedgerError', 'LedgerForeignDatabase', 'LedgerHalted',
     'LedgerLocked', 'LedgerPaused', 'LedgerSchemaTooNew', 'LedgerUnavailable', 'SCHEMA_VERSION',
     'default_holder', 'is_dsn', 'open_ledger', 'redact', 'resolve_ledger_location', 'state_for_mode',

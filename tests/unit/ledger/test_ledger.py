@@ -197,6 +197,22 @@ def test_sqlite_writer_waiting_too_long_is_a_ledger_error(tmp_path):
         assert len(ledger.events()) == 1
 
 
+def test_postgresql_dropped_connection_is_replaced(postgres_server, monkeypatch):
+    import psycopg
+
+    from ansible_collections.autonomi.network_migration.plugins.plugin_utils import _ledger_postgres
+
+    dsn = postgres_server.new_schema()
+    with ledger_lib.open_ledger(dsn) as ledger:
+        ledger.record_event('alert_fired')
+        with psycopg.connect(postgres_server.dsn(), autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                          "WHERE application_name = 'autonomi.network_migration'")
+        monkeypatch.setattr(_ledger_postgres, 'IDLE_CHECK_AFTER', 0.0)
+        ledger.record_event('alert_resolved')
+        assert [e['kind'] for e in ledger.events()] == ['alert_resolved', 'alert_fired']
+
+
 def test_postgresql_schema_missing_is_a_ledger_error(postgres_server):
     with pytest.raises(ledger_lib.LedgerError, match='refused a statement'):
         ledger_lib.open_ledger(postgres_server.dsn(schema='no_such_schema'))
