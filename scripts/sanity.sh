@@ -6,7 +6,12 @@ cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 DEST=${SANITY_DIR:-${TMPDIR:-/tmp}/autonomi-network-migration-sanity}/ansible_collections/autonomi/network_migration
 rm -rf "$DEST"; mkdir -p "$DEST"
-git ls-files --cached --others --exclude-standard -z | rsync -a --from0 --files-from=- ./ "$DEST/"
+# Sanity covers the collection's Ansible content and its unit tests. The simulator and the CLI
+# (src/), the benchmarks, scripts and the pytest suites that drive the simulated fleet are plain
+# Python packages and test harnesses outside the collection: ruff checks them (make lint).
+git ls-files --cached --others --exclude-standard -z \
+  | grep -zv -E '^(src|bench|scripts|\.ci|tests/integration|tests/scenarios|tests/unit/cli|tests/unit/sim)/' \
+  | rsync -a --from0 --files-from=- ./ "$DEST/"
 
 # ansible-test bootstraps pip from the internet; on this network only the package registry is
 # reachable, so give it a get-pip that uses ensurepip and then the registry.

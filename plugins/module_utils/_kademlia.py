@@ -43,7 +43,7 @@ def close_group(key, peer_ids, size=CLOSE_GROUP_SIZE):
     """
     target = node_key(key)
     keyed = [(node_key(p) ^ target, p) for p in peer_ids]
-    return [p for _, p in heapq.nsmallest(size, keyed)]
+    return [p for _distance, p in heapq.nsmallest(size, keyed)]
 
 
 def close_groups_of_nodes(peer_ids, size=CLOSE_GROUP_SIZE):
@@ -57,7 +57,7 @@ def close_groups_of_nodes(peer_ids, size=CLOSE_GROUP_SIZE):
     for p in peer_ids:
         kp = keys[p]
         nearest = heapq.nsmallest(size - 1, ((keys[q] ^ kp, q) for q in peer_ids if q != p))
-        groups[p] = [p] + [q for _, q in nearest]
+        groups[p] = [p] + [q for _distance, q in nearest]
     return groups
 
 

@@ -163,11 +163,11 @@ def plan_wave(nodes, wave, stage=_modes.DUAL_STACK, batches=(1, '10%', '25%'), e
     membership = _close_group_index(nodes, close_group_size)
     limit = max(1, int(math.floor(max_close_group_share * close_group_size)))
     layout = _layout_batches(chosen, by_host, membership, batches, limit)
-    plan['batches'] = [b for b, _ in layout]
-    plan['batch_sizes'] = [len(b) for b, _ in layout]
+    plan['batches'] = [batch for batch, _worst in layout]
+    plan['batch_sizes'] = [len(batch) for batch, _worst in layout]
     plan['hosts'] = [h for b in plan['batches'] for h in b]
     plan['nodes_to_switch'] = count
-    plan['max_close_group_members_per_batch'] = max((worst for _, worst in layout), default=0)
+    plan['max_close_group_members_per_batch'] = max((worst for _batch, worst in layout), default=0)
     plan['close_group_member_limit'] = limit
     if not plan['message']:
         plan['message'] = ('wave=%s: %d host(s), %d node(s) to %s in %d batch(es) %s; '
