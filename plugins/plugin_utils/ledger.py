@@ -17,7 +17,6 @@ write or none of it.
 
 from __future__ import annotations
 
-import configparser
 import datetime
 import getpass
 import json
@@ -25,7 +24,6 @@ import multiprocessing
 import os
 import re
 import socket
-import tempfile
 import time
 
 from ansible_collections.autonomi.network_migration.plugins.module_utils import _modes
@@ -38,6 +36,19 @@ from ansible_collections.autonomi.network_migration.plugins.plugin_utils._ledger
     LedgerPaused,
     LedgerSchemaTooNew,
     LedgerUnavailable,
+)
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils._ledger_location import (  # noqa: F401
+    DEFAULT_LEDGER,
+    DSN_PREFIXES,
+    ENV_LEDGER,
+    INI_KEY,
+    INI_SECTION,
+    is_dsn,
+    resolve_ledger_location,
+)
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils._ledger_metrics import (
+    render_metrics,
+    write_atomically,
 )
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils._ledger_schema import (
     APPLICATION,
@@ -55,16 +66,11 @@ __all__ = [
     'default_holder', 'is_dsn', 'open_ledger', 'redact', 'resolve_ledger_location', 'state_for_mode',
 ]
 
-ENV_LEDGER = 'ANT_MIGRATION_LEDGER'
 # Set by the callback in the controller process before any worker forks, so action plugins know
 # which run they belong to and which lock holder is "us".
 ENV_RUN_ID = 'ANT_MIGRATION_RUN_ID'
 ENV_LOCK_HOLDER = 'ANT_MIGRATION_LOCK_HOLDER'
 ENV_CONTROLLER_PID = 'ANT_MIGRATION_CONTROLLER_PID'
-INI_SECTION = 'autonomi_network_migration'
-INI_KEY = 'ledger'
-DEFAULT_LEDGER = '~/.local/state/autonomi-network-migration/ledger.sqlite3'
-DSN_PREFIXES = ('postgresql://', 'postgres://')
 
 # A lock whose holder has not sent a heartbeat for this long is taken over (with a logged event).
 DEFAULT_STALE_AFTER = 900
@@ -82,68 +88,7 @@ REDACTED = '********'
 
 
 # --------------------------------------------------------------------------------------------
-# Location
-
-
-def is_dsn(location):
-    return str(location).startswith(DSN_PREFIXES)
-
-
-def _active_ansible_cfg():
-    """The ansible.cfg ansible-core would use (ANSIBLE_CONFIG, ./ansible.cfg, ~/.ansible.cfg, /etc)."""
-    candidates = []
-    env = os.environ.get('ANSIBLE_CONFIG')
-    if env:
-        env = os.path.expanduser(env)
-        candidates.append(os.path.join(env, 'ansible.cfg') if os.path.isdir(env) else env)
-    candidates += [os.path.join(os.getcwd(), 'ansible.cfg'), os.path.expanduser('~/.ansible.cfg'),
-                   '/etc/ansible/ansible.cfg']
-    for path in candidates:
-        if os.path.isfile(path):
-            return os.path.abspath(path)
-    return None
-
-
-def _ledger_from_cfg(cfg_path):
-    parser = configparser.ConfigParser(inline_comment_prefixes=(';',), interpolation=None)
-    try:
-        parser.read(cfg_path, encoding='utf-8')
-    except (configparser.Error, OSError, UnicodeDecodeError):
-        return None
-    value = parser.get(INI_SECTION, INI_KEY, fallback='').strip()
-    return value or None
-
-
-def _normalise(value, base_dir=None):
-    value = os.path.expandvars(str(value).strip())
-    if is_dsn(value):
-        return value
-    value = os.path.expanduser(value)
-    if not os.path.isabs(value):
-        value = os.path.join(base_dir or os.getcwd(), value)
-    return os.path.normpath(value)
-
-
-def resolve_ledger_location(explicit=None, with_source=False):
-    """Where the ledger lives: a PostgreSQL DSN or an absolute SQLite path.
-
-    Precedence: ``explicit`` (task argument, CLI --ledger) > environment ANT_MIGRATION_LEDGER >
-    ``ledger`` in the ``[autonomi_network_migration]`` section of the active ansible.cfg
-    (relative paths are relative to that file) > DEFAULT_LEDGER. With ``with_source=True``
-    returns ``(location, source)`` where source names where it came from.
-    """
-    if explicit:
-        location, source = _normalise(explicit), 'explicit'
-    elif os.environ.get(ENV_LEDGER):
-        location, source = _normalise(os.environ[ENV_LEDGER]), f'env {ENV_LEDGER}'
-    else:
-        cfg = _active_ansible_cfg()
-        value = _ledger_from_cfg(cfg) if cfg else None
-        if value:
-            location, source = _normalise(value, os.path.dirname(cfg)), f'{cfg} [{INI_SECTION}] {INI_KEY}'
-        else:
-            location, source = _normalise(DEFAULT_LEDGER), 'default'
-    return (location, source) if with_source else location
+# Opening
 
 
 def open_ledger(location=None, clock=None):
@@ -1034,63 +979,9 @@ class Ledger:
     # -- metrics export ---------------------------------------------------------------------
 
     def metrics_text(self, window_hours=1.0):
-        """The migration's own metrics in the Prometheus text exposition format."""
-        prog = self.progress(window_hours=window_hours)
-        flags = self.get_flags()
-        lines = []
-
-        def gauge(name, help_text, samples):
-            lines.append(f'# HELP autonomi_migration_{name} {help_text}')
-            lines.append(f'# TYPE autonomi_migration_{name} gauge')
-            for labels, value in samples:
-                label_text = '{' + ','.join(f'{k}="{v}"' for k, v in labels) + '}' if labels else ''
-                lines.append(f'autonomi_migration_{name}{label_text} {_prom_number(value)}')
-
-        gauge('nodes_total', 'Nodes known to the migration ledger.', [((), prog['total'])])
-        gauge('nodes_migrated', 'Nodes in iroh_primary or iroh_only.', [((), prog['migrated'])])
-        gauge('nodes_dual_stack', 'Nodes in dual_stack_testing or dual_stack_stable.', [((), prog['dual_stack'])])
-        gauge('nodes_rollback', 'Nodes rolled back to libp2p_only.', [((), prog['rolled_back'])])
-        gauge('nodes', 'Nodes per migration state.',
-              [((('state', state),), count) for state, count in sorted(prog['by_state'].items())])
-        gauge('progress_percent', 'Migration progress: migrated nodes over all nodes, in percent.',
-              [((), prog['progress_percent'])])
-        gauge('dual_stack_coverage_percent', 'Nodes running iroh at all (dual-stack or migrated), in percent.',
-              [((), prog['dual_stack_coverage_percent'])])
-        gauge('phase_info', 'The migration phase derived from progress.', [((('phase', prog['phase']),), 1)])
-        gauge('velocity_nodes_per_hour', 'Nodes migrated per hour over the recent window.',
-              [((), prog['velocity_nodes_per_hour'])])
-        gauge('estimated_completion_timestamp_seconds',
-              'Estimated completion time (Unix seconds); absent when it cannot be estimated.',
-              [((), prog['eta'].timestamp())] if prog['eta'] else [])
-        gauge('halted', '1 while the migration is halted.', [((), 1 if flags['halted'] else 0)])
-        gauge('paused', '1 while the migration is paused.', [((), 1 if flags['paused'] else 0)])
-        gauge('ledger_export_timestamp_seconds', 'When this file was written (Unix seconds).', [((), self._now())])
-        return '\n'.join(lines) + '\n'
+        """The migration's own metrics in the Prometheus text exposition format (see _ledger_metrics)."""
+        return render_metrics(self.progress(window_hours=window_hours), self.get_flags(), self._now())
 
     def write_textfile(self, path, window_hours=1.0):
         """Write metrics_text() to ``path`` atomically (temp file in the same directory + rename)."""
-        path = os.path.abspath(os.path.expanduser(path))
-        text = self.metrics_text(window_hours=window_hours)
-        directory = os.path.dirname(path)
-        os.makedirs(directory, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f'.{os.path.basename(path)}.', dir=directory)
-        try:
-            with os.fdopen(fd, 'w', encoding='utf-8') as handle:
-                handle.write(text)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
-        return path
-
-
-def _prom_number(value):
-    if isinstance(value, bool):
-        return '1' if value else '0'
-    if isinstance(value, int):
-        return str(value)
-    return repr(float(value))
+        return write_atomically(path, self.metrics_text(window_hours=window_hours))
