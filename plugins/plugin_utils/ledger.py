@@ -37,7 +37,7 @@ from ansible_collections.autonomi.network_migration.plugins.plugin_utils._ledger
     LedgerSchemaTooNew,
     LedgerUnavailable,
 )
-from ansible_collections.autonomi.network_migration.plugins.plugin_utils._ledger_location import (  # noqa: F401
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils._ledger_location import (
     DEFAULT_LEDGER,
     DSN_PREFIXES,
     ENV_LEDGER,
@@ -59,7 +59,8 @@ from ansible_collections.autonomi.network_migration.plugins.plugin_utils._ledger
 )
 
 __all__ = [
-    'DEFAULT_LEDGER', 'DEFAULT_STALE_AFTER', 'ENV_CONTROLLER_PID', 'ENV_LEDGER', 'ENV_LOCK_HOLDER', 'ENV_RUN_ID',
+    'DEFAULT_LEDGER', 'DEFAULT_STALE_AFTER', 'DSN_PREFIXES', 'ENV_CONTROLLER_PID', 'ENV_LEDGER', 'ENV_LOCK_HOLDER',
+    'ENV_RUN_ID', 'INI_KEY', 'INI_SECTION',
     'EVENT_KINDS', 'controller_pid', 'node_id_for',
     'HaltNeedsAcknowledgement', 'Ledger', 'LedgerError', 'LedgerForeignDatabase', 'LedgerHalted',
     'LedgerLocked', 'LedgerPaused', 'LedgerSchemaTooNew', 'LedgerUnavailable', 'SCHEMA_VERSION',
