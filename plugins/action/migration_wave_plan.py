@@ -37,7 +37,7 @@ def fleet_nodes(hostvars, hosts, info_var):
     """Every node of the fleet from the per-host transport_info results."""
     nodes, missing = [], []
     for host in hosts:
-        info = hostvars.get(host, {}).get(info_var)
+        info = hostvars[host].get(info_var) if host in hostvars else None
         if not info or info.get('failed') or 'nodes' not in info:
             missing.append(host)
             continue
