@@ -13,7 +13,8 @@ BIN = Path(sys.executable).parent
 
 
 def test_build_install_and_use_outside_the_checkout(tmp_path):
-    build = subprocess.run([str(BIN / 'ansible-galaxy'), 'collection', 'build', '--output-path', str(tmp_path), str(ROOT)],
+    galaxy = str(BIN / 'ansible-galaxy')
+    build = subprocess.run([galaxy, 'collection', 'build', '--output-path', str(tmp_path), str(ROOT)],
                            capture_output=True, text=True, cwd=tmp_path, check=False)
     assert build.returncode == 0, build.stdout + build.stderr
     tarballs = list(tmp_path.glob('autonomi-network_migration-*.tar.gz'))
@@ -26,8 +27,8 @@ def test_build_install_and_use_outside_the_checkout(tmp_path):
     assert not any(n.startswith(('src/', 'bench/', '.state', '.venv', 'collections/')) for n in names)
 
     install_dir = tmp_path / 'installed'
-    install = subprocess.run([str(BIN / 'ansible-galaxy'), 'collection', 'install', '--force', '-p',
-                              str(install_dir), str(tarballs[0])], capture_output=True, text=True, cwd=tmp_path, check=False)
+    install = subprocess.run([galaxy, 'collection', 'install', '--force', '-p', str(install_dir), str(tarballs[0])],
+                             capture_output=True, text=True, cwd=tmp_path, check=False)
     assert install.returncode == 0, install.stdout + install.stderr
     assert (install_dir / 'ansible_collections' / 'autonomi' / 'network_migration' / 'MANIFEST.json').is_file()
 
