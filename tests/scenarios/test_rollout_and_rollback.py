@@ -112,7 +112,7 @@ def test_partition_after_first_batch_halts_and_rolls_the_wave_back(fleet):
 def test_pause_mid_wave_stops_before_next_batch_then_resume(fleet):
     proc = fleet.start_play('rollout.yml', 'wave=100', NO_CANARY, '{"wave_batches": [1]}')
     fleet.wait_until(lambda: hosts_in_mode(fleet, DUAL), timeout=120, what='first batch switched')
-    pause = fleet.play('pause.yml', 'reason=maintenance window', 'operator=alice')
+    pause = fleet.play('pause.yml', '{"reason": "maintenance window"}', 'operator=alice')
     assert pause.rc == 0, pause.tail()
     proc.wait(timeout=600)
     output = fleet.output_of(proc)
