@@ -35,5 +35,5 @@ def test_every_playbook_passes_syntax_check():
     playbooks = sorted({t['playbook'] for t in TEMPLATES})
     bin_dir = Path(sys.executable).parent
     proc = subprocess.run([str(bin_dir / 'ansible-playbook'), '--syntax-check', '-i', 'localhost,', *playbooks],
-                          cwd=ROOT, env=env, capture_output=True, text=True)
+                          cwd=ROOT, env=env, capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -115,8 +115,8 @@ def test_gate_and_alert_judge_the_same_figure():
     # The alert compares the transport-level recorded figure ...
     assert ar.alert_expr(rule, ruleset) == 'transport:ant_transport_error_rate:ratio{transport="iroh"} > 0.05'
     # ... which is the gate's fleet-scope expression grouped by transport.
-    assert recorded['transport:ant_transport_error_rate:ratio'] == ar.figure_expr('error_rate', ruleset.settings,
-                                                                                   by=('transport',))
+    by_transport = ar.figure_expr('error_rate', ruleset.settings, by=('transport',))
+    assert recorded['transport:ant_transport_error_rate:ratio'] == by_transport
     assert ar.rule_promql(rule, ruleset) == ar.figure_expr('error_rate', ruleset.settings, transport='iroh')
 
 

@@ -76,7 +76,7 @@ def run_gate(client, ruleset, scope=None, evaluations=1, consecutive=None, value
 
 def test_healthy_fleet_passes_with_a_fixed_number_of_queries(ruleset):
     client = FakePrometheus(ruleset, dict(HEALTHY))
-    outcome, _ = run_gate(client, ruleset)
+    outcome, _client = run_gate(client, ruleset)
     assert outcome.verdict == 'pass'
     assert [r.verdict for r in outcome.results] == ['pass'] * 4
     assert client.queries == 1 + 4  # scope + one per rule, whatever the fleet size
@@ -84,11 +84,10 @@ def test_healthy_fleet_passes_with_a_fixed_number_of_queries(ruleset):
 
 def test_critical_failure_names_rule_value_excess_and_hosts(ruleset):
     values = dict(HEALTHY, high_error_rate_iroh=0.31)
-    client = FakePrometheus(ruleset, values, host_values={'high_error_rate_iroh': {'sim-host-01': 0.3,
-                                                                                    'sim-host-02': 0.32,
-                                                                                    'sim-host-03': 0.01}})
+    per_host = {'sim-host-01': 0.3, 'sim-host-02': 0.32, 'sim-host-03': 0.01}
+    client = FakePrometheus(ruleset, values, host_values={'high_error_rate_iroh': per_host})
     scope = ar.Scope(['sim-host-01', 'sim-host-02', 'sim-host-03'])
-    outcome, _ = run_gate(client, ruleset, scope=scope)
+    outcome, _client = run_gate(client, ruleset, scope=scope)
     assert outcome.verdict == 'fail'
     assert [r.rule.id for r in outcome.tripped] == ['high_error_rate_iroh']
     assert outcome.tripped[0].hosts == {'sim-host-02': 0.32, 'sim-host-01': 0.3}
@@ -132,7 +131,7 @@ def test_consecutive_failures_option(ruleset):
 
 def test_no_data_is_inconclusive_not_pass(ruleset):
     client = FakePrometheus(ruleset, dict(HEALTHY, high_error_rate_iroh=None))
-    outcome, _ = run_gate(client, ruleset)
+    outcome, _client = run_gate(client, ruleset)
     assert outcome.verdict == 'inconclusive'
     assert [r.rule.id for r in outcome.inconclusive_rules] == ['high_error_rate_iroh']
     assert 'recording rules installed' in outcome.reason
@@ -140,14 +139,14 @@ def test_no_data_is_inconclusive_not_pass(ruleset):
 
 def test_too_few_samples_is_inconclusive(ruleset):
     client = FakePrometheus(ruleset, dict(HEALTHY), samples=2)
-    outcome, _ = run_gate(client, ruleset)
+    outcome, _client = run_gate(client, ruleset)
     assert outcome.verdict == 'inconclusive'
     assert '2 sample(s) in 5m, at least 3 needed' in outcome.reason
 
 
 def test_no_targets_is_inconclusive(ruleset):
     client = FakePrometheus(ruleset, dict(HEALTHY), targets=0, modes={})
-    outcome, _ = run_gate(client, ruleset, scope=ar.Scope(['nowhere']))
+    outcome, _client = run_gate(client, ruleset, scope=ar.Scope(['nowhere']))
     assert outcome.verdict == 'inconclusive'
     assert '0 node target(s) up in hosts nowhere' in outcome.reason
     assert client.queries == 1
@@ -156,7 +155,7 @@ def test_no_targets_is_inconclusive(ruleset):
 def test_transport_nobody_runs_is_skipped(ruleset):
     client = FakePrometheus(ruleset, dict(HEALTHY, high_error_rate_iroh=None, iroh_latency_spike=None),
                             modes={'libp2p_only': 12})
-    outcome, _ = run_gate(client, ruleset)
+    outcome, _client = run_gate(client, ruleset)
     assert outcome.verdict == 'pass'
     assert {r.rule.id: r.verdict for r in outcome.results}['high_error_rate_iroh'] == 'skipped'
     assert client.queries == 1 + 2
@@ -164,7 +163,7 @@ def test_transport_nobody_runs_is_skipped(ruleset):
 
 def test_prometheus_down_fails_closed(ruleset):
     client = FakePrometheus(ruleset, dict(HEALTHY), down=True)
-    outcome, _ = run_gate(client, ruleset)
+    outcome, _client = run_gate(client, ruleset)
     assert outcome.verdict == 'fail'
     assert outcome.reason.startswith('fail closed: Prometheus at http://prometheus.invalid:9090 is unreachable')
 
@@ -192,7 +191,7 @@ def test_halted_ledger_fails_before_querying(ruleset):
 
 def test_gate_result_policy(ruleset):
     client = FakePrometheus(ruleset, dict(HEALTHY, high_error_rate_iroh=None))
-    outcome, _ = run_gate(client, ruleset)
+    outcome, _client = run_gate(client, ruleset)
     for policy, failed in (('pause', True), ('fail', True), ('pass', False)):
         result = gate.gate_result(outcome, ar.Scope(), ruleset, client, policy)
         assert result['failed'] is failed and result['verdict'] == 'inconclusive'
