@@ -92,7 +92,7 @@ def switch_result(mode, nodes, failed_nodes=None):
 
 
 def health_result(nodes):
-    return {'state': 'unhealthy' if any(s == 'unhealthy' for _, _, s in nodes) else 'healthy', 'nodes': [
+    return {'state': 'unhealthy' if any(s == 'unhealthy' for _name, _mode, s in nodes) else 'healthy', 'nodes': [
         {'service_name': name, 'peer_id': f'12D3KooW{name}', 'status': 'Running', 'mode': mode, 'state': state,
          'connected_peers': 2 if state == 'unhealthy' else 12,
          'failed_checks': [{'check': 'connectivity', 'reason': 'only 2 connected peers'}] if state == 'unhealthy'
@@ -221,8 +221,8 @@ def test_refusals_and_verdict_tasks_are_not_node_failures(make_tracker, read):
     tracker.start_playbook('rollout.yml')
     tracker.start_batch('wave', ['h1'])
     tracker.task_start(FQ + 'transport_mode')
-    tracker.result('h1', FQ + 'transport_mode', {'failed': True, 'msg': 'migration is paused',
-                                                  'ledger_flags': {'paused': {'reason': 'x'}}}, failed=True)
+    refusal = {'failed': True, 'msg': 'migration is paused', 'ledger_flags': {'paused': {'reason': 'x'}}}
+    tracker.result('h1', FQ + 'transport_mode', refusal, failed=True)
     tracker.result('h1', FQ + 'migration_ledger', {'msg': 'refused: halted', 'refused': 'halted'}, failed=True)
     tracker.result('h1', 'ansible.builtin.command', {'msg': 'ignored'}, failed=True, ignored=True)
     assert read().get_flags()['halted'] is None
@@ -234,8 +234,8 @@ def test_failure_budget_across_waves(make_tracker, read):
     first.start_playbook('rollout.yml', {'wave': 10})
     first.start_batch('wave', ['h1', 'h2'])
     first.task_start(FQ + 'transport_mode')
-    first.result('h1', FQ + 'transport_mode', switch_result('dual_stack', [('antnode1', 'libp2p_only', 'failed')],
-                                                             failed_nodes=['antnode1']), failed=True)
+    failed_switch = switch_result('dual_stack', [('antnode1', 'libp2p_only', 'failed')], failed_nodes=['antnode1'])
+    first.result('h1', FQ + 'transport_mode', failed_switch, failed=True)
     first.end_playbook({'h1': {'failures': 1}})
     second = make_tracker(batch_failure_percent=100, failure_budget=2)
     second.start_playbook('rollout.yml', {'wave': 25})
