@@ -535,8 +535,10 @@ def test_stale_lock_is_recovered_with_an_event(ledger, clock, monkeypatch):
 
 
 def test_lock_of_a_dead_process_on_this_host_is_recovered(ledger_location):
+    # The writer must be its own controller: no run or controller pid inherited from other tests.
+    env = {k: v for k, v in os.environ.items() if not k.startswith('ANT_MIGRATION_')}
     holder = subprocess.Popen([sys.executable, WRITER, 'lock', ledger_location, 'ghost@here pid x', '60'],
-                              stdout=subprocess.PIPE, text=True)
+                              stdout=subprocess.PIPE, text=True, env=env)
     try:
         assert holder.stdout.readline().strip() == 'locked'
         with ledger_lib.open_ledger(ledger_location) as ledger:
