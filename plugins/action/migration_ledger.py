@@ -22,7 +22,7 @@ from ansible_collections.autonomi.network_migration.plugins.plugin_utils import 
 ARGUMENT_SPEC = dict(
     op=dict(type='str', required=True,
             choices=['check', 'status', 'pause', 'resume', 'halt', 'lock', 'unlock', 'mark', 'event',
-                     'canary_verdict', 'switch_times']),
+                     'canary_verdict', 'switch_times', 'reconcile']),
     ledger=dict(type='str'),
     operator=dict(type='str'),
     reason=dict(type='str'),
@@ -40,6 +40,9 @@ ARGUMENT_SPEC = dict(
     data=dict(type='dict', default={}),
     verdict=dict(type='str', choices=['passed', 'failed']),
     testing_deadline=dict(type='int', default=3600),
+    fleet_hosts=dict(type='list', elements='str'),
+    info_var=dict(type='str', default='wave_transport_info'),
+    fix=dict(type='bool', default=False),
 )
 
 WRITE_OPS = frozenset(['pause', 'resume', 'halt', 'lock', 'unlock', 'mark', 'event', 'canary_verdict'])
@@ -68,6 +71,10 @@ class ActionModule(ActionBase):
             ledger = ledger_lib.open_ledger(ledger_lib.resolve_ledger_location(args['ledger']))
         except ledger_lib.LedgerError as exc:
             raise AnsibleActionFail('migration ledger unusable: %s' % exc) from None
+        if args['op'] == 'reconcile':
+            args['observed'] = self._observed(task_vars or {}, args)
+            if self._play_context.check_mode:
+                args['fix'] = False
         try:
             handler = getattr(self, '_op_%s' % args['op'])
             result.update(handler(ledger, args))
@@ -198,6 +205,35 @@ class ActionModule(ActionBase):
     def _op_switch_times(self, ledger, args):
         """Measured seconds-to-ready of recent switches (for the rollback-time projection)."""
         return {'changed': False, 'switch_seconds': ledger.switch_times(limit=1000)}
+
+    def _op_reconcile(self, ledger, args):
+        """Compare the ledger with transport_info from the hosts; with fix=true, correct the ledger."""
+        observed, missing = args['observed']
+        report = ledger.reconcile(observed, fix=args['fix'], operator=args['operator'],
+                                  run_id=os.environ.get(ledger_lib.ENV_RUN_ID))
+        drift = report['drift']
+        if not drift:
+            msg = 'the ledger agrees with the %d node(s) the hosts report' % report['checked']
+        elif args['fix']:
+            msg = '%d drift(s) between the ledger and the hosts, %d fixed in the ledger' % (len(drift), report['fixed'])
+        else:
+            msg = '%d drift(s) between the ledger and the hosts (report only; fix=true corrects it)' % len(drift)
+        if missing:
+            msg += '; no answer from %s' % ', '.join(missing)
+        return {'changed': bool(report['fixed']), 'drift': drift, 'checked': report['checked'],
+                'unanswered_hosts': missing, 'msg': msg}
+
+    @staticmethod
+    def _observed(task_vars, args):
+        hostvars = task_vars.get('hostvars', {})
+        observed, missing = {}, []
+        for host in args['fleet_hosts'] or []:
+            info = hostvars[host].get(args['info_var']) if host in hostvars else None
+            if not info or info.get('failed') or 'nodes' not in info:
+                missing.append(host)
+                continue
+            observed[host] = info['nodes']
+        return observed, missing
 
     # -- helpers ---------------------------------------------------------------------------
     @staticmethod

@@ -33,9 +33,13 @@ options:
       - V(mark) moves every node of O(hosts) in one of O(from_states) to O(state).
       - V(event) records an event of O(kind) with O(data); V(canary_verdict) records O(verdict).
       - V(switch_times) returns measured node switch times (seconds to ready) for rollback projections.
+      - V(reconcile) compares the ledger with the M(autonomi.network_migration.transport_info) results of
+        O(fleet_hosts) (host variable O(info_var)) and reports drift (a node restarted by hand in another
+        mode, a node the ledger does not know, a changed peer id, a node gone from its host); with
+        O(fix=true) the ledger is corrected, each change with its reason. Check mode never fixes.
     type: str
     required: true
-    choices: [check, status, pause, resume, halt, lock, unlock, mark, event, canary_verdict, switch_times]
+    choices: [check, status, pause, resume, halt, lock, unlock, mark, event, canary_verdict, switch_times, reconcile]
   ledger:
     description:
       - Ledger location, a SQLite path or a C(postgresql://) DSN. Defaults to E(ANT_MIGRATION_LEDGER),
@@ -97,6 +101,18 @@ options:
     description: With O(op=status), nodes in C(dual_stack_testing) for longer than this many seconds are overdue.
     type: int
     default: 3600
+  fleet_hosts:
+    description: With O(op=reconcile), the hosts whose nodes are compared.
+    type: list
+    elements: str
+  info_var:
+    description: With O(op=reconcile), the host variable holding each host's registered transport_info result.
+    type: str
+    default: wave_transport_info
+  fix:
+    description: With O(op=reconcile), correct the ledger to match the hosts.
+    type: bool
+    default: false
   verdict:
     description: Canary verdict for O(op=canary_verdict).
     type: str
@@ -162,6 +178,11 @@ migrated_hosts:
 nodes_overdue:
   description: Nodes in C(dual_stack_testing) past O(testing_deadline) (host, service_name, since).
   returned: op is status
+  type: list
+  elements: dict
+drift:
+  description: With O(op=reconcile), each difference (node_id, kind, ledger_state, observed_mode, fixed).
+  returned: op is reconcile
   type: list
   elements: dict
 refused:

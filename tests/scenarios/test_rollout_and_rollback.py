@@ -195,3 +195,25 @@ def test_wave_refused_when_fast_rollback_would_exceed_the_sla(fleet):
     assert run.rc != 0
     assert 'over the 5 s SLA' in run.output, run.tail()
     assert set(fleet.modes().values()) == {LIBP2P}
+
+
+def test_reconcile_reports_and_fixes_a_node_restarted_by_hand(fleet):
+    run = fleet.play('rollout.yml', 'wave=25', NO_CANARY)
+    assert run.rc == 0, run.tail()
+    host = hosts_in_mode(fleet, DUAL)[0]
+    # An operator restarts one node by hand in libp2p_only, behind the rollout's back.
+    fleet.stack.set_mode(host, 'antnode2', LIBP2P)
+    fleet.wait_until(lambda: fleet.modes()['%s/antnode2' % host] == LIBP2P, timeout=30, what='manual switch')
+    fleet.wait_ready()
+
+    report = fleet.play('reconcile.yml')
+    assert report.rc == 0, report.tail()
+    assert '1 drift(s) between the ledger and the hosts (report only' in report.output, report.tail()
+    assert fleet.ledger_states()['%s/antnode2' % host] == 'dual_stack_stable'
+
+    fixed = fleet.play('reconcile.yml', 'fix=true')
+    assert fixed.rc == 0, fixed.tail()
+    assert '1 fixed in the ledger' in fixed.output, fixed.tail()
+    assert fleet.ledger_states()['%s/antnode2' % host] in ('rolled_back', 'libp2p_only')
+    again = fleet.play('reconcile.yml')
+    assert 'the ledger agrees with the' in again.output, again.tail()
