@@ -85,9 +85,13 @@ def main(argv=None):
             if args.skip_baseline:
                 return
             all_dual_stack(stack)
-            base_env = dict(env, ANSIBLE_CALLBACKS_ENABLED='')
-            b_wall, b_cpu = run([str(BIN / 'ansible-playbook'), 'bench/baseline_rollback.yml', '-i', str(inventory)],
-                                base_env, 'baseline rollback')
+            # The baseline is a plain playbook: no migration_tracker, Ansible's default forks (5).
+            plain_cfg = tmp / 'plain.cfg'
+            plain_cfg.write_text('[defaults]\ncollections_path = %s\nhost_key_checking = False\n'
+                                 % (ROOT / 'collections'))
+            base_env = dict(env, ANSIBLE_CONFIG=str(plain_cfg))
+            b_wall, b_cpu = run([str(BIN / 'ansible-playbook'), 'bench/baseline_rollback.yml', '-i', str(inventory),
+                                 '-f', '5'], base_env, 'baseline rollback')
             assert all(n['mode'] == 'libp2p_only' for n in stack.fleet()['nodes'])
             print('baseline node-by-node rollback (forks 5): wall %.1f s, controller CPU %.1f s' % (b_wall, b_cpu))
             print('ratio baseline/collection: wall %.1fx, controller CPU %.1fx' % (b_wall / wall, b_cpu / cpu))
