@@ -63,7 +63,8 @@ def test_build_install_and_use_outside_the_checkout(tmp_path):
     run = subprocess.run([str(BIN / 'ansible-playbook'), '-i', 'localhost,', 'use.yml'], capture_output=True,
                          text=True, cwd=outside, env=env, check=False)
     assert run.returncode == 0, run.stdout + run.stderr
-    # The configured collections path (the installed tarball) comes first.
-    listing = subprocess.run([str(BIN / 'ansible-galaxy'), 'collection', 'list', 'autonomi.network_migration'],
-                             capture_output=True, text=True, cwd=outside, env=env, check=False).stdout
-    assert listing.index(str(install_dir)) < listing.index('autonomi.network_migration'), listing
+    # Ansible resolves the FQCN to the installed tarball (the configured path), not to the checkout.
+    doc = subprocess.run([str(BIN / 'ansible-doc'), 'autonomi.network_migration.migration_ledger'],
+                         capture_output=True, text=True, cwd=outside, env=env, check=False)
+    assert doc.returncode == 0, doc.stderr
+    assert str(install_dir / 'ansible_collections' / 'autonomi' / 'network_migration') in doc.stdout.splitlines()[0]
