@@ -246,4 +246,4 @@ class ActionModule(ActionBase):
     def _holder(args):
         # The same holder string the migration_tracker callback uses for this controller process,
         # so that the callback keeps the lock alive and releases it if the play dies.
-        return os.environ.get(ledger_lib.ENV_LOCK_HOLDER) or ledger_lib.default_holder(args['operator'])
+        return os.environ.get(ledger_lib.ENV_LOCK_HOLDER) or ledger_lib.default_holder(args['operator'].split('@')[0])
