@@ -46,6 +46,8 @@ ARGUMENT_SPEC = dict(
 )
 
 WRITE_OPS = frozenset(['pause', 'resume', 'halt', 'lock', 'unlock', 'mark', 'event', 'canary_verdict'])
+# Writes that are not a change of the migration: the audit trail and the run's own lock.
+NOT_CHANGES = frozenset(['event', 'lock', 'unlock'])
 
 
 def default_operator():
@@ -66,7 +68,8 @@ class ActionModule(ActionBase):
         args = validation.validated_parameters
         args['operator'] = args['operator'] or default_operator()
         if self._play_context.check_mode and args['op'] in WRITE_OPS:
-            return dict(result, changed=True, msg='check mode: op=%s would write to the ledger' % args['op'])
+            return dict(result, changed=args['op'] not in NOT_CHANGES,
+                        msg='check mode: op=%s would write to the ledger' % args['op'])
         try:
             ledger = ledger_lib.open_ledger(ledger_lib.resolve_ledger_location(args['ledger']))
         except ledger_lib.LedgerError as exc:
@@ -193,14 +196,17 @@ class ActionModule(ActionBase):
         kind = self._need(args, 'kind', 'op=event needs kind')
         ledger.record_event(kind, run_id=os.environ.get('ANT_MIGRATION_RUN_ID'),
                             operator=args['operator'], reason=args['reason'], **args['data'])
-        return {'changed': True}
+        # Events are the audit trail: appending one changes neither a node nor a flag.
+        return {'changed': False}
 
     def _op_canary_verdict(self, ledger, args):
         verdict = self._need(args, 'verdict', 'op=canary_verdict needs verdict')
+        previous = ledger.canary_verdict() or {}
         data = dict(args['data'])
         data.update(hosts=args['hosts'] or [], reason=args['reason'], operator=args['operator'])
         ledger.set_canary_verdict(verdict, run_id=os.environ.get(ledger_lib.ENV_RUN_ID), **data)
-        return {'changed': True, 'verdict': verdict}
+        changed = previous.get('verdict') != verdict or sorted(previous.get('hosts') or []) != sorted(data['hosts'])
+        return {'changed': changed, 'verdict': verdict}
 
     def _op_switch_times(self, ledger, args):
         """Measured seconds-to-ready of recent switches (for the rollback-time projection)."""
