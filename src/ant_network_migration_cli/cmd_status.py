@@ -41,7 +41,8 @@ def _plan_target(handle):
     return data
 
 
-def _status_data(handle, detailed):
+def status_data(handle, detailed):
+    """What `status` shows (and the dashboard serves): progress, flags, canary, last gate verdicts, plan."""
     data = {
         'progress': handle.progress(),
         'flags': handle.get_flags(),
@@ -73,7 +74,7 @@ def status(settings, detailed, as_json):
     """
     location = settings.ledger_location()
     with ledger_io.opened(location, create=False) as handle:
-        data = _status_data(handle, detailed)
+        data = status_data(handle, detailed)
     data['ledger'] = str(location)
     if as_json:
         click.echo(render.to_json(data))

@@ -1,0 +1,71 @@
+# Copyright: Contributors to the autonomi.network_migration collection
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""``ant-network-migration dashboard``: the live dashboard service."""
+
+from __future__ import annotations
+
+import click
+
+from ant_network_migration_cli import common, fleet
+from ant_network_migration_cli.errors import EXIT_CODES_HELP, BadInput
+
+from . import server
+
+
+def _inventory_value(settings, name):
+    try:
+        inventory = fleet.load_inventory(settings.inventory)
+    except BadInput:
+        return None
+    return common.inventory_var(inventory, name)
+
+
+@click.command(epilog=EXIT_CODES_HELP)
+@click.option('--listen', default=server.DEFAULT_LISTEN, show_default=True, metavar='HOST:PORT',
+              help='Address to serve on. Anything but loopback requires a token.')
+@click.option('--token-file', type=click.Path(dir_okay=False), metavar='PATH',
+              help=f'File holding the access token (else ${server.ENV_TOKEN_FILE}, else ${server.ENV_TOKEN}).')
+@click.option('--poll-interval', type=click.FloatRange(0.2, 60), default=1.0, show_default=True,
+              help="Seconds between two looks at the ledger's newest event.")
+@click.option('--prometheus-interval', type=click.FloatRange(1, 300), default=5.0, show_default=True,
+              help='Seconds between two Prometheus scrapes.')
+@click.pass_obj
+def dashboard(settings, listen, token_file, poll_interval, prometheus_interval):
+    """Serve the live migration dashboard (read-only): / (the page), /status (JSON), /ws (live
+    updates), /metrics (Prometheus exposition) and /health (200 ready / 503 not ready).
+
+    It reads the same ledger and Prometheus as the playbooks and keeps running when either is
+    down (the page and /status say what is missing).
+
+    \b
+    Examples:
+      ant-network-migration dashboard
+      ANT_DASHBOARD_TOKEN_FILE=/etc/ant-dashboard/token ant-network-migration dashboard --listen 0.0.0.0:8090
+    """
+    try:
+        host, port = server.parse_listen(listen)
+        token = server.read_token(token_file)
+        server.check_exposure(host, token)
+    except server.DashboardConfigError as exc:
+        raise BadInput(str(exc)) from None
+    location = settings.ledger_location()
+    prometheus_url = settings.prometheus_url or _inventory_value(settings, 'migration_prometheus_url')
+    if prometheus_url is not None and not str(prometheus_url).startswith(('http://', 'https://')):
+        prometheus_url = None
+    from .app import Service  # starlette and friends load only for this command
+
+    overrides = _inventory_value(settings, 'migration_alert_overrides')
+    service = Service(location, prometheus_url=prometheus_url, poll_interval=poll_interval,
+                      prometheus_interval=prometheus_interval, token=token,
+                      overrides=overrides if isinstance(overrides, dict) else None)
+    url = server.url_for(host, port)
+
+    def ready():
+        click.echo(f'dashboard: {url} (ledger {service.ledger_state["location"]}, '
+                   f'Prometheus {prometheus_url or "not configured"}){" - token required" if token else ""}',
+                   err=False)
+
+    rc = server.serve(service, host, port, on_ready=ready)
+    if rc:
+        raise click.ClickException(f'the dashboard could not start on {listen} (port in use?)')

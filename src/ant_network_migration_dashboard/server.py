@@ -1,0 +1,93 @@
+# Copyright: Contributors to the autonomi.network_migration collection
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Running the service: the listen address, the token rule, uvicorn."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+
+ENV_TOKEN = 'ANT_DASHBOARD_TOKEN'
+ENV_TOKEN_FILE = 'ANT_DASHBOARD_TOKEN_FILE'
+DEFAULT_LISTEN = '127.0.0.1:8090'
+
+
+class DashboardConfigError(ValueError):
+    """Bad dashboard settings; the message names the option and the accepted form."""
+
+
+def parse_listen(text):
+    """``HOST:PORT`` or ``[IPv6]:PORT`` -> (host, port)."""
+    text = str(text or '').strip()
+    form = 'HOST:PORT, e.g. 127.0.0.1:8090 or [::1]:8090'
+    if text.startswith('['):
+        host, sep, port = text[1:].partition(']:')
+    else:
+        host, sep, port = text.rpartition(':')
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise DashboardConfigError(f'--listen {text!r} is not {form}')
+    return host, int(port)
+
+
+def is_loopback(host):
+    if host == 'localhost':
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def read_token(token_file=None, env=None):
+    """The access token: ``token_file`` (or ANT_DASHBOARD_TOKEN_FILE), else ANT_DASHBOARD_TOKEN; None if unset."""
+    env = os.environ if env is None else env
+    path = token_file or env.get(ENV_TOKEN_FILE)
+    if path:
+        try:
+            with open(path, encoding='utf-8') as handle:
+                token = handle.read().strip()
+        except OSError as exc:
+            raise DashboardConfigError(f'--token-file {path}: cannot read it ({exc.strerror})') from None
+        if not token:
+            raise DashboardConfigError(f'--token-file {path} is empty; put the token on its first line')
+        return token
+    return (env.get(ENV_TOKEN) or '').strip() or None
+
+
+def check_exposure(host, token):
+    """Loopback needs no token; any other address requires one."""
+    if not is_loopback(host) and not token:
+        raise DashboardConfigError(
+            f'--listen {host}: listening beyond loopback requires an access token: set {ENV_TOKEN} '
+            f'or {ENV_TOKEN_FILE} / --token-file (a file holding the token); clients then send '
+            '"Authorization: Bearer <token>" (the page: ?token=<token>)')
+
+
+def url_for(host, port):
+    shown = f'[{host}]' if ':' in host else host
+    if host in ('0.0.0.0', '::'):
+        shown = '127.0.0.1'
+    return f'http://{shown}:{port}/'
+
+
+def serve(service, host, port, on_ready=None):
+    """Run the service under uvicorn until interrupted."""
+    import uvicorn
+
+    from .app import create_app
+
+    config = uvicorn.Config(create_app(service), host=host, port=port, log_level='warning', ws='websockets-sansio',
+                            ws_ping_interval=20.0, lifespan='on', access_log=False)
+    server = uvicorn.Server(config)
+    if on_ready:
+        original = server.startup
+
+        async def startup(sockets=None):
+            await original(sockets=sockets)
+            if server.started:
+                on_ready()
+
+        server.startup = startup
+    server.run()
+    return 0 if server.started else 1

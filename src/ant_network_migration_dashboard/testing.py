@@ -1,0 +1,170 @@
+# Copyright: Contributors to the autonomi.network_migration collection
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Helpers for tests and the benchmark: the service on a free port in a thread, and a stub
+Prometheus that answers the dashboard's queries over real HTTP (and can be stopped)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils import alert_rules
+
+from .app import Service, create_app
+
+HEALTHY = {
+    'libp2p': {'request_rate': 120.0, 'error_rate': 0.01, 'latency_p50': 0.05, 'latency_p95': 0.2,
+               'latency_p99': 0.4, 'active_connections': 60.0, 'health_score': 0.9},
+    'iroh': {'request_rate': 80.0, 'error_rate': 0.005, 'latency_p50': 0.03, 'latency_p95': 0.12,
+             'latency_p99': 0.3, 'active_connections': 30.0, 'health_score': 0.95},
+}
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+class StubPrometheus:
+    """``/api/v1/query`` answering the figures query from ``values`` and ``ALERTS`` from ``alerts``."""
+
+    def __init__(self, values=None, risk=0.05, alerts=None):
+        self.values = json.loads(json.dumps(values or HEALTHY))
+        self.risk = risk
+        self.alerts = list(alerts or [])
+        self.queries = []
+        self.port = free_port()
+        self._server = None
+        self._thread = None
+
+    @property
+    def url(self):
+        return f'http://127.0.0.1:{self.port}'
+
+    def _result(self, promql):
+        if promql.startswith('ALERTS'):
+            return [{'metric': dict({'__name__': 'ALERTS'}, **alert), 'value': [time.time(), '1']}
+                    for alert in self.alerts]
+        out = []
+        for transport, figures in self.values.items():
+            for figure, value in figures.items():
+                out.append({'metric': {'__name__': alert_rules.recorded_name(figure, 'transport'),
+                                       'transport': transport}, 'value': [time.time(), repr(float(value))]})
+        out.append({'metric': {'__name__': alert_rules.recorded_name('partition_risk', 'fleet')},
+                    'value': [time.time(), repr(float(self.risk))]})
+        return out
+
+    def start(self):
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 (http.server API)
+                parsed = urllib.parse.urlparse(self.path)
+                query = urllib.parse.parse_qs(parsed.query).get('query', [''])[0]
+                stub.queries.append(query)
+                body = json.dumps({'status': 'success', 'data': {'resultType': 'vector',
+                                                                  'result': stub._result(query)}}).encode()
+                self.send_response(200)
+                self.send_header('Content-Type', 'application/json')
+                self.send_header('Content-Length', str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_POST = do_GET
+
+            def log_message(self, *args):
+                pass
+
+        self._server = ThreadingHTTPServer(('127.0.0.1', self.port), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self):
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._thread.join(timeout=10)
+            self._server = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+class RunningService:
+    """The dashboard under uvicorn in a background thread on a free loopback port."""
+
+    def __init__(self, ledger_location, prometheus_url=None, host='127.0.0.1', port=None, **options):
+        import uvicorn
+
+        options.setdefault('poll_interval', 0.5)
+        options.setdefault('prometheus_interval', 1.0)
+        self.service = Service(ledger_location, prometheus_url=prometheus_url, **options)
+        self.host = host
+        self.port = port or free_port()
+        config = uvicorn.Config(create_app(self.service), host=host, port=self.port, log_level='warning',
+                                ws='websockets-sansio', lifespan='on', access_log=False)
+        self.server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self.server.run, daemon=True)
+
+    @property
+    def url(self):
+        return f'http://127.0.0.1:{self.port}'
+
+    @property
+    def ws_url(self):
+        return f'ws://127.0.0.1:{self.port}/ws'
+
+    def start(self, timeout=30.0):
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self.server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f'the dashboard did not start on port {self.port}')
+            time.sleep(0.05)
+        return self
+
+    def stop(self):
+        self.server.should_exit = True
+        self._thread.join(timeout=30)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def fill_ledger(location, hosts=10, nodes_per_host=5, migrated_hosts=0, dual_hosts=0, operator='test'):
+    """A ledger with ``hosts x nodes_per_host`` nodes recorded through the ledger's own writes:
+    the first ``migrated_hosts`` hosts in iroh_primary (through dual_stack), the next
+    ``dual_hosts`` in dual_stack_stable, the rest libp2p_only. Returns the run id."""
+    from ansible_collections.autonomi.network_migration.plugins.plugin_utils import ledger as ledger_lib
+
+    handle = ledger_lib.open_ledger(str(location))
+    try:
+        run = handle.start_run('playbooks/rollout.yml', operator)
+        items = []
+        for h in range(hosts):
+            for n in range(1, nodes_per_host + 1):
+                items.append({'host': f'sim-host-{h + 1:02d}', 'service_name': f'antnode{n}',
+                              'peer_id': f'12D3KooWsynthetic{h:03d}{n:03d}', 'to_state': 'libp2p_only'})
+        handle.record_transitions(items, run_id=run)
+        for h in range(migrated_hosts + dual_hosts):
+            batch = [dict(i, to_state='dual_stack_testing') for i in items if i['host'] == f'sim-host-{h + 1:02d}']
+            handle.record_transitions(batch, run_id=run)
+            handle.record_transitions([dict(i, to_state='dual_stack_stable') for i in batch], run_id=run)
+            if h < migrated_hosts:
+                handle.record_transitions([dict(i, to_state='iroh_primary') for i in batch], run_id=run)
+        return run
+    finally:
+        handle.close()
