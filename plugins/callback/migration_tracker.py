@@ -143,7 +143,7 @@ from ansible import context
 from ansible.plugins.callback import CallbackBase
 
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils import ledger as ledger_lib
-from ansible_collections.autonomi.network_migration.plugins.plugin_utils._ledger_tracker import (
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger.tracker import (
     LOCK_VAR,
     MigrationTracker,
     TrackerConfig,

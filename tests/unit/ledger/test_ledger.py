@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -11,8 +12,9 @@ import threading
 
 import pytest
 
-from ansible_collections.autonomi.network_migration.plugins.plugin_utils import _ledger_schema
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils import ledger as ledger_lib
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger import core as ledger_core
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger import schema as _ledger_schema
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 WRITER = os.path.join(HERE, 'ledger_writer.py')
@@ -36,12 +38,12 @@ def test_reopen_keeps_data(ledger, open_ledger):
 
 def test_older_schema_is_migrated_forward(ledger_location, monkeypatch):
     # Create a version-1 ledger, as an older collection would have left it.
-    monkeypatch.setattr(ledger_lib, 'SCHEMA_VERSION', 1)
+    monkeypatch.setattr(ledger_core, 'SCHEMA_VERSION', 1)
     old = ledger_lib.open_ledger(ledger_location)
     old.set_pause('before upgrade', 'alice')
     assert old.schema_version() == 1
     old.close()
-    monkeypatch.setattr(ledger_lib, 'SCHEMA_VERSION', _ledger_schema.SCHEMA_VERSION)
+    monkeypatch.setattr(ledger_core, 'SCHEMA_VERSION', _ledger_schema.SCHEMA_VERSION)
     new = ledger_lib.open_ledger(ledger_location)
     try:
         assert new.schema_version() == _ledger_schema.SCHEMA_VERSION
@@ -200,7 +202,9 @@ def test_sqlite_writer_waiting_too_long_is_a_ledger_error(tmp_path):
 def test_postgresql_dropped_connection_is_replaced(postgres_server, monkeypatch):
     import psycopg
 
-    from ansible_collections.autonomi.network_migration.plugins.plugin_utils import _ledger_postgres
+    from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger.backends import (
+        postgres as _ledger_postgres,
+    )
 
     dsn = postgres_server.new_schema()
     with ledger_lib.open_ledger(dsn) as ledger:
@@ -517,9 +521,9 @@ def test_second_holder_is_refused_naming_the_first(ledger, open_ledger):
 
 
 def test_stale_lock_is_recovered_with_an_event(ledger, clock, monkeypatch):
-    monkeypatch.setattr(ledger_lib.socket, 'gethostname', lambda: 'ctl-1')
+    monkeypatch.setattr(socket, 'gethostname', lambda: 'ctl-1')
     ledger.acquire_lock('alice@ctl-1 pid 100', 'rollout.yml')
-    monkeypatch.setattr(ledger_lib.socket, 'gethostname', lambda: 'ctl-2')
+    monkeypatch.setattr(socket, 'gethostname', lambda: 'ctl-2')
     clock.advance(60)
     assert ledger.heartbeat('alice@ctl-1 pid 100') is True
     clock.advance(100)

@@ -10,7 +10,7 @@ import os
 import sqlite3
 import threading
 
-from ansible_collections.autonomi.network_migration.plugins.plugin_utils._ledger_errors import (
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger.errors import (
     LedgerError,
     LedgerForeignDatabase,
     LedgerUnavailable,

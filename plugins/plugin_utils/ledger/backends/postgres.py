@@ -15,7 +15,7 @@ import re
 import threading
 import time
 
-from ansible_collections.autonomi.network_migration.plugins.plugin_utils._ledger_errors import (
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger.errors import (
     LedgerError,
     LedgerUnavailable,
 )

@@ -1,0 +1,107 @@
+# Copyright: Contributors to the autonomi.network_migration collection
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The migration ledger: every node's migration state, its history, runs, events, flags, the lock.
+
+One implementation used by the migration_tracker callback, the gate and guard action plugins and
+the operator CLI. Two backends with the same schema and behaviour: a SQLite file (the default)
+and PostgreSQL (a ``postgresql://`` DSN, for AWX). See docs/ledger.md.
+
+    ledger = open_ledger(resolve_ledger_location())
+    ledger.record_transition('host-1', 'antnode3', '12D3KooW...', 'dual_stack_testing', run_id=run)
+    ledger.progress()['progress_percent']
+
+Every public write is one transaction: a controller killed at any moment leaves either the whole
+write or none of it.
+
+The package is split by job (docs/ledger.md): ``core`` (backend, schema migration), ``runs``,
+``nodes``, ``control`` (pause, halt, lock), ``events``, ``metrics``, ``backends`` (SQLite,
+PostgreSQL), ``location``, ``schema``, ``errors`` and ``tracker`` (the callback's logic).
+``from ...plugin_utils import ledger`` gives every public name.
+"""
+
+from __future__ import annotations
+
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger._common import (
+    ENV_CONTROLLER_PID,
+    ENV_LOCK_HOLDER,
+    ENV_RUN_ID,
+    REDACTED,
+    controller_pid,
+    default_holder,
+    redact,
+)
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger.backends import (
+    open_backend,
+)
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger.control import (
+    DEFAULT_STALE_AFTER,
+    ControlMixin,
+)
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger.core import (
+    LedgerCore,
+)
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger.errors import (
+    HaltNeedsAcknowledgement,
+    LedgerError,
+    LedgerForeignDatabase,
+    LedgerHalted,
+    LedgerLocked,
+    LedgerPaused,
+    LedgerSchemaTooNew,
+    LedgerUnavailable,
+)
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger.events import (
+    EVENT_KINDS,
+    EventsMixin,
+)
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger.location import (
+    DEFAULT_LEDGER,
+    DSN_PREFIXES,
+    ENV_LEDGER,
+    INI_KEY,
+    INI_SECTION,
+    is_dsn,
+    resolve_ledger_location,
+)
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger.metrics import (
+    MetricsMixin,
+)
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger.nodes import (
+    NodesMixin,
+    node_id_for,
+    state_for_mode,
+)
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger.runs import (
+    RunsMixin,
+)
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger.schema import (
+    SCHEMA_VERSION,
+)
+
+__all__ = [
+    'DEFAULT_LEDGER', 'DEFAULT_STALE_AFTER', 'DSN_PREFIXES', 'ENV_CONTROLLER_PID', 'ENV_LEDGER', 'ENV_LOCK_HOLDER',
+    'ENV_RUN_ID', 'INI_KEY', 'INI_SECTION',
+    'EVENT_KINDS', 'controller_pid', 'node_id_for',
+    'HaltNeedsAcknowledgement', 'Ledger', 'LedgerError', 'LedgerForeignDatabase', 'LedgerHalted',
+    'LedgerLocked', 'LedgerPaused', 'LedgerSchemaTooNew', 'LedgerUnavailable', 'REDACTED', 'SCHEMA_VERSION',
+    'default_holder', 'is_dsn', 'open_ledger', 'redact', 'resolve_ledger_location', 'state_for_mode',
+]
+
+
+class Ledger(RunsMixin, NodesMixin, ControlMixin, EventsMixin, MetricsMixin, LedgerCore):
+    """The migration ledger over one backend (SQLite or PostgreSQL). Use open_ledger()."""
+
+
+def open_ledger(location=None, clock=None):
+    """Open (creating or migrating forward if needed) the ledger at ``location``.
+
+    ``location`` defaults to resolve_ledger_location(). Raises a LedgerError subclass with a clear
+    message for an unreachable ledger, a foreign file or a schema from the future.
+    """
+    backend = open_backend(location or resolve_ledger_location())
+    try:
+        return Ledger(backend, clock=clock)
+    except BaseException:
+        backend.close()
+        raise

@@ -1,0 +1,237 @@
+# Copyright: Contributors to the autonomi.network_migration collection
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Operator and run control: pause, halt, resume, and the run lock."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger._common import (
+    ENV_LOCK_HOLDER,
+    _iso,
+    _pid_alive,
+    _run_id,
+    controller_pid,
+)
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger.errors import (
+    HaltNeedsAcknowledgement,
+    LedgerError,
+    LedgerHalted,
+    LedgerLocked,
+    LedgerPaused,
+)
+
+# A lock whose holder has not sent a heartbeat for this long is taken over (with a logged event).
+DEFAULT_STALE_AFTER = 900
+
+
+class ControlMixin:
+    """Flags (pause, halt) and the run lock."""
+
+    # -- flags: pause and halt --------------------------------------------------------------
+
+    def get_flags(self):
+        """{'paused': None | {reason, operator, at}, 'halted': None | {reason, operator, at, source}}."""
+        with self._db.transaction(write=False) as tx:
+            rows = tx.query('SELECT * FROM ledger_flags')
+        flags = {'paused': None, 'halted': None}
+        for row in rows:
+            entry = {'reason': row['reason'], 'operator': row['operator'], 'at': _iso(row['at'])}
+            if row['name'] == 'halt':
+                entry['source'] = row['source']
+                flags['halted'] = entry
+            elif row['name'] == 'pause':
+                flags['paused'] = entry
+        return flags
+
+    def set_pause(self, reason, operator, run_id=None):
+        run_id = _run_id(run_id)
+        now = self._now()
+        with self._db.transaction() as tx:
+            tx.execute('INSERT INTO ledger_flags (name, reason, operator, source, at, run_id) '
+                       "VALUES ('pause', ?, ?, NULL, ?, ?) ON CONFLICT (name) DO UPDATE SET reason = excluded.reason, "
+                       'operator = excluded.operator, at = excluded.at, run_id = excluded.run_id',
+                       (str(reason), str(operator), now, run_id))
+            self._event(tx, 'pause', run_id, {'reason': reason, 'operator': operator}, now)
+        return self.get_flags()['paused']
+
+    def set_halt(self, reason, operator, source, run_id=None, **data):
+        """Halt the migration. An existing halt keeps its first reason (the cause); the new one is logged."""
+        run_id = _run_id(run_id)
+        now = self._now()
+        with self._db.transaction() as tx:
+            existing = tx.one("SELECT * FROM ledger_flags WHERE name = 'halt'")
+            if existing is None:
+                tx.execute("INSERT INTO ledger_flags (name, reason, operator, source, at, run_id) "
+                           "VALUES ('halt', ?, ?, ?, ?, ?)", (str(reason), str(operator), str(source), now, run_id))
+            self._event(tx, 'halt', run_id, dict(data, reason=reason, operator=operator, source=source,
+                                                 already_halted=existing is not None), now)
+        return self.get_flags()['halted']
+
+    def resume(self, operator, ack=False, reason=None, run_id=None):
+        """Clear the pause; clear a halt only with ``ack=True``. Returns {'cleared': [...]}.
+
+        Raises HaltNeedsAcknowledgement (a LedgerError) when halted and ack is not given; nothing
+        is cleared then, not even the pause.
+        """
+        run_id = _run_id(run_id)
+        now = self._now()
+        with self._db.transaction() as tx:
+            rows = {row['name']: row for row in tx.query('SELECT * FROM ledger_flags')}
+            halt = rows.get('halt')
+            if halt is not None and not ack:
+                raise HaltNeedsAcknowledgement(
+                    f"the migration is halted ({halt['reason']}, by {halt['operator']} via {halt['source']} at "
+                    f"{_iso(halt['at'])}); a halt needs an explicit acknowledgement once its cause is understood: "
+                    'resume with ack (CLI: resume --ack; playbook: -e ack=true)')
+            cleared = sorted(rows)
+            if cleared:
+                tx.execute('DELETE FROM ledger_flags')
+            if halt is not None:
+                self._event(tx, 'halt_ack', run_id, {'operator': operator, 'reason': reason,
+                                                     'halt_reason': halt['reason'], 'halt_source': halt['source']}, now)
+            if cleared:
+                self._event(tx, 'resume', run_id, {'operator': operator, 'reason': reason, 'ack': bool(ack),
+                                                   'cleared': cleared}, now)
+        return {'cleared': ['halted' if name == 'halt' else 'paused' for name in cleared]}
+
+    def assert_can_proceed(self, holder=None):
+        """Raise LedgerHalted / LedgerPaused / LedgerLocked if a node must not be touched now.
+
+        For action plugins, before a host is touched. ``holder`` defaults to the
+        ANT_MIGRATION_LOCK_HOLDER the callback exported; a lock held by anyone else refuses.
+        """
+        flags = self.get_flags()
+        if flags['halted']:
+            h = flags['halted']
+            raise LedgerHalted(f"the migration is halted since {h['at']} by {h['operator']} ({h['source']}): "
+                               f"{h['reason']}; acknowledge with resume --ack once the cause is understood")
+        if flags['paused']:
+            p = flags['paused']
+            raise LedgerPaused(f"the migration is paused since {p['at']} by {p['operator']}: {p['reason']}; "
+                               'resume it to continue')
+        holder = holder if holder is not None else os.environ.get(ENV_LOCK_HOLDER)
+        with self._db.transaction(write=False) as tx:
+            lock = self._lock_row(tx.one('SELECT * FROM ledger_lock WHERE id = 1'))
+        if lock and lock['holder'] != holder:
+            raise LedgerLocked(self._locked_message(lock), holder=lock['holder'], started_at=lock['started_at'],
+                               playbook=lock['playbook'], run_id=lock['run_id'])
+        return flags
+
+    # -- the run lock -----------------------------------------------------------------------
+
+    @staticmethod
+    def _lock_row(row):
+        if not row or not row.get('holder'):
+            return None
+        return {'holder': row['holder'], 'host': row['holder_host'], 'pid': row['holder_pid'],
+                'playbook': row['playbook'], 'run_id': row['run_id'], 'started_at': _iso(row['started_at']),
+                'heartbeat_at': _iso(row['heartbeat_at']), '_heartbeat': row['heartbeat_at']}
+
+    def _locked_message(self, lock):
+        age = self._now() - (lock['_heartbeat'] or 0)
+        return (f"the migration ledger is locked by {lock['holder']} since {lock['started_at']} (playbook "
+                f"{lock['playbook']}, run {lock['run_id']}, last heartbeat {age:.0f} s ago): another rollout or "
+                'rollback is running. If that process is gone, the lock is taken over after its stale timeout, '
+                'or release it explicitly with force_unlock (CLI: unlock --reason ...)')
+
+    @staticmethod
+    def _public(lock):
+        return {k: v for k, v in lock.items() if not k.startswith('_')} if lock else None
+
+    def lock(self):
+        """The current lock ({holder, host, pid, playbook, run_id, started_at, heartbeat_at}) or None."""
+        with self._db.transaction(write=False) as tx:
+            return self._public(self._lock_row(tx.one('SELECT * FROM ledger_lock WHERE id = 1')))
+
+    def acquire_lock(self, holder, playbook, stale_after=DEFAULT_STALE_AFTER, run_id=None):
+        """Take the run lock or raise LedgerLocked naming the holder, its start time and playbook.
+
+        Re-entrant for the same holder. A lock is taken over, with a ``lock_recovered`` event, when
+        its heartbeat is older than ``stale_after`` seconds or its holder process on this very host
+        is gone.
+        """
+        now = self._now()
+        host, pid = socket.gethostname(), controller_pid()
+        run_id = _run_id(run_id)
+        with self._db.transaction() as tx:
+            lock = self._lock_row(tx.one('SELECT * FROM ledger_lock WHERE id = 1'))
+            if lock and lock['holder'] != holder:
+                age = now - (lock['_heartbeat'] or 0)
+                dead = lock['host'] == host and lock['pid'] is not None and not _pid_alive(lock['pid'])
+                if age <= stale_after and not dead:
+                    raise LedgerLocked(self._locked_message(lock), holder=lock['holder'],
+                                       started_at=lock['started_at'], playbook=lock['playbook'],
+                                       run_id=lock['run_id'])
+                why = (f"its process {lock['pid']} on {host} is gone" if dead
+                       else f'no heartbeat for {age:.0f} s (stale after {stale_after} s)')
+                self._event(tx, 'lock_recovered', run_id,
+                            {'previous_holder': lock['holder'], 'previous_playbook': lock['playbook'],
+                             'previous_run_id': lock['run_id'], 'previous_started_at': lock['started_at'],
+                             'reason': why, 'new_holder': holder}, now)
+                lock = None
+            if lock is None:
+                tx.execute('UPDATE ledger_lock SET holder = ?, holder_host = ?, holder_pid = ?, playbook = ?, '
+                           'run_id = ?, started_at = ?, heartbeat_at = ? WHERE id = 1',
+                           (holder, host, pid, str(playbook), run_id, now, now))
+                self._event(tx, 'lock_acquired', run_id, {'holder': holder, 'playbook': str(playbook)}, now)
+            else:
+                tx.execute('UPDATE ledger_lock SET heartbeat_at = ?, run_id = COALESCE(?, run_id) WHERE id = 1',
+                           (now, run_id))
+            return self._public(self._lock_row(tx.one('SELECT * FROM ledger_lock WHERE id = 1')))
+
+    def heartbeat(self, holder=None, pid=None):
+        """Refresh the lock's heartbeat; False when it is not held by ``holder`` (any more).
+
+        Without ``holder``: the lock taken on this host for the controller process ``pid``
+        (default: this controller), whatever its holder string — the callback keeps the lock of
+        its playbook alive this way even when a role took it.
+        """
+        with self._db.transaction() as tx:
+            if holder is not None:
+                return tx.execute('UPDATE ledger_lock SET heartbeat_at = ? WHERE id = 1 AND holder = ?',
+                                  (self._now(), holder)) == 1
+            return tx.execute('UPDATE ledger_lock SET heartbeat_at = ? WHERE id = 1 AND holder IS NOT NULL '
+                              'AND holder_host = ? AND holder_pid = ?',
+                              (self._now(), socket.gethostname(), pid or controller_pid())) == 1
+
+    def release_controller_lock(self, pid=None, run_id=None, reason='run ended'):
+        """Release the lock if it was taken on this host for controller process ``pid``; returns the lock."""
+        run_id = _run_id(run_id)
+        with self._db.transaction() as tx:
+            lock = self._lock_row(tx.one('SELECT * FROM ledger_lock WHERE id = 1'))
+            if not lock or lock['host'] != socket.gethostname() or lock['pid'] != (pid or controller_pid()):
+                return None
+            tx.execute('UPDATE ledger_lock SET holder = NULL, holder_host = NULL, holder_pid = NULL, '
+                       'playbook = NULL, run_id = NULL, started_at = NULL, heartbeat_at = NULL WHERE id = 1')
+            self._event(tx, 'lock_released', run_id, {'holder': lock['holder'], 'reason': reason})
+        return self._public(lock)
+
+    def release_lock(self, holder, run_id=None):
+        """Release the lock if ``holder`` holds it; returns whether it did."""
+        run_id = _run_id(run_id)
+        with self._db.transaction() as tx:
+            done = tx.execute('UPDATE ledger_lock SET holder = NULL, holder_host = NULL, holder_pid = NULL, '
+                              'playbook = NULL, run_id = NULL, started_at = NULL, heartbeat_at = NULL '
+                              'WHERE id = 1 AND holder = ?', (holder,)) == 1
+            if done:
+                self._event(tx, 'lock_released', run_id, {'holder': holder})
+        return done
+
+    def force_unlock(self, operator, reason):
+        """Explicit override: release whoever holds the lock, logged with operator and reason."""
+        if not reason:
+            raise LedgerError('force_unlock needs a reason (why is the holder known to be gone?)')
+        with self._db.transaction() as tx:
+            lock = self._lock_row(tx.one('SELECT * FROM ledger_lock WHERE id = 1'))
+            tx.execute('UPDATE ledger_lock SET holder = NULL, holder_host = NULL, holder_pid = NULL, playbook = NULL, '
+                       'run_id = NULL, started_at = NULL, heartbeat_at = NULL WHERE id = 1')
+            self._event(tx, 'lock_override', None, {
+                'operator': operator, 'reason': reason,
+                'previous_holder': lock['holder'] if lock else None,
+                'previous_playbook': lock['playbook'] if lock else None,
+                'previous_run_id': lock['run_id'] if lock else None,
+                'previous_started_at': lock['started_at'] if lock else None})
+        return self._public(lock)

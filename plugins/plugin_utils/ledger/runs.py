@@ -1,0 +1,86 @@
+# Copyright: Contributors to the autonomi.network_migration collection
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Runs (who ran which playbook, when, with which outcome) and the canary verdict."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger._common import (
+    _iso,
+    _json,
+    _run_id,
+    _unjson,
+    redact,
+)
+
+
+class RunsMixin:
+    """Ledger operations on runs and the canary verdict."""
+
+    def start_run(self, playbook, operator, extra_vars=None, controller=None, pid=None):
+        """Record the start of a run; returns its id. Secrets in extra_vars are redacted."""
+        now = self._now()
+        with self._db.transaction() as tx:
+            run_id = tx.insert(
+                'INSERT INTO ledger_runs (playbook, operator, controller, pid, extra_vars, started_at) '
+                'VALUES (?, ?, ?, ?, ?, ?) RETURNING id',
+                (str(playbook), str(operator), controller or socket.gethostname(),
+                 pid if pid is not None else os.getpid(), _json(redact(extra_vars or {})), now))
+            self._event(tx, 'run_started', run_id, {'playbook': str(playbook), 'operator': str(operator)}, now)
+        return run_id
+
+    def end_run(self, run_id, outcome, summary=None):
+        run_id = _run_id(run_id)
+        now = self._now()
+        with self._db.transaction() as tx:
+            tx.execute('UPDATE ledger_runs SET ended_at = ?, outcome = ?, summary = ? WHERE id = ?',
+                       (now, str(outcome), _json(summary) if summary is not None else None, run_id))
+            self._event(tx, 'run_ended', run_id, {'outcome': str(outcome)}, now)
+
+    def run(self, run_id):
+        with self._db.transaction(write=False) as tx:
+            row = tx.one('SELECT * FROM ledger_runs WHERE id = ?', (run_id,))
+        return self._run_row(row) if row else None
+
+    def runs(self, limit=20):
+        with self._db.transaction(write=False) as tx:
+            rows = tx.query('SELECT * FROM ledger_runs ORDER BY id DESC LIMIT ?', (int(limit),))
+        return [self._run_row(row) for row in rows]
+
+    @staticmethod
+    def _run_row(row):
+        out = dict(row)
+        out['extra_vars'] = _unjson(row['extra_vars'])
+        out['summary'] = _unjson(row['summary']) if row.get('summary') else None
+        out['started_at'] = _iso(row['started_at'])
+        out['ended_at'] = _iso(row['ended_at'])
+        return out
+
+    # -- canary ---------------------------------------------------------------------------
+
+    def set_canary_verdict(self, verdict, run_id=None, **data):
+        """Store the canary verdict (e.g. passed / failed / inconclusive) with its evidence; also an event.
+
+        canary_verdict() returns {verdict, at, run_id, data} with data's keys also at the top level.
+        """
+        now = self._now()
+        run_id = _run_id(run_id)
+        with self._db.transaction() as tx:
+            tx.execute('INSERT INTO ledger_canary (id, verdict, at, run_id, data) VALUES (1, ?, ?, ?, ?) '
+                       'ON CONFLICT (id) DO UPDATE SET verdict = excluded.verdict, at = excluded.at, '
+                       'run_id = excluded.run_id, data = excluded.data', (str(verdict), now, run_id, _json(data)))
+            self._event(tx, 'canary_verdict', run_id, dict(data, verdict=verdict), now)
+
+    def canary_verdict(self):
+        """The latest canary verdict {verdict, at, run_id, data} or None."""
+        with self._db.transaction(write=False) as tx:
+            row = tx.one('SELECT * FROM ledger_canary WHERE id = 1')
+        if not row:
+            return None
+        data = _unjson(row['data'])
+        out = dict(data)
+        out.update(verdict=row['verdict'], at=_iso(row['at']), run_id=row['run_id'], data=data)
+        return out
