@@ -126,6 +126,7 @@ class SimDaemon:
                 return
             try:
                 self.fleet.tick()
+                self.fleet.drain_changed()
                 await self.sync_listeners()
                 self.write_registries()
                 self._log_events()
@@ -142,12 +143,17 @@ class SimDaemon:
             self._events_logged = len(events)
 
     # ------------------------------------------------------------------ listeners
-    async def sync_listeners(self, initial=False):
-        """Open the ports of serving nodes, close those of stopped / restarting nodes."""
+    async def sync_listeners(self, initial=False, nodes=None):
+        """Open the ports of serving nodes, close those of stopped / restarting nodes.
+
+        ``nodes``: only these nodes' ports (what an incremental refresh reported changed);
+        None checks every port.
+        """
         loop = asyncio.get_running_loop()
         now = self.fleet.clock()
         to_open = []
-        for ep in self.endpoints:
+        endpoints = self.endpoints if nodes is None else [self.endpoints[n.index] for n in nodes]
+        for ep in endpoints:
             want = self.fleet.is_serving(ep.node, now)
             if want and ep.server is None and not ep.opening:
                 to_open.append(ep)
@@ -180,15 +186,19 @@ class SimDaemon:
         loop = asyncio.get_running_loop()
 
         def refresh():
-            self.fleet.refresh()
+            self.fleet.refresh(changed=())
             self.fleet.version += 1
-            asyncio.ensure_future(self.sync_listeners())
-            self.write_registries()
+            asyncio.ensure_future(self.sync_listeners(nodes=self.fleet.drain_changed()))
 
         loop.call_later(max(0.0, delay) + 0.02, refresh)
 
     def write_registries(self, force=False, hosts=None):
-        for host in hosts or self.fleet.hosts:
+        """Rewrite the node_registry.json of the hosts whose nodes changed (``hosts``: only these).
+
+        Each tick checks every host; an antctl operation writes its host once when it ends (the
+        registry is what antctl reads while the simulator is down, so within a tick is soon enough).
+        """
+        for host in self.fleet.hosts if hosts is None else hosts:
             sig = tuple((n.status, n.mode, n.version, n.pid, n.net.connected if n.net else 0)
                         for n in self.fleet.by_host[host])
             if force or self.registry_sigs.get(host) != sig:
@@ -221,9 +231,9 @@ class SimDaemon:
     async def _wait_ready(self, node, timeout):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            self.fleet.refresh()
+            self.fleet.refresh(changed=())
             self.fleet.version += 1
-            await self.sync_listeners()
+            await self.sync_listeners(nodes=self.fleet.drain_changed())
             if self.fleet.is_ready(node):
                 return True
             if node.status != 'Running':
@@ -292,9 +302,16 @@ class SimDaemon:
             return Response.json(200, {'status': 'stopping'})
         return Response.json(404, {'error': 'no route %s %s' % (method, request.path)})
 
-    def _after_change(self):
-        asyncio.ensure_future(self.sync_listeners())
-        self.write_registries()
+    def _after_change(self, nodes=None):
+        """After faults (every node may have changed) or an antctl step on ``nodes``."""
+        changed = self.fleet.drain_changed()
+        if nodes is None or changed is None:
+            changed = None
+        else:
+            changed = list({n.index: n for n in list(nodes) + changed}.values())
+        asyncio.ensure_future(self.sync_listeners(nodes=changed))
+        if nodes is None:
+            self.write_registries()
         self._log_events()
 
     def status_doc(self, host):
@@ -347,7 +364,7 @@ class SimDaemon:
                                 'old_mode': old_mode, 'new_mode': node.mode})
                 if message.startswith('upgraded'):
                     fleet.events.append((fleet.clock(), 'upgrade %s: %s -> %s' % (node.ref, old_mode, node.mode)))
-            self._after_change()
+            self._after_change(nodes=[node])
             if (op != 'stop' and not interval and body.get('connection_timeout') and node.status == 'Running'
                     and results[-1]['result'] in ('started', 'upgraded and restarted')):
                 # antctl without --interval: wait until the node connected (> 5 peers) or time out.

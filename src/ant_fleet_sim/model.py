@@ -19,9 +19,11 @@ when some holder is ready, responsive and reachable from the client's entry node
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import heapq
 import math
+import os
 import random
 import time
 from dataclasses import dataclass, field
@@ -143,7 +145,8 @@ class Counters:
 class Node:
     __slots__ = ('index', 'host', 'service_name', 'number', 'peer_id', 'key', 'metrics_port', 'rpc_port',
                  'node_port', 'mode', 'env', 'version', 'status', 'started_at', 'up_at', 'stable_mode',
-                 'crash_at', 'stuck', 'pid', 'counters', 'records_stored', 'net', 'last_crash_reason')
+                 'crash_at', 'stuck', 'pid', 'counters', 'records_stored', '_net', 'net_fleet',
+                 'last_crash_reason')
 
     def __init__(self, index, host, number, peer_id, metrics_port, mode, version):
         self.index = index
@@ -167,8 +170,21 @@ class Node:
         self.pid = None
         self.counters = Counters()
         self.records_stored = 0
-        self.net = None             # NodeNet of the current tick
+        self._net = None            # NodeNet of the current tick (see ``net``)
+        self.net_fleet = None       # set while the node ramps up: its view is computed when read
         self.last_crash_reason = None
+
+    @property
+    def net(self):
+        """The node's view of the network as of the fleet's last refresh."""
+        if self.net_fleet is not None:
+            self.net_fleet._ramp_view(self)
+        return self._net
+
+    @net.setter
+    def net(self, value):
+        self._net = value
+        self.net_fleet = None
 
     @property
     def ref(self):
@@ -183,7 +199,7 @@ class NodeNet:
     """A node's view of the network, recomputed when anything changes."""
 
     __slots__ = ('reachable', 'reachable_t', 'unreachable', 'timeouts', 'connected', 'connected_t',
-                 'routing_table', 'side')
+                 'routing_table', 'side', 'stamp')
 
     def __init__(self):
         self.reachable = 0
@@ -194,6 +210,7 @@ class NodeNet:
         self.connected_t = {t: 0 for t in TRANSPORTS}
         self.routing_table = 0
         self.side = ()
+        self.stamp = -1
 
 
 class Fleet:
@@ -227,6 +244,15 @@ class Fleet:
         self._read_success_cache = None
         self._init_records()
         self.events = []            # (time, text) of antctl operations and faults, for the log
+        self._cat = None            # incremental bookkeeping, built by the first refresh
+        self._unsynced = None
+        self._stamp = 0
+        self._now = now
+        if os.environ.get('ANT_SIM_FULL_RECOMPUTE') == '1':   # bench/sim_restarts.py: the old way
+            self.incremental = False
+        order = sorted(range(len(self.nodes)), key=lambda i: self.nodes[i].key)
+        self._key_order = order     # node indexes sorted by Kademlia key (XOR-nearest lookups)
+        self._sorted_keys = [self.nodes[i].key for i in order]
         self.refresh(now)
 
     # ------------------------------------------------------------------ records
@@ -294,9 +320,212 @@ class Fleet:
         return tuple(side)
 
     # ------------------------------------------------------------------ network
-    def refresh(self, now=None):
-        """Recompute every node's network view (reachability, peers, routing table)."""
+    # The bookkeeping is incremental: a node's view of the network depends on its own state
+    # (serving, ready, stuck, responsive, partition side, transports) and on fleet-wide counts
+    # of serving nodes per (side, transports). Those counts are kept up to date node by node;
+    # nodes in the same state share one NodeNet (recomputed in place when the counts change),
+    # nodes ramping up after a start get their own. A timer heap brings the moments at which a
+    # node's state changes by itself (port opens, crash-on-switch fires). So a restart costs
+    # O(changed nodes + distinct states), not O(fleet). Faults (sides, responsiveness of many
+    # nodes) and callers that changed nodes without saying which take the full path.
+    incremental = True          # False: the reference full recompute on every call (bench, tests)
+
+    def refresh(self, now=None, changed=None):
+        """Bring every node's network view (reachability, peers, routing table) up to ``now``.
+
+        ``changed``: the nodes whose own state the caller just changed (start, stop, upgrade);
+        ``()`` when nothing but time moved. ``None`` (the default) recomputes everything.
+        Returns the nodes whose serving state may have changed, or None after a full recompute.
+        """
         now = self.clock() if now is None else now
+        self._read_success_cache = None
+        if not self.incremental:
+            self._refresh_full(now)
+            self._unsynced = None
+            return None
+        if changed is None or self._cat is None:
+            self._rebuild(now)
+            return None
+        return self._refresh_incremental(now, changed)
+
+    def _node_events(self, node, now):
+        """Crash-on-switch firing and the last healthy mode (the same rule for both paths)."""
+        if node.crash_at is not None and now >= node.crash_at and node.status == STATUS_RUNNING:
+            node.status = STATUS_STOPPED
+            node.pid = None
+            node.counters = Counters()
+            self.events.append((now, '%s crashed after switching to %s' % (node.ref, node.mode)))
+        if node.status == STATUS_RUNNING and node.mode != node.stable_mode and self.is_ready(node, now):
+            node.stable_mode = node.mode
+
+    def _category(self, node, now):
+        side = self._sides[node.host]
+        if not self.is_serving(node, now):
+            return ('off', side, None, False)
+        responsive = self.unresponsive_fault(node) is None
+        if node.stuck:
+            kind = 'stuck'
+        elif now - node.started_at >= self.config.ready_delay:
+            kind = 'ready'
+        else:
+            kind = 'ramp'
+        return (kind, side, node.transports, responsive)
+
+    def _push_timers(self, node, now):
+        ready_at = node.started_at + self.config.ready_delay
+        for at in (node.up_at, node.crash_at, ready_at):
+            if at is not None and at > now:
+                heapq.heappush(self._timers, (at, node.index))
+
+    def _rebuild(self, now):
+        """Full recompute into the incremental structures (start-up, faults, unknown changes)."""
+        for node in self.nodes:
+            self._node_events(node, now)
+        self._sides = {h: self.host_side(h) for h in self.hosts}
+        self._cat = [None] * len(self.nodes)
+        self._classes = {}
+        self._unresp = 0
+        self._online = 0
+        self._shared = {}
+        self._off = {}
+        self._timers = []
+        self._unsynced = None
+        self._stamp += 1
+        self._now = now
+        for node in self.nodes:
+            self._apply(node, self._category(node, now))
+            self._push_timers(node, now)
+        self._recompute_shared()
+
+    def _refresh_incremental(self, now, changed):
+        self._stamp += 1            # ramping nodes' views are stale from here (recomputed when read)
+        self._now = now
+        due = {node.index for node in changed}
+        timers = self._timers
+        while timers and timers[0][0] <= now:
+            due.add(heapq.heappop(timers)[1])
+        touched = []
+        dirty = False
+        for index in sorted(due):
+            node = self.nodes[index]
+            self._node_events(node, now)
+            cat = self._category(node, now)
+            if cat != self._cat[index]:
+                touched.append(node)
+            dirty |= self._apply(node, cat)
+            self._push_timers(node, now)
+            if cat[0] == 'ramp' and node.started_at + self.config.ready_delay <= now:
+                # Rounding: its ready moment passed by the timer but not by is_ready's subtraction.
+                heapq.heappush(timers, (math.nextafter(now, math.inf), index))
+        if dirty:
+            self._recompute_shared()
+        if self._unsynced is not None:
+            self._unsynced.update(node.index for node in touched)
+        return touched
+
+    def drain_changed(self):
+        """The nodes whose state changed since the last call (None: maybe any node), for the
+        daemon's listeners: a refresh inside start_node may bring another node's port-open time."""
+        pending, self._unsynced = self._unsynced, set()
+        return None if pending is None else [self.nodes[i] for i in sorted(pending)]
+
+    def _apply(self, node, cat):
+        """Give ``node`` the category ``cat``; return whether the fleet-wide counts changed."""
+        index = node.index
+        old = self._cat[index]
+        self._cat[index] = cat
+        kind, side, transports, responsive = cat
+        if kind == 'off':
+            net = self._off.get(side)
+            if net is None:
+                net = self._off[side] = NodeNet()
+                net.side = side
+            node.net = net
+        elif kind == 'ramp':
+            net = node._net
+            if old is None or old[0] != 'ramp' or net is None or net.side != side or node.net_fleet is None:
+                net = NodeNet()
+                net.side = side
+                node.net = net
+            net.stamp = -1
+            node.net_fleet = self
+        else:
+            net = self._shared.get(cat)
+            if net is None:
+                net = self._shared[cat] = NodeNet()
+                net.side = side
+                self._fill(net, kind, side, transports, responsive, 1.0)
+            node.net = net
+        before = None if old is None or old[0] == 'off' else old[1:]
+        after = None if kind == 'off' else cat[1:]
+        if before == after:
+            return False
+        for contrib, sign in ((before, -1), (after, 1)):
+            if contrib is None:
+                continue
+            c_side, c_transports, c_responsive = contrib
+            if c_responsive:
+                key = (c_side, c_transports)
+                count = self._classes.get(key, 0) + sign
+                if count:
+                    self._classes[key] = count
+                else:
+                    self._classes.pop(key, None)
+                self._online += sign
+            else:
+                self._unresp += sign
+        return True
+
+    def _recompute_shared(self):
+        for (kind, side, transports, responsive), net in self._shared.items():
+            self._fill(net, kind, side, transports, responsive, 1.0)
+
+    def _ramp_view(self, node):
+        """A ramping node's view at the last refresh, computed when first read after it."""
+        net = node._net
+        if net.stamp != self._stamp:
+            kind, side, transports, responsive = self._cat[node.index]
+            self._fill(net, kind, side, transports, responsive, self.startup_fraction(node, self._now))
+            net.stamp = self._stamp
+
+    def _fill(self, net, kind, side, transports, responsive, frac):
+        """One node's view from the fleet-wide counts (the same figures as ``_refresh_full``)."""
+        mine = set(transports)
+        reach = 0
+        reach_t = {t: 0 for t in TRANSPORTS}
+        for (c_side, c_transports), count in self._classes.items():
+            if c_side != side:
+                continue
+            shared = mine.intersection(c_transports)
+            if not shared:
+                continue
+            reach += count
+            for t in shared:
+                reach_t[t] += count
+        if responsive:
+            reach -= 1
+            for t in transports:
+                reach_t[t] -= 1
+        net.reachable = reach
+        net.reachable_t = reach_t
+        net.unreachable = max(0, self._online - (1 if responsive else 0) - reach)
+        net.timeouts = self._unresp - (0 if responsive else 1)
+        if kind == 'stuck':
+            net.connected = min(2, reach)
+            net.connected_t = {t: min(2, reach_t[t]) for t in TRANSPORTS}
+            net.routing_table = int(reach * 0.1)
+        elif kind == 'ready':
+            net.connected = min(reach, MAX_CONNECTED)
+            net.connected_t = {t: min(reach_t[t], MAX_CONNECTED) for t in TRANSPORTS}
+            net.routing_table = reach
+        else:
+            ramp = int(READY_PEERS * frac)
+            net.connected = min(reach, ramp)
+            net.connected_t = {t: min(reach_t[t], ramp) for t in TRANSPORTS}
+            net.routing_table = int(reach * frac)
+
+    def _refresh_full(self, now):
+        """The reference: recompute every node's network view from scratch (O(fleet) per call)."""
         # Crash-on-switch: services that die after they started.
         for node in self.nodes:
             if node.crash_at is not None and now >= node.crash_at and node.status == STATUS_RUNNING:
@@ -363,7 +592,6 @@ class Fleet:
                 net.connected = min(reach, ramp)
                 net.connected_t = {t: min(reach_t[t], ramp) for t in TRANSPORTS}
                 net.routing_table = int(reach * frac)
-        self._read_success_cache = None
 
     # ------------------------------------------------------------------ time
     def tick(self, now=None):
@@ -374,7 +602,7 @@ class Fleet:
             return
         self.last_tick = now
         self.tick_no += 1
-        self.refresh(now)
+        self.refresh(now, changed=())
         self._accumulate_traffic(dt, now)
         self._accumulate_client_reads(dt)
         self.version += 1
@@ -545,7 +773,7 @@ class Fleet:
                 node.stuck = True
             node.last_crash_reason = 'crash_on_switch to %s (%s)' % (node.mode, fault['behaviour'])
         self.version += 1
-        self.refresh(now)
+        self.refresh(now, changed=(node,))
 
     def stop_node(self, node, now=None):
         now = self.clock() if now is None else now
@@ -555,7 +783,7 @@ class Fleet:
         node.stuck = False
         node.counters = Counters()
         self.version += 1
-        self.refresh(now)
+        self.refresh(now, changed=(node,))
 
     def parse_env(self, env_pairs):
         """Validate antctl --env pairs; return a dict. Unknown transport modes are refused."""
@@ -621,7 +849,45 @@ class Fleet:
         }
 
     def _connected_peer_ids(self, node):
-        """Up to ``connected`` peer ids of reachable peers, nearest by XOR first (as Kademlia would)."""
+        """Up to ``connected`` peer ids of reachable peers, nearest by XOR first (as Kademlia would).
+
+        Nodes sharing a longer key prefix with ``node`` are nearer than all others, and the nodes
+        sharing a prefix form a contiguous block of the key-sorted fleet: widen the block until it
+        holds enough eligible peers, then sort only the block (exactly the full scan's answer).
+        """
+        if not self.incremental:
+            return self._connected_peer_ids_full(node)
+        want = node.net.connected
+        if want <= 0:
+            return []
+        mine = set(node.transports)
+        side = node.net.side
+        now = self.clock()
+        keys, order, nodes = self._sorted_keys, self._key_order, self.nodes
+        total = len(keys)
+        key = node.key
+        bits = max(0, int(math.log2(max(1.0, total / (4.0 * want)))))
+        while True:
+            shift = 256 - bits
+            low = (key >> shift) << shift
+            lo = bisect.bisect_left(keys, low)
+            hi = bisect.bisect_left(keys, low + (1 << shift))
+            cands = []
+            for j in range(lo, hi):
+                other = nodes[order[j]]
+                if other is node or other.net is None or other.net.side != side:
+                    continue
+                if not self.is_serving(other, now) or not mine.intersection(other.transports):
+                    continue
+                cands.append((other.key ^ key, other.peer_id))
+            if len(cands) >= want or bits == 0:
+                break
+            bits -= 1
+        cands.sort()
+        return [p for _, p in cands[:want]]
+
+    def _connected_peer_ids_full(self, node):
+        """The reference: scan the whole fleet (O(fleet log fleet) per node)."""
         want = node.net.connected
         mine = set(node.transports)
         cands = []
