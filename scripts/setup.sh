@@ -62,5 +62,7 @@ if (( want_test )); then
   fi
   command -v shellcheck >/dev/null 2>&1 || apt_install shellcheck
   command -v rsync >/dev/null 2>&1 || apt_install rsync
+  # The dashboard's browser test drives Debian's chromium through Playwright (no browser download).
+  command -v chromium >/dev/null 2>&1 || apt_install chromium
 fi
 say "set-up complete"

@@ -1,0 +1,79 @@
+"""A real browser (Debian's headless chromium driven by Playwright) on the dashboard page while a
+wave runs on the simulated fleet: the page follows the wave live, without a reload."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from ant_network_migration_dashboard.testing import RunningService
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / 'tests' / 'scenarios'))
+from scenario_harness import Fleet  # noqa: E402  (the shared fleet + playbook harness)
+
+CHROMIUM = shutil.which('chromium') or '/usr/bin/chromium'
+
+
+def _browser(playwright):
+    if not os.path.exists(CHROMIUM):
+        if os.environ.get('CI') == 'true':
+            pytest.fail(f'{CHROMIUM} is missing: scripts/setup.sh --test installs the Debian package chromium')
+        pytest.skip('chromium is not installed (apt-get install chromium)')
+    # Playwright drives the system chromium; it never downloads a browser.
+    return playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=['--no-sandbox'])
+
+
+def _text(page, element_id):
+    return page.text_content(f'#{element_id}')
+
+
+@pytest.mark.integration
+def test_page_follows_a_wave_live(tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    shots = Path(os.environ.get('DASHBOARD_SCREENSHOT_DIR') or tmp_path)
+    shots.mkdir(parents=True, exist_ok=True)
+    with Fleet(tmp_path / 'fleet', hosts=4, nodes_per_host=2) as fleet, \
+            RunningService(str(fleet.ledger_path), fleet.stack.prometheus_url, poll_interval=0.5,
+                           prometheus_interval=2) as dashboard, sync_playwright() as playwright:
+        browser = _browser(playwright)
+        try:
+            page = browser.new_page(viewport={'width': 1440, 'height': 1100})
+            page.goto(dashboard.url + '/')
+            page.evaluate('window.__sameDocument = "yes"')  # gone if the page reloads
+            # Live connection and Prometheus figures for both transports.
+            page.wait_for_function("document.querySelector('#conn').textContent.startsWith('live')", timeout=30000)
+            page.wait_for_function("document.querySelector('[data-testid=libp2p-health_score]').textContent !== '–'",
+                                   timeout=60000)
+            before = _text(page, 'coverage')
+
+            run = fleet.start_play('rollout.yml', 'wave=50', 'wave_require_canary=false')
+            try:
+                # The run appears, then dual-stack coverage climbs while the wave is under way.
+                page.wait_for_function("document.querySelector('#run-stage').textContent === 'wave'", timeout=120000)
+                page.wait_for_function(
+                    "parseFloat(document.querySelector('#coverage').textContent) > 0", timeout=300000)
+                assert _text(page, 'coverage') != before
+                assert run.poll() is None or run.returncode == 0, fleet.output_of(run)
+                page.screenshot(path=str(shots / 'dashboard-during-wave.png'), full_page=True)
+                assert run.wait(timeout=600) == 0, fleet.output_of(run)
+            finally:
+                if run.poll() is None:
+                    fleet.kill(run)
+            page.wait_for_function("document.querySelector('#coverage').textContent.startsWith('50.0 %')",
+                                   timeout=30000)
+            page.wait_for_function("document.querySelector('#run-state').textContent.startsWith('ended: ')",
+                                   timeout=30000)
+            assert page.evaluate('window.__sameDocument') == 'yes', 'the page reloaded'
+            assert not page.is_visible('#missing-banner')
+            states = _text(page, 'states')
+            assert 'dual_stack_stable4' in states.replace(' ', ''), states
+            page.screenshot(path=str(shots / 'dashboard.png'), full_page=True)
+            assert (shots / 'dashboard.png').stat().st_size > 10000
+        finally:
+            browser.close()
