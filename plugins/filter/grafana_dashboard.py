@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.autonomi.network_migration.plugins.plugin_utils import alert_rules, grafana_dashboard as gd
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils import alert_rules
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils import grafana_dashboard as gd
 
 
 def grafana_dashboard(rules_file, overrides=None, settings=None):
