@@ -54,10 +54,14 @@ lint: setup
 sanity: setup
 	@scripts/sanity.sh
 
+# BENCH_SIZES: fleets of the rollback benchmark (HOSTSxNODES,...); `make bench BENCH_SIZES=10x20` is quick.
+BENCH_SIZES ?= 10x20,20x20,50x20
 bench: setup
+	@echo "==> simulator CPU per 1,000 node restarts (old full recompute vs incremental)"; $(BIN)/python bench/sim_restarts.py
 	@echo "==> simulator load (1,000 nodes)"; $(BIN)/python bench/sim_load.py
 	@echo "==> gate queries vs fleet size"; $(BIN)/python bench/gate_queries.py
-	@echo "==> fast rollback of 1,000 nodes vs a node-by-node baseline"; $(BIN)/python bench/rollback.py
+	@echo "==> fast rollback: collection vs one-liner (with and without readiness wait)"; $(BIN)/python bench/rollback.py --sizes $(BENCH_SIZES)
+	@echo "==> one wave batch with its gate vs the one-liner"; $(BIN)/python bench/wave.py
 
 build: setup
 	@$(BIN)/ansible-galaxy collection build --force --output-path .build

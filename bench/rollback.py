@@ -1,32 +1,48 @@
-"""Fast rollback of a 1,000-node simulated fleet (50 hosts x 20 nodes), against a baseline.
+"""Fast rollback: the collection against the one-liner per host, CPU split by process kind.
 
-Both runs start from every node in dual_stack and end with every node in libp2p_only (checked).
-Printed per run: wall time, controller CPU (user + system of ansible-playbook and its workers),
-and the ratios of the collection's fast rollback against the baseline, measured in the same
-invocation on the same machine.
+For each fleet size (hosts x nodes, default 10x20, 20x20, 50x20) a simulated fleet on free ports
+(SimStack, no Prometheus: a fast rollback asks no gate) is put in dual_stack, then rolled back to
+libp2p_only three ways, all in the same run on the same machine:
 
-- collection: playbooks/rollback.yml -e strategy=fast (transport_mode, every node of a host in one
-  module call, all hosts in parallel up to --forks), with the ledger and the migration_tracker.
-- baseline: bench/baseline_rollback.yml - one task per node, node by node, default forks (5).
+- collection: ``playbooks/rollback.yml -e strategy=fast`` with the ledger (SQLite) and the
+  migration_tracker callback, forks ``--forks``.
+- one-liner + wait (the anchor to beat): bench/oneliner_rollback.yml - one ``ansible.builtin.command``
+  per host running antctl for every node of the host, then an ``until`` loop on ``antctl status
+  --json`` until every node has more than 5 peers; forks ``--forks``, no callback.
+- one-liner: the same without the readiness wait.
 
-    .venv/bin/python bench/rollback.py [--hosts 50] [--nodes 20] [--forks 50] [--skip-baseline]
+Each run ends with every node in libp2p_only (checked; the collection and the wait variant also
+ready). CPU is split per process kind (only the first runs on the controller of a real fleet):
+controller (ansible-playbook, its workers, the shells that start modules), modules (the module
+processes, measured through an interpreter wrapper with GNU time), antctl (every antctl call,
+through an antctl wrapper with GNU time; subtracted from the modules that started it) and the
+simulator (its daemon's /proc/<pid>/stat). Ratios compare runs of the same invocation.
+
+    .venv/bin/python bench/rollback.py [--sizes 10x20,20x20,50x20] [--forks 50] [--repeat 1]
+        [--background 20x20]   # another fleet + Prometheus loading the machine meanwhile
+        [--variants collection,oneliner_wait,oneliner]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 from ant_fleet_sim.testing import SimStack, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+CLK_TCK = os.sysconf('SC_CLK_TCK')
+TIME = '/usr/bin/time'
+VARIANTS = ('collection', 'oneliner_wait', 'oneliner')
 
 
 def children_cpu():
@@ -34,68 +50,185 @@ def children_cpu():
     return usage.ru_utime + usage.ru_stime
 
 
-def all_dual_stack(stack):
+def proc_cpu(pid):
+    with open('/proc/%d/stat' % pid) as fh:
+        fields = fh.read().rsplit(')', 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def api(stack, method, path, body=None, timeout=600):
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(stack.api_url + path, data=data, method=method,
+                                 headers={'Content-Type': 'application/json'})
+    with urllib.request.urlopen(req, timeout=timeout) as resp:
+        return json.loads(resp.read() or b'null')
+
+
+def set_fleet_mode(stack, mode):
+    """Every node in ``mode`` and ready, through the simulator's API (no antctl processes)."""
     for host in stack.host_names:
-        names = [n['service_name'] for n in stack.antctl_status(host)['nodes']]
-        stack.set_mode(host, names, 'dual_stack')
-    wait_for(lambda: all(n['mode'] == 'dual_stack' and n['ready'] for n in stack.fleet()['nodes']),
-             timeout=300, what='every node ready in dual_stack')
+        api(stack, 'POST', '/api/hosts/%s/upgrade' % host, {'env': [['ANT_TRANSPORT_MODE', mode]], 'force': True})
+    wait_for(lambda: all(n['mode'] == mode and n['ready'] for n in stack.fleet()['nodes']),
+             timeout=600, interval=1.0, what='every node ready in %s' % mode)
 
 
-def run(args, env, label):
-    cpu0, t0 = children_cpu(), time.monotonic()
-    proc = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True)
-    wall, cpu = time.monotonic() - t0, children_cpu() - cpu0
-    if proc.returncode != 0:
-        sys.stderr.write(proc.stdout[-4000:] + proc.stderr[-4000:])
-        raise SystemExit('%s failed (rc=%d)' % (label, proc.returncode))
-    return wall, cpu
+class Accounting:
+    """Wrappers that report the CPU of every module process and antctl call (GNU time)."""
+
+    def __init__(self, tmp, stack):
+        self.log = tmp / 'cpu.log'
+        self.wrap_dir = tmp / 'wrappers'
+        self.wrap_dir.mkdir()
+        self.python = self.wrap_dir / 'python'
+        self._write(self.python, 'module', os.path.abspath(sys.executable))
+        self.antctl = {}
+        for host in stack.host_names:
+            path = self.wrap_dir / ('antctl-' + host)
+            self._write(path, 'antctl', str(stack.antctl_path(host)))
+            self.antctl[host] = path
+
+    def _write(self, path, label, target):
+        path.write_text('#!/bin/sh\nexec %s -a -o %s -f "%s %%U %%S" %s "$@"\n' % (TIME, self.log, label, target))
+        path.chmod(0o755)
+
+    def reset(self):
+        self.log.write_text('')
+
+    def totals(self):
+        sums = {'module': 0.0, 'antctl': 0.0}
+        counts = {'module': 0, 'antctl': 0}
+        for line in self.log.read_text().splitlines():
+            parts = line.split()
+            if len(parts) == 3 and parts[0] in sums:
+                sums[parts[0]] += float(parts[1]) + float(parts[2])
+                counts[parts[0]] += 1
+        return sums, counts
+
+
+def write_inventory(tmp, stack, acct, inventory=None):
+    inventory = inventory or tmp / 'inventory'
+    inventory.mkdir(exist_ok=True)
+    hosts = {}
+    for host in stack.host_names:
+        hosts[host] = {'ansible_connection': 'local', 'ansible_python_interpreter': str(acct.python),
+                       'ant_antctl_path': str(acct.antctl[host]),
+                       'ant_node_registry_path': str(stack.state.registry(host))}
+    data = {'all': {'children': {'fleet': {'hosts': hosts, 'vars': {'ant_sim_api_url': stack.api_url}}}}}
+    (inventory / 'hosts.yml').write_text(json.dumps(data, indent=1))
+    if not (inventory / 'group_vars').exists():
+        (inventory / 'group_vars').symlink_to(ROOT / 'inventories' / 'sim' / 'group_vars')
+    return inventory
+
+
+def run_variant(variant, stack, inventory, tmp, acct, forks):
+    env = dict(os.environ, ANSIBLE_NOCOLOR='1', ANT_MIGRATION_LEDGER=str(tmp / ('ledger-%d.sqlite3' % time.time_ns())))
+    if variant == 'collection':
+        env['ANSIBLE_CONFIG'] = str(ROOT / 'ansible.cfg')
+        argv = [str(BIN / 'ansible-playbook'), 'playbooks/rollback.yml', '-i', str(inventory),
+                '-e', 'strategy=fast', '-e', 'target=libp2p_only', '-f', str(forks)]
+    else:
+        plain = tmp / 'plain.cfg'
+        plain.write_text('[defaults]\ncollections_path = %s\nhost_key_checking = False\n'
+                         'retry_files_enabled = False\n' % (ROOT / 'collections'))
+        env['ANSIBLE_CONFIG'] = str(plain)
+        argv = [str(BIN / 'ansible-playbook'), 'bench/oneliner_rollback.yml', '-i', str(inventory),
+                '-e', 'target=libp2p_only', '-e', 'wait=%s' % (variant == 'oneliner_wait'), '-f', str(forks)]
+    return measure(variant, argv, env, stack, acct, lambda n: n['mode'] == 'libp2p_only')
+
+
+def measure(variant, argv, env, stack, acct, node_ok):
+    """Run one ansible-playbook; wall time and CPU split (controller, modules, antctl, simulator)."""
+    acct.reset()
+    pid = stack.info['pid']
+    sim0, cpu0, t0 = proc_cpu(pid), children_cpu(), time.monotonic()
+    proc = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True)
+    wall, total = time.monotonic() - t0, children_cpu() - cpu0
+    sim = proc_cpu(pid) - sim0
+    sums, counts = acct.totals()
+    nodes = stack.fleet()['nodes']
+    wrong = [n for n in nodes if not node_ok(n)]
+    ok = proc.returncode == 0 and not wrong
+    if not ok:
+        sys.stderr.write(proc.stdout[-3000:] + proc.stderr[-2000:])
+        sys.stderr.write('\n%s: rc=%d, %d nodes not as expected\n' % (variant, proc.returncode, len(wrong)))
+    return {'variant': variant, 'ok': ok, 'wall': wall, 'controller': total - sums['module'],
+            'modules': sums['module'] - sums['antctl'], 'antctl': sums['antctl'], 'sim': sim,
+            'module_runs': counts['module'], 'antctl_runs': counts['antctl'],
+            'ready': sum(1 for n in nodes if n['ready']), 'output': proc.stdout}
+
+
+def fmt(r, hosts):
+    return ('%-14s %-4s wall %6.1f s | CPU controller %6.1f s (%5.2f/host)  modules %6.1f s (%5.2f/host)  '
+            'antctl %5.1f s  simulator %5.1f s | %d module runs, %d antctl calls' % (
+                r['variant'], 'ok' if r['ok'] else 'FAIL', r['wall'], r['controller'], r['controller'] / hosts,
+                r['modules'], r['modules'] / hosts, r['antctl'], r['sim'], r['module_runs'], r['antctl_runs']))
+
+
+def bench_size(hosts, nodes, args, results):
+    with tempfile.TemporaryDirectory(prefix='rollback-bench-') as tmp:
+        tmp = Path(tmp)
+        with SimStack(tmp / 'fleet', hosts=hosts, nodes_per_host=nodes, prometheus=False,
+                      ready_delay=args.ready_delay, restart_time=0.5, tick=1.0, startup_timeout=600) as stack:
+            acct = Accounting(tmp, stack)
+            inventory = write_inventory(tmp, stack, acct)
+            print('\n== %d hosts x %d nodes = %d nodes, ready delay %.1f s, forks %d, load %.1f'
+                  % (hosts, nodes, hosts * nodes, args.ready_delay, args.forks, os.getloadavg()[0]), flush=True)
+            runs = {}
+            for rep in range(args.repeat):
+                for variant in args.variants:
+                    set_fleet_mode(stack, 'dual_stack')
+                    r = run_variant(variant, stack, inventory, tmp, acct, args.forks)
+                    r['rep'] = rep
+                    print(fmt(r, hosts), flush=True)
+                    runs.setdefault(variant, []).append(r)
+            results[(hosts, nodes)] = runs
+            best = {v: min(rs, key=lambda r: r['wall']) for v, rs in runs.items()}
+            c = best.get('collection')
+            for other in ('oneliner_wait', 'oneliner'):
+                o = best.get(other)
+                if c and o and c['ok'] and o['ok']:
+                    print('ratio collection/%-13s wall %.2f  controller CPU %.2f  module CPU %.2f  all CPU %.2f' % (
+                        other, c['wall'] / o['wall'], c['controller'] / o['controller'],
+                        c['modules'] / o['modules'] if o['modules'] else float('nan'),
+                        sum(c[k] for k in ('controller', 'modules', 'antctl', 'sim'))
+                        / sum(o[k] for k in ('controller', 'modules', 'antctl', 'sim'))), flush=True)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--hosts', type=int, default=50)
-    parser.add_argument('--nodes', type=int, default=20)
+    parser.add_argument('--sizes', default='10x20,20x20,50x20', help='HOSTSxNODES, comma-separated')
     parser.add_argument('--forks', type=int, default=50)
     parser.add_argument('--ready-delay', type=float, default=2.0, help='seconds a restarted node takes to be ready')
-    parser.add_argument('--skip-baseline', action='store_true')
+    parser.add_argument('--repeat', type=int, default=1, help='runs of each variant per size (best wall shown)')
+    parser.add_argument('--variants', default=','.join(VARIANTS))
+    parser.add_argument('--background', default='', help='HOSTSxNODES of another fleet + Prometheus meanwhile')
     args = parser.parse_args(argv)
-    total = args.hosts * args.nodes
-
-    with tempfile.TemporaryDirectory(prefix='rollback-bench-') as tmp:
-        tmp = Path(tmp)
-        with SimStack(tmp / 'fleet', hosts=args.hosts, nodes_per_host=args.nodes, prometheus=False,
-                      ready_delay=args.ready_delay, tick=1.0) as stack:
-            inventory = tmp / 'inventory'
-            inventory.mkdir()
-            (inventory / 'hosts.yml').write_text(Path(stack.inventory).read_text())
-            (inventory / 'group_vars').symlink_to(ROOT / 'inventories' / 'sim' / 'group_vars')
-            env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / 'ansible.cfg'),
-                       ANT_MIGRATION_LEDGER=str(tmp / 'ledger.sqlite3'), ANSIBLE_NOCOLOR='1')
-            print('fleet: %d hosts x %d nodes = %d nodes, ready delay %.1f s, %d cores'
-                  % (args.hosts, args.nodes, total, args.ready_delay, os.cpu_count()))
-
-            all_dual_stack(stack)
-            wall, cpu = run([str(BIN / 'ansible-playbook'), 'playbooks/rollback.yml', '-i', str(inventory),
-                             '-e', 'strategy=fast', '-e', 'target=libp2p_only', '-f', str(args.forks)],
-                            env, 'collection fast rollback')
-            assert all(n['mode'] == 'libp2p_only' for n in stack.fleet()['nodes'])
-            print('collection fast rollback (forks %d): wall %.1f s, controller CPU %.1f s, SLA 300 s -> %s'
-                  % (args.forks, wall, cpu, 'met' if wall < 300 else 'MISSED'))
-            if args.skip_baseline:
-                return
-            all_dual_stack(stack)
-            # The baseline is a plain playbook: no migration_tracker, Ansible's default forks (5).
-            plain_cfg = tmp / 'plain.cfg'
-            plain_cfg.write_text('[defaults]\ncollections_path = %s\nhost_key_checking = False\n'
-                                 % (ROOT / 'collections'))
-            base_env = dict(env, ANSIBLE_CONFIG=str(plain_cfg))
-            b_wall, b_cpu = run([str(BIN / 'ansible-playbook'), 'bench/baseline_rollback.yml', '-i', str(inventory),
-                                 '-f', '5'], base_env, 'baseline rollback')
-            assert all(n['mode'] == 'libp2p_only' for n in stack.fleet()['nodes'])
-            print('baseline node-by-node rollback (forks 5): wall %.1f s, controller CPU %.1f s' % (b_wall, b_cpu))
-            print('ratio baseline/collection: wall %.1fx, controller CPU %.1fx' % (b_wall / wall, b_cpu / cpu))
+    args.variants = [v for v in args.variants.split(',') if v]
+    unknown = set(args.variants) - set(VARIANTS)
+    if unknown:
+        parser.error('unknown variant(s) %s; expected some of %s' % (', '.join(sorted(unknown)), ', '.join(VARIANTS)))
+    if not os.access(TIME, os.X_OK):
+        parser.error('%s (GNU time) is needed for the per-process CPU split: apt-get install time' % TIME)
+    print('fast rollback benchmark: %d cores, load %.1f' % (os.cpu_count(), os.getloadavg()[0]))
+    results = {}
+    background = None
+    with tempfile.TemporaryDirectory(prefix='rollback-bg-') as bg_tmp:
+        if args.background:
+            h, n = (int(x) for x in args.background.lower().split('x'))
+            background = SimStack(Path(bg_tmp) / 'bg', hosts=h, nodes_per_host=n, prometheus=True, tick=1.0,
+                                  startup_timeout=600).start()
+            print('background load: another fleet of %d x %d scraped by its Prometheus' % (h, n))
+        try:
+            for size in args.sizes.split(','):
+                hosts, nodes = (int(x) for x in size.lower().split('x'))
+                bench_size(hosts, nodes, args, results)
+        finally:
+            if background is not None:
+                background.stop()
+    failed = [r for runs in results.values() for rs in runs.values() for r in rs if not r['ok']]
+    print('\n%d runs, %d failed' % (sum(len(rs) for runs in results.values() for rs in runs.values()), len(failed)))
+    return 1 if failed else 0
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())
