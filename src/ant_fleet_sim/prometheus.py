@@ -21,6 +21,7 @@ from . import layout
 
 NODE_JOB = 'ant_node'
 SIM_JOB = 'ant_fleet_sim'
+DASHBOARD_JOB = 'autonomi_migration_dashboard'
 SCRAPE_INTERVAL = '2s'
 SCRAPE_TIMEOUT = '1500ms'
 
@@ -53,6 +54,10 @@ def config_text(state, api_url=None):
             'scrape_timeout': SCRAPE_TIMEOUT,
             'static_configs': [{'targets': [target]}],
         })
+    # The migration dashboard's /metrics: the monitoring role writes its targets here (monitoring_dashboard_targets).
+    scrape_configs.append({'job_name': DASHBOARD_JOB, 'scrape_interval': SCRAPE_INTERVAL,
+                           'scrape_timeout': SCRAPE_TIMEOUT, 'file_sd_configs': [
+                               {'files': [str(pdir / 'file_sd' / '*.json')], 'refresh_interval': '5s'}]})
     config = {
         'global': {'scrape_interval': SCRAPE_INTERVAL, 'evaluation_interval': SCRAPE_INTERVAL,
                    'scrape_timeout': SCRAPE_TIMEOUT, 'external_labels': {'fleet': 'ant-fleet-sim'}},
@@ -95,6 +100,7 @@ def start(state, port, api_url=None, timeout=60.0, retention='2d'):
     binary = find_binary()
     pdir = state.prometheus_dir
     (pdir / 'rules').mkdir(parents=True, exist_ok=True)
+    (pdir / 'file_sd').mkdir(parents=True, exist_ok=True)
     (pdir / 'data').mkdir(parents=True, exist_ok=True)
     if api_url is None:
         api_url = state.api_url()
