@@ -46,8 +46,23 @@ options:
       - Seconds to wait for one node's metrics page.
     type: float
     default: 5.0
+  unit_dir:
+    description:
+      - Directory of the systemd units of the node services (antctl installs them there). The transport mode of
+        a service is kept in its drop-in C(<unit_dir>/<service>.service.d/ant-transport-mode.conf).
+      - Use C(~/.config/systemd/user) of the service user for services antctl installed in user mode.
+      - The simulated fleet's inventory sets the host variable C(ant_systemd_unit_dir).
+    type: path
+    default: /etc/systemd/system
+  systemctl_path:
+    description:
+      - The C(systemctl) command of the host (a name looked up in E(PATH), or a path).
+      - The simulated fleet's inventory sets the host variable C(ant_systemctl_path) (its stand-in).
+    type: str
+    default: systemctl
 notes:
-  - The module talks to the host only through C(antctl) and the node metrics endpoints
+  - The module talks to the host only through C(antctl), C(systemctl), the drop-ins under O(unit_dir) and the
+    node metrics endpoints
     described in the collection's C(docs/node-interface.md).
 requirements:
   - C(antctl) on the host, and nodes that serve the dual-stack metrics of C(docs/node-interface.md).

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 
@@ -23,7 +24,8 @@ from ansible_collections.autonomi.network_migration.plugins.module_utils._errors
 
 DEFAULT_ANTCTL_PATH = '/usr/local/bin/antctl'
 DEFAULT_COMMAND_TIMEOUT = 600
-TRANSPORT_MODE_ENV = 'ANT_TRANSPORT_MODE'
+_ANSI = re.compile(r'\x1b\[[0-9;]*[A-Za-z]')
+_CAUSE = re.compile(r'^\d+:\s*(.*)$')
 
 STATUS_RUNNING = 'Running'
 STATUS_STOPPED = 'Stopped'
@@ -40,8 +42,11 @@ def normalize_node(raw):
     antctl reports ``connected_peers`` as a list of peer ids (the registry's form; null when the
     node is not connected) or, in some versions, as a count; both are accepted, and
     ``connected_peers_count`` fills in when the list is null. ``connected_peer_ids`` is None when
-    no list is known. ``configured_mode`` is the ANT_TRANSPORT_MODE of the service's recorded
-    environment (what it will run when started), None when antctl does not record one.
+    no list is known. The list is what antctl saw at its last full refresh (``status --json`` only
+    checks the process, not the node's RPC): stale, never a readiness figure.
+
+    antctl keeps no per-node environment, so ``configured_mode`` is not antctl's: the node reader
+    fills it from the service's systemd drop-in (module_utils._systemd).
     """
     missing = [f for f in REQUIRED_NODE_FIELDS if f not in raw]
     if missing:
@@ -68,17 +73,55 @@ def normalize_node(raw):
         'log_dir_path': raw.get('log_dir_path'),
         'connected_peers': peer_count,
         'connected_peer_ids': peer_ids,
-        'configured_mode': _service_env(raw).get(TRANSPORT_MODE_ENV),
+        'configured_mode': None,
     }
 
 
-def _service_env(raw):
-    """The service environment antctl recorded (``environment_variables``: [[key, value], ...])."""
-    env = {}
-    for pair in raw.get('environment_variables') or []:
-        if isinstance(pair, (list, tuple)) and len(pair) == 2:
-            env[str(pair[0])] = str(pair[1])
-    return env
+def eyre_reason(text):
+    """The reason of a color-eyre / anyhow error report, as one line; None when ``text`` holds none.
+
+    antctl fails with::
+
+        Error:
+           0: Could not connect to RPC endpoint '127.0.0.1:13002'
+           1: transport error
+
+        Location:
+           ant-node-manager/src/cmd/node.rs:320
+
+        Backtrace omitted. Run with RUST_BACKTRACE=1 environment variable to display it.
+
+    The numbered causes (joined with ': ') are the reason; ``Location:``, the backtrace hint and
+    ANSI colours are not. ``Error: message`` on one line (anyhow) is read too.
+    """
+    text = _ANSI.sub('', text or '')
+    lines = text.splitlines()
+    for index, line in enumerate(lines):
+        stripped = line.strip()
+        if not stripped.startswith('Error:'):
+            continue
+        inline = stripped[len('Error:'):].strip()
+        causes = []
+        for follow in lines[index + 1:]:
+            item = follow.strip()
+            if not item:
+                if causes:
+                    break
+                continue
+            if item.startswith(('Location:', 'Backtrace', 'Run with RUST_BACKTRACE', 'Suggestion:', 'Note:',
+                                'Warning:', 'Caused by:')):
+                break
+            match = _CAUSE.match(item)
+            if match:
+                causes.append(match.group(1).strip())
+            elif causes:
+                causes[-1] += ' ' + item  # a cause that spans lines
+            elif not inline:
+                inline = item
+        reason = ': '.join(c for c in ([inline] if inline else []) + causes if c)
+        if reason:
+            return reason
+    return None
 
 
 def parse_status(text):
@@ -150,9 +193,11 @@ class Antctl:
             raise AntctlTimeout(f"{' '.join(cmd)} did not finish within {limit} s",
                                 cmd=cmd, stdout=stdout, stderr=stderr) from None
         if proc.returncode != 0:
-            last = (stderr or stdout or '').strip().splitlines()
-            raise AntctlError(f"{' '.join(cmd)} failed with exit code {proc.returncode}: "
-                              f"{last[-1].strip() if last else 'no output'}",
+            reason = eyre_reason(stderr) or eyre_reason(stdout)
+            if reason is None:
+                last = _ANSI.sub('', stderr or stdout or '').strip().splitlines()
+                reason = last[-1].strip() if last else 'no output'
+            raise AntctlError(f"{' '.join(cmd)} failed with exit code {proc.returncode}: {reason}",
                               cmd=cmd, rc=proc.returncode, stdout=stdout, stderr=stderr)
         return stdout
 
@@ -160,51 +205,6 @@ class Antctl:
         """Every node of the host's registry, normalized (see normalize_node)."""
         return parse_status(self.run('status', '--json'))
 
-    @staticmethod
-    def _service_args(services):
-        args = []
-        for service in services:
-            args += ['--service-name', service]
-        return args
-
-    def upgrade_env(self, services, version, env, interval_ms, timeout=None, start=True):
-        """Rewrite the services' environment and restart them without changing the binary.
-
-        ``--force --version <running version>`` makes antctl restart the node with the
-        version it already runs; antctl waits ``interval_ms`` between two restarts.
-        ``start=False`` adds ``--do-not-start``: the environment changes, the service stays stopped.
-        """
-        if not services:
-            return ''
-        env_arg = ','.join(f'{k}={v}' for k, v in sorted(env.items()))
-        args = ['upgrade', '--force']
-        if version:
-            args += ['--version', version]
-        args += ['--env', env_arg]
-        if not start:
-            args.append('--do-not-start')
-        args += self._service_args(services) + ['--interval', int(interval_ms)]
-        return self.run(*args, timeout=timeout)
-
-    def set_transport_mode(self, services, version, mode, interval_ms, timeout=None, start=True):
-        """Restart ``services`` (all running ``version``) in transport ``mode``; the binary stays.
-
-        ``start=False`` only rewrites the mode of stopped services, for when they start again.
-        """
-        if services and not version:
-            raise AntctlError('refusing to change the transport mode without the running version: '
-                              'antctl upgrade without --version would install a new binary')
-        return self.upgrade_env(services, version, {TRANSPORT_MODE_ENV: mode}, interval_ms, timeout=timeout,
-                                start=start)
-
-    def start(self, services=None, interval_ms=None, timeout=None):
-        args = ['start'] + self._service_args(services or [])
-        if interval_ms is not None:
-            args += ['--interval', int(interval_ms)]
-        return self.run(*args, timeout=timeout)
-
-    def stop(self, services=None, interval_ms=None, timeout=None):
-        args = ['stop'] + self._service_args(services or [])
-        if interval_ms is not None:
-            args += ['--interval', int(interval_ms)]
-        return self.run(*args, timeout=timeout)
+    def version(self):
+        """antctl's own ``--version`` line (the fallback for a node version when /metadata is absent)."""
+        return self.run('--version').strip()

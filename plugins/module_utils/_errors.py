@@ -15,8 +15,8 @@ class NodeError(Exception):
     """Base class of every error the node-side code raises on purpose."""
 
 
-class AntctlError(NodeError):
-    """antctl could not be run, failed, or printed something we cannot read."""
+class CommandError(NodeError):
+    """A host command (antctl, systemctl) could not be run or failed; carries its output."""
 
     def __init__(self, message, cmd=None, rc=None, stdout=None, stderr=None):
         super().__init__(message)
@@ -28,6 +28,14 @@ class AntctlError(NodeError):
     def details(self):
         """The command, exit code and output, for a module's failure result."""
         return {'cmd': self.cmd, 'rc': self.rc, 'stdout': self.stdout, 'stderr': self.stderr}
+
+
+class AntctlError(CommandError):
+    """antctl could not be run, failed, or printed something we cannot read."""
+
+
+class SystemdError(CommandError):
+    """A drop-in could not be read or written, or systemctl failed."""
 
 
 class AntctlNotFound(AntctlError):

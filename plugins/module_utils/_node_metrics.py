@@ -12,33 +12,38 @@ from __future__ import annotations
 import math
 import re
 import urllib.error
-
-from ansible.module_utils.urls import open_url
+import urllib.request
 
 from ansible_collections.autonomi.network_migration.plugins.module_utils._errors import (
     MetricsParseError,
     MetricsUnreachable,
 )
 from ansible_collections.autonomi.network_migration.plugins.module_utils._modes import MODES, TRANSPORTS
+from ansible_collections.autonomi.network_migration.plugins.module_utils._node_interface import (
+    M_CLOSEST_ERROR,
+    M_CLOSEST_OK_COUNT,
+    M_CONNECTED,
+    M_DIAL_FAILURES,
+    M_DURATION_BUCKET,
+    M_IROH_DIRECT,
+    M_IROH_HOLEPUNCH,
+    M_IROH_RELAY,
+    M_MODE,
+    M_NETWORK_SIZE,
+    M_OPEN_CONNECTIONS,
+    M_RECORDS,
+    M_REQUESTS,
+    M_ROUTING_TABLE,
+    M_TRANSPORT_CONNECTED,
+    M_UPTIME,
+    M_VERSION,
+    METADATA_PATH,
+    METRICS_PATH,
+    iroh_names,
+)
 
 DEFAULT_METRICS_HOST = '127.0.0.1'
 DEFAULT_METRICS_TIMEOUT = 5.0
-
-# Metric names of the node interface.
-M_MODE = 'ant_node_transport_mode'
-M_CONNECTED = 'ant_networking_connected_peers'
-M_TRANSPORT_CONNECTED = 'ant_networking_transport_connected_peers'
-M_ROUTING_TABLE = 'ant_networking_peers_in_routing_table'
-M_OPEN_CONNECTIONS = 'ant_networking_open_connections'
-M_NETWORK_SIZE = 'ant_networking_estimated_network_size'
-M_RECORDS = 'ant_networking_records_stored'
-M_UPTIME = 'ant_node_uptime'
-M_VERSION = 'ant_node_antnode_version_info'
-M_CLOSEST_OK = 'libp2p_kad_query_result_get_closest_peers_ok_total'
-M_CLOSEST_ERROR = 'libp2p_kad_query_result_get_closest_peers_error_total'
-M_REQUESTS = 'ant_networking_transport_requests_total'
-M_DURATION_BUCKET = 'ant_networking_transport_request_duration_seconds_bucket'
-M_DIAL_FAILURES = 'ant_networking_transport_dial_failures_total'
 
 _NAME_RE = re.compile(r'[a-zA-Z_:][a-zA-Z0-9_:]*')
 _LABEL_NAME_RE = re.compile(r'[a-zA-Z_][a-zA-Z0-9_]*')
@@ -158,12 +163,32 @@ class Metrics:
         return sum(value for _labels, value in found)
 
 
-def fetch_text(port, host=DEFAULT_METRICS_HOST, timeout=DEFAULT_METRICS_TIMEOUT, path='/metrics'):
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None  # a node endpoint never redirects; a redirect is an HTTP error here
+
+
+_OPENER = None
+
+
+def _opener():
+    """One opener per module process for the plain-HTTP scrapes: no proxy (the endpoints are on the
+    host itself, whatever http_proxy says), no redirects, no TLS context built per request."""
+    global _OPENER
+    if _OPENER is None:
+        _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect())
+    return _OPENER
+
+
+def metrics_url(port, host=DEFAULT_METRICS_HOST, path=METRICS_PATH):
+    return f"http://{host if ':' not in host else f'[{host}]'}:{port}{path}"
+
+
+def fetch_text(port, host=DEFAULT_METRICS_HOST, timeout=DEFAULT_METRICS_TIMEOUT, path=METRICS_PATH):
     """GET a node's metrics page; raise MetricsUnreachable on any network or HTTP error."""
-    url = f"http://{host if ':' not in host else f'[{host}]'}:{port}{path}"
+    url = metrics_url(port, host, path)
     try:
-        # No proxy: the endpoints are on the host itself, whatever http_proxy says.
-        with open_url(url, timeout=timeout, use_proxy=False, follow_redirects='none') as response:
+        with _opener().open(url, timeout=timeout) as response:
             return response.read().decode('utf-8', errors='replace')
     except urllib.error.HTTPError as exc:
         raise MetricsUnreachable(f'{url} answered HTTP {exc.code}', url=url) from None
@@ -172,14 +197,24 @@ def fetch_text(port, host=DEFAULT_METRICS_HOST, timeout=DEFAULT_METRICS_TIMEOUT,
         raise MetricsUnreachable(f'{url} cannot be read: {reason}', url=url) from None
 
 
-def scrape(port, host=DEFAULT_METRICS_HOST, timeout=DEFAULT_METRICS_TIMEOUT):
-    """Fetch and parse one node's metrics; return a NodeMetrics."""
+def scrape(port, host=DEFAULT_METRICS_HOST, timeout=DEFAULT_METRICS_TIMEOUT, metadata=False):
+    """Fetch and parse one node's metrics; return a NodeMetrics.
+
+    ``metadata=True`` reads ``/metadata`` too (the version Info lives there); a node without it
+    is not an error: the version then comes from antctl.
+    """
     text = fetch_text(port, host=host, timeout=timeout)
-    url = f'http://{host}:{port}/metrics'
+    url = metrics_url(port, host)
     try:
-        return NodeMetrics(Metrics.from_text(text), url=url)
+        samples = parse_text(text)
     except MetricsParseError as exc:
         raise MetricsParseError(f'{url}: {exc}', url=url) from None
+    if metadata:
+        try:
+            samples += parse_text(fetch_text(port, host=host, timeout=timeout, path=METADATA_PATH))
+        except (MetricsUnreachable, MetricsParseError):
+            pass
+    return NodeMetrics(Metrics(samples), url=url)
 
 
 def _int_or_none(value):
@@ -226,11 +261,24 @@ class NodeMetrics:
 
     @property
     def closest_peers_ok(self):
-        return self.metrics.value(M_CLOSEST_OK)
+        """Successful GetClosestPeers queries: the ``_count`` of libp2p's histogram (None when absent)."""
+        return self.metrics.value(M_CLOSEST_OK_COUNT)
 
     @property
     def closest_peers_error(self):
-        return self.metrics.value(M_CLOSEST_ERROR)
+        """Failed GetClosestPeers queries (all ``error`` labels). libp2p creates the counter at the
+        first error, so an absent family next to a present histogram means 0; None when neither is."""
+        value = self.metrics.value(M_CLOSEST_ERROR)
+        if value is None and self.metrics.has(M_CLOSEST_OK_COUNT):
+            return 0.0
+        return value
+
+    def iroh_counter(self, suffix):
+        """An iroh socket counter by its suffix (``socket_`` group, else the older ``magicsock_``)."""
+        for name in iroh_names(suffix):
+            if self.metrics.has(name):
+                return self.metrics.value(name)
+        return None
 
     @property
     def uptime(self):
@@ -276,6 +324,11 @@ class NodeMetrics:
             'estimated_network_size': _int_or_none(self.metrics.value(M_NETWORK_SIZE)),
             'records_stored': _int_or_none(self.metrics.value(M_RECORDS)),
             'uptime_seconds': self.uptime,
+            'iroh': {
+                'direct_connections': _int_or_none(self.iroh_counter(M_IROH_DIRECT)),
+                'relay_paths': _int_or_none(self.iroh_counter(M_IROH_RELAY)),
+                'holepunch_attempts': _int_or_none(self.iroh_counter(M_IROH_HOLEPUNCH)),
+            },
         }
 
 

@@ -222,10 +222,10 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.autonomi.network_migration.plugins.module_utils._common import (
-    NodeReader,
-    antctl_from_params,
     fail_from_error,
     node_argument_spec,
+    parallel_map,
+    reader_from_params,
 )
 from ansible_collections.autonomi.network_migration.plugins.module_utils._errors import MetricsError, NodeError
 from ansible_collections.autonomi.network_migration.plugins.module_utils._modes import MODE_TRANSPORTS
@@ -388,11 +388,11 @@ class HealthChecker:
 
     def _scrape_all(self, nodes):
         """{service_name: (NodeMetrics or None, error or None, time of the scrape)}."""
-        scrapes = {}
-        for node in nodes:
+        def one(node):
             metrics, error = self.reader.try_scrape(node)
-            scrapes[node['service_name']] = (metrics, error, self.clock())
-        return scrapes
+            return node['service_name'], (metrics, error, self.clock())
+
+        return dict(parallel_map(one, nodes))
 
     def run(self):
         nodes = self.reader.nodes(self.params['nodes'])
@@ -454,8 +454,7 @@ def main():
     problems = check_params(module.params)
     if problems:
         module.fail_json(msg='; '.join(problems), changed=False)
-    reader = NodeReader(antctl_from_params(module.params), metrics_host=module.params['metrics_host'],
-                        metrics_timeout=module.params['metrics_timeout'])
+    reader = reader_from_params(module.params)
     try:
         result = HealthChecker(module.params, reader).run()
     except NodeError as exc:

@@ -78,7 +78,8 @@ nodes:
       description: V(Added), V(Running), V(Stopped) or V(Removed).
       type: str
     version:
-      description: ant-node version.
+      description: ant-node version, from the node's C(/metadata) (C(ant_node_antnode_version_info)); antctl's
+        registry version when the node does not serve it or is not running.
       type: str
     mode:
       description: The active transport mode; null when the node is not running or its metrics cannot be read.
@@ -114,8 +115,9 @@ nodes:
       type: float
     configured_mode:
       description:
-        - The C(ANT_TRANSPORT_MODE) in the service environment antctl recorded (what the node runs when
-          started); null when antctl records none. Differs from RV(nodes[].mode) only while a change is pending.
+        - The C(ANT_TRANSPORT_MODE) of the service's systemd drop-in (O(unit_dir)), i.e. what the node runs at its
+          next start; null when the service has no drop-in (antctl keeps no per-node environment). Differs from
+          RV(nodes[].mode) only while a change is pending or when the drop-in was changed by hand.
       type: str
     metrics_error:
       description: Why the metrics could not be read; null when they were (or were not asked for).
@@ -130,10 +132,10 @@ modes:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.autonomi.network_migration.plugins.module_utils._common import (
-    NodeReader,
-    antctl_from_params,
     fail_from_error,
     node_argument_spec,
+    parallel_map,
+    reader_from_params,
 )
 from ansible_collections.autonomi.network_migration.plugins.module_utils._errors import MetricsError, NodeError
 from ansible_collections.autonomi.network_migration.plugins.module_utils._modes import MODES
@@ -148,7 +150,7 @@ def describe(reader, node, gather_metrics=True):
                  metrics_error=None)
     if not gather_metrics:
         return entry
-    metrics, error = reader.try_scrape(node)
+    metrics, error = reader.try_scrape(node, metadata=True)
     if metrics is None:
         entry['metrics_error'] = error
         return entry
@@ -163,13 +165,13 @@ def describe(reader, node, gather_metrics=True):
                                                if n is not None})
     if figures['connected_peers'] is not None:
         entry['connected_peers'] = figures['connected_peers']
-    if not entry['version']:
-        entry['version'] = figures['version']
+    # The node's own version (``/metadata``) is the truth; antctl's registry field is the fallback.
+    entry['version'] = figures['version'] or entry['version']
     return entry
 
 
 def gather(reader, selectors, gather_metrics=True):
-    nodes = [describe(reader, node, gather_metrics) for node in reader.nodes(selectors)]
+    nodes = parallel_map(lambda node: describe(reader, node, gather_metrics), reader.nodes(selectors))
     modes = {mode: 0 for mode in MODES}
     modes['unknown'] = 0
     for node in nodes:
@@ -181,8 +183,7 @@ def main():
     spec = node_argument_spec()
     spec.update(gather_metrics=dict(type='bool', default=True))
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
-    reader = NodeReader(antctl_from_params(module.params), metrics_host=module.params['metrics_host'],
-                        metrics_timeout=module.params['metrics_timeout'])
+    reader = reader_from_params(module.params)
     try:
         result = gather(reader, module.params['nodes'], module.params['gather_metrics'])
     except NodeError as exc:

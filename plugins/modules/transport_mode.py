@@ -11,11 +11,15 @@ short_description: Set the transport mode of the ant-node services of a host
 version_added: 0.1.0
 description:
   - Sets the transport mode (V(libp2p_only), V(dual_stack), V(iroh_primary), V(iroh_only)) of the selected
-    ant-node services of a host in one call, restarting them through C(antctl) and waiting until each
+    ant-node services of a host in one call, restarting each through systemd and waiting until each
     restarted node is ready again.
-  - The mode is applied with C(antctl upgrade --force --version <running version> --env ANT_TRANSPORT_MODE=<mode>),
-    which rewrites the service environment and restarts the node without changing its binary.
-    The current mode is read from the node's C(ant_node_transport_mode) metric.
+  - The mode is kept in a systemd drop-in per service, C(<unit_dir>/<service>.service.d/ant-transport-mode.conf)
+    with C(Environment=ANT_TRANSPORT_MODE=<mode>), followed by C(systemctl daemon-reload) and
+    C(systemctl restart <service>). The drop-in survives routine C(antctl upgrade) runs (antctl rewrites the unit
+    file, never the drop-in directory), keeps the service's other variables (for example C(ANT_LOG)) and never
+    downloads anything; C(antctl upgrade) is not used. See C(docs/node-interface.md).
+  - The running mode is read from the node's C(ant_node_transport_mode) metric, the configured one from the
+    drop-in; the node list comes from C(antctl status --json), which needs no node RPC.
   - Nodes already in the requested mode are not touched. Every requested change is validated for every
     selected node before any node is touched; one forbidden change refuses the whole call.
   - If a node fails to become ready, no further node is touched, the result is failed and lists the nodes
@@ -35,7 +39,9 @@ attributes:
     support: full
   diff_mode:
     support: full
-    details: The diff maps each selected node's service name to its mode before and after.
+    details: >-
+      The first diff maps each selected node's service name to its mode before and after; one more diff per
+      drop-in that changes (or would change) shows the file before and after.
   idempotent:
     support: full
   action:
@@ -58,14 +64,14 @@ options:
     default: false
   interval:
     description:
-      - Milliseconds C(antctl) waits between two node restarts (its C(--interval)).
+      - Milliseconds to wait between two node restarts of one batch.
     type: int
     default: 2000
   batch_size:
     description:
       - How many nodes are restarted before waiting for them to be ready; the next batch starts only
         when every node of the previous one is ready.
-      - V(0) restarts all the nodes that must change in one C(antctl) call (paced by O(interval)).
+      - V(0) restarts all the nodes that must change in one batch (paced by O(interval)).
     type: int
     default: 0
   ready_peers:
@@ -76,8 +82,8 @@ options:
     default: 5
   ready_timeout:
     description:
-      - Seconds a restarted node (or a batch) has to become ready, counted from the C(antctl) call
-        that restarted it. A node that is not ready in time has failed.
+      - Seconds a restarted node (or a batch) has to become ready, counted from the start of its batch's
+        restarts. A node that is not ready in time has failed.
     type: int
     default: 300
   restore_on_failure:
@@ -102,10 +108,14 @@ options:
       - A DSN may carry a password; the value is never logged.
     type: str
 notes:
-  - Run it with C(become) on real hosts when C(antctl) needs root.
+  - "Privileges: writing the drop-ins under O(unit_dir) and C(systemctl daemon-reload) / C(restart) / C(start)
+    need root on a real host (run the task with C(become); the roles use C(become: \"{{ migration_become }}\")).
+    Reading a drop-in, C(antctl status --json) and the metrics need no privilege. In check mode nothing is written
+    and no systemctl verb is run."
   - In check mode the pause/halt guard warns instead of failing, since nothing is touched.
-  - Nodes that are not running are skipped, except in a rollback, which rewrites the mode antctl recorded for a
-    stopped node when it is later than the requested one (C(--do-not-start)), so that it cannot come back in it.
+  - Nodes that are not running are skipped, except in a rollback, which writes the drop-in of a stopped node whose
+    configured mode is later than the requested one (or unknown, in a rollback to V(libp2p_only)) and reloads
+    systemd without starting it, so that it cannot come back in the mode the fleet is leaving.
   - A node whose mode cannot be read stops the call before anything changes, except in a rollback to
     V(libp2p_only) with O(allow_rollback=true), which is valid from every mode and must always work.
 seealso:
@@ -169,7 +179,7 @@ nodes:
       type: str
       sample: 12D3KooWD3bfmNbuuuVCYwkjnFt3ukm3qaB3hDED3peGVCEs1eVh
     version:
-      description: The ant-node version the node runs (unchanged by this module).
+      description: The ant-node version antctl reports for the node (unchanged by this module).
       type: str
       sample: 0.4.6
     previous_mode:
@@ -192,9 +202,13 @@ nodes:
       description: Whether this node was restarted.
       type: bool
     seconds_to_ready:
-      description: Seconds from the C(antctl) call that restarted the node until it was ready.
+      description: Seconds from the start of the node's batch until it was ready.
       type: float
       sample: 3.2
+    dropin:
+      description: Path of the node's transport-mode drop-in.
+      type: str
+      sample: /etc/systemd/system/antnode3.service.d/ant-transport-mode.conf
     error:
       description: Why the node failed or was skipped; null otherwise.
       type: str
@@ -202,7 +216,7 @@ nodes:
     note:
       description: >-
         Set when a rollback to V(libp2p_only) (O(allow_rollback=true)) switched a node whose mode could not be
-        read; says why. Its RV(nodes[].previous_mode) is then the mode antctl recorded for the service, or null.
+        read; says why. Its RV(nodes[].previous_mode) is then the mode of its drop-in, or null.
       type: str
     restored:
       description: For a failed node, whether it was put back in its previous mode and is ready; null otherwise.
@@ -218,8 +232,8 @@ switched:
   sample: [antnode1, antnode2]
 reconfigured:
   description:
-    - Service names of the stopped nodes whose recorded mode a rollback (O(allow_rollback=true)) rewrote to the
-      requested mode with C(antctl upgrade --do-not-start); they stay stopped and start in that mode.
+    - Service names of the stopped nodes whose drop-in a rollback (O(allow_rollback=true)) set to the requested
+      mode (systemd reloaded, the service not started); they stay stopped and start in that mode.
   returned: success or node failure
   type: list
   elements: str
@@ -238,7 +252,7 @@ failed_nodes:
   returned: node failure
   type: list
   elements: dict
-  sample: [{service_name: antnode2, error: "node stopped after the switch (antctl status: Stopped)"}]
+  sample: [{service_name: antnode2, error: "node stopped after the restart (antctl status: Stopped)"}]
 """
 
 import time
@@ -247,13 +261,14 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.autonomi.network_migration.plugins.module_utils._antctl import STATUS_RUNNING, select_nodes
 from ansible_collections.autonomi.network_migration.plugins.module_utils._common import (
-    NodeReader,
-    antctl_from_params,
     fail_from_error,
     node_argument_spec,
+    parallel_map,
+    reader_from_params,
 )
 from ansible_collections.autonomi.network_migration.plugins.module_utils._errors import (
     AntctlError,
+    CommandError,
     MetricsError,
     NodeError,
 )
@@ -265,9 +280,13 @@ from ansible_collections.autonomi.network_migration.plugins.module_utils._modes 
     check_transition,
     partition_violations,
 )
+from ansible_collections.autonomi.network_migration.plugins.module_utils._systemd import dropin_text
 
-# Seconds between two readiness polls, and between two crash checks through antctl status.
-POLL_INTERVAL = 0.5
+# Readiness polls back off from POLL_INTERVAL to POLL_INTERVAL_MAX seconds (x POLL_BACKOFF each round);
+# crash checks through antctl status come every STATUS_CHECK_INTERVAL seconds.
+POLL_INTERVAL = 0.25
+POLL_INTERVAL_MAX = 2.0
+POLL_BACKOFF = 1.5
 STATUS_CHECK_INTERVAL = 2.0
 # A node must be seen stopped this many crash checks in a row to count as crashed.
 STOPPED_CHECKS_TO_FAIL = 2
@@ -296,6 +315,8 @@ class ModeSwitcher:
         self.params = params
         self.reader = reader
         self.antctl = reader.antctl
+        self.systemd = reader.systemd
+        self.dropin_diffs = {}
         self.check_mode = check_mode
         self.clock = clock
         self.sleep = sleep
@@ -304,7 +325,7 @@ class ModeSwitcher:
     # -- planning -------------------------------------------------------------------------
 
     def _read_node(self, node):
-        """(mode, version) of a running node, from its metrics; NodeError when unknowable."""
+        """The mode of a running node, from its metrics; NodeError when unknowable."""
         name = node['service_name']
         try:
             metrics = self.reader.scrape(node)
@@ -314,23 +335,20 @@ class ModeSwitcher:
         if mode is None:
             raise NodeError(f'{name} does not report its transport mode (metric ant_node_transport_mode); '
                             'it must run a dual-stack capable ant-node')
-        return mode, node['version'] or metrics.version
+        return mode
 
     def _current_mode(self, node):
-        return self._read_node(node)[0]
+        return self._read_node(node)
 
     def _blind_rollback(self, entry, node, exc):
         """Whether a node whose mode cannot be read is rolled back anyway.
 
         A rollback to libp2p_only is valid from every mode, so an unreadable node (hung metrics,
         a node that predates the mode metric) does not stop it: rollback must always work. Its
-        previous mode is what antctl recorded for the service, if anything.
+        previous mode is what its drop-in says, if anything.
         """
         if not (self.params['allow_rollback'] and self.target == LIBP2P_ONLY):
             return False
-        if not node['version']:
-            raise NodeError(f'{exc}; and antctl reports no version, which antctl upgrade needs to keep '
-                            'the binary unchanged') from None
         entry.update(previous_mode=node.get('configured_mode'), _kind='backward',
                      note=f'mode unreadable ({exc}); rolled back anyway, libp2p_only is valid from every mode')
         return True
@@ -338,20 +356,22 @@ class ModeSwitcher:
     def _plan_stopped(self, entry, node):
         """A node that is not running is skipped, except in a rollback.
 
-        A rollback rewrites the recorded mode of a stopped node that would come back in a later
-        mode (``antctl upgrade --do-not-start``), so that starting it later cannot bring, say,
-        iroh_only back while the fleet returns to libp2p_only. It stays stopped.
+        A rollback sets the drop-in of a stopped node that would come back in a later mode (or in
+        an unknown one, when going back to libp2p_only, which is valid from every mode), so that
+        starting it later cannot bring, say, iroh_only back while the fleet returns to
+        libp2p_only. It stays stopped.
         """
         configured = node.get('configured_mode')
-        if (self.params['allow_rollback'] and configured in MODES and node['version']
-                and MODES.index(self.target) < MODES.index(configured)):
+        later = configured in MODES and MODES.index(self.target) < MODES.index(configured)
+        unknown = configured not in MODES and self.target == LIBP2P_ONLY
+        if self.params['allow_rollback'] and (later or unknown):
             entry.update(previous_mode=configured, mode=configured, _kind='reconfigure')
             return
         entry.update(result='skipped', error=f"node is {node['status']}; its mode cannot be read or changed")
 
     def plan(self):
         """Read the host, validate every transition, return the per-node entries."""
-        registry = self.antctl.status()
+        registry = self.reader.registry()
         all_nodes = select_nodes(registry)
         selected = select_nodes(registry, self.params['nodes'])
         selected_names = {n['service_name'] for n in selected}
@@ -361,23 +381,19 @@ class ModeSwitcher:
                 'service_name': node['service_name'], 'peer_id': node['peer_id'], 'version': node['version'],
                 'previous_mode': None, 'mode': None, 'result': None, 'changed': False,
                 'seconds_to_ready': None, 'error': None, 'restored': None, 'restore_error': None, 'note': None,
-                '_node': node,
+                'dropin': self.systemd.dropin_path(node['service_name']), '_node': node,
             }
             entries.append(entry)
             if node['status'] != STATUS_RUNNING:
                 self._plan_stopped(entry, node)
                 continue
             try:
-                entry['previous_mode'], entry['version'] = self._read_node(node)
+                entry['previous_mode'] = self._read_node(node)
             except NodeError as exc:
                 if not self._blind_rollback(entry, node, exc):
                     raise
                 continue
             entry['mode'] = entry['previous_mode']
-            if not entry['version'] and entry['previous_mode'] != self.target:
-                # antctl upgrade without --version would install the latest binary: never for a toggle.
-                problems.append(f"{node['service_name']}: neither antctl nor the node's metrics report its "
-                                'version, and antctl upgrade needs it to keep the binary unchanged')
             try:
                 entry['_kind'] = check_transition(entry['previous_mode'], self.target,
                                                   allow_rollback=self.params['allow_rollback'],
@@ -403,17 +419,49 @@ class ModeSwitcher:
 
     # -- applying -------------------------------------------------------------------------
 
-    def _restart(self, entries, mode, errors):
-        """Restart ``entries`` in ``mode`` (one antctl call per version); record antctl failures."""
-        by_version = {}
+    def _set_dropin(self, entry, mode):
+        """Write the node's drop-in for ``mode`` (nothing in check mode); remember it for the diff."""
+        name = entry['service_name']
+        before = self.systemd.read_dropin(name)
+        after = dropin_text(mode)
+        if before != after:
+            first = self.dropin_diffs.get(name, {}).get('before', before)
+            self.dropin_diffs[name] = {'before': first, 'after': after}
+            if not self.check_mode:
+                self.systemd.write_dropin(name, after)
+        return before != after
+
+    def _configure(self, entries, mode, errors):
+        """Set the drop-ins of ``entries`` to ``mode`` and reload systemd; record failures in ``errors``."""
+        written = []
         for entry in entries:
-            by_version.setdefault(entry['version'], []).append(entry['service_name'])
-        for version, services in by_version.items():
             try:
-                self.antctl.set_transport_mode(services, version, mode, self.params['interval'])
-            except AntctlError as exc:
-                for service in services:
-                    errors[service] = str(exc)
+                self._set_dropin(entry, mode)
+                written.append(entry)
+            except CommandError as exc:
+                errors[entry['service_name']] = f'cannot set its drop-in: {exc}'
+        if written:
+            try:
+                self.systemd.daemon_reload()
+            except CommandError as exc:
+                for entry in written:
+                    errors[entry['service_name']] = f'systemd did not reload the drop-in: {exc}'
+                return []
+        return written
+
+    def _restart(self, entries, mode, errors):
+        """Restart ``entries`` in ``mode``: drop-ins, one daemon-reload, then one restart per service.
+
+        No antctl call: a node whose RPC hangs cannot make the other nodes' restarts fail.
+        """
+        written = self._configure(entries, mode, errors)
+        for index, entry in enumerate(written):
+            try:
+                self.systemd.restart(entry['service_name'])
+            except CommandError as exc:
+                errors[entry['service_name']] = f'systemctl could not restart it: {exc}'
+            if index < len(written) - 1 and self.params['interval']:
+                self.sleep(self.params['interval'] / 1000.0)
 
     def _observe(self, entry, mode):
         """(ready, what was seen, current mode or None) of one node against ``mode``."""
@@ -425,24 +473,28 @@ class ModeSwitcher:
         ready = current == mode and peers is not None and peers > self.params['ready_peers']
         return ready, f'mode {current}, {peers} connected peers', current
 
-    def _wait_ready(self, entries, mode, started, antctl_errors):
-        """Wait until each entry runs ``mode`` and is ready. Returns (ready, failed) dicts."""
+    def _wait_ready(self, entries, mode, started, switch_errors):
+        """Wait until each entry runs ``mode`` and is ready. Returns (ready, failed) dicts.
+
+        Each round scrapes every pending node in parallel; the pause between rounds backs off.
+        """
         ready, failed, last, stopped = {}, {}, {}, {}
         pending = {}
         for entry in entries:
             name = entry['service_name']
-            if name in antctl_errors:
-                # antctl failed; a node it already restarted in the new mode still gets its chance.
+            if name in switch_errors:
+                # The switch failed; a node that runs the new mode anyway still gets its chance.
                 ok, seen, current = self._observe(entry, mode)
                 if current != mode:
-                    failed[name] = f'antctl could not switch it: {antctl_errors[name]}'
+                    failed[name] = switch_errors[name]
                     continue
             pending[name] = entry
         deadline = started + self.params['ready_timeout']
         last_status_check = self.clock()
+        pause = POLL_INTERVAL
         while pending:
-            for name, entry in list(pending.items()):
-                ok, last[name], _current = self._observe(entry, mode)
+            seen = parallel_map(lambda item: (item[0], self._observe(item[1], mode)), list(pending.items()))
+            for name, (ok, last[name], _current) in seen:
                 if ok:
                     ready[name] = round(self.clock() - started, 2)
                     del pending[name]
@@ -458,7 +510,8 @@ class ModeSwitcher:
                         del pending[name]
                 if not pending:
                     break
-            self.sleep(max(0.0, min(POLL_INTERVAL, deadline - self.clock())))
+            self.sleep(max(0.0, min(pause, deadline - self.clock())))
+            pause = min(POLL_INTERVAL_MAX, pause * POLL_BACKOFF)
         for name in pending:
             failed[name] = (f"not ready within {self.params['ready_timeout']} s: {last.get(name, 'no answer')} "
                             f"(need mode {mode} and more than {self.params['ready_peers']} connected peers)")
@@ -503,32 +556,29 @@ class ModeSwitcher:
                     entry['mode'] = self._observe(entry, mode)[2]
 
     def _start_stopped(self, entries, errors):
-        """Start the nodes a crash left stopped (antctl upgrade may leave a stopped service stopped)."""
+        """Start the nodes a crash left stopped (systemctl restart of a failed unit may not be enough)."""
         names = [e['service_name'] for e in entries]
-        stopped = [name for name, status in self._statuses(names).items() if status != STATUS_RUNNING]
-        if not stopped:
-            return
-        try:
-            self.antctl.start(stopped, interval_ms=self.params['interval'])
-        except AntctlError as exc:
-            for name in stopped:
-                errors[name] = str(exc)
+        for name, status in self._statuses(names).items():
+            if status == STATUS_RUNNING:
+                continue
+            try:
+                self.systemd.start(name)
+            except CommandError as exc:
+                errors[name] = f'systemctl could not start it: {exc}'
 
     def _reconfigure(self, entries):
-        """Rewrite the mode of stopped nodes without starting them (rollbacks only)."""
-        by_version = {}
+        """Set the drop-in of stopped nodes without starting them (rollbacks only)."""
+        if self.check_mode:
+            for entry in entries:
+                self._set_dropin(entry, self.target)
+            return
+        errors = {}
+        written = self._configure(entries, self.target, errors)
         for entry in entries:
-            by_version.setdefault(entry['version'], []).append(entry)
-        for version, group in by_version.items():
-            try:
-                self.antctl.set_transport_mode([e['service_name'] for e in group], version, self.target,
-                                               self.params['interval'], start=False)
-            except AntctlError as exc:
-                for entry in group:
-                    entry.update(result='failed', changed=True, error=f'antctl could not rewrite its mode: {exc}')
-                continue
-            for entry in group:
+            if entry in written:
                 entry.update(result='reconfigured', mode=self.target, changed=True)
+            else:
+                entry.update(result='failed', changed=True, error=errors[entry['service_name']])
 
     def apply(self, entries):
         todo = [e for e in entries if e['result'] is None and e.get('_kind') in ('forward', 'backward')]
@@ -538,7 +588,9 @@ class ModeSwitcher:
                 entry['result'] = 'unchanged'
         if self.check_mode:
             for entry in todo:
+                self._set_dropin(entry, self.target)
                 entry.update(result='would_switch', mode=self.target, changed=True)
+            self._reconfigure(stopped)
             for entry in stopped:
                 entry.update(result='would_reconfigure', mode=self.target, changed=True)
             return
@@ -592,10 +644,14 @@ class ModeSwitcher:
             'unchanged': names('unchanged'),
             'reconfigured': reconfigured,
             'not_switched': names('failed', 'not_attempted', 'skipped'),
-            'diff': {
+            'diff': [{
+                'before_header': 'transport modes', 'after_header': 'transport modes',
                 'before': {e['service_name']: e['previous_mode'] for e in entries},
                 'after': {e['service_name']: e['mode'] for e in entries},
-            },
+            }] + [{
+                'before_header': self.systemd.dropin_path(name), 'after_header': self.systemd.dropin_path(name),
+                'before': change['before'] or '', 'after': change['after'] or '',
+            } for name, change in self.dropin_diffs.items()],
         }
         skipped = names('skipped')
         if skipped:
@@ -647,8 +703,7 @@ def main():
     problems = check_params(module.params)
     if problems:
         module.fail_json(msg='; '.join(problems), changed=False)
-    reader = NodeReader(antctl_from_params(module.params), metrics_host=module.params['metrics_host'],
-                        metrics_timeout=module.params['metrics_timeout'])
+    reader = reader_from_params(module.params)
     switcher = ModeSwitcher(module.params, reader, check_mode=module.check_mode)
     try:
         result = switcher.run()

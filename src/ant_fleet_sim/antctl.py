@@ -4,9 +4,12 @@ Invoked by ``DIR/hosts/<host>/bin/antctl``. Flags, JSON and exit codes follow th
 antctl (maidsafe/autonomi, ant-node-manager): ``status [--json] [--details] [--fail]``,
 ``start|stop [--service-name S]... [--peer-id P]... [--interval MS]``,
 ``upgrade [--force] [--version V] [--env K=V[,K=V]] [--service-name S]... [--interval MS]
-[--connection-timeout S] [--do-not-start]``. Errors print ``Error:`` + the reason on stderr and
-exit 1 (exit 2 for command-line usage errors, as clap does). Keep imports light: this runs
-once per module call on every host.
+[--connection-timeout S] [--do-not-start] [--path P]``. Errors are color-eyre reports on stderr
+(``Error:``, `` 0: <reason>``, ``Location:``, the backtrace hint) with exit 1 (exit 2 for
+command-line usage errors, as clap does). ``status`` with an empty registry prints nothing.
+``upgrade`` downloads the release unless ``--path`` is given, and the simulated hosts are
+offline (``release_repo_online``): it fails as the real one does without a network. Keep
+imports light: this runs once per module call on every host.
 """
 
 from __future__ import annotations
@@ -124,8 +127,11 @@ class Sim:
         return {'nodes': registry.get('nodes', []), 'daemon': None}
 
 
-def fail(message, code=1):
-    sys.stderr.write('Error: \n   0: %s\n' % message)
+def fail(message, code=1, location='ant-node-manager/src/bin/cli/main.rs'):
+    """A color-eyre error report, as antctl prints it (colours off: stderr is not a terminal)."""
+    sys.stderr.write('Error: \n   0: %s\n\nLocation:\n   %s\n\n'
+                     'Backtrace omitted. Run with RUST_BACKTRACE=1 environment variable to display it.\n'
+                     'Run with RUST_BACKTRACE=full to include source snippets.\n' % (message, location))
     return code
 
 
@@ -138,7 +144,7 @@ def print_table(doc, details=False):
         for node in doc['nodes']:
             print('%s - %s' % (node['service_name'], node['status'].upper()))
             for key in ('version', 'peer_id', 'rpc_socket_addr', 'metrics_port', 'data_dir_path', 'log_dir_path',
-                        'connected_peers_count', 'transport_mode'):
+                        'connected_peers_count'):
                 print('%s: %s' % (key.replace('_', ' ').capitalize(), node.get(key)))
             print()
         return
@@ -180,6 +186,8 @@ def run(argv):
                 doc, code = sim.offline_status(), 200
             if code != 200:
                 return fail(doc.get('error', 'status failed'))
+            if not doc['nodes']:
+                return 0  # an empty registry: antctl prints nothing at all
             if args.json:
                 print(json.dumps(doc, indent=2))
             else:
@@ -191,13 +199,13 @@ def run(argv):
         if cmd in ('start', 'upgrade') and args.interval is None:
             body['connection_timeout'] = args.connection_timeout or DEFAULT_CONNECTION_TIMEOUT_S
         if cmd == 'upgrade':
-            if args.path or args.url:
-                return fail('--path and --url are not supported by the simulator; use --version')
-            body.update({'force': args.force, 'version': args.version, 'do_not_start': args.do_not_start,
+            body.update({'path': args.path, 'url': args.url, 'force': args.force, 'version': args.version,
+                         'do_not_start': args.do_not_start,
                          'env': [pair for group in args.env for pair in group]})
         code, doc = sim.call('POST', '/api/hosts/%s/%s' % (sim.host, cmd), body, timeout=None)
         if code != 200:
-            return fail(doc.get('error', '%s failed (HTTP %s)' % (cmd, code)))
+            return fail(doc.get('error', '%s failed (HTTP %s)' % (cmd, code)),
+                        location=doc.get('location', 'ant-node-manager/src/bin/cli/main.rs'))
         failed = [r for r in doc.get('results', []) if r.get('error')]
         for result in doc.get('results', []):
             line = '%s: %s' % (result['service_name'], result['result'])

@@ -17,12 +17,23 @@ import sys
 import time
 
 from . import layout
+from . import systemd as sd
 from .faults import FaultError
 from .httpserve import HTTPProtocol, Response
-from .metrics import CONTENT_TYPE, render, render_sim_metrics
-from .model import AntctlError, Fleet
+from .metrics import CONTENT_TYPE, render, render_metadata, render_sim_metrics, without
+from .model import MODE_ENV, AntctlError, Fleet, mode_from_env
 
-HOST_OP = re.compile(r'^/api/hosts/([^/]+)/(status|start|stop|upgrade)$')
+HOST_OP = re.compile(r'^/api/hosts/([^/]+)/(status|start|stop|upgrade|systemctl)$')
+# antctl's download retries before it gives up (ant-node-manager/src/helpers.rs MAX_DOWNLOAD_RETRIES).
+MAX_DOWNLOAD_RETRIES = 3
+
+
+class EyreError(AntctlError):
+    """An antctl failure reported as color-eyre does; ``location`` is the real source line."""
+
+    def __init__(self, message, location='ant-node-manager/src/cmd/node.rs'):
+        super().__init__(message)
+        self.location = location
 FAULT_ID = re.compile(r'^/api/faults/([^/]+)$')
 
 
@@ -58,6 +69,13 @@ class SimDaemon:
         self.api_url = 'http://127.0.0.1:%d' % config.api_port
         self.scrapes = 0
         self._events_logged = 0
+        # The registry-wide environment of each host (antctl add --env; replaced by upgrade --env),
+        # and the environment systemd loaded per service at its last daemon-reload.
+        base_env = [['ANT_LOG', 'ant_node=info']]
+        if config.initial_mode != 'libp2p_only':
+            base_env.append([MODE_ENV, config.initial_mode])
+        self.host_env = {h: [list(p) for p in base_env] for h in self.fleet.hosts}
+        self.loaded_env = {}
 
     # ------------------------------------------------------------------ lifecycle
     async def run(self):
@@ -78,6 +96,7 @@ class SimDaemon:
             self.api_server.close()
             return 2
         layout.write_antctl_wrappers(self.state, self.fleet)
+        self.boot_systemd()
         layout.write_file_sd(self.state, self.fleet)
         layout.write_inventory(self.state, self.fleet, self.api_url)
         self.write_registries(force=True)
@@ -94,6 +113,32 @@ class SimDaemon:
             self._close_endpoint(ep)
         self.write_sim_file('stopped', running=False)
         return 0
+
+    def boot_systemd(self):
+        """Install every node's unit (keeping drop-ins left in the state directory) and load them, as a
+        host's systemd does at boot; the nodes run what was loaded."""
+        root = str(self.state.root)
+        for host in self.fleet.hosts:
+            host_dir = self.state.host_dir(host)
+            for node in self.fleet.by_host[host]:
+                sd.write_unit(host_dir, self.fleet.registry_record(node, root), self.host_env[host])
+            self.daemon_reload(host)
+            for node in self.fleet.by_host[host]:
+                env = self.loaded_env[node.ref]
+                try:
+                    node.mode = mode_from_env(env)
+                    node.stable_mode = node.mode
+                    node.env = dict(env)
+                except AntctlError as exc:
+                    log('WARNING: %s keeps %s: %s' % (node.ref, node.mode, exc))
+        self.fleet.version += 1
+        self.fleet.refresh()
+
+    def daemon_reload(self, host):
+        host_dir = self.state.host_dir(host)
+        for node in self.fleet.by_host[host]:
+            env = sd.effective_env(host_dir, node.service_name)
+            self.loaded_env[node.ref] = env if env is not None else {}
 
     def write_sim_file(self, status, running=True):
         cfg = self.config
@@ -202,19 +247,25 @@ class SimDaemon:
             sig = tuple((n.status, n.mode, n.version, n.pid, n.net.connected if n.net else 0)
                         for n in self.fleet.by_host[host])
             if force or self.registry_sigs.get(host) != sig:
-                layout.write_registry(self.state, self.fleet, host)
+                layout.write_registry(self.state, self.fleet, host, self.host_env[host])
                 self.registry_sigs[host] = sig
 
     # ------------------------------------------------------------------ node endpoints
     def handle_node(self, ep, request):
-        if request.path not in ('/metrics', '/metrics/'):
-            return Response(404, b'not found; try /metrics\n')
+        if request.path not in ('/metrics', '/metrics/', '/metadata', '/metadata/'):
+            return Response(404, b'not found; try /metrics or /metadata\n')
         fleet = self.fleet
         fault = fleet.unresponsive_fault(ep.node)
         if fault is not None:
             if fault.get('delay_s') is None:
                 return None
-            return self._late(ep, fault['delay_s'])
+            return self._late(ep, fault['delay_s'], request.path)
+        if request.path.startswith('/metadata'):
+            figures = fleet.node_metrics(ep.node)
+            if figures is None:
+                return Response(503, b'node is not running\n')
+            body = without(render_metadata(figures).decode('ascii'), self.config.without_metrics).encode('ascii')
+            return Response(200, body, 'application/openmetrics-text; version=1.0.0; charset=utf-8')
         return self._metrics(ep)
 
     def _metrics(self, ep):
@@ -223,7 +274,7 @@ class SimDaemon:
             figures = fleet.node_metrics(ep.node)
             if figures is None:
                 return Response(503, b'node is not running\n')
-            ep.cache = render(figures)
+            ep.cache = render(figures, self.config.without_metrics)
             ep.cache_version = fleet.version
         self.scrapes += 1
         return Response(200, ep.cache, CONTENT_TYPE)
@@ -241,8 +292,11 @@ class SimDaemon:
             await asyncio.sleep(0.1)
         return False
 
-    async def _late(self, ep, delay):
+    async def _late(self, ep, delay, path='/metrics'):
         await asyncio.sleep(delay)
+        if path.startswith('/metadata'):
+            figures = self.fleet.node_metrics(ep.node)
+            return Response(200, render_metadata(figures), CONTENT_TYPE) if figures else Response(503, b'stopped\n')
         return self._metrics(ep)
 
     # ------------------------------------------------------------------ control API
@@ -296,7 +350,12 @@ class SimDaemon:
                 body = request.json()
                 if not isinstance(body, dict):
                     raise AntctlError('the request body must be a JSON object')
-                return self.host_operation(host, op, body)
+                if op == 'systemctl':
+                    return Response.json(200, self.systemctl(host, body))
+                try:
+                    return self.host_operation(host, op, body)
+                except EyreError as exc:
+                    return Response.json(400, {'error': str(exc), 'location': exc.location})
         if path == '/api/shutdown' and method == 'POST':
             asyncio.get_running_loop().call_later(0.05, self.stop_event.set)
             return Response.json(200, {'status': 'stopping'})
@@ -319,6 +378,88 @@ class SimDaemon:
         return {'nodes': [self.fleet.registry_record(n, root) for n in self.fleet.by_host[host]],
                 'daemon': None}
 
+    # ------------------------------------------------------------------ systemd stand-in
+    def systemctl(self, host, body):
+        """One systemctl call: {'verb', 'units', 'properties'} -> {'rc', 'stdout', 'stderr'}."""
+        verb, units = body.get('verb'), [str(u) for u in body.get('units') or []]
+        fleet = self.fleet
+        if verb == 'daemon-reload':
+            self.daemon_reload(host)
+            return {'rc': 0}
+        by_name = {n.service_name: n for n in fleet.by_host[host]}
+        missing = [u for u in units if u not in by_name]
+        if missing and verb != 'is-active' and verb != 'show':
+            return {'rc': 5, 'stderr': 'Failed to %s %s.service: Unit %s.service not found.\n'
+                    % (verb, missing[0], missing[0])}
+        out, rc = [], 0
+        for unit in units:
+            node = by_name.get(unit)
+            if verb == 'is-active':
+                active = node is not None and node.status == 'Running'
+                out.append('active' if active else 'inactive')
+                rc = rc or (0 if active else 3)
+            elif verb == 'show':
+                out.append(self._show(host, unit, node, body.get('properties') or []))
+            elif verb == 'stop':
+                if node.status == 'Running':
+                    fleet.stop_node(node)
+                    fleet.events.append((fleet.clock(), 'systemctl stop %s' % node.ref))
+            elif verb in ('start', 'restart'):
+                if verb == 'start' and node.status == 'Running':
+                    continue
+                env = self.loaded_env.get(node.ref, {})
+                try:
+                    fleet.start_node(node, env=env)
+                except AntctlError as exc:
+                    # The node exits at once on a bad ANT_TRANSPORT_MODE: the unit fails.
+                    fleet.stop_node(node)
+                    node.last_crash_reason = str(exc)
+                    return {'rc': 1, 'stderr': 'Job for %s.service failed because the control process exited '
+                            'with error code.\nSee "systemctl status %s.service" and "journalctl -xeu %s.service" '
+                            'for details.\n' % (unit, unit, unit)}
+                fleet.events.append((fleet.clock(), 'systemctl %s %s (%s)' % (verb, node.ref, node.mode)))
+                self.schedule_refresh(self.config.restart_time)
+        if verb in ('start', 'stop', 'restart'):
+            self._after_change()
+        return {'rc': rc, 'stdout': ''.join(line + '\n' for line in '\n'.join(out).splitlines() if out)
+                + ('' if verb != 'show' else '')}
+
+    def _show(self, host, unit, node, properties):
+        host_dir = self.state.host_dir(host)
+        if node is None:
+            values = {'Id': '%s.service' % unit, 'LoadState': 'not-found', 'ActiveState': 'inactive',
+                      'SubState': 'dead', 'MainPID': '0'}
+        else:
+            loaded = self.loaded_env.get(node.ref, {})
+            on_disk = sd.effective_env(host_dir, unit) or {}
+            running = node.status == 'Running'
+            values = {
+                'Id': '%s.service' % unit, 'LoadState': 'loaded',
+                'ActiveState': 'active' if running else 'inactive',
+                'SubState': 'running' if running else 'dead',
+                'MainPID': str(node.pid or 0) if running else '0',
+                'Environment': ' '.join('%s=%s' % kv for kv in loaded.items()),
+                'FragmentPath': str(sd.unit_path(host_dir, unit)),
+                'DropInPaths': ' '.join(str(p) for p in sd.dropin_paths(host_dir, unit)),
+                'NeedDaemonReload': 'yes' if on_disk != loaded else 'no',
+            }
+        keys = properties or list(values)
+        return '\n'.join('%s=%s' % (k, values.get(k, '')) for k in keys)
+
+    # ------------------------------------------------------------------ antctl
+    def rpc_refresh(self, host):
+        """antctl's full refresh before start / stop / upgrade: every running node of the host is asked
+        over its RPC (one attempt); one that does not answer aborts the whole command
+        (ant-node-manager/src/lib.rs refresh_node_registry, ant-service-management/src/node/mod.rs on_start)."""
+        fleet = self.fleet
+        for node in fleet.by_host[host]:
+            if node.status != 'Running':
+                continue
+            if fleet.rpc_unresponsive(node) is not None:
+                raise EyreError("Could not connect to RPC endpoint '127.0.0.1:%d'" % node.rpc_port,
+                                location='ant-service-management/src/rpc.rs')
+            fleet.full_refresh(node)
+
     def host_operation(self, host, op, body):
         """antctl start / stop / upgrade: validate everything first, then act service by service."""
         fleet = self.fleet
@@ -328,12 +469,21 @@ class SimDaemon:
         if interval < 0:
             raise AntctlError('--interval must not be negative')
         nodes = fleet.select(host, names, peer_ids)
-        env = {}
+        env = None
         if op == 'upgrade':
             pairs = body.get('env') or []
             if isinstance(pairs, dict):
                 pairs = list(pairs.items())
-            env = fleet.parse_env(pairs)
+            if pairs:
+                fleet.parse_env(pairs)
+                env = [[str(k), str(v)] for k, v in pairs]
+            if not body.get('path') and not self.config.release_repo_online:
+                # antctl upgrade fetches the release every time (even --force with the running version).
+                raise EyreError('Failed to download release after %d tries.' % MAX_DOWNLOAD_RETRIES,
+                                location='ant-node-manager/src/helpers.rs')
+        self.rpc_refresh(host)
+        if env is not None:
+            self.host_env[host] = env  # --env replaces the registry-wide environment, every variable of it
         return self._run_operation(host, op, nodes, env, body, interval)
 
     async def _run_operation(self, host, op, nodes, env, body, interval):
@@ -344,9 +494,15 @@ class SimDaemon:
                 if node.status == 'Running':
                     results.append({'service_name': node.service_name, 'result': 'already running'})
                     continue
-                fleet.start_node(node)
+                fleet.start_node(node, env=self.loaded_env.get(node.ref))
                 self.schedule_refresh(self.config.restart_time)
                 results.append({'service_name': node.service_name, 'result': 'started'})
+                # antctl waits RPC_START_UP_DELAY_MS, then asks the node over RPC (ant-node-manager/src/lib.rs).
+                await asyncio.sleep(self.config.rpc_start_delay)
+                if fleet.rpc_unresponsive(node) is not None:
+                    results[-1]['error'] = "Could not connect to RPC endpoint '127.0.0.1:%d'" % node.rpc_port
+                else:
+                    fleet.full_refresh(node)
             elif op == 'stop':
                 if node.status != 'Running':
                     results.append({'service_name': node.service_name, 'result': 'already stopped'})
@@ -355,8 +511,13 @@ class SimDaemon:
                 results.append({'service_name': node.service_name, 'result': 'stopped'})
             else:
                 old_mode, old_version = node.mode, node.version
-                message = fleet.upgrade_node(node, env, version=body.get('version'), force=bool(body.get('force')),
-                                             start=not body.get('do_not_start'))
+                # The service is uninstalled and installed again: the unit is rewritten with the registry-wide
+                # environment (drop-ins are not antctl's and stay); `systemctl enable` reloads systemd.
+                root = str(self.state.root)
+                sd.write_unit(self.state.host_dir(host), fleet.registry_record(node, root), self.host_env[host])
+                self.daemon_reload(host)
+                message = fleet.upgrade_node(node, self.loaded_env[node.ref], version=body.get('version'),
+                                             force=bool(body.get('force')), start=not body.get('do_not_start'))
                 if message == 'upgraded and restarted':
                     self.schedule_refresh(self.config.restart_time)
                 results.append({'service_name': node.service_name, 'result': message,

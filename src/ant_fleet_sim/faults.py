@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ansible_collections.autonomi.network_migration.plugins.module_utils._modes import MODES, TRANSPORTS
 
-FAULT_KINDS = ('transport', 'crash_on_switch', 'unresponsive', 'partition')
+FAULT_KINDS = ('transport', 'crash_on_switch', 'unresponsive', 'rpc_unresponsive', 'partition')
 CRASH_BEHAVIOURS = ('crash', 'never_ready')
 
 
@@ -84,7 +84,8 @@ def validate_fault(request, known_hosts, known_nodes):
     allowed = {
         'transport': {'transport', 'error_rate', 'latency_ms', 'hosts', 'nodes', 'mode'},
         'crash_on_switch': {'hosts', 'nodes', 'mode', 'behaviour'},
-        'unresponsive': {'hosts', 'nodes', 'delay_s'},
+        'unresponsive': {'hosts', 'nodes', 'delay_s', 'rpc'},
+        'rpc_unresponsive': {'hosts', 'nodes'},
         'partition': {'groups', 'hosts'},
     }[kind]
     extra = sorted(set(request) - allowed - {'kind'})
@@ -119,6 +120,16 @@ def validate_fault(request, known_hosts, known_nodes):
             raise FaultError('an unresponsive fault needs nodes (host/service_name) or hosts')
         delay = request.get('delay_s')
         fault['delay_s'] = None if delay is None else _non_negative(delay, 'delay_s')
+        rpc = request.get('rpc', True)
+        if not isinstance(rpc, bool):
+            raise FaultError('rpc must be true (the RPC of the node hangs too, as in a hung process) or false, '
+                             'got %r' % (rpc,))
+        fault['rpc'] = rpc
+    elif kind == 'rpc_unresponsive':
+        fault['hosts'] = _host_list(request.get('hosts'), known_hosts)
+        fault['nodes'] = _node_list(request.get('nodes'), known_nodes)
+        if not fault['hosts'] and not fault['nodes']:
+            raise FaultError('an rpc_unresponsive fault needs nodes (host/service_name) or hosts')
     elif kind == 'partition':
         groups = request.get('groups')
         if groups is None and request.get('hosts') is not None:

@@ -57,6 +57,12 @@ class StateDir:
     def registry(self, host):
         return self.host_dir(host) / 'node_registry.json'
 
+    def systemctl(self, host):
+        return self.host_dir(host) / 'bin' / 'systemctl'
+
+    def unit_dir(self, host):
+        return self.host_dir(host) / 'systemd' / 'system'
+
     # config and runtime info
     def write_config(self, config):
         self.root.mkdir(parents=True, exist_ok=True)
@@ -209,6 +215,11 @@ def write_antctl_wrappers(state, fleet):
                 '# antctl-compatible command of simulated host %s (ant-fleet-sim)\n'
                 'exec "%s" -m ant_fleet_sim.antctl --host-dir "%s" "$@"\n') % (host, py, state.host_dir(host))
         atomic_write(state.antctl(host), text, mode=0o755)
+        text = ('#!/bin/sh\n'
+                '# systemctl stand-in of simulated host %s (ant-fleet-sim)\n'
+                'exec "%s" -m ant_fleet_sim.systemctl --host-dir "%s" "$@"\n') % (host, py, state.host_dir(host))
+        atomic_write(state.systemctl(host), text, mode=0o755)
+        state.unit_dir(host).mkdir(parents=True, exist_ok=True)
         for sub in ('data', 'logs'):
             (state.host_dir(host) / sub).mkdir(parents=True, exist_ok=True)
 
@@ -230,6 +241,10 @@ def inventory_data(state, fleet, api_url):
             'ansible_python_interpreter': py,
             'ant_antctl_path': str(state.antctl(host)),
             'ant_node_registry_path': str(state.registry(host)),
+            'ant_systemd_unit_dir': str(state.unit_dir(host)),
+            'ant_systemctl_path': str(state.systemctl(host)),
+            # Local connection as the user who runs the simulator: nothing to become.
+            'migration_become': False,
         }
     return {'all': {'children': {'fleet': {
         'hosts': hosts,
@@ -244,11 +259,11 @@ def write_inventory(state, fleet, api_url):
     atomic_write(state.inventory, text)
 
 
-def write_registry(state, fleet, host):
+def write_registry(state, fleet, host, env_pairs=None):
     records = [fleet.registry_record(n, str(state.root)) for n in fleet.by_host[host]]
     data = {
         'daemon': None,
-        'environment_variables': None,
+        'environment_variables': env_pairs or None,
         'nat_status': None,
         'nodes': records,
         'save_path': str(state.registry(host)),

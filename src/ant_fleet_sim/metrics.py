@@ -1,5 +1,9 @@
 """Prometheus text exposition of one simulated node (docs/node-interface.md).
 
+Names, types and labels are those of the real node (module_utils/_node_interface.py lists the
+sources): the closest-peer successes are libp2p's histogram, its error counter appears after the
+first error, the version Info is on ``/metadata``, iroh's socket metrics are counters (``_total``).
+
 One format string for the whole fleet (no per-node labels: Prometheus adds host,
 service_name and peer_id from file_sd), filled with a tuple of values: rendering a node costs
 one ``%`` operation. The daemon caches the bytes per node and model version.
@@ -21,8 +25,9 @@ NODE_METRIC_NAMES = (
     'ant_networking_estimated_network_size',
     'ant_networking_records_stored',
     'ant_node_uptime',
-    'ant_node_antnode_version_info',
-    'libp2p_kad_query_result_get_closest_peers_ok_total',
+    'libp2p_kad_query_result_get_closest_peers_ok_bucket',
+    'libp2p_kad_query_result_get_closest_peers_ok_sum',
+    'libp2p_kad_query_result_get_closest_peers_ok_count',
     'libp2p_kad_query_result_get_closest_peers_error_total',
     'libp2p_swarm_connections_established_total',
     'libp2p_bandwidth_bytes_total',
@@ -33,10 +38,12 @@ NODE_METRIC_NAMES = (
     'ant_networking_transport_request_duration_seconds_sum',
     'ant_networking_transport_request_duration_seconds_count',
     'ant_networking_transport_dial_failures_total',
-    'socket_num_conns_direct',
+    'socket_num_conns_direct_total',
     'socket_holepunch_attempts_total',
-    'socket_paths_relay',
+    'socket_paths_relay_total',
 )
+# libp2p-metrics kad: the number of peers a successful GetClosestPeers query returned.
+CLOSEST_PEERS_BUCKETS = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0)
 DIAL_REASONS = ('unreachable', 'timeout', 'handshake')
 
 
@@ -60,18 +67,18 @@ def _build_template():
     gauge('ant_networking_estimated_network_size', 'The estimated number of nodes in the network.')
     gauge('ant_networking_records_stored', 'The number of records stored locally.')
     gauge('ant_node_uptime', 'The uptime of the node in seconds.')
-    add('# HELP ant_node_antnode_version_info The antnode version.')
-    add('# TYPE ant_node_antnode_version_info gauge')
-    add('ant_node_antnode_version_info{antnode_version="%s"} 1')
-    add('# HELP libp2p_kad_query_result_get_closest_peers_ok_total Successful GetClosestPeers queries.')
-    add('# TYPE libp2p_kad_query_result_get_closest_peers_ok_total counter')
-    add('libp2p_kad_query_result_get_closest_peers_ok_total %s')
-    add('# HELP libp2p_kad_query_result_get_closest_peers_error_total Failed GetClosestPeers queries.')
-    add('# TYPE libp2p_kad_query_result_get_closest_peers_error_total counter')
-    add('libp2p_kad_query_result_get_closest_peers_error_total{error="Timeout"} %s')
-    add('# HELP libp2p_swarm_connections_established_total Connections established by the swarm.')
-    add('# TYPE libp2p_swarm_connections_established_total counter')
-    add('libp2p_swarm_connections_established_total{role="Dialer"} %s')
+    add('# HELP libp2p_kad_query_result_get_closest_peers_ok Number of peers returned by a successful '
+        'GetClosestPeers query.')
+    add('# TYPE libp2p_kad_query_result_get_closest_peers_ok histogram')
+    for le in CLOSEST_PEERS_BUCKETS:
+        add('libp2p_kad_query_result_get_closest_peers_ok_bucket{le="%s"} %%s' % _le(le))
+    add('libp2p_kad_query_result_get_closest_peers_ok_bucket{le="+Inf"} %s')
+    add('libp2p_kad_query_result_get_closest_peers_ok_sum %s')
+    add('libp2p_kad_query_result_get_closest_peers_ok_count %s')
+    add('# HELP libp2p_swarm_connections_established Number of connections established.')
+    add('# TYPE libp2p_swarm_connections_established counter')
+    add('libp2p_swarm_connections_established_total{role="Dialer",protocols="/ip4/udp/quic-v1"} %s')
+    add('libp2p_swarm_connections_established_total{role="Listener",protocols="/ip4/udp/quic-v1"} %s')
     add('# HELP libp2p_bandwidth_bytes_total Bandwidth usage by direction and transport protocols.')
     add('# TYPE libp2p_bandwidth_bytes_total counter')
     add('libp2p_bandwidth_bytes_total{protocols="/ip4/udp/quic-v1",direction="Inbound"} %s')
@@ -103,12 +110,24 @@ def _build_template():
     for t in TRANSPORTS:
         for reason in DIAL_REASONS:
             add('ant_networking_transport_dial_failures_total{transport="%s",reason="%s"} %%s' % (t, reason))
-    gauge('socket_num_conns_direct', 'iroh: connections using a direct path.')
-    add('# HELP socket_holepunch_attempts_total iroh: hole-punching attempts.')
-    add('# TYPE socket_holepunch_attempts_total counter')
-    add('socket_holepunch_attempts_total %s')
-    gauge('socket_paths_relay', 'iroh: connections using a relay path.')
+    for name, help_text in (('socket_num_conns_direct', 'Number of connections with a successful handshake that '
+                             'became direct.'),
+                            ('socket_holepunch_attempts', 'Number of hole punching attempts.'),
+                            ('socket_paths_relay', 'Number of relay paths.')):
+        add('# HELP %s %s' % (name, help_text))
+        add('# TYPE %s counter' % name)
+        add('%s_total %%s' % name)
     return '\n'.join(lines) + '\n'
+
+
+# The error counter family appears with its first error (a libp2p Family creates a series on first use).
+ERROR_TEMPLATE = ('# HELP libp2p_kad_query_result_get_closest_peers_error Number of failed GetClosestPeers queries.\n'
+                  '# TYPE libp2p_kad_query_result_get_closest_peers_error counter\n'
+                  'libp2p_kad_query_result_get_closest_peers_error_total{error="Timeout"} %s\n')
+METADATA_TEMPLATE = ('# HELP ant_node_antnode_version The version of the ant node.\n'
+                     '# TYPE ant_node_antnode_version info\n'
+                     'ant_node_antnode_version_info{antnode_version="%s"} 1\n'
+                     '# EOF\n')
 
 
 TEMPLATE = _build_template()
@@ -119,10 +138,34 @@ def _f(value):
     return '%.3f' % value
 
 
-def render(figures):
+def render_metadata(figures):
+    """The node's ``/metadata`` page (the version Info; OpenMetrics text as prometheus-client serves it)."""
+    return (METADATA_TEMPLATE % figures['version']).encode('ascii')
+
+
+def without(text, families):
+    """``text`` without the samples and HELP/TYPE lines of ``families`` (the simulator's
+    --without-metric flag, for the conformance check)."""
+    if not families:
+        return text
+    keep = []
+    for line in text.split('\n'):
+        words = line.split(' ', 3)
+        name = words[2] if line.startswith('# ') and len(words) > 2 else line.split('{', 1)[0].split(' ', 1)[0]
+        if any(name == f or (name.startswith(f) and name[len(f):] in ('_total', '_bucket', '_sum', '_count', '_info'))
+               for f in families):
+            continue
+        keep.append(line)
+    return '\n'.join(keep)
+
+
+def render(figures, omit=()):
     """Prometheus text for one node's figures (``Fleet.node_metrics``) as bytes."""
     c = figures['counters']
     mode = figures['mode']
+    ok = c.kad_ok
+    # The peers a successful query found: most find a full close group and more.
+    shares = (0.0, 0.0, 0.01, 0.06, 0.55, 0.93, 1.0, 1.0, 1.0, 1.0)
     values = [
         figures['connected'],
         figures['routing_table'],
@@ -130,10 +173,14 @@ def render(figures):
         figures['network_size'],
         figures['records_stored'],
         figures['uptime'],
-        figures['version'],
-        _f(c.kad_ok),
-        _f(c.kad_err),
-        _f(c.swarm_established),
+    ]
+    values.extend(_f(ok * share) for share in shares)
+    values += [
+        _f(ok),
+        _f(ok * 17.0),
+        _f(ok),
+        _f(c.swarm_established * 0.6),
+        _f(c.swarm_established * 0.4),
         _f(c.bandwidth_in),
         _f(c.bandwidth_out),
     ]
@@ -156,7 +203,10 @@ def render(figures):
     values.append(figures['iroh_direct'])
     values.append(_f(c.holepunch))
     values.append(figures['iroh_relay'])
-    return (TEMPLATE % tuple(values)).encode('ascii')
+    text = TEMPLATE % tuple(values)
+    if c.kad_err >= 1.0:
+        text += ERROR_TEMPLATE % _f(c.kad_err)
+    return without(text, omit).encode('ascii')
 
 
 def render_sim_metrics(fleet):

@@ -82,6 +82,9 @@ class SimConfig:
     client_read_rate: float = 300.0   # client reads per second, fleet-wide
     records: int = 1024
     host_prefix: str = 'sim-host-'
+    rpc_start_delay: float = 3.0      # antctl start: wait before it asks the started node over RPC
+    release_repo_online: bool = False  # antctl upgrade can download releases (hosts are offline by default)
+    without_metrics: list = field(default_factory=list)  # contract metrics the nodes do not serve
 
     def validate(self):
         if self.hosts < 1 or self.nodes_per_host < 1:
@@ -146,7 +149,7 @@ class Node:
     __slots__ = ('index', 'host', 'service_name', 'number', 'peer_id', 'key', 'metrics_port', 'rpc_port',
                  'node_port', 'mode', 'env', 'version', 'status', 'started_at', 'up_at', 'stable_mode',
                  'crash_at', 'stuck', 'pid', 'counters', 'records_stored', '_net', 'net_fleet',
-                 'last_crash_reason')
+                 'last_crash_reason', 'registry_peers')
 
     def __init__(self, index, host, number, peer_id, metrics_port, mode, version):
         self.index = index
@@ -173,6 +176,7 @@ class Node:
         self._net = None            # NodeNet of the current tick (see ``net``)
         self.net_fleet = None       # set while the node ramps up: its view is computed when read
         self.last_crash_reason = None
+        self.registry_peers = None  # connected peers as antctl saw them at its last full refresh (stale)
 
     @property
     def net(self):
@@ -254,6 +258,8 @@ class Fleet:
         self._key_order = order     # node indexes sorted by Kademlia key (XOR-nearest lookups)
         self._sorted_keys = [self.nodes[i].key for i in order]
         self.refresh(now)
+        for node in self.nodes:     # antctl's last full refresh: when the nodes were started
+            self.full_refresh(node, now)
 
     # ------------------------------------------------------------------ records
     def _init_records(self):
@@ -293,6 +299,15 @@ class Fleet:
     def unresponsive_fault(self, node):
         for fault in self.faults.values():
             if fault['kind'] == 'unresponsive' and in_scope(fault, node.host, node.ref, node.mode):
+                return fault
+        return None
+
+    def rpc_unresponsive(self, node):
+        """The fault that makes the node's RPC endpoint hang, if any (a hung node: ``unresponsive``,
+        unless it says ``rpc: false``; or ``rpc_unresponsive``, the RPC alone)."""
+        for fault in self.faults.values():
+            if ((fault['kind'] == 'rpc_unresponsive' or (fault['kind'] == 'unresponsive' and fault.get('rpc', True)))
+                    and in_scope(fault, node.host, node.ref, node.mode)):
                 return fault
         return None
 
@@ -755,9 +770,15 @@ class Fleet:
                 return fault
         return None
 
-    def start_node(self, node, now=None):
-        """Start a node's service (a restart when it runs). Returns False if it was running."""
+    def start_node(self, node, now=None, env=None):
+        """Start a node's service (a restart when it runs) with the process environment ``env``
+        (the unit's, as systemd loaded it; None keeps the last one). The node takes its transport
+        mode from ANT_TRANSPORT_MODE (libp2p_only without it); an invalid value is refused."""
         now = self.clock() if now is None else now
+        if env is not None:
+            mode = mode_from_env(env)
+            node.env = dict(env)
+            node.mode = mode
         node.status = STATUS_RUNNING
         node.started_at = now + self.config.restart_time
         node.up_at = node.started_at
@@ -797,17 +818,17 @@ class Fleet:
         return env
 
     def upgrade_node(self, node, env, version=None, force=False, start=True, now=None):
-        """Apply an upgrade to one node: new env / version, then restart (unless ``start`` is
-        False: antctl's --do-not-start leaves it stopped). Returns what happened.
+        """Apply an upgrade to one node: the service's new process environment ``env`` (all of it:
+        what systemd loads from the rewritten unit and its drop-ins) and version, then restart
+        (unless ``start`` is False: antctl's --do-not-start leaves it stopped). Returns what happened.
 
         Like antctl, nothing happens without ``force`` unless ``version`` is newer.
         """
         now = self.clock() if now is None else now
         if not force and (version is None or _version_tuple(version) <= _version_tuple(node.version)):
             return 'no upgrade required (running %s)' % node.version
-        node.env.update(env)
-        if MODE_ENV in env:
-            node.mode = env[MODE_ENV]
+        node.mode = mode_from_env(env)
+        node.env = dict(env)
         if version:
             node.version = version
         if not start:
@@ -819,12 +840,12 @@ class Fleet:
     def registry_record(self, node, state_dir, now=None):
         """The node as ``antctl status --json`` and node_registry.json describe it."""
         now = self.clock() if now is None else now
-        running = node.status == STATUS_RUNNING and self.is_serving(node, now)
         host_dir = '%s/hosts/%s' % (state_dir, node.host)
-        peers = None
-        if running and node.net is not None and node.net.connected:
-            peers = self._connected_peer_ids(node)
+        # antctl status --json does a partial refresh (process check, no RPC): the peers are those
+        # of the last full refresh (start / stop / upgrade), stale by design.
+        peers = node.registry_peers if node.status == STATUS_RUNNING else None
         return {
+            'schema_version': 2,
             'service_name': node.service_name,
             'number': node.number,
             'peer_id': node.peer_id,
@@ -839,14 +860,31 @@ class Fleet:
             'log_dir_path': '%s/logs/%s' % (host_dir, node.service_name),
             'antnode_path': '%s/bin/antnode' % host_dir,
             'connected_peers': peers,
-            'connected_peers_count': node.net.connected if (running and node.net) else 0,
-            'environment_variables': sorted([k, v] for k, v in node.env.items()),
-            'transport_mode': node.mode,
+            'listen_addr': (['/ip4/127.0.0.1/udp/%d/quic-v1/p2p/%s' % (node.node_port, node.peer_id)]
+                            if node.status == STATUS_RUNNING else None),
+            'rewards_address': '0x' + hashlib.sha256(node.host.encode()).hexdigest()[:40],
+            'network_id': 1,
+            'evm_network': 'ArbitrumOne',
+            'initial_peers_config': {'first': False, 'addrs': [], 'network_contacts_url': [], 'local': False,
+                                     'ignore_cache': False, 'bootstrap_cache_dir': None},
+            'log_format': None,
+            'max_archived_log_files': None,
+            'max_log_files': None,
+            'no_upnp': True,
+            'relay': False,
+            'alpha': False,
+            'write_older_cache_files': False,
             'user': 'ant',
             'user_mode': False,
             'auto_restart': False,
             'reward_balance': None,
         }
+
+    def full_refresh(self, node, now=None):
+        """What antctl's full refresh of a node over its RPC records: its connected peers now."""
+        now = self.clock() if now is None else now
+        serving = node.status == STATUS_RUNNING and self.is_serving(node, now)
+        node.registry_peers = self._connected_peer_ids(node) if serving and node.net and node.net.connected else None
 
     def _connected_peer_ids(self, node):
         """Up to ``connected`` peer ids of reachable peers, nearest by XOR first (as Kademlia would).
@@ -997,6 +1035,14 @@ def _bucket_fractions(median, sigma):
             _CDF_CACHE.clear()
         _CDF_CACHE[key] = cached
     return cached
+
+
+def mode_from_env(env):
+    """The transport mode a node started with ``env`` runs (libp2p_only without ANT_TRANSPORT_MODE)."""
+    mode = (env or {}).get(MODE_ENV) or LIBP2P_ONLY
+    if mode not in MODES:
+        raise AntctlError('invalid value %r for %s: expected one of %s' % (mode, MODE_ENV, ', '.join(MODES)))
+    return mode
 
 
 def _version_tuple(version):

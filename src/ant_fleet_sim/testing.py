@@ -192,11 +192,9 @@ class SimStack:
         return self.client.get('/api/client_reads')
 
     def set_mode(self, host, service_names, mode, interval_ms=0):
-        """Switch nodes the way the collection does (antctl upgrade --force --env ...)."""
-        args = ['upgrade', '--force', '--env', 'ANT_TRANSPORT_MODE=%s' % mode, '--interval', str(interval_ms)]
-        for name in service_names if isinstance(service_names, (list, tuple)) else [service_names]:
-            args += ['--service-name', name]
-        return self.antctl(host, *args, check=True)
+        """Switch nodes the way the collection does (systemd drop-in, daemon-reload, restart)."""
+        from .systemd import switch_mode
+        return switch_mode(self.state, host, service_names, mode, interval_ms=interval_ms)
 
     def wait_ready(self, timeout=60.0):
         """Wait until every running node of the fleet is ready."""

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils import ledger as ledger_lib
+from ant_fleet_sim.systemd import configured_modes
 
 pytestmark = pytest.mark.integration
 
@@ -53,11 +54,7 @@ def postgres(tmp_path_factory):
 
 
 def modes(stack, host):
-    out = {}
-    for node in stack.antctl_status(host)['nodes']:
-        env = dict(node.get('environment_variables') or [])
-        out[node['service_name']] = env.get('ANT_TRANSPORT_MODE', 'libp2p_only')
-    return out
+    return configured_modes(stack.state, host)  # the systemd drop-ins (antctl keeps no mode)
 
 
 @pytest.fixture

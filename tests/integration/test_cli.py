@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils import ledger as ledger_mod
+from ant_fleet_sim.systemd import configured_modes
 
 pytestmark = pytest.mark.integration
 
@@ -74,9 +75,13 @@ def cli(stack, ledger_path):
 
 def fleet_snapshot(stack):
     """What antctl reports for every node, minus the figures that move on their own."""
-    keep = ('service_name', 'peer_id', 'status', 'version', 'pid', 'environment_variables', 'transport_mode')
-    return {host: [{k: node.get(k) for k in keep} for node in stack.antctl_status(host)['nodes']]
-            for host in stack.host_names}
+    keep = ('service_name', 'peer_id', 'status', 'version', 'pid')
+    snapshot = {}
+    for host in stack.host_names:
+        configured = configured_modes(stack.state, host)  # the systemd drop-ins (antctl keeps no mode)
+        snapshot[host] = [dict({k: node.get(k) for k in keep}, transport_mode=configured[node['service_name']])
+                          for node in stack.antctl_status(host)['nodes']]
+    return snapshot
 
 
 def ledger_snapshot(path):

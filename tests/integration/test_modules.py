@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from ant_fleet_sim.systemd import configured_modes
+
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,7 +45,8 @@ def fresh(stack):
         status = stack.antctl_status(host)
         if any(n['status'] != 'Running' for n in status['nodes']):
             stack.antctl(host, 'start', check=True)
-        behind = [n['service_name'] for n in status['nodes'] if antctl_mode(n) != 'dual_stack']
+        configured = configured_modes(stack.state, host)
+        behind = [n['service_name'] for n in status['nodes'] if configured[n['service_name']] != 'dual_stack']
         if behind:
             stack.set_mode(host, behind, 'dual_stack')
     wait_all_ready(stack)
@@ -75,14 +78,10 @@ def play(stack, tmp_path, playbook, *args, ledger=None):
     return Run(proc, records, elapsed)
 
 
-def antctl_mode(node):
-    env = dict(node.get('environment_variables') or [])
-    return env.get('ANT_TRANSPORT_MODE', 'libp2p_only')
-
-
 def antctl_view(stack, host):
-    """{service_name: (mode from the service environment, status, pid)} as the host's antctl reports it."""
-    return {n['service_name']: (antctl_mode(n), n['status'], n['pid'])
+    """{service_name: (mode its systemd unit and drop-ins configure, status, pid)} of a host."""
+    configured = configured_modes(stack.state, host)
+    return {n['service_name']: (configured[n['service_name']], n['status'], n['pid'])
             for n in stack.antctl_status(host)['nodes']}
 
 
@@ -114,8 +113,12 @@ def test_switch_diff_then_switch_again(stack, tmp_path):
             assert node['previous_mode'] == 'libp2p_only' and node['mode'] == 'dual_stack'
             assert node['result'] == 'switched' and node['peer_id'].startswith('12D3KooW')
             assert node['version'] and 0 < node['seconds_to_ready'] < 30
-        assert result['diff'] == {'before': dict.fromkeys(('antnode1', 'antnode2', 'antnode3'), 'libp2p_only'),
-                                  'after': dict.fromkeys(('antnode1', 'antnode2', 'antnode3'), 'dual_stack')}
+        modes, *dropins = result['diff']
+        assert modes['before'] == dict.fromkeys(('antnode1', 'antnode2', 'antnode3'), 'libp2p_only')
+        assert modes['after'] == dict.fromkeys(('antnode1', 'antnode2', 'antnode3'), 'dual_stack')
+        assert [d['after_header'] for d in dropins] == [
+            str(stack.state.unit_dir(host) / f'antnode{i}.service.d' / 'ant-transport-mode.conf') for i in (1, 2, 3)]
+        assert all(d['before'] == '' and 'Environment=ANT_TRANSPORT_MODE=dual_stack' in d['after'] for d in dropins)
         view = antctl_view(stack, host)
         assert {m for m, _s, _p in view.values()} == {'dual_stack'}
         assert all(view[s][2] != before[host][s][2] for s in view)  # every node was restarted
@@ -146,7 +149,8 @@ def test_check_mode_changes_nothing(fresh, tmp_path):
         result = run.results[host]
         assert result['changed'] is True
         assert {n['result'] for n in result['nodes']} == {'would_switch'}
-        assert set(result['diff']['after'].values()) == {'iroh_primary'}
+        assert set(result['diff'][0]['after'].values()) == {'iroh_primary'}
+        assert len(result['diff']) == 4  # the modes, and the three drop-ins as they would be
     assert {h: antctl_view(fresh, h) for h in HOSTS} == before  # same modes, same pids: nothing restarted
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from simclock import make_fleet, step, switch_all
 
 from ansible_collections.autonomi.network_migration.plugins.module_utils import _node_metrics
-from ant_fleet_sim.metrics import NODE_METRIC_NAMES, render, render_sim_metrics
+from ant_fleet_sim.metrics import NODE_METRIC_NAMES, render, render_metadata, render_sim_metrics
 
 
 def text_of(fleet, node):
@@ -17,9 +17,34 @@ def test_every_contract_metric_present():
     step(fleet, clock, 2)
     text = text_of(fleet, fleet.nodes[0])
     names = {line.split('{')[0].split(' ')[0] for line in text.splitlines() if line and not line.startswith('#')}
-    assert set(NODE_METRIC_NAMES) <= names
+    # libp2p creates the error counter with the first failed query: none yet.
+    error = 'libp2p_kad_query_result_get_closest_peers_error_total'
+    assert set(NODE_METRIC_NAMES) - {error} <= names and error not in names
     assert '# TYPE ant_networking_transport_request_duration_seconds histogram' in text
+    assert '# TYPE libp2p_kad_query_result_get_closest_peers_ok histogram' in text
     assert 'le="+Inf"' in text
+    assert 'ant_node_antnode_version_info' not in text  # on /metadata, as the real node serves it
+    assert 'ant_node_antnode_version_info{antnode_version="0.4.6"} 1' in render_metadata(fleet.node_metrics(
+        fleet.nodes[0])).decode()
+
+
+def test_error_counter_appears_with_errors_and_the_reader_counts_it():
+    fleet, clock = make_fleet(hosts=2, nodes_per_host=3)
+    node = fleet.nodes[0]
+    step(fleet, clock, 2)
+    first = _node_metrics.NodeMetrics(_node_metrics.Metrics.from_text(text_of(fleet, node)))
+    assert first.closest_peers_error == 0.0 and first.closest_peers_ok > 0
+    node.counters.kad_err = 3.0
+    second = _node_metrics.NodeMetrics(_node_metrics.Metrics.from_text(text_of(fleet, node)))
+    assert second.closest_peers_error == 3.0
+    assert _node_metrics.closest_peers_window(first, second)['errors'] == 3.0
+
+
+def test_a_metric_can_be_left_out():
+    fleet, clock = make_fleet(hosts=1, nodes_per_host=1)
+    step(fleet, clock, 2)
+    text = render(fleet.node_metrics(fleet.nodes[0]), omit=['ant_networking_transport_connected_peers']).decode()
+    assert 'ant_networking_transport_connected_peers' not in text and 'ant_networking_connected_peers 'in text
 
 
 def test_mode_gauge_and_reader_agree():

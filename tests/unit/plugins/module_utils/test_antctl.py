@@ -38,12 +38,11 @@ def test_status_registry_form():
     assert first['metrics_port'] == 14001
     assert first['connected_peers'] == 6
     assert len(first['connected_peer_ids']) == 6
-    assert first['configured_mode'] == 'libp2p_only'
-    assert nodes[2]['configured_mode'] == 'dual_stack'
+    # antctl keeps no per-node environment: the mode of a service is its drop-in's, not antctl's
+    assert all(n['configured_mode'] is None for n in nodes)
     stopped = nodes[3]
     assert stopped['status'] == 'Stopped'
     assert stopped['connected_peers'] is None and stopped['connected_peer_ids'] is None
-    assert nodes[4]['configured_mode'] is None  # no environment recorded
 
 
 def test_status_count_form_and_daemon():
@@ -128,30 +127,6 @@ def test_status_through_the_command(fake):
     assert calls()[0]['argv'] == ['status', '--json']
 
 
-def test_set_transport_mode_command_line(fake):
-    path, calls = fake
-    _antctl.Antctl(path).set_transport_mode(['antnode1', 'antnode3'], '0.4.6', 'dual_stack', 2000)
-    assert calls()[0]['argv'] == [
-        'upgrade', '--force', '--version', '0.4.6', '--env', 'ANT_TRANSPORT_MODE=dual_stack',
-        '--service-name', 'antnode1', '--service-name', 'antnode3', '--interval', '2000']
-
-
-def test_upgrade_with_nothing_to_do_runs_nothing(fake):
-    path, calls = fake
-    assert _antctl.Antctl(path).set_transport_mode([], '0.4.6', 'dual_stack', 2000) == ''
-    assert calls() == []
-
-
-def test_start_stop_command_lines(fake):
-    path, calls = fake
-    client = _antctl.Antctl(path)
-    client.start(['antnode2'], interval_ms=500)
-    client.stop(['antnode2'])
-    assert [c['argv'] for c in calls()] == [
-        ['start', '--service-name', 'antnode2', '--interval', '500'],
-        ['stop', '--service-name', 'antnode2']]
-
-
 def test_environment_is_passed(fake):
     path, calls = fake
     _antctl.Antctl(path, env={'ANTCTL_REGISTRY': '/srv/reg.json'}).status()
@@ -161,7 +136,8 @@ def test_environment_is_passed(fake):
 def test_failure_reports_exit_code_and_last_error_line(fake, monkeypatch):
     path, _calls = fake
     monkeypatch.setenv('FAKE_ANTCTL_BEHAVIOUR', 'fail')
-    with pytest.raises(AntctlError, match='failed with exit code 1: 1: permission denied') as info:
+    reason = 'exit code 1: Could not connect to the node registry: permission denied'
+    with pytest.raises(AntctlError, match=reason) as info:
         _antctl.Antctl(path).status()
     assert info.value.rc == 1
     assert 'Could not connect' in info.value.stderr
@@ -196,16 +172,40 @@ def test_not_executable(tmp_path):
         _antctl.Antctl(str(plain)).status()
 
 
-def test_set_transport_mode_needs_the_version(fake):
-    path, calls = fake
-    with pytest.raises(AntctlError, match='without the running version'):
-        _antctl.Antctl(path).set_transport_mode(['antnode1'], None, 'dual_stack', 2000)
-    assert calls() == []
+# A color-eyre report as antctl prints it (ant-node-manager's main uses color_eyre::install; the
+# report layout is color-eyre's: "Error:", numbered causes, "Location:", the backtrace hint).
+EYRE_REPORT = """Error:
+   0: \x1b[91mCould not connect to RPC endpoint '127.0.0.1:13002'\x1b[0m
+   1: transport error
+
+Location:
+   \x1b[35mant-service-management/src/rpc.rs\x1b[0m:\x1b[35m109\x1b[0m
+
+Backtrace omitted. Run with RUST_BACKTRACE=1 environment variable to display it.
+Run with RUST_BACKTRACE=full to include source snippets.
+"""
 
 
-def test_do_not_start_command_line(fake):
-    path, calls = fake
-    _antctl.Antctl(path).set_transport_mode(['antnode4'], '0.4.6', 'libp2p_only', 0, start=False)
-    assert calls()[0]['argv'] == [
-        'upgrade', '--force', '--version', '0.4.6', '--env', 'ANT_TRANSPORT_MODE=libp2p_only', '--do-not-start',
-        '--service-name', 'antnode4', '--interval', '0']
+@pytest.mark.parametrize('text,reason', [
+    (EYRE_REPORT, "Could not connect to RPC endpoint '127.0.0.1:13002': transport error"),
+    ('Error: \n   0: Failed to download release after 3 tries.\n\nLocation:\n   ant-node-manager/src/helpers.rs:176\n',
+     'Failed to download release after 3 tries.'),
+    ('Error: No service named \'antnode9\'\n', "No service named 'antnode9'"),
+    ('Error:\n   0: a message that\n      spans two lines\n\nLocation:\n   x.rs:1\n', 'a message that spans two lines'),
+    ('Refreshing the node registry...\nsome progress\n', None),
+    ('', None),
+])
+def test_eyre_reason(text, reason):
+    assert _antctl.eyre_reason(text) == reason
+
+
+def test_failure_names_the_eyre_reason_not_the_backtrace_hint(fake, monkeypatch, tmp_path):
+    path, _calls = fake
+    report = tmp_path / 'report.txt'
+    report.write_text(EYRE_REPORT)
+    monkeypatch.setenv('FAKE_ANTCTL_BEHAVIOUR', 'fail')
+    monkeypatch.setenv('FAKE_ANTCTL_STDERR', str(report))
+    with pytest.raises(AntctlError) as info:
+        _antctl.Antctl(path).status()
+    assert str(info.value).endswith("failed with exit code 1: Could not connect to RPC endpoint '127.0.0.1:13002': "
+                                    'transport error')

@@ -1,8 +1,8 @@
 """A fake fleet host for the module tests: antctl's interface, node metrics, and a simulated clock.
 
-The modules see it exactly through the two things they use on a real host: an antctl client
-(``status``, ``set_transport_mode``) and a scraper returning NodeMetrics built from the
-Prometheus text a node would serve.
+The modules see it exactly through what they use on a real host: an antctl client (``status``),
+the host's systemd (drop-ins, daemon-reload, restart, start) and a scraper returning NodeMetrics
+built from the Prometheus text a node would serve.
 """
 
 from __future__ import annotations
@@ -12,11 +12,16 @@ import json
 from ansible_collections.autonomi.network_migration.plugins.module_utils._antctl import normalize_node
 from ansible_collections.autonomi.network_migration.plugins.module_utils._common import NodeReader
 from ansible_collections.autonomi.network_migration.plugins.module_utils._errors import (
-    AntctlError,
     MetricsUnreachable,
+    SystemdError,
 )
 from ansible_collections.autonomi.network_migration.plugins.module_utils._modes import MODE_TRANSPORTS, MODES
 from ansible_collections.autonomi.network_migration.plugins.module_utils._node_metrics import Metrics, NodeMetrics
+from ansible_collections.autonomi.network_migration.plugins.module_utils._systemd import (
+    Systemd,
+    dropin_text,
+    parse_environment,
+)
 
 
 class FakeNode:
@@ -30,7 +35,7 @@ class FakeNode:
         self.peers = 20
         self.ready_at = 0.0
         self.crash_at = None
-        self.fault = None  # None | 'crash' | 'never_ready' | 'unresponsive' | 'antctl_fails'
+        self.fault = None  # None | 'crash' | 'never_ready' | 'unresponsive' | 'restart_fails'
         self.fault_modes = None  # the fault fires only when switching to one of these modes
         self.requests = {'libp2p': [1000, 10], 'iroh': [1000, 5]}
         self.routing = 40
@@ -41,13 +46,64 @@ class FakeNode:
         return 14000 + self.number
 
 
+class FakeSystemd(Systemd):
+    """The host's systemd: drop-in texts in memory, what was loaded at daemon-reload, the verbs."""
+
+    def __init__(self, host):
+        super().__init__(unit_dir='/etc/systemd/system', systemctl='systemctl')
+        self.host = host
+        self.files = {}     # service -> drop-in text
+        self.loaded = {}    # service -> mode loaded at the last daemon-reload (None: none)
+        self.fail_reload = False
+
+    def read_dropin(self, service):
+        return self.files.get(service)
+
+    def write_dropin(self, service, text):
+        self.host.calls.append(('write', service, parse_environment(text or '').get('ANT_TRANSPORT_MODE')))
+        self.files[service] = text
+
+    def daemon_reload(self):
+        self.host.calls.append(('daemon-reload',))
+        if self.fail_reload:
+            raise SystemdError('systemctl daemon-reload failed with exit code 1: Access denied',
+                               cmd=['systemctl', 'daemon-reload'], rc=1, stderr='Access denied')
+        self.loaded = {name: parse_environment(text).get('ANT_TRANSPORT_MODE') for name, text in self.files.items()}
+
+    def _apply(self, node):
+        mode = self.loaded.get(node.service_name)
+        if mode:
+            node.mode = mode
+
+    def restart(self, service):
+        node = self.host.node(service)
+        self.host.calls.append(('restart', service, self.loaded.get(service) or node.mode))
+        if self.host._fires(node, self.loaded.get(service), 'restart_fails'):
+            raise SystemdError(f'systemctl restart {service}.service failed with exit code 1: Job failed',
+                               cmd=['systemctl', 'restart', service], rc=1)
+        self._apply(node)
+        self.host._start(node)
+        return ''
+
+    def start(self, service):
+        node = self.host.node(service)
+        self.host.calls.append(('start', service))
+        if node.status != 'Running':
+            self._apply(node)
+            self.host._start(node)
+        return ''
+
+
 class FakeHost:
     def __init__(self, *modes, restart_time=2.0, version='0.4.6'):
         self.now = 1000.0
         self.restart_time = restart_time
         self.nodes = [FakeNode(i + 1, mode, version=version) for i, mode in enumerate(modes)]
         self.calls = []
-        self.upgrade_starts_stopped = True  # False: like an antctl that leaves stopped services stopped
+        self.systemd = FakeSystemd(self)
+        for node in self.nodes:  # the hosts were switched by this collection before: each has its drop-in
+            self.systemd.files[node.service_name] = dropin_text(node.mode)
+        self.systemd.loaded = {n.service_name: n.mode for n in self.nodes}
 
     # -- clock -------------------------------------------------------------------------
     def clock(self):
@@ -73,30 +129,7 @@ class FakeHost:
             'number': n.number, 'metrics_port': n.metrics_port, 'rpc_socket_addr': f'127.0.0.1:{13000 + n.number}',
             'data_dir_path': f'/var/antctl/services/{n.service_name}', 'log_dir_path': f'/var/log/{n.service_name}',
             'connected_peers': n.peers if n.status == 'Running' else None,
-            'environment_variables': [['ANT_TRANSPORT_MODE', n.mode]],
         }) for n in self.nodes]
-
-    def set_transport_mode(self, services, version, mode, interval_ms, timeout=None, start=True):
-        if not start:
-            self.calls.append(('upgrade --do-not-start', tuple(services), version, mode))
-            for service in services:
-                node = self.node(service)
-                node.mode, node.status = mode, 'Stopped'
-            return 'upgraded, not started'
-        self.calls.append(('upgrade', tuple(services), version, mode, interval_ms))
-        failing = [s for s in services if self._fires(self.node(s), mode, 'antctl_fails')]
-        for index, service in enumerate(services):
-            node = self.node(service)
-            if node in [self.node(s) for s in failing]:
-                raise AntctlError(f'antctl upgrade failed: {service} could not be restarted',
-                                  cmd=['antctl', 'upgrade'], rc=1, stderr='Error: boom')
-            node.mode, node.version = mode, version or node.version
-            if node.status == 'Running' or self.upgrade_starts_stopped:
-                self._start(node)
-            if index < len(services) - 1:
-                self.now += interval_ms / 1000.0
-                self._tick()
-        return 'upgraded'
 
     def _start(self, node):
         node.status, node.peers, node.restarts = 'Running', 0, node.restarts + 1
@@ -104,14 +137,6 @@ class FakeHost:
         node.requests = {'libp2p': [0, 0], 'iroh': [0, 0]}
         if self._fires(node, node.mode, 'crash'):
             node.crash_at = self.now + 0.5
-
-    def start(self, services, interval_ms=None, timeout=None):
-        self.calls.append(('start', tuple(services), interval_ms))
-        for service in services:
-            node = self.node(service)
-            if node.status != 'Running':
-                self._start(node)
-        return 'started'
 
     @staticmethod
     def _fires(node, mode, fault):
@@ -124,8 +149,8 @@ class FakeHost:
         lines = [f'ant_networking_connected_peers {node.peers}',
                  f'ant_networking_peers_in_routing_table {node.routing}',
                  f'ant_node_antnode_version_info{{antnode_version="{node.version}"}} 1',
-                 'libp2p_kad_query_result_get_closest_peers_ok_total 100',
-                 'libp2p_kad_query_result_get_closest_peers_error_total 1']
+                 'libp2p_kad_query_result_get_closest_peers_ok_count 100',
+                 'libp2p_kad_query_result_get_closest_peers_error_total{error="Timeout"} 1']
         lines += [f'ant_node_transport_mode{{mode="{m}"}} {int(m == node.mode)}' for m in MODES]
         for transport in ('libp2p', 'iroh'):
             runs = transport in MODE_TRANSPORTS[node.mode]
@@ -138,7 +163,7 @@ class FakeHost:
             lines.append(f'ant_networking_transport_requests_total{{transport="{transport}",outcome="error"}} {errors}')
         return '\n'.join(lines) + '\n'
 
-    def scrape(self, port, host='127.0.0.1', timeout=5.0):
+    def scrape(self, port, host='127.0.0.1', timeout=5.0, metadata=False):
         node = next(n for n in self.nodes if n.metrics_port == port)
         url = f'http://{host}:{port}/metrics'
         self._tick()
@@ -150,13 +175,17 @@ class FakeHost:
         return NodeMetrics(Metrics.from_text(self.text(node)), url=url)
 
     def reader(self):
-        return NodeReader(self, scraper=self.scrape)
+        return NodeReader(self, scraper=self.scrape, systemd=self.systemd)
 
     def modes(self):
         return {n.service_name: n.mode for n in self.nodes}
 
-    def upgrades(self):
-        return [c for c in self.calls if c[0] == 'upgrade']
+    def restarts(self):
+        """(service, mode) of every systemctl restart, in order."""
+        return [(c[1], c[2]) for c in self.calls if c[0] == 'restart']
+
+    def configured(self):
+        return {n.service_name: self.systemd.configured_mode(n.service_name) for n in self.nodes}
 
 
 def params(**overrides):
@@ -165,7 +194,7 @@ def params(**overrides):
         'nodes': [], 'antctl_path': '/usr/local/bin/antctl', 'antctl_env': {}, 'antctl_timeout': 600,
         'metrics_host': '127.0.0.1', 'metrics_timeout': 5.0, 'mode': 'dual_stack', 'allow_rollback': False,
         'interval': 2000, 'batch_size': 0, 'ready_peers': 5, 'ready_timeout': 300, 'restore_on_failure': True,
-        'ignore_pause': False, 'ledger': None,
+        'ignore_pause': False, 'ledger': None, 'unit_dir': '/etc/systemd/system', 'systemctl_path': 'systemctl',
     }
     base.update(overrides)
     return base

@@ -44,7 +44,7 @@ def test_every_transition(current, target, allow_rollback):
         message = str(info.value)
         assert 'antnode1' in message and current in message and target in message
         assert 'nothing was changed' in message
-        assert host.upgrades() == [] and host.modes() == {'antnode1': current}
+        assert host.restarts() == [] and host.modes() == {'antnode1': current}
         if index_tgt > index_cur:
             assert 'one step at a time' in message
         else:
@@ -55,10 +55,11 @@ def test_every_transition(current, target, allow_rollback):
     assert host.modes() == {'antnode1': target}
     assert node['previous_mode'] == current and node['mode'] == target
     if current == target:
-        assert not result['changed'] and node['result'] == 'unchanged' and host.upgrades() == []
+        assert not result['changed'] and node['result'] == 'unchanged' and host.restarts() == []
     else:
         assert result['changed'] and node['result'] == 'switched'
-        assert host.upgrades() == [('upgrade', ('antnode1',), '0.4.6', target, 2000)]
+        assert host.restarts() == [('antnode1', target)]
+        assert host.configured() == {'antnode1': target}
 
 
 def test_one_forbidden_node_refuses_the_whole_host():
@@ -66,14 +67,14 @@ def test_one_forbidden_node_refuses_the_whole_host():
     with pytest.raises(TransitionError, match=r'node antnode2: cannot go from dual_stack to iroh_only') as info:
         switch(host, mode='iroh_only')
     assert 'antnode1' in str(info.value) and 'antnode3' in str(info.value)
-    assert host.upgrades() == []
+    assert host.restarts() == []
 
 
 def test_iroh_only_refused_while_a_host_node_runs_libp2p_only():
     host = FakeHost('iroh_primary', 'libp2p_only')
     with pytest.raises(TransitionError, match=r'antnode2 of this host still runs libp2p_only'):
         switch(host, mode='iroh_only', nodes=['antnode1'])
-    assert host.upgrades() == []
+    assert host.restarts() == []
 
 
 # -- switching ---------------------------------------------------------------------------
@@ -92,11 +93,18 @@ def test_switch_reports_every_node():
     assert first['seconds_to_ready'] >= 2.0
     assert nodes['antnode2']['seconds_to_ready'] >= 3.0  # restarted one interval later
     assert nodes['antnode3']['changed'] is False and nodes['antnode3']['seconds_to_ready'] is None
-    # one antctl call for the host, not one per node
-    assert host.upgrades() == [('upgrade', ('antnode1', 'antnode2'), '0.4.6', 'dual_stack', 1000)]
-    assert result['diff'] == {
-        'before': {'antnode1': 'libp2p_only', 'antnode2': 'libp2p_only', 'antnode3': 'dual_stack'},
-        'after': {'antnode1': 'dual_stack', 'antnode2': 'dual_stack', 'antnode3': 'dual_stack'}}
+    # the drop-ins first, one daemon-reload for the host, then one restart per node; no antctl call but status
+    assert [c for c in host.calls if c[0] != 'status'] == [
+        ('write', 'antnode1', 'dual_stack'), ('write', 'antnode2', 'dual_stack'), ('daemon-reload',),
+        ('restart', 'antnode1', 'dual_stack'), ('restart', 'antnode2', 'dual_stack')]
+    modes, *dropins = result['diff']
+    assert modes['before'] == {'antnode1': 'libp2p_only', 'antnode2': 'libp2p_only', 'antnode3': 'dual_stack'}
+    assert modes['after'] == {'antnode1': 'dual_stack', 'antnode2': 'dual_stack', 'antnode3': 'dual_stack'}
+    assert [d['after_header'] for d in dropins] == [
+        '/etc/systemd/system/antnode1.service.d/ant-transport-mode.conf',
+        '/etc/systemd/system/antnode2.service.d/ant-transport-mode.conf']
+    assert 'ANT_TRANSPORT_MODE=libp2p_only' in dropins[0]['before']
+    assert 'Environment=ANT_TRANSPORT_MODE=dual_stack' in dropins[0]['after']
 
 
 def test_second_run_changes_nothing():
@@ -105,7 +113,7 @@ def test_second_run_changes_nothing():
     again = switch(host)
     assert again['changed'] is False and again['switched'] == []
     assert again['msg'] == 'every selected node already runs dual_stack'
-    assert len(host.upgrades()) == 1
+    assert len(host.restarts()) == 2  # the first run only
 
 
 def test_check_mode_touches_nothing():
@@ -113,8 +121,8 @@ def test_check_mode_touches_nothing():
     result = switch(host, check_mode=True)
     assert result['changed'] is True and result['switched'] == ['antnode1']
     assert by_name(result)['antnode1']['result'] == 'would_switch'
-    assert result['diff']['after'] == {'antnode1': 'dual_stack', 'antnode2': 'dual_stack'}
-    assert host.upgrades() == [] and host.modes() == {'antnode1': 'libp2p_only', 'antnode2': 'dual_stack'}
+    assert result['diff'][0]['after'] == {'antnode1': 'dual_stack', 'antnode2': 'dual_stack'}
+    assert host.restarts() == [] and host.modes() == {'antnode1': 'libp2p_only', 'antnode2': 'dual_stack'}
 
 
 def test_select_by_peer_id():
@@ -131,16 +139,18 @@ def test_unknown_node_is_an_error():
 def test_batches_wait_for_readiness_in_between():
     host = FakeHost(*['libp2p_only'] * 5)
     result = switch(host, batch_size=2)
-    assert [c[1] for c in host.upgrades()] == [('antnode1', 'antnode2'), ('antnode3', 'antnode4'), ('antnode5',)]
+    reloads = [i for i, c in enumerate(host.calls) if c[0] == 'daemon-reload']
+    assert len(reloads) == 3  # one per batch of 2, 2, 1
+    assert [c[1] for c in host.calls if c[0] == 'restart'] == [f'antnode{i}' for i in range(1, 6)]
     assert result['switched'] == [f'antnode{i}' for i in range(1, 6)]
 
 
 def test_versions_are_kept_per_node():
     host = FakeHost('libp2p_only', 'libp2p_only')
     host.nodes[1].version = '0.4.7'
-    switch(host)
-    assert sorted((c[1], c[2]) for c in host.upgrades()) == [(('antnode1',), '0.4.6'), (('antnode2',), '0.4.7')]
-    assert [n.version for n in host.nodes] == ['0.4.6', '0.4.7']
+    result = switch(host)
+    assert result['switched'] == ['antnode1', 'antnode2']
+    assert [n.version for n in host.nodes] == ['0.4.6', '0.4.7']  # a restart, never an antctl upgrade
 
 
 def test_stopped_node_is_skipped_with_a_warning():
@@ -164,7 +174,7 @@ def test_unreadable_node_is_refused_before_anything_changes():
     host.nodes[1].fault = 'unresponsive'
     with pytest.raises(NodeError, match='cannot read the transport mode of antnode2: .*timed out'):
         switch(host)
-    assert host.upgrades() == []
+    assert host.restarts() == []
 
 
 # -- failures ----------------------------------------------------------------------------
@@ -233,16 +243,24 @@ def test_restore_that_fails_is_reported():
     assert 'antnode1 could NOT be put back in libp2p_only' in result['msg']
 
 
-def test_antctl_failure_mid_batch():
+def test_restart_failure_of_one_node_does_not_stop_the_others():
     host = FakeHost('libp2p_only', 'libp2p_only', 'libp2p_only')
-    host.nodes[1].fault = 'antctl_fails'
+    host.nodes[1].fault = 'restart_fails'
     result = switch(host, ready_timeout=30)
     nodes = by_name(result)
-    # antnode1 was restarted before antctl failed, and became ready: it counts as switched.
-    assert nodes['antnode1']['result'] == 'switched'
-    assert nodes['antnode2']['error'].startswith('antctl could not switch it: antctl upgrade failed')
-    assert nodes['antnode3']['result'] == 'failed'
-    assert result['switched'] == ['antnode1']
+    assert nodes['antnode1']['result'] == 'switched' and nodes['antnode3']['result'] == 'switched'
+    assert nodes['antnode2']['error'].startswith('systemctl could not restart it: systemctl restart antnode2')
+    assert nodes['antnode2']['restored'] is True  # it never left libp2p_only
+    assert result['switched'] == ['antnode1', 'antnode3']
+
+
+def test_daemon_reload_failure_fails_the_batch_and_names_the_reason():
+    host = FakeHost('libp2p_only', 'libp2p_only')
+    host.systemd.fail_reload = True
+    result = switch(host, ready_timeout=10, restore_on_failure=False)
+    assert result['not_switched'] == ['antnode1', 'antnode2'] and host.restarts() == []
+    assert 'systemd did not reload the drop-in' in by_name(result)['antnode1']['error']
+    assert 'Access denied' in result['msg']
 
 
 # -- the module edge (AnsibleModule, exit_json / fail_json) ------------------------------
@@ -268,9 +286,7 @@ def module_run(monkeypatch):
     real = transport_mode.ModeSwitcher
 
     def run(host, args):
-        monkeypatch.setattr(transport_mode, 'antctl_from_params', lambda _params: host)
-        monkeypatch.setattr(transport_mode, 'NodeReader',
-                            lambda antctl, **_kw: host.reader())
+        monkeypatch.setattr(transport_mode, 'reader_from_params', lambda _params: host.reader())
         monkeypatch.setattr(transport_mode, 'ModeSwitcher',
                             lambda *a, **kw: real(*a, clock=host.clock, sleep=host.sleep, **kw))
         with patch_module_args(args), pytest.raises(_Exit) as info:
@@ -283,13 +299,16 @@ def test_main_diff_only_when_asked(module_run):
     kind, result = module_run(FakeHost('libp2p_only'), {'mode': 'dual_stack'})
     assert kind == 'exit' and 'diff' not in result and result['changed']
     kind, result = module_run(FakeHost('libp2p_only'), {'mode': 'dual_stack', '_ansible_diff': True})
-    assert result['diff']['before'] == {'antnode1': 'libp2p_only'}
+    assert result['diff'][0]['before'] == {'antnode1': 'libp2p_only'}
+    assert result['diff'][1]['before_header'].endswith('antnode1.service.d/ant-transport-mode.conf')
 
 
 def test_main_check_mode(module_run):
     host = FakeHost('libp2p_only')
     kind, result = module_run(host, {'mode': 'dual_stack', '_ansible_check_mode': True})
-    assert kind == 'exit' and result['changed'] and host.upgrades() == []
+    assert kind == 'exit' and result['changed'] and host.restarts() == []
+    assert [c for c in host.calls if c[0] != 'status'] == []  # nothing written, nothing reloaded
+    assert host.configured() == {'antnode1': 'libp2p_only'}
 
 
 def test_main_forbidden_transition_fails_cleanly(module_run):
@@ -313,34 +332,22 @@ def test_main_rejects_unknown_mode(module_run):
     assert kind == 'fail' and 'value of mode must be one of' in result['msg']
 
 
-def test_version_from_metrics_when_antctl_has_none():
-    host = FakeHost('libp2p_only')
-    status = host.status
-    host.status = lambda: [dict(n, version=None) for n in status()]
-    result = switch(host)
-    assert result['nodes'][0]['version'] == '0.4.6'
-    assert host.upgrades()[0][2] == '0.4.6'
-
-
-def test_no_version_anywhere_is_refused():
+def test_no_version_is_needed():
     host = FakeHost('libp2p_only')
     status = host.status
     host.status = lambda: [dict(n, version=None) for n in status()]
     host.text = lambda node: FakeHost.text(host, node).replace('ant_node_antnode_version_info', 'other_info')
-    with pytest.raises(TransitionError, match='antnode1: neither antctl nor the node'):
-        switch(host)
-    assert host.upgrades() == []
+    assert switch(host)['switched'] == ['antnode1']
 
 
-def test_restore_starts_a_crashed_node_that_upgrade_leaves_stopped():
+def test_restore_puts_the_drop_in_back_and_restarts_a_crashed_node():
     host = FakeHost('libp2p_only')
-    host.upgrade_starts_stopped = False
     host.nodes[0].fault, host.nodes[0].fault_modes = 'crash', {'dual_stack'}
     result = switch(host, ready_timeout=30)
     node = result['nodes'][0]
     assert node['restored'] is True and host.nodes[0].status == 'Running'
-    assert ('start', ('antnode1',), 2000) in host.calls
-    assert host.modes() == {'antnode1': 'libp2p_only'}
+    assert host.restarts() == [('antnode1', 'dual_stack'), ('antnode1', 'libp2p_only')]
+    assert host.modes() == {'antnode1': 'libp2p_only'} and host.configured() == {'antnode1': 'libp2p_only'}
 
 
 @pytest.mark.parametrize('name,value,message', [
@@ -366,7 +373,7 @@ def test_rollback_to_libp2p_only_switches_an_unreadable_node():
     host.nodes[0].fault, host.nodes[0].fault_modes = 'unresponsive', {'dual_stack'}
     result = switch(host, mode='libp2p_only', allow_rollback=True)
     blind = by_name(result)['antnode1']
-    assert blind['result'] == 'switched' and blind['previous_mode'] == 'dual_stack'  # from antctl's record
+    assert blind['result'] == 'switched' and blind['previous_mode'] == 'dual_stack'  # from its drop-in
     assert 'mode unreadable' in blind['note'] and 'timed out' in blind['note']
     assert host.modes() == {'antnode1': 'libp2p_only', 'antnode2': 'libp2p_only'}
 
@@ -376,7 +383,7 @@ def test_unreadable_node_still_stops_other_rollbacks():
     host.nodes[0].fault = 'unresponsive'
     with pytest.raises(NodeError, match='cannot read the transport mode of antnode1'):
         switch(host, mode='dual_stack', allow_rollback=True)
-    assert host.upgrades() == []
+    assert host.restarts() == []
 
 
 def test_blind_rollback_that_fails_is_not_restored():
@@ -385,20 +392,19 @@ def test_blind_rollback_that_fails_is_not_restored():
     result = switch(host, mode='libp2p_only', allow_rollback=True, ready_timeout=10)
     node = result['nodes'][0]
     assert node['result'] == 'failed' and 'not ready within 10 s' in node['error']
-    assert node['previous_mode'] == 'dual_stack'  # antctl's record: the restore is attempted, and fails too
+    assert node['previous_mode'] == 'dual_stack'  # its drop-in: the restore is attempted, and fails too
     assert node['restored'] is False and 'not ready within 10 s' in node['restore_error']
 
 
 def test_blind_rollback_without_a_recorded_mode_is_not_restored():
     host = FakeHost('dual_stack')
     host.nodes[0].fault = 'unresponsive'
-    status = host.status
-    host.status = lambda: [dict(n, configured_mode=None) for n in status()]
+    del host.systemd.files['antnode1']  # a node never switched by the collection: no drop-in
     result = switch(host, mode='libp2p_only', allow_rollback=True, ready_timeout=10)
     node = result['nodes'][0]
     assert node['previous_mode'] is None
     assert node['restored'] is False and node['restore_error'] == 'its previous mode is unknown'
-    assert len(host.upgrades()) == 1
+    assert host.restarts() == [('antnode1', 'libp2p_only')]
 
 
 def test_rollback_rewrites_the_mode_of_stopped_nodes_without_starting_them():
@@ -414,10 +420,11 @@ def test_rollback_rewrites_the_mode_of_stopped_nodes_without_starting_them():
     assert nodes['antnode2']['result'] == 'reconfigured' and nodes['antnode2']['previous_mode'] == 'iroh_primary'
     assert nodes['antnode3']['result'] == 'skipped'
     assert result['reconfigured'] == ['antnode2'] and result['switched'] == ['antnode1']
-    assert ('upgrade --do-not-start', ('antnode2',), '0.4.6', 'libp2p_only') in host.calls
-    assert host.nodes[1].status == 'Stopped' and host.modes()['antnode2'] == 'libp2p_only'
+    assert ('write', 'antnode2', 'libp2p_only') in host.calls
+    assert 'antnode2' not in [name for name, _mode in host.restarts()] and ('start', 'antnode2') not in host.calls
+    assert host.nodes[1].status == 'Stopped' and host.configured()['antnode2'] == 'libp2p_only'
     assert result['msg'] == 'switched antnode1 and set stopped antnode2 to libp2p_only'
-    assert result['diff']['before']['antnode2'] == 'iroh_primary'
+    assert result['diff'][0]['before']['antnode2'] == 'iroh_primary'
 
 
 def test_forward_moves_leave_stopped_nodes_alone():
@@ -425,4 +432,4 @@ def test_forward_moves_leave_stopped_nodes_alone():
     host.nodes[1].status = 'Stopped'
     result = switch(host)
     assert by_name(result)['antnode2']['result'] == 'skipped'
-    assert not [c for c in host.calls if c[0].startswith('upgrade --do-not-start')]
+    assert ('write', 'antnode2', 'dual_stack') not in host.calls
