@@ -62,6 +62,7 @@ bench: setup
 	@echo "==> gate queries vs fleet size"; $(BIN)/python bench/gate_queries.py
 	@echo "==> fast rollback: collection vs one-liner (with and without readiness wait)"; $(BIN)/python bench/rollback.py --sizes $(BENCH_SIZES)
 	@echo "==> one wave batch with its gate vs the one-liner"; $(BIN)/python bench/wave.py
+	@echo "==> dashboard: /status at 50 and 1,000 nodes, 50 WebSocket clients"; $(BIN)/python bench/dashboard.py
 
 build: setup
 	@$(BIN)/ansible-galaxy collection build --force --output-path .build

@@ -50,6 +50,7 @@ class Service:
                                  'url': prometheus_url}
         self.document = None
         self.document_text = None
+        self.ledger_metrics_text = None
         self.version = 0
         self.build_seconds = 0.0
         self.clients = set()
@@ -102,7 +103,8 @@ class Service:
             changed = state['error'] != error
             state['error'] = error
             return changed
-        data, error = await loop.run_in_executor(self._ledger_pool, self.ledger.snapshot)
+        data, error = await loop.run_in_executor(self._ledger_pool, self.ledger.snapshot, state['data'],
+                                                 stale or force or not state['data'])
         self._last_ledger_snapshot = time.monotonic()
         if error is not None:
             changed = state['error'] != error
@@ -111,6 +113,12 @@ class Service:
         changed = data != state['data'] or state['error'] is not None
         state.update(data=data, error=None, token=token, last_ok_at=now)
         return changed
+
+    async def refresh_metrics_text(self):
+        """The ledger's own exposition for /metrics, read at scrape time (not at every ledger change)."""
+        loop = asyncio.get_running_loop()
+        text, error = await loop.run_in_executor(self._ledger_pool, self.ledger.metrics_text)
+        self.ledger_metrics_text = text if error is None else None
 
     async def refresh_prometheus(self):
         loop = asyncio.get_running_loop()
@@ -229,6 +237,7 @@ def create_app(service):
         denied = guard(request)
         if denied:
             return denied
+        await service.refresh_metrics_text()
         return Response(generate_latest(service.registry), media_type=CONTENT_TYPE_LATEST)
 
     async def ws_endpoint(websocket: WebSocket):

@@ -39,7 +39,7 @@ class MigrationCollector:
     def collect(self):
         ledger = self.service.ledger_state
         data = ledger.get('data') or {}
-        text = data.get('metrics_text')
+        text = self.service.ledger_metrics_text
         if text and not ledger.get('error'):
             yield from text_string_to_metric_families(text)
         if data and not ledger.get('error'):

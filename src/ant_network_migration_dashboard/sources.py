@@ -20,6 +20,8 @@ import time
 from ant_network_migration_cli import cmd_status, ledger_io
 from ant_network_migration_cli import dashboard as figures_mod
 
+RECENT_EVENTS = 20
+
 
 def _ledger():
     from ansible_collections.autonomi.network_migration.plugins.plugin_utils import ledger
@@ -71,17 +73,31 @@ class LedgerReader:
 
         return self._guard(work)
 
-    def snapshot(self):
-        """(data, error): everything the status document takes from the ledger."""
+    def snapshot(self, previous=None, with_health=True):
+        """(data, error): everything the status document takes from the ledger.
+
+        Per-host state counts come from node_states() (one narrow query); the per-host unhealthy
+        counts need every node row (nodes()), so they are read only ``with_health`` and otherwise
+        carried over from ``previous`` (the poller refreshes them every few seconds).
+        """
         def work(handle):
-            data = cmd_status.status_data(handle, detailed=True)
+            data = cmd_status.status_data(handle, detailed=False)
+            data['events'] = handle.events(limit=RECENT_EVENTS)
             data['lock'] = handle.lock()
             runs = handle.runs(limit=1)
             data['run'] = runs[0] if runs else None
-            data['metrics_text'] = handle.metrics_text()
+            data['node_states'] = handle.node_states()
+            if with_health or not previous:
+                data['unhealthy'] = sorted(n['node_id'] for n in handle.nodes() if n.get('health') == 'unhealthy')
+            else:
+                data['unhealthy'] = previous.get('unhealthy', [])
             return data
 
         return self._guard(work)
+
+    def metrics_text(self):
+        """(text, error): the ledger's own exposition (Ledger.metrics_text), read at scrape time."""
+        return self._guard(lambda handle: handle.metrics_text())
 
 
 def short_error(text, limit=300):

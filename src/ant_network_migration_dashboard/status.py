@@ -69,15 +69,17 @@ class History:
         return out
 
 
-def _hosts(nodes):
-    """{host: {'nodes': n, 'states': {state: count}, 'unhealthy': n}}."""
+def _hosts(node_states, unhealthy):
+    """{host: {'nodes': n, 'states': {state: count}, 'unhealthy': n}} from {node_id: state}."""
     out = {}
-    for node in nodes:
-        entry = out.setdefault(node['host'], {'nodes': 0, 'states': {}, 'unhealthy': 0})
+    for node_id, state in sorted(node_states.items()):
+        entry = out.setdefault(node_id.rsplit('/', 1)[0], {'nodes': 0, 'states': {}, 'unhealthy': 0})
         entry['nodes'] += 1
-        entry['states'][node['state']] = entry['states'].get(node['state'], 0) + 1
-        if node.get('health') == 'unhealthy':
-            entry['unhealthy'] += 1
+        entry['states'][state] = entry['states'].get(state, 0) + 1
+    for node_id in unhealthy:
+        host = node_id.rsplit('/', 1)[0]
+        if host in out:
+            out[host]['unhealthy'] += 1
     return out
 
 
@@ -135,7 +137,7 @@ def build(ledger, prometheus, history, transports=modes.TRANSPORTS, now=None):
         'plan': _plain(ldata.get('plan')),
         'gate_verdicts': _plain(ldata.get('gate_verdicts') or []),
         'events': _plain(ldata.get('events') or []),
-        'hosts': _hosts(ldata.get('nodes') or []),
+        'hosts': _hosts(ldata.get('node_states') or {}, ldata.get('unhealthy') or []),
         'transports': {t: _plain((pdata.get('transports') or {}).get(t)) for t in transports} if pdata else None,
         'fleet': _plain(pdata.get('fleet')) if pdata else None,
         'units': _plain(pdata.get('units')) if pdata else None,

@@ -50,6 +50,7 @@ def test_status_is_the_ledger_and_prometheus_figures(ledger_path, prometheus, se
                         rules=[{'id': 'high_error_rate_iroh', 'verdict': 'fail', 'value': 0.09, 'threshold': 0.05,
                                 'window': '5m', 'hosts': None}])
     handle.acquire_lock('alice@ctl', 'playbooks/rollout.yml')
+    handle.record_observation('sim-host-02', 'antnode1', healthy=False)
     expected = handle.progress()
     handle.close()
     prometheus.values['iroh']['error_rate'] = 0.09
@@ -66,6 +67,7 @@ def test_status_is_the_ledger_and_prometheus_figures(ledger_path, prometheus, se
         assert m[key] == expected[key], key
     assert (m['total'], m['migrated'], m['dual_stack'], m['phase']) == (12, 3, 3, 'MajorityMigration')
     assert doc['hosts']['sim-host-01'] == {'nodes': 3, 'states': {'iroh_primary': 3}, 'unhealthy': 0}
+    assert doc['hosts']['sim-host-02'] == {'nodes': 3, 'states': {'dual_stack_stable': 3}, 'unhealthy': 1}
     assert doc['flags']['halted']['reason'] == 'gate failed: high_error_rate_iroh'
     assert doc['lock']['holder'] == 'alice@ctl' and doc['lock']['playbook'] == 'playbooks/rollout.yml'
     assert doc['run']['stage'] == 'wave' and doc['run']['running'] is True
