@@ -84,4 +84,8 @@ CONTRACT_METRICS = (
     (M_REQUESTS[:-len('_total')], 'counter', ('transport', 'outcome'), METRICS_PATH, True, False),
     (M_DURATION, 'histogram', ('transport',), METRICS_PATH, True, False),
     (M_DIAL_FAILURES[:-len('_total')], 'counter', ('transport', 'reason'), METRICS_PATH, False, True),
+    # iroh's socket group (``magicsock`` before iroh 0.96 is accepted too); only a node running iroh has it.
+    ('socket_num_conns_direct', 'counter', (), METRICS_PATH, False, True),
+    ('socket_paths_relay', 'counter', (), METRICS_PATH, False, True),
+    ('socket_holepunch_attempts', 'counter', (), METRICS_PATH, False, True),
 )

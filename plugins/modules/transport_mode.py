@@ -88,8 +88,10 @@ options:
     default: 300
   restore_on_failure:
     description:
-      - Put the nodes that failed back in the mode they ran before this call, and wait for them to be ready.
-      - Nodes that switched successfully are left in the requested mode.
+      - Put the nodes that failed to move forward back in the mode they ran before this call, and wait for them to
+        be ready.
+      - Nodes that switched successfully are left in the requested mode. A rollback (a move back) is never undone: a
+        node that fails to become ready in the earlier mode stays configured for it and is reported.
     type: bool
     default: true
   ignore_pause:
@@ -619,8 +621,10 @@ class ModeSwitcher:
                         entry.update(result='not_attempted',
                                      error='not attempted: another node of this host failed first')
                 break
-        if failed_entries and self.params['restore_on_failure']:
-            self._restore(failed_entries)
+        # A failed rollback is not undone: the node stays configured for the earlier (safer) mode.
+        forward = [e for e in failed_entries if e.get('_kind') == 'forward']
+        if forward and self.params['restore_on_failure']:
+            self._restore(forward)
 
     # -- result ---------------------------------------------------------------------------
 
@@ -671,6 +675,9 @@ class ModeSwitcher:
                 elif entry['restored'] is False:
                     parts.append('{} could NOT be put back in {}: {}.'.format(
                         entry['service_name'], entry['previous_mode'], entry['restore_error']))
+                elif entry.get('_kind') == 'backward':
+                    parts.append(f"{entry['service_name']} was left configured for {self.target} "
+                                 '(a rollback is not undone).')
                 else:
                     parts.append(f"{entry['service_name']} was left as it is (restore_on_failure is false).")
             result['msg'] = ' '.join(parts)

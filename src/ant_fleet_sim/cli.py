@@ -49,13 +49,21 @@ def main():
 @click.option('--client-read-rate', default=300.0, show_default=True, type=float, help='Client reads/s, fleet-wide.')
 @click.option('--tick', default=1.0, show_default=True, type=float, help='Model step in seconds.')
 @click.option('--seed', default=1, show_default=True, type=int)
+@click.option('--rpc-start-delay', default=3.0, show_default=True, type=float,
+              help='Seconds antctl start waits before it asks a started node over RPC.')
+@click.option('--release-repo-online', is_flag=True,
+              help='Let antctl upgrade download releases (by default the hosts are offline: only --path works).')
+@click.option('--without-metric', 'without_metrics', multiple=True,
+              help='A contract metric family the nodes do not serve (repeatable), to see the conformance check fail.')
 @click.option('--foreground', is_flag=True, help='Run in this process (debugging) instead of in the background.')
 def up(hosts, nodes_per_host, state_dir, base_port, api_port, ready_delay, restart_time, initial_mode, request_rate,
-       client_read_rate, tick, seed, foreground):
+       client_read_rate, tick, seed, rpc_start_delay, release_repo_online, without_metrics, foreground):
     """Start a simulated fleet of HOSTS x NODES-PER-HOST nodes in the background."""
     config = SimConfig(hosts=hosts, nodes_per_host=nodes_per_host, base_port=base_port, api_port=api_port,
                        ready_delay=ready_delay, restart_time=restart_time, initial_mode=initial_mode,
-                       request_rate=request_rate, client_read_rate=client_read_rate, tick=tick, seed=seed)
+                       request_rate=request_rate, client_read_rate=client_read_rate, tick=tick, seed=seed,
+                       rpc_start_delay=rpc_start_delay, release_repo_online=release_repo_online,
+                       without_metrics=_csv(list(without_metrics)))
     try:
         if foreground:
             sys.exit(control.run_foreground(state_dir, config))

@@ -41,6 +41,7 @@ from ansible_collections.autonomi.network_migration.plugins.module_utils._modes 
     MODES,
     TRANSPORTS,
 )
+from ansible_collections.autonomi.network_migration.plugins.module_utils._node_interface import CONTRACT_METRICS
 
 from .faults import FaultError, in_scope, validate_fault
 
@@ -100,6 +101,13 @@ class SimConfig:
                 raise ValueError('%s must not be negative' % name)
         if self.tick <= 0:
             raise ValueError('tick must be positive')
+        if self.rpc_start_delay < 0:
+            raise ValueError('rpc_start_delay must not be negative')
+        families = [item[0] for item in CONTRACT_METRICS]
+        unknown = [m for m in self.without_metrics if m not in families]
+        if unknown:
+            raise ValueError('--without-metric %s: not a metric family of the node interface; one of %s'
+                             % (', '.join(unknown), ', '.join(families)))
         return self
 
     def host_names(self):

@@ -33,7 +33,7 @@ SimStack = pytest.importorskip('ant_fleet_sim.testing').SimStack
 @pytest.fixture(scope='module')
 def stack(tmp_path_factory):
     with SimStack(tmp_path_factory.mktemp('modules'), hosts=3, nodes_per_host=3, ready_delay=0.5,
-                  prometheus=False) as sim:
+                  prometheus=False, rpc_start_delay=0.2) as sim:
         yield sim
 
 
@@ -282,3 +282,128 @@ def test_health_of_healthy_and_faulted_nodes(fresh, tmp_path):
         mode_check = by_name(result)['antnode1']['failed_checks'][0]
         assert mode_check['check'] == 'mode' and mode_check['value'] == 'dual_stack'
         assert mode_check['threshold'] == 'iroh_primary'
+
+
+# -- the node interface as a real host has it (issue 10) ------------------------------------
+
+
+def systemd_env(stack, host, service):
+    """The environment systemd starts ``service`` with (what the node process gets)."""
+    out = subprocess.run([str(stack.state.systemctl(host)), 'show', f'{service}.service', '-p', 'Environment',
+                          '--value'], capture_output=True, text=True, check=True).stdout.strip()
+    return dict(word.split('=', 1) for word in out.split())
+
+
+def running_modes(stack, host):
+    return {n['service_name']: n['mode'] for n in stack.fleet()['nodes'] if n['host'] == host}
+
+
+def test_offline_host_toggles_and_keeps_add_time_variables(fresh, tmp_path):
+    host = 'sim-host-03'
+    # antctl cannot download on this host: an upgrade-based toggle could not work here.
+    offline = fresh.antctl(host, 'upgrade', '--force', '--service-name', 'antnode1')
+    assert offline.returncode == 1 and '0: Failed to download release after 3 tries.' in offline.stderr
+    assert systemd_env(fresh, host, 'antnode1')['ANT_LOG'] == 'ant_node=info'  # set at antctl add
+    run = play(fresh, tmp_path, 'transport_mode.yml', '-e', 'mode=iroh_primary', '-e', f'target_hosts={host}')
+    assert run.rc == 0, run
+    assert run.results[host]['switched'] == ['antnode1', 'antnode2', 'antnode3']
+    assert set(running_modes(fresh, host).values()) == {'iroh_primary'}
+    for service in ('antnode1', 'antnode2', 'antnode3'):
+        env = systemd_env(fresh, host, service)
+        assert env == {'ANT_LOG': 'ant_node=info', 'ANT_TRANSPORT_MODE': 'iroh_primary'}, env
+
+
+def test_routine_antctl_upgrade_keeps_the_switched_mode(fresh, tmp_path):
+    host = 'sim-host-01'
+    assert set(running_modes(fresh, host).values()) == {'dual_stack'}  # switched through the drop-ins
+    # A routine upgrade from a local binary, without --env: antctl rewrites the unit with the
+    # registry-wide environment (which has no ANT_TRANSPORT_MODE) and restarts the node.
+    pid_before = {n['service_name']: n['pid'] for n in fresh.antctl_status(host)['nodes']}
+    up = fresh.antctl(host, 'upgrade', '--force', '--path', '/opt/antnode', '--service-name', 'antnode1')
+    assert up.returncode == 0, up.stderr
+    wait_all_ready(fresh)
+    assert {n['service_name']: n['pid'] for n in fresh.antctl_status(host)['nodes']}['antnode1'] != pid_before[
+        'antnode1']
+    assert running_modes(fresh, host)['antnode1'] == 'dual_stack'
+    unit = (fresh.state.unit_dir(host) / 'antnode1.service').read_text()
+    assert 'ANT_TRANSPORT_MODE' not in unit  # antctl's unit does not carry the mode; the drop-in does
+    # Even an upgrade whose --env replaces the whole registry environment keeps the mode.
+    up = fresh.antctl(host, 'upgrade', '--force', '--path', '/opt/antnode', '--env', 'ANT_LOG=debug',
+                      '--service-name', 'antnode2')
+    assert up.returncode == 0, up.stderr
+    wait_all_ready(fresh)
+    assert running_modes(fresh, host)['antnode2'] == 'dual_stack'
+    assert systemd_env(fresh, host, 'antnode2') == {'ANT_LOG': 'debug', 'ANT_TRANSPORT_MODE': 'dual_stack'}
+    info = play(fresh, tmp_path, 'transport_info.yml', '-e', f'target_hosts={host}')
+    assert info.rc == 0, info
+    assert {n['configured_mode'] for n in info.results[host]['nodes']} == {'dual_stack'}
+
+
+def test_dead_rpc_does_not_stop_the_toggle(fresh, tmp_path):
+    host = 'sim-host-01'
+    fresh.fault('rpc_unresponsive', nodes=[f'{host}/antnode2'])
+    # antctl start / stop / upgrade refresh every running node over RPC first: one dead RPC aborts them.
+    stop = fresh.antctl(host, 'stop', '--service-name', 'antnode3')
+    assert stop.returncode == 1 and "0: Could not connect to RPC endpoint '127.0.0.1:13002'" in stop.stderr
+    run = play(fresh, tmp_path, 'transport_mode.yml', '-e', 'mode=iroh_primary', '-e', f'target_hosts={host}')
+    assert run.rc == 0, run
+    assert run.results[host]['switched'] == ['antnode1', 'antnode2', 'antnode3']
+    assert set(running_modes(fresh, host).values()) == {'iroh_primary'}
+
+
+def test_hung_node_is_reported_and_the_rollback_brings_the_others_back(fresh, tmp_path):
+    host = 'sim-host-02'
+    fresh.fault('unresponsive', nodes=[f'{host}/antnode2'])  # metrics and RPC hang, as in a hung process
+    stuck = fresh.antctl(host, 'start')
+    assert stuck.returncode == 1 and "Could not connect to RPC endpoint '127.0.0.1:13002'" in stuck.stderr
+    forward = play(fresh, tmp_path, 'transport_mode.yml', '-e', 'mode=iroh_primary', '-e', f'target_hosts={host}',
+                   '-e', 'metrics_timeout=1')
+    assert forward.rc == 2, forward
+    msg = forward.results[host]['msg']
+    assert 'cannot read the transport mode of antnode2' in msg and 'timed out' in msg
+    # The rollback path of the rollback role (roles/rollback/tasks/switch.yml): every node back to libp2p_only.
+    back = play(fresh, tmp_path, 'transport_mode.yml', '-e', 'mode=libp2p_only', '-e', f'target_hosts={host}',
+                '-e', 'allow_rollback=true', '-e', 'ignore_pause=true', '-e', 'metrics_timeout=1',
+                '-e', 'ready_timeout=8')
+    assert back.rc == 2, back  # antnode2 cannot be seen ready: reported, with the reason
+    result = back.results[host]
+    assert result['switched'] == ['antnode1', 'antnode3']
+    hung = by_name(result)['antnode2']
+    assert hung['result'] == 'failed' and 'not ready within 8 s' in hung['error'] and 'timed out' in hung['error']
+    assert 'mode unreadable' in hung['note']
+    nodes = {n['service_name']: n for n in fresh.fleet()['nodes'] if n['host'] == host}
+    assert nodes['antnode1']['mode'] == nodes['antnode3']['mode'] == 'libp2p_only'
+    assert nodes['antnode1']['ready'] and nodes['antnode3']['ready']
+    assert nodes['antnode2']['mode'] == 'libp2p_only'  # restarted by systemd in the right mode all the same
+    assert configured_modes(fresh.state, host) == dict.fromkeys(('antnode1', 'antnode2', 'antnode3'), 'libp2p_only')
+
+
+CONFORMANCE = ROOT / 'playbooks' / 'conformance.yml'
+
+
+def conformance(stack, tmp_path):
+    results = tmp_path / f'conformance-{uuid.uuid4().hex[:8]}.jsonl'
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / 'ansible.cfg'), RECORD_RESULTS_FILE=str(results),
+               ANT_MIGRATION_LEDGER=str(tmp_path / 'ledger.sqlite3'), ANSIBLE_NOCOLOR='1',
+               ANSIBLE_CALLBACK_PLUGINS=str(PLAYBOOKS / 'callback_plugins'))
+    proc = subprocess.run([ANSIBLE_PLAYBOOK, '-i', str(stack.inventory), str(CONFORMANCE), '-e',
+                           'conformance_hosts=sim-host-01'], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=300)
+    return proc
+
+
+def test_conformance_passes_on_the_simulator(stack, tmp_path):
+    proc = conformance(stack, tmp_path)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert 'failed=0' in proc.stdout
+    assert 'PRESENT | metric libp2p_kad_query_result_get_closest_peers_ok' in proc.stdout
+    assert 'MISSING' not in proc.stdout and 'WRONG' not in proc.stdout
+
+
+def test_conformance_fails_naming_a_missing_contract_metric(tmp_path):
+    with SimStack(tmp_path / 'without', hosts=1, nodes_per_host=2, ready_delay=0.5, prometheus=False,
+                  without_metrics=['ant_networking_transport_connected_peers']) as sim:
+        proc = conformance(sim, tmp_path)
+    assert proc.returncode == 2, proc.stdout[-3000:]
+    assert ('1 item(s) of the node interface missing or wrong: metric ant_networking_transport_connected_peers: '
+            'missing') in proc.stdout

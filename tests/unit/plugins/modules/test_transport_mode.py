@@ -386,24 +386,33 @@ def test_unreadable_node_still_stops_other_rollbacks():
     assert host.restarts() == []
 
 
-def test_blind_rollback_that_fails_is_not_restored():
+def test_blind_rollback_that_fails_is_not_undone():
     host = FakeHost('dual_stack')
     host.nodes[0].fault = 'unresponsive'  # in every mode
     result = switch(host, mode='libp2p_only', allow_rollback=True, ready_timeout=10)
     node = result['nodes'][0]
     assert node['result'] == 'failed' and 'not ready within 10 s' in node['error']
-    assert node['previous_mode'] == 'dual_stack'  # its drop-in: the restore is attempted, and fails too
-    assert node['restored'] is False and 'not ready within 10 s' in node['restore_error']
+    assert node['previous_mode'] == 'dual_stack'  # from its drop-in
+    assert node['restored'] is None and host.restarts() == [('antnode1', 'libp2p_only')]
+    assert host.configured() == {'antnode1': 'libp2p_only'}  # a rollback is not undone
+    assert 'antnode1 was left configured for libp2p_only (a rollback is not undone)' in result['msg']
 
 
-def test_blind_rollback_without_a_recorded_mode_is_not_restored():
+def test_failed_rollback_of_a_readable_node_is_not_undone_either():
+    host = FakeHost('iroh_primary', 'iroh_primary')
+    host.nodes[1].fault, host.nodes[1].fault_modes = 'never_ready', {'dual_stack'}
+    result = switch(host, mode='dual_stack', allow_rollback=True, ready_timeout=10)
+    assert result['switched'] == ['antnode1'] and by_name(result)['antnode2']['restored'] is None
+    assert host.configured() == {'antnode1': 'dual_stack', 'antnode2': 'dual_stack'}
+
+
+def test_blind_rollback_without_a_recorded_mode():
     host = FakeHost('dual_stack')
     host.nodes[0].fault = 'unresponsive'
     del host.systemd.files['antnode1']  # a node never switched by the collection: no drop-in
     result = switch(host, mode='libp2p_only', allow_rollback=True, ready_timeout=10)
     node = result['nodes'][0]
-    assert node['previous_mode'] is None
-    assert node['restored'] is False and node['restore_error'] == 'its previous mode is unknown'
+    assert node['previous_mode'] is None and node['result'] == 'failed'
     assert host.restarts() == [('antnode1', 'libp2p_only')]
 
 
