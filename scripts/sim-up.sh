@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Start the simulated fleet (HOSTS x NODES) and a Prometheus server scraping it, in the
+# Start the simulated fleet (HOSTS x NODES), a Prometheus server scraping it and an Alertmanager, in the
 # background, with state, logs and ports under .state/ (make sim-up; make sim-down stops both).
 # Running it again restarts both cleanly.
 set -euo pipefail
@@ -8,6 +8,7 @@ HOSTS=${1:-10}
 NODES=${2:-5}
 STATE=${SIM_STATE_DIR:-.state}
 PROM_PORT=${SIM_PROMETHEUS_PORT:-19090}
+AM_PORT=${SIM_ALERTMANAGER_PORT:-19093}
 API_PORT=${SIM_API_PORT:-18080}
 BASE_PORT=${SIM_BASE_PORT:-14000}
 READY_DELAY=${SIM_READY_DELAY:-3}
@@ -26,6 +27,9 @@ say "starting the simulated fleet: $HOSTS hosts x $NODES nodes (metrics ports $B
 $SIM up --hosts "$HOSTS" --nodes-per-host "$NODES" --state-dir "$STATE" \
   --base-port "$BASE_PORT" --api-port "$API_PORT" --ready-delay "$READY_DELAY"
 
+say "starting Alertmanager on 127.0.0.1:$AM_PORT (Prometheus sends its alerts there)"
+$SIM alertmanager up --state-dir "$STATE" --port "$AM_PORT"
+
 say "starting Prometheus on 127.0.0.1:$PROM_PORT (scrapes every node every 2 s)"
 $SIM prometheus up --state-dir "$STATE" --port "$PROM_PORT"
 
@@ -35,9 +39,11 @@ cp "$STATE/inventory/hosts.yml" inventories/sim/hosts.yml
 say "waiting until Prometheus scrapes every target successfully"
 $SIM prometheus wait --state-dir "$STATE" --timeout 90
 
-say "installing the alert and recording rules into Prometheus (playbooks/monitoring.yml)"
+say "installing the alert and recording rules into Prometheus and the routing into Alertmanager (playbooks/monitoring.yml)"
 ANSIBLE_CONFIG=$PWD/ansible.cfg SIM_STATE_DIR=$STATE .venv/bin/ansible-playbook playbooks/monitoring.yml \
-  -e "migration_prometheus_url=http://127.0.0.1:$PROM_PORT" -e "monitoring_rules_dir=$(realpath -m "$STATE")/prometheus/rules" >/dev/null
+  -e "migration_prometheus_url=http://127.0.0.1:$PROM_PORT" -e "monitoring_rules_dir=$(realpath -m "$STATE")/prometheus/rules" \
+  -e "monitoring_alertmanager_url=http://127.0.0.1:$AM_PORT" \
+  -e "monitoring_alertmanager_config_path=$(realpath -m "$STATE")/alertmanager/alertmanager.yml" >/dev/null
 
-say "simulated fleet ready: Prometheus http://127.0.0.1:$PROM_PORT, control API http://127.0.0.1:$API_PORT"
+say "simulated fleet ready: Prometheus http://127.0.0.1:$PROM_PORT, Alertmanager http://127.0.0.1:$AM_PORT, control API http://127.0.0.1:$API_PORT"
 $SIM status --state-dir "$STATE"

@@ -281,5 +281,33 @@ def prometheus_wait(state_dir, timeout):
     sys.exit(1)
 
 
+# ---------------------------------------------------------------------------- alertmanager
+@main.group()
+def alertmanager():
+    """Run an Alertmanager that Prometheus sends the fleet's alerts to."""
+
+
+@alertmanager.command('up')
+@STATE_DIR
+@click.option('--port', default=19093, show_default=True, type=int)
+def alertmanager_up(state_dir, port):
+    """Start Alertmanager (config, data and log under STATE_DIR/alertmanager); point Prometheus at it."""
+    state = layout.StateDir(state_dir)
+    try:
+        url = prom.start_alertmanager(state, port)
+    except prom.PrometheusError as exc:
+        click.echo('Error: %s' % exc, err=True)
+        sys.exit(2 if 'clash' in str(exc) or 'already' in str(exc) else 1)
+    click.echo('alertmanager up: %s (config %s)' % (url, prom.alertmanager_config_path(state)))
+
+
+@alertmanager.command('down')
+@STATE_DIR
+def alertmanager_down(state_dir):
+    """Stop the Alertmanager started under STATE_DIR."""
+    click.echo('alertmanager stopped' if prom.stop_alertmanager(layout.StateDir(state_dir))
+               else 'alertmanager was not running')
+
+
 if __name__ == '__main__':
     main()

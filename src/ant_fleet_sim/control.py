@@ -134,9 +134,11 @@ def run_foreground(state_dir, config):
 
 
 def shutdown(state_dir, timeout=20.0):
-    """Stop Prometheus and the simulator under ``state_dir``; returns what was stopped."""
+    """Stop Alertmanager, Prometheus and the simulator under ``state_dir``; returns what was stopped."""
     state = layout.StateDir(state_dir)
     stopped = []
+    if prom.stop_alertmanager(state):
+        stopped.append('alertmanager')
     if prom.stop(state):
         stopped.append('prometheus')
     pid = state.running_pid()

@@ -1,4 +1,4 @@
-"""Test helper: a simulated fleet plus a real Prometheus on free ports, torn down on exit.
+"""Test helper: a simulated fleet plus a real Prometheus (and optionally Alertmanager) on free ports, torn down on exit.
 
     with SimStack(tmp_path, hosts=4, nodes_per_host=3, ready_delay=0.5) as stack:
         stack.wait_targets_up()
@@ -82,13 +82,16 @@ def wait_for(predicate, timeout=30.0, interval=0.2, what='condition'):
 
 class SimStack:
     def __init__(self, directory, hosts=4, nodes_per_host=3, ready_delay=0.5, restart_time=0.2, prometheus=True,
-                 tick=0.5, startup_timeout=120.0, **config):
+                 tick=0.5, startup_timeout=120.0, alertmanager=False, **config):
         self.directory = Path(directory)
         self.state_dir = self.directory / 'sim'
         self.state = layout.StateDir(self.state_dir)
         self.hosts = hosts
         self.nodes_per_host = nodes_per_host
         self.with_prometheus = prometheus
+        self.with_alertmanager = alertmanager
+        self.alertmanager_port = None
+        self.alertmanager_url = None
         self.startup_timeout = startup_timeout
         total = hosts * nodes_per_host
         self.config = SimConfig(hosts=hosts, nodes_per_host=nodes_per_host, ready_delay=ready_delay,
@@ -122,6 +125,8 @@ class SimStack:
                                        owner_pid=os.getpid())
         self.api_url = self.info['api_url']
         self.client = control.ApiClient(self.api_url)
+        if self.with_alertmanager:
+            self.start_alertmanager()
         if self.with_prometheus:
             self.start_prometheus()
         return self
@@ -148,6 +153,41 @@ class SimStack:
 
     def stop_prometheus(self):
         prom.stop(self.state)
+
+    # ------------------------------------------------------------------ Alertmanager
+    @property
+    def alertmanager_config_path(self):
+        """Where the monitoring role writes this stack's Alertmanager configuration."""
+        return prom.alertmanager_config_path(self.state)
+
+    def start_alertmanager(self, port=None):
+        """Start (or restart) Alertmanager, Prometheus's alert receiver; same port rules as Prometheus."""
+        self.alertmanager_port = port or self.alertmanager_port or layout.free_port()
+        for attempt in range(3):
+            try:
+                self.alertmanager_url = prom.start_alertmanager(self.state, self.alertmanager_port)
+                return self.alertmanager_url
+            except prom.PrometheusError as exc:
+                if port or attempt == 2 or 'port' not in str(exc):
+                    raise
+                self.alertmanager_port = layout.free_port()
+        return self.alertmanager_url
+
+    def stop_alertmanager(self):
+        prom.stop_alertmanager(self.state)
+
+    def am_alerts(self, **filters):
+        """Alertmanager's view of the alerts (``GET /api/v2/alerts``; filters e.g. inhibited=True)."""
+        if not self.alertmanager_url:
+            raise SimStackError('Alertmanager is not running in this stack')
+        params = {k: str(v).lower() if isinstance(v, bool) else v for k, v in filters.items()}
+        url = self.alertmanager_url + '/api/v2/alerts' + ('?' + urllib.parse.urlencode(params) if params else '')
+        with urllib.request.urlopen(url, timeout=10.0) as resp:
+            return json.loads(resp.read())
+
+    def prometheus_alerts(self):
+        """Prometheus's active alerts (pending and firing), ``GET /api/v1/alerts``."""
+        return self._prom_get('/api/v1/alerts')['data']['alerts']
 
     # ------------------------------------------------------------------ fleet
     @property
