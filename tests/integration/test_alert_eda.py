@@ -1,0 +1,217 @@
+# Copyright: Contributors to the autonomi.network_migration collection
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Event-driven rollback: a partition in the simulated fleet is rolled back by ansible-rulebook.
+
+Prometheus (rules from the monitoring role) -> Alertmanager (routing from the monitoring role,
+`page` receiver = the collection's event source) -> extensions/eda/rulebooks/rollback_on_alert.yml
+-> playbooks/rollback.yml. Nobody runs a playbook after the fault. One small fleet (4 hosts x 2
+nodes); the partition is two hosts forced to iroh_only behind the collection's back, so that
+libp2p-only and iroh-only nodes cannot reach each other.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils import ledger as ledger_lib
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = ROOT / '.venv' / 'bin'
+RULEBOOK = ROOT / 'extensions' / 'eda' / 'rulebooks' / 'rollback_on_alert.yml'
+PARTITIONED = ['sim-host-01', 'sim-host-02']
+
+testing = pytest.importorskip('ant_fleet_sim.testing')
+receivers = pytest.importorskip('ant_fleet_sim.receivers')
+
+
+def _require(tool):
+    path = shutil.which(tool) or (str(BIN / tool) if (BIN / tool).exists() else None)
+    if path is None:
+        if os.environ.get('CI') == 'true':
+            pytest.fail('%s is not installed (scripts/setup.sh installs it)' % tool)
+        pytest.skip('%s is not installed (run make setup)' % tool)
+    return path
+
+
+def ansible_env(ledger):
+    env = dict(os.environ)
+    env.update(ANSIBLE_CONFIG=str(ROOT / 'ansible.cfg'), ANT_MIGRATION_LEDGER=str(ledger), ANSIBLE_FORCE_COLOR='0',
+               PATH='%s:%s' % (Path(sys.executable).parent, env.get('PATH', '')))
+    for name in [n for n in env if n.startswith('MIGRATION_PROMETHEUS_')]:
+        del env[name]
+    return env
+
+
+def inventory_dir(stack, directory, extra):
+    """The stack's hosts with the committed simulated group_vars, plus this test's endpoints."""
+    inv = directory / 'inventory'
+    (inv / 'group_vars' / 'all').mkdir(parents=True)
+    shutil.copy(stack.inventory, inv / 'hosts.yml')
+    for path in (ROOT / 'inventories' / 'sim' / 'group_vars' / 'all').glob('*.yml'):
+        shutil.copy(path, inv / 'group_vars' / 'all' / path.name)
+    (inv / 'group_vars' / 'all' / 'zz_test.yml').write_text(yaml.safe_dump(extra, sort_keys=False))
+    return inv
+
+
+def wait_port(port, timeout=120.0, proc=None, log=None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError('ansible-rulebook exited with %s:\n%s' % (proc.returncode, log.read_text()[-4000:]))
+        with socket.socket() as sock:
+            if sock.connect_ex(('127.0.0.1', port)) == 0:
+                return
+        time.sleep(0.2)
+    raise AssertionError('nothing listens on port %d after %.0f s' % (port, timeout))
+
+
+def modes(stack):
+    return {(n['host'], n['service_name']): n['mode'] for n in stack.fleet()['nodes']}
+
+
+@pytest.fixture(scope='module')
+def eda(tmp_path_factory):
+    _require('prometheus-alertmanager')
+    _require('ansible-rulebook')
+    if shutil.which('java') is None:
+        if os.environ.get('CI') == 'true':
+            pytest.fail('java is not installed (scripts/setup.sh installs openjdk-17-jre-headless)')
+        pytest.skip('java is not installed')
+    directory = tmp_path_factory.mktemp('eda')
+    ledger = directory / 'ledger.sqlite3'
+    source_port = testing.layout.free_port()
+    with testing.SimStack(directory / 'fleet', hosts=4, nodes_per_host=2, ready_delay=0.5, alertmanager=True) as stack, \
+            receivers.WebhookReceiver() as hook:
+        inv = inventory_dir(stack, directory, {
+            'migration_prometheus_url': stack.prometheus_url,
+            'migration_sim_api_url': stack.api_url,
+            'monitoring_rules_dir': str(stack.state.prometheus_dir / 'rules'),
+            'monitoring_alertmanager_config_path': str(stack.alertmanager_config_path),
+            'monitoring_alertmanager_url': stack.alertmanager_url,
+            'monitoring_alertmanager_receivers': {
+                'page': [{'type': 'webhook', 'url': 'http://127.0.0.1:%d/alerts' % source_port},
+                         {'type': 'webhook', 'url': hook.url}],
+            },
+        })
+        env = ansible_env(ledger)
+        proc = subprocess.run([str(BIN / 'ansible-playbook'), '-i', str(inv), str(ROOT / 'playbooks' / 'monitoring.yml')],
+                              cwd=str(ROOT), env=env, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        stack.wait_targets_up()
+        variables = directory / 'eda-vars.yml'
+        variables.write_text(yaml.safe_dump({'eda_alertmanager_port': source_port}))
+        log = directory / 'rulebook.log'
+        with open(log, 'wb') as out:
+            rulebook = subprocess.Popen(
+                [str(BIN / 'ansible-rulebook'), '--rulebook', str(RULEBOOK), '-i', str(inv), '--vars', str(variables),
+                 '--print-events', '-v'],
+                cwd=str(ROOT), env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            wait_port(source_port, proc=rulebook, log=log)
+            yield {'stack': stack, 'hook': hook, 'ledger': ledger, 'port': source_port, 'log': log,
+                   'rulebook': rulebook, 'inventory': inv}
+        finally:
+            rulebook.terminate()
+            try:
+                rulebook.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                rulebook.kill()
+                rulebook.wait(timeout=10)
+
+
+def post_alert(port, alert):
+    body = json.dumps({'version': '4', 'status': alert['status'], 'receiver': 'page', 'alerts': [alert],
+                       'groupLabels': {}, 'commonLabels': alert['labels'], 'groupKey': 'test'}).encode()
+    req = urllib.request.Request('http://127.0.0.1:%d/alerts' % port, data=body, method='POST',
+                                 headers={'Content-Type': 'application/json'})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return json.loads(resp.read())
+
+
+def rollback_runs(ledger):
+    with ledger_lib.open_ledger(str(ledger)) as book:
+        return [e for e in book.events(kinds=['run_started'], limit=100)
+                if 'rollback' in str(e['data'].get('playbook', ''))]
+
+
+def test_partition_is_rolled_back_by_the_rulebook(eda):
+    stack, ledger = eda['stack'], eda['ledger']
+    for host in PARTITIONED:  # the fault: half the fleet on iroh_only, the other half libp2p_only
+        stack.set_mode(host, [n['service_name'] for n in stack.antctl_status(host)['nodes']], 'iroh_only')
+
+    # Firing in Prometheus (the clock starts here), then at Alertmanager, then at the webhook.
+    def firing():
+        return [a for a in stack.prometheus_alerts()
+                if a['labels']['alertname'] == 'NetworkPartitionRisk' and a['state'] == 'firing']
+
+    testing.wait_for(firing, timeout=90, interval=0.2, what='NetworkPartitionRisk firing in Prometheus')
+    fired = time.monotonic()
+
+    # The rollback takes the lock: a second firing now (Alertmanager's repeat, or another alert)
+    # must start nothing.
+    def locked():
+        with ledger_lib.open_ledger(str(ledger)) as book:
+            return book.lock()
+
+    lock = testing.wait_for(locked, timeout=120, interval=0.1, what='the rollback to take the run lock')
+    lock_seconds = time.monotonic() - fired
+    assert 'rollback' in lock['playbook']
+    second = dict(eda['hook'].wait_alert('NetworkPartitionRisk', timeout=30))
+    second = {k: v for k, v in second.items() if not k.startswith('_')}
+    assert post_alert(eda['port'], second) == {'events': 1}
+
+    testing.wait_for(lambda: all(m == 'libp2p_only' for m in modes(stack).values()), timeout=180, interval=0.2,
+                     what='every node back on libp2p_only')
+    done = time.monotonic()
+    print('\nevent-driven rollback: alert firing -> run lock taken %.1f s, firing -> all %d nodes libp2p_only %.1f s'
+          % (lock_seconds, len(modes(stack)), done - fired))
+
+    testing.wait_for(lambda: not locked(), timeout=120, what='the rollback to release the lock')
+    with ledger_lib.open_ledger(str(ledger)) as book:
+        rollbacks = book.events(kinds=['rollback'], limit=10)
+    assert len(rollbacks) == 1, rollbacks
+    data = rollbacks[0]['data']
+    assert data['trigger'] == 'alert:NetworkPartitionRisk'
+    assert data['strategy'] == 'fast'
+    assert data['outcome'] == 'succeeded'
+    assert sorted(data['hosts']) == PARTITIONED
+    reason = rollbacks[0]['data'].get('reason') or rollbacks[0].get('reason')
+    assert reason and reason.startswith('alert NetworkPartitionRisk firing since'), rollbacks[0]
+    assert 'docs/runbooks/network_partition_risk.md' in reason
+
+    # The second alert was seen and refused: one rollback run only, and the rulebook says why.
+    time.sleep(0)  # nothing to wait for: the refusal was decided when the alert arrived
+    assert len(rollback_runs(ledger)) == 1
+    assert 'nothing started' in eda['log'].read_text()
+
+
+def test_alert_text_is_never_templated(eda, tmp_path):
+    """An alert whose text is a Jinja expression is recorded verbatim (base64 through the rulebook)."""
+    evil = "{{ lookup('ansible.builtin.pipe', 'touch %s') }}" % (tmp_path / 'pwned')
+    text = 'alert X firing since now | %s' % evil
+    inv = eda['inventory']
+    proc = subprocess.run(
+        [str(BIN / 'ansible-playbook'), '-i', str(inv), str(ROOT / 'playbooks' / 'rollback.yml'),
+         '-e', json.dumps({'strategy': 'fast', 'trigger': 'alert:X',
+                           'reason_b64': base64.b64encode(text.encode()).decode()})],
+        cwd=str(ROOT), env=ansible_env(eda['ledger']), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert not (tmp_path / 'pwned').exists()
+    with ledger_lib.open_ledger(str(eda['ledger'])) as book:
+        event = book.events(kinds=['rollback'], limit=1)[0]
+    assert (event['data'].get('reason') or event.get('reason')) == text
