@@ -54,6 +54,38 @@ else
   say "prometheus found: $(command -v prometheus)"
 fi
 
+# Alertmanager (make sim-up, the alerting tests; amtool validates the routing).
+if ! command -v prometheus-alertmanager >/dev/null 2>&1 || ! command -v amtool >/dev/null 2>&1; then
+  apt_install prometheus-alertmanager
+else
+  say "alertmanager found: $(command -v prometheus-alertmanager)"
+fi
+
+# Event-driven rollback: ansible-rulebook's rule engine (drools) needs Java 17.
+if ! command -v java >/dev/null 2>&1 || ! java -version 2>&1 | grep -q 'version "\(1[7-9]\|2[0-9]\)'; then
+  apt_install openjdk-17-jre-headless
+else
+  say "java found: $(command -v java)"
+fi
+
+# ansible-rulebook lives in its own virtualenv: it pins websockets<15.1, the dashboard needs
+# websockets 17 (pip cannot install both into .venv). The rulebook's playbooks still run with
+# .venv's ansible-playbook (put .venv/bin first on PATH when starting it).
+EDA_REQS=("ansible-rulebook~=1.3.2" "ansible-core~=2.19.0" "ansible-runner~=2.4" "psycopg[binary]~=3.3" "PyYAML~=6.0")
+eda_stamp=.venv-eda/.installed-$(printf '%s\n' "${EDA_REQS[@]}" | sha256sum | cut -c1-16)
+if [[ ! -f "$eda_stamp" ]]; then
+  say "installing ansible-rulebook into .venv-eda"
+  [[ -x .venv-eda/bin/python ]] || "$PY" -m venv .venv-eda
+  .venv-eda/bin/pip install --quiet --upgrade pip
+  .venv-eda/bin/pip install --quiet "${EDA_REQS[@]}"
+  rm -f .venv-eda/.installed-*
+  touch "$eda_stamp"
+else
+  say "ansible-rulebook up to date (.venv-eda)"
+fi
+eda_site=$(.venv-eda/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+echo "$ROOT/collections" > "$eda_site/autonomi_network_migration_collection.pth"
+
 if (( want_test )); then
   if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
     apt_install postgresql

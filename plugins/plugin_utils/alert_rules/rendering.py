@@ -14,6 +14,7 @@ from ansible_collections.autonomi.network_migration.plugins.plugin_utils.alert_r
     FIGURES,
     SEVERITIES,
     AlertRulesError,
+    parse_duration,
 )
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils.alert_rules.promql import (
     LEVELS,
@@ -32,10 +33,12 @@ from ansible_collections.autonomi.network_migration.plugins.plugin_utils.alert_r
     R_PEERS,
     R_REQUESTS,
     R_RT_DEFICIT,
+    _number,
     alert_expr,
     figure_expr,
     quote,
     recorded_name,
+    rule_promql,
 )
 
 RECORDING_GROUP = 'autonomi_migration_recording'
@@ -87,52 +90,233 @@ def recording_rule_groups(ruleset):
     return {'groups': [{'name': RECORDING_GROUP, 'interval': ruleset.step, 'rules': recording_rules(ruleset)}]}
 
 
-def _humanize(rule):
+RUNBOOK_BASE_URL = 'https://github.com/autonomi/network_migration/blob/main/docs/runbooks'
+# Alerts are judged fleet-wide (the gate's scope "fleet"): one alert per rule, its hosts named in
+# the description. Inhibitions match on this label ("the same hosts" = the same scope).
+ALERT_SCOPE = 'fleet'
+PARTITION_FIGURE = 'partition_risk'
+# Figures a partition explains: their alerts are silenced while the partition alert fires.
+PARTITION_SYMPTOMS = ('error_rate', 'latency_p50', 'latency_p95', 'latency_p99')
+
+
+def _humanize(rule, value='$value'):
     if rule.unit == 'ratio':
-        return '{{ $value | humanizePercentage }}'
+        return '{{ %s | humanizePercentage }}' % value
     if rule.unit == 'seconds':
-        return '{{ $value | humanizeDuration }}'
-    return '{{ $value | humanize }}'
+        return '{{ %s | humanizeDuration }}' % value
+    return '{{ %s | humanize }}' % value
 
 
-def alerting_rule_groups(ruleset):
+def _shown_threshold(rule):
+    if rule.unit == 'ratio':
+        return '%g %%' % (rule.threshold * 100)
+    return '%g%s' % (rule.threshold, ' s' if rule.unit == 'seconds' else '')
+
+
+def runbook_url(rule, base_url=None):
+    return '%s/%s.md' % ((base_url or RUNBOOK_BASE_URL).rstrip('/'), rule.id)
+
+
+def hosts_query(rule, ruleset):
+    """PromQL of the hosts whose own figure breaches the rule (the gate's breaching_hosts query)."""
+    return '%s %s %s' % (rule_promql(rule, ruleset, by=('host',)), rule.comparison, _number(rule.threshold))
+
+
+def alert_description(rule, ruleset):
+    """Names the metric, its value, the threshold, the transport and the hosts (a Prometheus template)."""
+    transport = 'all transports' if rule.transport == 'all' else rule.transport
+    hosts = ('{{ with query `%s` }}{{ range $i, $s := . }}{{ if $i }}, {{ end }}{{ $s.Labels.host }} (%s){{ end }}'
+             '{{ else }}none alone (only the fleet-wide figure is){{ end }}' % (hosts_query(rule, ruleset),
+                                                                               _humanize(rule, '$s.Value')))
+    text = '%s: %s (%s) is %s, threshold %s %s for %s. Hosts above the threshold: %s.' % (
+        rule.id, rule.metric or 'the PromQL condition', transport, _humanize(rule), rule.comparison,
+        _shown_threshold(rule), rule.for_, hosts)
+    return ('%s %s' % (rule.description.strip(), text)) if rule.description else text
+
+
+def alerting_rule_groups(ruleset, runbook_base_url=None):
+    """The alerting rules: labels severity, transport, rule_id, figure, scope; annotations summary,
+    description (metric, value, threshold, transport, hosts), value, threshold, runbook_url."""
     alerts = []
     for rule in ruleset.rules:
         if not rule.enabled:
             continue
-        threshold = rule.threshold
-        shown = ('%g %%' % (threshold * 100)) if rule.unit == 'ratio' \
-            else '%g%s' % (threshold, ' s' if rule.unit == 'seconds' else '')
         alerts.append({
             'alert': rule.name,
             'expr': alert_expr(rule, ruleset),
             'for': rule.for_,
-            'labels': {'severity': rule.severity, 'transport': rule.transport, 'rule_id': rule.id},
+            'labels': {'severity': rule.severity, 'transport': rule.transport, 'rule_id': rule.id,
+                       'figure': rule.metric or 'promql', 'scope': ALERT_SCOPE},
             'annotations': {
                 'summary': rule.summary or rule.name,
-                'description': '%s: %s is %s (threshold %s %s, for %s).' % (
-                    rule.id, rule.metric or 'value', _humanize(rule), rule.comparison, shown, rule.for_),
+                'description': alert_description(rule, ruleset),
+                'value': '{{ $value }}',
+                'threshold': '%s %s' % (rule.comparison, _number(rule.threshold)),
+                'runbook_url': runbook_url(rule, runbook_base_url),
             },
         })
     return {'groups': [{'name': ALERTING_GROUP, 'interval': ruleset.step, 'rules': alerts}]}
 
 
 RECEIVER_BY_SEVERITY = {'critical': 'page', 'warning': 'notify', 'info': 'log'}
+RECEIVERS = ('page', 'notify', 'log')
+DEFAULT_TIMINGS = {'group_wait': '30s', 'group_interval': '5m', 'repeat_interval': '4h'}
+
+# One notification text for every integration: what fired, the value, the runbook.
+NOTIFICATION_TEXT = (
+    '{{ range .Alerts }}[{{ .Status | toUpper }}] {{ .Labels.alertname }} ({{ .Labels.severity }}, '
+    'transport {{ .Labels.transport }})\n{{ .Annotations.summary }}\n{{ .Annotations.description }}\n'
+    'Value: {{ .Annotations.value }} (threshold {{ .Annotations.threshold }})\n'
+    'Runbook: {{ .Annotations.runbook_url }}\n\n{{ end }}')
+NOTIFICATION_TITLE = ('[{{ .Status | toUpper }}{{ if eq .Status "firing" }}:{{ .Alerts.Firing | len }}{{ end }}] '
+                      '{{ .GroupLabels.alertname }} ({{ .CommonLabels.severity }}, transport '
+                      '{{ .CommonLabels.transport }})')
+
+# Integration type -> (required fields, optional fields, secret fields). Secrets are never shown in
+# an error message and the monitoring role writes the file with no_log.
+INTEGRATIONS = {
+    'webhook': (('url',), ('send_resolved', 'max_alerts', 'token'), ('token',)),
+    'email': (('to',), ('from', 'smarthost', 'auth_username', 'auth_password', 'auth_secret', 'auth_identity',
+                        'require_tls', 'send_resolved'), ('auth_password', 'auth_secret')),
+    'slack': (('api_url',), ('channel', 'username', 'send_resolved'), ('api_url',)),
+    'pagerduty': ((), ('routing_key', 'service_key', 'url', 'severity', 'send_resolved'),
+                  ('routing_key', 'service_key')),
+}
+SECRET_FIELDS = frozenset(f for spec in INTEGRATIONS.values() for f in spec[2])
 
 
-def alertmanager_config(ruleset, receivers=None, group_by=('alertname', 'transport'), base=None):
+def check_receivers(receivers, variable='monitoring_alertmanager_receivers'):
+    """Every problem of the receivers variable (names fields, never values); [] when valid.
+
+    Two forms per receiver (page, notify, log): a list of typed integrations
+    (``[{type: webhook, url: ...}, {type: pagerduty, routing_key: ...}]``) or a mapping of
+    Alertmanager's own ``*_configs`` (passed through).
+    """
+    problems = []
+    if receivers in (None, ''):
+        return problems
+    if not isinstance(receivers, dict):
+        return ['%s must be a mapping of receiver (page, notify, log) to integrations, got %s'
+                % (variable, type(receivers).__name__)]
+    for name, integrations in receivers.items():
+        where = '%s.%s' % (variable, name)
+        if name not in RECEIVERS:
+            problems.append('%s: unknown receiver; known: %s' % (where, ', '.join(RECEIVERS)))
+            continue
+        if integrations is None or isinstance(integrations, dict):
+            continue  # nothing, or Alertmanager's own receiver fields
+        if not isinstance(integrations, list):
+            problems.append('%s must be a list of integrations ({type: webhook|email|slack|pagerduty, ...}), got %s'
+                            % (where, type(integrations).__name__))
+            continue
+        for index, item in enumerate(integrations):
+            at = '%s[%d]' % (where, index)
+            if not isinstance(item, dict):
+                problems.append('%s must be a mapping with a type, got %s' % (at, type(item).__name__))
+                continue
+            kind = item.get('type')
+            if kind not in INTEGRATIONS:
+                problems.append('%s.type must be one of %s' % (at, ', '.join(INTEGRATIONS)))
+                continue
+            required, optional, _secret = INTEGRATIONS[kind]
+            for key in required:
+                if not item.get(key):
+                    problems.append('%s (%s): %s is required' % (at, kind, key))
+            for key in sorted(set(item) - set(required) - set(optional) - {'type'}):
+                problems.append('%s (%s): unknown field %s; known: %s' % (at, kind, key,
+                                                                        ', '.join(required + optional)))
+            if kind == 'pagerduty' and not (item.get('routing_key') or item.get('service_key')):
+                problems.append('%s (pagerduty): routing_key (Events API v2) or service_key is required' % at)
+            if kind == 'webhook' and item.get('url') and not str(item['url']).startswith(('http://', 'https://')):
+                problems.append('%s (webhook): url must start with http:// or https://' % at)
+    return problems
+
+
+def _integration(item):
+    kind = item['type']
+    resolved = item.get('send_resolved', True)
+    if kind == 'webhook':
+        out = {'url': item['url'], 'send_resolved': resolved, 'max_alerts': item.get('max_alerts', 0)}
+        if item.get('token'):
+            out['http_config'] = {'authorization': {'type': 'Bearer', 'credentials': item['token']}}
+        return 'webhook_configs', out
+    if kind == 'email':
+        out = {'to': item['to'], 'send_resolved': resolved, 'require_tls': item.get('require_tls', True),
+               'headers': {'Subject': NOTIFICATION_TITLE}, 'text': NOTIFICATION_TEXT}
+        for key in ('from', 'smarthost', 'auth_username', 'auth_password', 'auth_secret', 'auth_identity'):
+            if item.get(key):
+                out[key] = item[key]
+        return 'email_configs', out
+    if kind == 'slack':
+        out = {'api_url': item['api_url'], 'send_resolved': resolved, 'title': NOTIFICATION_TITLE,
+               'text': NOTIFICATION_TEXT}
+        for key in ('channel', 'username'):
+            if item.get(key):
+                out[key] = item[key]
+        return 'slack_configs', out
+    out = {'send_resolved': resolved, 'description': NOTIFICATION_TITLE,
+           'details': {'alerts': NOTIFICATION_TEXT},
+           'links': [{'href': '{{ (index .Alerts 0).Annotations.runbook_url }}', 'text': 'runbook'}]}
+    for key in ('routing_key', 'service_key', 'url', 'severity'):
+        if item.get(key):
+            out[key] = item[key]
+    return 'pagerduty_configs', out
+
+
+def _receiver(name, integrations):
+    receiver = {'name': name}
+    if isinstance(integrations, dict):
+        receiver.update(copy.deepcopy(integrations))
+    for item in integrations or [] if isinstance(integrations, list) else []:
+        key, config = _integration(item)
+        receiver.setdefault(key, []).append(config)
+    return receiver
+
+
+def _matcher(label, names):
+    names = sorted(set(names))
+    if len(names) == 1:
+        return '%s="%s"' % (label, names[0])
+    return '%s=~"%s"' % (label, '|'.join(names))
+
+
+def inhibit_rules(ruleset):
+    """A partition alert silences the error-rate and latency alerts of the same scope; a critical
+    alert silences the warnings of its transport."""
+    enabled = [r for r in ruleset.rules if r.enabled]
+    partition = [r.name for r in enabled if r.metric == PARTITION_FIGURE]
+    symptoms = [r.name for r in enabled if r.metric in PARTITION_SYMPTOMS]
+    rules = []
+    if partition and symptoms:
+        rules.append({'source_matchers': [_matcher('alertname', partition)],
+                      'target_matchers': [_matcher('alertname', symptoms)],
+                      'equal': ['scope']})
+    rules.append({'source_matchers': ['severity="critical"'], 'target_matchers': ['severity="warning"'],
+                  'equal': ['transport']})
+    return rules
+
+
+def alertmanager_config(ruleset, receivers=None, group_by=('alertname', 'transport'), base=None, timings=None):
     """Alertmanager configuration: critical pages, warning notifies, info only logs.
 
-    ``receivers``: ``{'page': {...receiver configs...}, 'notify': {...}}`` merged into
-    the three receivers; ``log`` has no integrations (Alertmanager logs and shows the
-    alert, nobody is notified). Each rule gets a route whose ``repeat_interval`` is its
-    cooldown, so a firing alert re-notifies at most once per cooldown.
+    ``receivers``: ``{'page': [...integrations...], 'notify': [...], 'log': [...]}`` (see
+    check_receivers); ``log`` usually has none (Alertmanager keeps and shows the alert, nobody is
+    notified). Each rule gets a route whose ``repeat_interval`` is its cooldown, so a firing alert
+    re-notifies at most once per cooldown. ``timings``: group_wait, group_interval,
+    repeat_interval of the root route (short in the simulated inventory).
     """
+    problems = check_receivers(receivers)
+    if problems:
+        raise AlertRulesError('invalid Alertmanager receivers:\n  - %s' % '\n  - '.join(problems))
     receivers = receivers or {}
-    unknown = set(receivers) - set(RECEIVER_BY_SEVERITY.values())
-    if unknown:
-        raise AlertRulesError('monitoring receivers: unknown receiver(s) %s; known: page, notify, log'
-                              % ', '.join(sorted(unknown)))
+    timings = dict(DEFAULT_TIMINGS, **{k: v for k, v in (timings or {}).items() if v})
+    for key, value in timings.items():
+        if key not in DEFAULT_TIMINGS:
+            raise AlertRulesError('Alertmanager timings: unknown %r; known: %s' % (key, ', '.join(DEFAULT_TIMINGS)))
+        try:
+            parse_duration(value)
+        except AlertRulesError as exc:
+            raise AlertRulesError('Alertmanager timings: %s: %s' % (key, exc)) from None
     routes = []
     for rule in ruleset.rules:
         if rule.enabled:
@@ -142,13 +326,9 @@ def alertmanager_config(ruleset, receivers=None, group_by=('alertname', 'transpo
     for severity in SEVERITIES:
         routes.append({'receiver': RECEIVER_BY_SEVERITY[severity], 'matchers': ['severity="%s"' % severity]})
     config = copy.deepcopy(base) if base else {}
-    config['route'] = {'receiver': 'log', 'group_by': list(group_by), 'group_wait': '30s',
-                       'group_interval': '5m', 'repeat_interval': '4h', 'routes': routes}
-    config['receivers'] = [dict({'name': name}, **copy.deepcopy(receivers.get(name) or {}))
-                           for name in ('page', 'notify', 'log')]
-    config['inhibit_rules'] = [{'source_matchers': ['severity="critical"'],
-                                'target_matchers': ['severity="warning"'],
-                                'equal': ['transport']}]
+    config['route'] = dict({'receiver': 'log', 'group_by': list(group_by)}, **timings, routes=routes)
+    config['receivers'] = [_receiver(name, receivers.get(name)) for name in RECEIVERS]
+    config['inhibit_rules'] = inhibit_rules(ruleset)
     return config
 
 
