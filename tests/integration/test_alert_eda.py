@@ -14,60 +14,24 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import shutil
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 import yaml
+from alerting_stack import ROOT, RULEBOOK_BIN, ansible_env, inventory_dir, playbook, require
 
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils import ledger as ledger_lib
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
-BIN = ROOT / '.venv' / 'bin'
 RULEBOOK = ROOT / 'extensions' / 'eda' / 'rulebooks' / 'rollback_on_alert.yml'
-# ansible-rulebook has its own virtualenv (scripts/setup.sh: it pins websockets below the dashboard's).
-RULEBOOK_BIN = ROOT / '.venv-eda' / 'bin' / 'ansible-rulebook'
 PARTITIONED = ['sim-host-01', 'sim-host-02']
 
 testing = pytest.importorskip('ant_fleet_sim.testing')
 receivers = pytest.importorskip('ant_fleet_sim.receivers')
-
-
-def _require(tool):
-    path = shutil.which(tool) or (str(BIN / tool) if (BIN / tool).exists() else None)
-    if path is None:
-        if os.environ.get('CI') == 'true':
-            pytest.fail('%s is not installed (scripts/setup.sh installs it)' % tool)
-        pytest.skip('%s is not installed (run make setup)' % tool)
-    return path
-
-
-def ansible_env(ledger):
-    env = dict(os.environ)
-    env.update(ANSIBLE_CONFIG=str(ROOT / 'ansible.cfg'), ANT_MIGRATION_LEDGER=str(ledger), ANSIBLE_FORCE_COLOR='0',
-               PATH='%s:%s' % (Path(sys.executable).parent, env.get('PATH', '')))
-    for name in [n for n in env if n.startswith('MIGRATION_PROMETHEUS_')]:
-        del env[name]
-    return env
-
-
-def inventory_dir(stack, directory, extra):
-    """The stack's hosts with the committed simulated group_vars, plus this test's endpoints."""
-    inv = directory / 'inventory'
-    (inv / 'group_vars' / 'all').mkdir(parents=True)
-    shutil.copy(stack.inventory, inv / 'hosts.yml')
-    for path in (ROOT / 'inventories' / 'sim' / 'group_vars' / 'all').glob('*.yml'):
-        shutil.copy(path, inv / 'group_vars' / 'all' / path.name)
-    (inv / 'group_vars' / 'all' / 'zz_test.yml').write_text(yaml.safe_dump(extra, sort_keys=False))
-    return inv
 
 
 def wait_port(port, timeout=120.0, proc=None, log=None):
@@ -88,31 +52,22 @@ def modes(stack):
 
 @pytest.fixture(scope='module')
 def eda(tmp_path_factory):
-    _require('prometheus-alertmanager')
-    RULEBOOK_BIN.exists() or _require('ansible-rulebook')
-    if shutil.which('java') is None:
-        if os.environ.get('CI') == 'true':
-            pytest.fail('java is not installed (scripts/setup.sh installs openjdk-17-jre-headless)')
-        pytest.skip('java is not installed')
+    require('prometheus-alertmanager')
+    require('ansible-rulebook', RULEBOOK_BIN)
+    require('java')
     directory = tmp_path_factory.mktemp('eda')
     ledger = directory / 'ledger.sqlite3'
     source_port = testing.layout.free_port()
-    with testing.SimStack(directory / 'fleet', hosts=4, nodes_per_host=2, ready_delay=0.5, alertmanager=True) as stack, \
-            receivers.WebhookReceiver() as hook:
+    fleet = testing.SimStack(directory / 'fleet', hosts=4, nodes_per_host=2, ready_delay=0.5, alertmanager=True)
+    with fleet as stack, receivers.WebhookReceiver() as hook:
         inv = inventory_dir(stack, directory, {
-            'migration_prometheus_url': stack.prometheus_url,
-            'migration_sim_api_url': stack.api_url,
-            'monitoring_rules_dir': str(stack.state.prometheus_dir / 'rules'),
-            'monitoring_alertmanager_config_path': str(stack.alertmanager_config_path),
-            'monitoring_alertmanager_url': stack.alertmanager_url,
             'monitoring_alertmanager_receivers': {
                 'page': [{'type': 'webhook', 'url': 'http://127.0.0.1:%d/alerts' % source_port},
                          {'type': 'webhook', 'url': hook.url}],
             },
         })
         env = ansible_env(ledger)
-        proc = subprocess.run([str(BIN / 'ansible-playbook'), '-i', str(inv), str(ROOT / 'playbooks' / 'monitoring.yml')],
-                              cwd=str(ROOT), env=env, capture_output=True, text=True, timeout=300)
+        proc = playbook(inv, 'monitoring.yml', ledger)
         assert proc.returncode == 0, proc.stdout + proc.stderr
         stack.wait_targets_up()
         variables = directory / 'eda-vars.yml'
@@ -197,7 +152,6 @@ def test_partition_is_rolled_back_by_the_rulebook(eda):
     assert 'docs/runbooks/network_partition_risk.md' in reason
 
     # The second alert was seen and refused: one rollback run only, and the rulebook says why.
-    time.sleep(0)  # nothing to wait for: the refusal was decided when the alert arrived
     assert len(rollback_runs(ledger)) == 1
     assert 'nothing started' in eda['log'].read_text()
 
@@ -207,11 +161,8 @@ def test_alert_text_is_never_templated(eda, tmp_path):
     evil = "{{ lookup('ansible.builtin.pipe', 'touch %s') }}" % (tmp_path / 'pwned')
     text = 'alert X firing since now | %s' % evil
     inv = eda['inventory']
-    proc = subprocess.run(
-        [str(BIN / 'ansible-playbook'), '-i', str(inv), str(ROOT / 'playbooks' / 'rollback.yml'),
-         '-e', json.dumps({'strategy': 'fast', 'trigger': 'alert:X',
-                           'reason_b64': base64.b64encode(text.encode()).decode()})],
-        cwd=str(ROOT), env=ansible_env(eda['ledger']), capture_output=True, text=True, timeout=300)
+    proc = playbook(inv, 'rollback.yml', eda['ledger'], '-e', json.dumps(
+        {'strategy': 'fast', 'trigger': 'alert:X', 'reason_b64': base64.b64encode(text.encode()).decode()}))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert not (tmp_path / 'pwned').exists()
     with ledger_lib.open_ledger(str(eda['ledger'])) as book:
