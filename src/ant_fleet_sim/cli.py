@@ -181,9 +181,20 @@ def fault_crash(state_dir, hosts, nodes, mode, behaviour):
 @SCOPE_HOSTS
 @SCOPE_NODES
 @click.option('--delay-s', type=float, help='Answer after this many seconds instead of never.')
-def fault_unresponsive(state_dir, hosts, nodes, delay_s):
-    """Nodes accept connections but never answer (or answer late)."""
-    _post_fault(state_dir, {'kind': 'unresponsive', 'hosts': _csv(hosts), 'nodes': _csv(nodes), 'delay_s': delay_s})
+@click.option('--rpc/--no-rpc', default=True, show_default=True, help='Whether the node\'s RPC hangs too.')
+def fault_unresponsive(state_dir, hosts, nodes, delay_s, rpc):
+    """Hung nodes: metrics (and RPC) accept connections but never answer (or answer late)."""
+    _post_fault(state_dir, {'kind': 'unresponsive', 'hosts': _csv(hosts), 'nodes': _csv(nodes), 'delay_s': delay_s,
+                            'rpc': rpc})
+
+
+@fault.command('rpc-unresponsive')
+@STATE_DIR
+@SCOPE_HOSTS
+@SCOPE_NODES
+def fault_rpc_unresponsive(state_dir, hosts, nodes):
+    """Only the nodes' RPC hangs: antctl start / stop / upgrade of their hosts fail."""
+    _post_fault(state_dir, {'kind': 'rpc_unresponsive', 'hosts': _csv(hosts), 'nodes': _csv(nodes)})
 
 
 @fault.command('partition')
