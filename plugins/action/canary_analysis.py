@@ -16,7 +16,7 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.autonomi.network_migration.plugins.action.migration_gate import LedgerAdapter, LedgerProblem
-from ansible_collections.autonomi.network_migration.plugins.plugin_utils import alert_rules, canary_analysis
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils import alert_rules, canary_analysis, redaction
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils.prometheus import (
     CONNECTION_ARGSPEC,
     PrometheusClient,
@@ -101,7 +101,8 @@ class ActionModule(ActionBase):
                               comparisons=[{k: c[k] for k in SUMMARY_KEYS} for c in result['comparisons']])
             except LedgerProblem as exc:
                 result.update(failed=True, msg='%s: %s; failing closed' % (ANALYSIS, exc))
-            result['ledger'] = {'location': ledger.location if ledger.enabled else None, 'written': ledger.written}
+            result['ledger'] = {'location': redaction.redact_location(ledger.location) if ledger.enabled else None,
+                                'written': ledger.written}
             if ledger.note:
                 result.setdefault('warnings', []).append(ledger.note)
         return result

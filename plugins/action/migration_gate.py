@@ -20,7 +20,7 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
-from ansible_collections.autonomi.network_migration.plugins.plugin_utils import alert_rules
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils import alert_rules, identity, redaction
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils.prometheus import (
     CONNECTION_ARGSPEC,
     PrometheusClient,
@@ -90,7 +90,8 @@ class LedgerAdapter:
             return self._lib.open_ledger(self.location)
         except Exception as exc:  # pylint: disable=broad-exception-caught  # fail closed on any ledger error
             raise LedgerProblem('cannot open the migration ledger at %s (%s: %s)'
-                                % (self._lib.redact(str(self.location)), type(exc).__name__, exc)) from None
+                                % (redaction.redact_location(self.location), type(exc).__name__,
+                                   redaction.redact_text(exc))) from None
 
     def _call(self, what, func):
         handle = self._ledger()
@@ -110,7 +111,7 @@ class LedgerAdapter:
 
     @property
     def operator(self):
-        return os.environ.get('ANT_MIGRATION_OPERATOR') or GATE
+        return identity.operator()   # the run's operator (the callback exports it), never the module's name
 
     def flags(self):
         return self._call('reading the pause/halt flags', lambda h: h.get_flags()) or {}
@@ -376,7 +377,8 @@ class ActionModule(ActionBase):
         finally:
             client.close()
         result['notes'] = notes
-        result['ledger'] = {'location': ledger.location if ledger.enabled else None, 'written': ledger.written}
+        result['ledger'] = {'location': redaction.redact_location(ledger.location) if ledger.enabled else None,
+                            'written': ledger.written}
         if ledger.note:
             result.setdefault('warnings', []).append(ledger.note)
         if result.get('failed'):

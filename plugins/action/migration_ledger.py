@@ -7,9 +7,6 @@
 from __future__ import annotations
 
 import datetime
-import getpass
-import os
-import socket
 import time
 
 from ansible.errors import AnsibleActionFail
@@ -17,6 +14,7 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.autonomi.network_migration.plugins.module_utils import _modes
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils import identity, redaction
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils import ledger as ledger_lib
 
 ARGUMENT_SPEC = dict(
@@ -50,8 +48,9 @@ WRITE_OPS = frozenset(['pause', 'resume', 'halt', 'lock', 'unlock', 'mark', 'eve
 NOT_CHANGES = frozenset(['event', 'lock', 'unlock'])
 
 
-def default_operator():
-    return os.environ.get('ANT_MIGRATION_OPERATOR') or '%s@%s' % (getpass.getuser(), socket.gethostname())
+def default_operator(task_vars=None):
+    """The run's operator: the one derivation (AWX user, operator extra var, environment, OS user)."""
+    return identity.operator(task_vars or {})
 
 
 class ActionModule(ActionBase):
@@ -66,14 +65,14 @@ class ActionModule(ActionBase):
         if validation.error_messages:
             raise AnsibleActionFail('migration_ledger: %s' % '; '.join(validation.error_messages))
         args = validation.validated_parameters
-        args['operator'] = args['operator'] or default_operator()
+        args['operator'] = args['operator'] or default_operator(task_vars)
         if self._play_context.check_mode and args['op'] in WRITE_OPS:
             return dict(result, changed=args['op'] not in NOT_CHANGES,
                         msg='check mode: op=%s would write to the ledger' % args['op'])
         try:
             ledger = ledger_lib.open_ledger(ledger_lib.resolve_ledger_location(args['ledger']))
         except ledger_lib.LedgerError as exc:
-            raise AnsibleActionFail('migration ledger unusable: %s' % exc) from None
+            raise AnsibleActionFail('migration ledger unusable: %s' % redaction.redact_text(exc)) from None
         if args['op'] == 'reconcile':
             args['observed'] = self._observed(task_vars or {}, args)
             if self._play_context.check_mode:
@@ -147,19 +146,19 @@ class ActionModule(ActionBase):
         if already:
             return {'changed': False,
                     'msg': 'already paused by %s: %s' % (already.get('operator'), already.get('reason'))}
-        ledger.set_pause(reason, args['operator'])
+        ledger.set_pause(reason, args['operator'], run_id=identity.run_id())
         return {'changed': True, 'msg': 'migration paused by %s: %s' % (args['operator'], reason)}
 
     def _op_resume(self, ledger, args):
         flags = ledger.get_flags()
         if not flags.get('paused') and not flags.get('halted'):
             return {'changed': False, 'msg': 'migration is neither paused nor halted'}
-        ledger.resume(args['operator'], ack=args['ack'])
+        ledger.resume(args['operator'], ack=args['ack'], run_id=identity.run_id())
         return {'changed': True, 'msg': 'migration resumed by %s' % args['operator'], 'cleared': flags}
 
     def _op_halt(self, ledger, args):
         reason = self._need(args, 'reason', 'a halt needs a reason')
-        ledger.set_halt(reason, args['operator'], source=args['playbook'] or 'playbook')
+        ledger.set_halt(reason, args['operator'], source=args['playbook'] or 'playbook', run_id=identity.run_id())
         return {'changed': True, 'msg': 'migration halted: %s' % reason}
 
     def _op_lock(self, ledger, args):
@@ -167,13 +166,14 @@ class ActionModule(ActionBase):
         if args['force']:
             reason = self._need(args, 'reason', 'forcing the lock needs a reason')
             ledger.force_unlock(args['operator'], reason)
-        ledger.acquire_lock(holder, args['playbook'] or 'unknown', stale_after=args['stale_after'])
+        ledger.acquire_lock(holder, args['playbook'] or 'unknown', stale_after=args['stale_after'],
+                            run_id=identity.run_id())
         # The run lock lives only as long as the run: taking and releasing it is not a change of
         # the migration (a re-run that does nothing else reports changed=false). Forcing is.
         return {'changed': bool(args['force']), 'holder': holder}
 
     def _op_unlock(self, ledger, args):
-        ledger.release_lock(self._holder(args))
+        ledger.release_lock(self._holder(args), run_id=identity.run_id())
         return {'changed': False}
 
     def _op_mark(self, ledger, args):
@@ -188,13 +188,13 @@ class ActionModule(ActionBase):
             ledger.record_transition(node['host'], node['service_name'], node.get('peer_id'), state,
                                      mode=_modes.STATE_MODE[state], version=node.get('version'),
                                      reason=args['reason'] or 'marked by playbook',
-                                     run_id=os.environ.get('ANT_MIGRATION_RUN_ID'))
+                                     run_id=identity.run_id())
             moved.append('%s/%s' % (node['host'], node['service_name']))
         return {'changed': bool(moved), 'moved': moved}
 
     def _op_event(self, ledger, args):
         kind = self._need(args, 'kind', 'op=event needs kind')
-        ledger.record_event(kind, run_id=os.environ.get('ANT_MIGRATION_RUN_ID'),
+        ledger.record_event(kind, run_id=identity.run_id(),
                             operator=args['operator'], reason=args['reason'], **args['data'])
         # Events are the audit trail: appending one changes neither a node nor a flag.
         return {'changed': False}
@@ -204,7 +204,7 @@ class ActionModule(ActionBase):
         previous = ledger.canary_verdict() or {}
         data = dict(args['data'])
         data.update(hosts=args['hosts'] or [], reason=args['reason'], operator=args['operator'])
-        ledger.set_canary_verdict(verdict, run_id=os.environ.get(ledger_lib.ENV_RUN_ID), **data)
+        ledger.set_canary_verdict(verdict, run_id=identity.run_id(), **data)
         changed = previous.get('verdict') != verdict or sorted(previous.get('hosts') or []) != sorted(data['hosts'])
         return {'changed': changed, 'verdict': verdict}
 
@@ -216,7 +216,7 @@ class ActionModule(ActionBase):
         """Compare the ledger with transport_info from the hosts; with fix=true, correct the ledger."""
         observed, missing = args['observed']
         report = ledger.reconcile(observed, fix=args['fix'], operator=args['operator'],
-                                  run_id=os.environ.get(ledger_lib.ENV_RUN_ID))
+                                  run_id=identity.run_id())
         drift = report['drift']
         if not drift:
             msg = 'the ledger agrees with the %d node(s) the hosts report' % report['checked']
@@ -252,4 +252,4 @@ class ActionModule(ActionBase):
     def _holder(args):
         # The same holder string the migration_tracker callback uses for this controller process,
         # so that the callback keeps the lock alive and releases it if the play dies.
-        return os.environ.get(ledger_lib.ENV_LOCK_HOLDER) or ledger_lib.default_holder(args['operator'].split('@')[0])
+        return identity.lock_holder(args['operator'])

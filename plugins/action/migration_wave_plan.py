@@ -80,49 +80,17 @@ class ActionModule(ActionBase):
         try:
             plan = wave_planning.plan_wave(nodes, args['wave'], stage=args['stage'], batches=args['batches'],
                                            exclude_hosts=args['exclude_hosts'],
-                                           max_close_group_share=args['max_close_group_share'])
+                                           max_close_group_share=args['max_close_group_share'],
+                                           max_partition_risk=args['max_partition_risk'],
+                                           switch_seconds=args['switch_seconds'],
+                                           default_switch_seconds=args['default_switch_seconds'],
+                                           rollback_sla_seconds=args['rollback_sla_seconds'],
+                                           rollback_forks=args['rollback_forks'])
         except wave_planning.PlanError as exc:
             return dict(result, failed=True, msg=str(exc))
-        if plan['unknown_mode_nodes']:
-            return dict(result, failed=True, plan=plan,
-                        msg='cannot plan while the mode of %d node(s) is unknown (stopped or not serving metrics): %s'
-                            % (len(plan['unknown_mode_nodes']), ', '.join(plan['unknown_mode_nodes'][:20])))
-
-        refusals = []
-        if args['stage'] == _modes.IROH_ONLY and plan['hosts']:
-            offenders = _modes.partition_violations(
-                _modes.IROH_ONLY, {'%s/%s' % (n['host'], n['service_name']): n['mode'] for n in nodes})
-            if offenders:
-                refusals.append('iroh_only is refused while %d node(s) still run libp2p_only '
-                                '(iroh_only and libp2p_only nodes cannot reach each other): %s'
-                                % (len(offenders), ', '.join(offenders[:20])))
-            risk = _projected_partition_risk(nodes, set(plan['hosts']), plan['batches'])
-            plan['projected_partition_risk'] = risk
-            if risk > args['max_partition_risk']:
-                refusals.append('projected partition risk %.2f of this wave exceeds %.2f'
-                                % (risk, args['max_partition_risk']))
-
-        # Rollback time is a promise: after this wave, a fast rollback of every node past
-        # libp2p_only must still fit in the SLA.
-        wave_hosts = set(plan['hosts'])
-        migrated_hosts = {n['host'] for n in nodes if n['mode'] != _modes.LIBP2P_ONLY} | wave_hosts
-        per_host = max((sum(1 for n in nodes if n['host'] == h) for h in migrated_hosts), default=0)
-        samples = args['switch_seconds'] or [args['default_switch_seconds']]
-        projection = wave_planning.project_fast_rollback(len(migrated_hosts), per_host, samples,
-                                                         forks=args['rollback_forks'])
-        projection['sla_seconds'] = args['rollback_sla_seconds']
-        projection['measured'] = bool(args['switch_seconds'])
-        plan['rollback_projection'] = projection
-        if plan['hosts'] and projection['seconds'] > args['rollback_sla_seconds']:
-            refusals.append('a fast rollback of the %d host(s) past libp2p_only after this wave would take about '
-                            '%.0f s, %.0f s over the %.0f s SLA (switch p95 %.1f s, %d forks); use a smaller wave '
-                            'or more rollback forks'
-                            % (len(migrated_hosts), projection['seconds'],
-                               projection['seconds'] - args['rollback_sla_seconds'], args['rollback_sla_seconds'],
-                               projection['switch_p95'] or 0.0, args['rollback_forks']))
         result.update(changed=False, plan=plan, msg=plan['message'])
-        if refusals:
-            result.update(failed=True, refusals=refusals, msg='wave refused: ' + '; '.join(refusals))
+        if plan['refusals']:
+            result.update(failed=True, refusals=plan['refusals'], msg='wave refused: ' + '; '.join(plan['refusals']))
         return result
 
     @staticmethod
@@ -141,24 +109,3 @@ class ActionModule(ActionBase):
             ', '.join(hosts), args['canary_count'])
         return dict(result, changed=False, plan=plan, msg=plan['message'])
 
-
-def _projected_partition_risk(nodes, wave_hosts, batches):
-    """Projected partition risk (0..1, the scale of the fleet's partition-risk rule) of an iroh_only wave.
-
-    Two sources: node pairs that could not talk once the wave's nodes run iroh_only (only
-    libp2p_only nodes are cut off from them), and the nodes of the largest batch, unreachable
-    while they restart. Each is scaled like the rule: twice the unreachable share, capped at 1.
-    """
-    total = len(nodes)
-    if total < 2:
-        return 0.0
-    modes = [(_modes.IROH_ONLY if n['host'] in wave_hosts else n['mode']) for n in nodes]
-    libp2p_only = sum(1 for m in modes if m == _modes.LIBP2P_ONLY)
-    iroh_only = sum(1 for m in modes if m == _modes.IROH_ONLY)
-    split = 2.0 * (2.0 * libp2p_only * iroh_only) / (total * (total - 1))
-    per_host = {}
-    for n in nodes:
-        per_host[n['host']] = per_host.get(n['host'], 0) + 1
-    largest_batch = max((sum(per_host.get(h, 0) for h in batch) for batch in batches), default=0)
-    restarting = 2.0 * largest_batch / total
-    return round(min(1.0, max(split, restarting)), 3)

@@ -17,6 +17,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils import redaction
+
 ENV_PREFIX = 'MIGRATION_PROMETHEUS_'
 # option -> environment variable used when the option is not set.
 ENV_FALLBACKS = {
@@ -198,11 +200,7 @@ class PrometheusClient:
 
 
 def _redact(text, settings):
-    for name in SECRET_OPTIONS:
-        secret = getattr(settings, name)
-        if secret:
-            text = text.replace(secret, '********')
-    return text
+    return redaction.redact_text(text, secrets=[getattr(settings, name) for name in SECRET_OPTIONS])
 
 
 def _samples(result, url):

@@ -2,10 +2,13 @@
 # Copyright: Contributors to the autonomi.network_migration collection
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Which hosts a wave touches, in which batches, and what a rollback of it would cost.
+"""The one planner: which hosts a wave, a promotion or a rollback touches, in which batches,
+what a rollback of it would cost, and every reason to refuse it.
 
 Pure functions: the ``migration_wave_plan`` action plugin, the CLI's dry run and the tests
-all call these with plain data.
+all call these with plain data, so the preview is the plan. ``plan_wave`` returns the
+refusals with the plan (``plan['refusals']``): nothing eligible, iroh_only while libp2p_only
+nodes exist, the projected partition risk, the rollback-time (SLA) projection.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import math
 
 from ansible_collections.autonomi.network_migration.plugins.module_utils import _kademlia, _modes
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils import validation
 
 
 class PlanError(ValueError):
@@ -75,16 +79,11 @@ def batch_sizes(spec, host_count):
 
 
 def validate_wave(wave):
-    """A wave is a fleet percentage, 0 < wave <= 100. Accepts ints and numeric strings."""
-    if isinstance(wave, bool):
-        raise PlanError('wave must be a percentage between 1 and 100, got %r' % (wave,))
+    """A wave is a fleet percentage: the one validator (validation.wave_percent) decides."""
     try:
-        value = float(wave)
-    except (TypeError, ValueError):
-        raise PlanError('wave must be a percentage between 1 and 100, got %r' % (wave,)) from None
-    if not 0 < value <= 100:
-        raise PlanError('wave must be a percentage between 1 and 100, got %s' % (wave,))
-    return value
+        return validation.wave_percent(wave)
+    except validation.InputError as exc:
+        raise PlanError(str(exc)) from None
 
 
 def _close_group_index(nodes, group_size):
@@ -100,7 +99,8 @@ def _close_group_index(nodes, group_size):
 
 
 def plan_wave(nodes, wave, stage=_modes.DUAL_STACK, batches=(1, '10%', '25%'), exclude_hosts=(),
-              max_close_group_share=0.4, close_group_size=5):
+              max_close_group_share=0.4, close_group_size=5, max_partition_risk=0.7, switch_seconds=(),
+              default_switch_seconds=60.0, rollback_sla_seconds=300.0, rollback_forks=50):
     """Plan a wave.
 
     ``nodes``: every node of the fleet as dicts with ``host``, ``service_name``, ``peer_id``
@@ -111,6 +111,9 @@ def plan_wave(nodes, wave, stage=_modes.DUAL_STACK, batches=(1, '10%', '25%'), e
     Batches are then laid out so that no batch holds more than ``max_close_group_share`` of any
     close group (the nodes of a batch may restart at the same moment): a host that would break
     that is moved to a later batch.
+
+    ``plan['refusals']`` lists every reason the wave must not run (empty: it may); see
+    ``refusals()``. ``switch_seconds`` are measured seconds-to-ready for the rollback projection.
     """
     wave = validate_wave(wave)
     if stage not in _modes.MODES[1:]:
@@ -140,12 +143,16 @@ def plan_wave(nodes, wave, stage=_modes.DUAL_STACK, batches=(1, '10%', '25%'), e
         'max_close_group_members_per_batch': 0,
         'unknown_mode_nodes': unknown,
         'message': '',
+        'refusals': [],
     }
     needed = target_nodes - at_stage
     if needed <= 0:
         plan['message'] = ('nothing to do: %.2f %% of the fleet (%d of %d nodes) is already at %s or beyond, '
                            'which meets wave=%s' % (current_percent, at_stage, total, stage, _fmt(wave)))
         return plan
+    if unknown:
+        plan['refusals'].append('cannot plan while the mode of %d node(s) is unknown (stopped or not serving '
+                                'metrics): %s' % (len(unknown), ', '.join(unknown[:20])))
 
     by_host = _nodes_by_host(nodes)
     candidates = eligible_hosts(nodes, stage, exclude_hosts)
@@ -174,7 +181,80 @@ def plan_wave(nodes, wave, stage=_modes.DUAL_STACK, batches=(1, '10%', '25%'), e
                            'fleet goes from %.2f %% to %.2f %%'
                            % (_fmt(wave), len(chosen), count, stage, len(layout), plan['batch_sizes'],
                               current_percent, 100.0 * (at_stage + count) / total))
+    plan['refusals'] += refusals(nodes, plan, needed, max_partition_risk=max_partition_risk,
+                                 switch_seconds=switch_seconds, default_switch_seconds=default_switch_seconds,
+                                 rollback_sla_seconds=rollback_sla_seconds, rollback_forks=rollback_forks)
     return plan
+
+
+def refusals(nodes, plan, needed, max_partition_risk=0.7, switch_seconds=(), default_switch_seconds=60.0,
+             rollback_sla_seconds=300.0, rollback_forks=50):
+    """Every reason the planned wave must not run, each a sentence that says what to do.
+
+    Fills ``plan['rollback_projection']`` and, for iroh_only, ``plan['projected_partition_risk']``.
+    """
+    out = []
+    stage = plan['stage']
+    modes_now = {'%s/%s' % (n['host'], n['service_name']): n.get('mode') for n in nodes}
+    if stage == _modes.IROH_ONLY:
+        offenders = _modes.partition_violations(_modes.IROH_ONLY, modes_now)
+        if offenders:
+            out.append('iroh_only is refused while %d node(s) still run libp2p_only (iroh_only and libp2p_only '
+                       'nodes cannot reach each other): %s' % (len(offenders), ', '.join(offenders[:20])))
+    if needed > 0 and not plan['hosts']:
+        previous = _modes.MODES[_modes.MODES.index(stage) - 1]
+        behind = {}
+        for mode in modes_now.values():
+            if mode in _modes.MODES and _modes.MODES.index(mode) < _modes.MODES.index(stage):
+                behind[mode] = behind.get(mode, 0) + 1
+        out.append('nothing eligible: wave=%s needs %d more node(s) at %s, but no host outside the excluded ones '
+                   'has all its nodes below %s at %s (forward moves go one step at a time; below %s now: %s)'
+                   % (_fmt(plan['wave']), needed, stage, stage, previous, stage,
+                      ', '.join('%d %s' % (c, m) for m, c in sorted(behind.items())) or 'none'))
+    if stage == _modes.IROH_ONLY and plan['hosts']:
+        risk = projected_partition_risk(nodes, set(plan['hosts']), plan['batches'])
+        plan['projected_partition_risk'] = risk
+        if risk > max_partition_risk:
+            out.append('projected partition risk %.2f of this wave exceeds %.2f' % (risk, max_partition_risk))
+    # Rollback time is a promise: after this wave, a fast rollback of every node past
+    # libp2p_only must still fit in the SLA.
+    wave_hosts = set(plan['hosts'])
+    migrated_hosts = {n['host'] for n in nodes if n.get('mode') != _modes.LIBP2P_ONLY} | wave_hosts
+    per_host = max((sum(1 for n in nodes if n['host'] == h) for h in migrated_hosts), default=0)
+    samples = list(switch_seconds or []) or [default_switch_seconds]
+    projection = project_fast_rollback(len(migrated_hosts), per_host, samples, forks=rollback_forks)
+    projection['sla_seconds'] = rollback_sla_seconds
+    projection['measured'] = bool(switch_seconds)
+    plan['rollback_projection'] = projection
+    if plan['hosts'] and projection['seconds'] > rollback_sla_seconds:
+        out.append('a fast rollback of the %d host(s) past libp2p_only after this wave would take about '
+                   '%.0f s, %.0f s over the %.0f s SLA (switch p95 %.1f s, %d forks); use a smaller wave '
+                   'or more rollback forks'
+                   % (len(migrated_hosts), projection['seconds'], projection['seconds'] - rollback_sla_seconds,
+                      rollback_sla_seconds, projection['switch_p95'] or 0.0, rollback_forks))
+    return out
+
+
+def projected_partition_risk(nodes, wave_hosts, batches):
+    """Projected partition risk (0..1, the scale of the fleet's partition-risk rule) of an iroh_only wave.
+
+    Two sources: node pairs that could not talk once the wave's nodes run iroh_only (only
+    libp2p_only nodes are cut off from them), and the nodes of the largest batch, unreachable
+    while they restart. Each is scaled like the rule: twice the unreachable share, capped at 1.
+    """
+    total = len(nodes)
+    if total < 2:
+        return 0.0
+    modes = [(_modes.IROH_ONLY if n['host'] in wave_hosts else n.get('mode')) for n in nodes]
+    libp2p_only = sum(1 for m in modes if m == _modes.LIBP2P_ONLY)
+    iroh_only = sum(1 for m in modes if m == _modes.IROH_ONLY)
+    split = 2.0 * (2.0 * libp2p_only * iroh_only) / (total * (total - 1))
+    per_host = {}
+    for n in nodes:
+        per_host[n['host']] = per_host.get(n['host'], 0) + 1
+    largest_batch = max((sum(per_host.get(h, 0) for h in batch) for batch in batches), default=0)
+    restarting = 2.0 * largest_batch / total
+    return round(min(1.0, max(split, restarting)), 3)
 
 
 def _nodes_by_host(nodes):

@@ -104,7 +104,8 @@ def rollback(settings, strategy, target, reason, yes, operator):
                 f'({strategy} strategy)?')
     if not yes and not click.confirm(question, default=False):
         raise click.Abort()
-    extravars = {'strategy': strategy, 'target': target, 'reason': reason, 'operator': operator}
+    # rollback_strategy, not strategy: ansible-core warns about any variable named after a play keyword.
+    extravars = {'rollback_strategy': strategy, 'target': target, 'reason': reason, 'operator': operator}
     common.run_or_fail(settings, console, 'rollback.yml', extravars, f'rollback ({strategy})', location,
                        expected_hosts=len(hosts))
     console.print(f"[bold]rolled back[/bold] {planned['nodes_to_switch']} nodes on {len(hosts)} hosts to {target}")

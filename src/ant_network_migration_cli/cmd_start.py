@@ -12,7 +12,7 @@ import click
 from rich.markup import escape
 
 from . import common, fleet, ledger_io, plan, render
-from .errors import EXIT_CODES_HELP, BadInput, Refused, RunFailed
+from .errors import EXIT_CODES_HELP, BadInput, Refused, RunFailed, redact
 
 
 def _check_plan_against_inventory(data, inventory):
@@ -109,18 +109,35 @@ def _selection(data, inventory, handle):
             canary_count=canary.get('count', 0), canary_hosts=_canary_hosts(data, inventory) if canary else (),
             canary_done=_canary_passed(handle.canary_verdict()),
             default_batches=data.get('batches') or plan.DEFAULT_BATCHES,
-            max_close_group_share=_float_or_none(common.inventory_var(inventory, 'wave_max_close_group_share')))
+            max_close_group_share=_float_or_none(common.inventory_var(inventory, 'wave_max_close_group_share')),
+            planning=_planning(inventory, handle))
     except plan.PlanError as exc:
         raise BadInput(str(exc)) from None
 
 
 
 
-def _float_or_none(value):
+def _planning(inventory, handle):
+    """The refusal settings the rollout's planner uses: the wave role's variables as the inventory
+    sets them (else the role's defaults), the measured switch times in the ledger, this
+    controller's forks (the rollback's parallelism)."""
+    settings = {'switch_seconds': list(handle.switch_times(limit=1000))}
+    for variable, key in (('wave_max_partition_risk', 'max_partition_risk'),
+                          ('wave_rollback_sla_seconds', 'rollback_sla_seconds')):
+        value = common.inventory_var(inventory, variable)
+        if value is not None:
+            settings[key] = _float_or_none(value, variable)
+    forks = common.inventory_var(inventory, 'wave_rollback_forks')
+    settings['rollback_forks'] = int(_float_or_none(forks, 'wave_rollback_forks')) if forks is not None \
+        else fleet.ansible_forks()
+    return settings
+
+
+def _float_or_none(value, variable='wave_max_close_group_share'):
     try:
         return None if value is None else float(value)
     except (TypeError, ValueError):
-        raise BadInput(f'inventory variable wave_max_close_group_share={value!r} is not a number') from None
+        raise BadInput(f'inventory variable {variable}={value!r} is not a number') from None
 
 
 def _run_groups(data, inventory):
@@ -226,6 +243,12 @@ def start(settings, plan_file, dry_run, operator):
                 raise
             refusal = exc          # a dry run still shows its plan, then exits as the run would
         stages = _selection(data, inventory, handle)
+        refused = [f"wave {stage.percent} %: {reason}" for stage in stages for reason in stage.refusals]
+        if refused:
+            problem = Refused('the rollout would refuse ' + '; '.join(refused))
+            if not dry_run:
+                raise problem
+            refusal = refusal or problem
         if not data.get('canary') and not _canary_passed(handle.canary_verdict()):
             problem = BadInput('the plan has no canary stage and the ledger records no passed canary: the '
                                'rollout would refuse every wave; add `canary:` to the plan (or run canary.yml)')
@@ -235,7 +258,7 @@ def start(settings, plan_file, dry_run, operator):
     if dry_run:
         missing = '' if ledger_io.exists(location) else ' (does not exist yet: an empty ledger)'
         console.print(f'[bold]Dry run[/bold] of {escape(str(plan_file))} against {len(inventory.fleet)} hosts '
-                      + escape(f'({inventory.source}); ledger {location}{missing}. Nothing is changed.'))
+                      + escape(f'({inventory.source}); ledger {redact(location)}{missing}. Nothing is changed.'))
         wave_number = 0
         for stage in stages:
             if stage.stage == 'wave':

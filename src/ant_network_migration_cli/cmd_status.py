@@ -11,7 +11,7 @@ import click
 from rich.markup import escape
 
 from . import common, ledger_io, render
-from .errors import EXIT_CODES_HELP
+from .errors import EXIT_CODES_HELP, redact
 
 GATE_EVENT_KINDS = ('gate_verdict',)
 LAST_VERDICTS = 5
@@ -86,4 +86,4 @@ def status(settings, detailed, as_json):
     if detailed:
         console.print(render.nodes_table(data['nodes']))
         console.print(render.events_table(data['events']))
-    console.print(f'[dim]ledger: {escape(str(location))}[/dim]')
+    console.print(f'[dim]ledger: {escape(redact(location))}[/dim]')

@@ -7,7 +7,6 @@ its failure into the right message, and the ledger's lock check."""
 from __future__ import annotations
 
 import datetime
-import getpass
 import os
 import socket
 import time
@@ -40,8 +39,9 @@ def make_console():
 
 
 def operator_option():
-    return click.option('--operator', envvar='ANT_MIGRATION_OPERATOR', show_envvar=True,
-                        default=lambda: os.environ.get('USER') or getpass.getuser(),
+    from ansible_collections.autonomi.network_migration.plugins.plugin_utils import identity
+
+    return click.option('--operator', envvar=identity.ENV_OPERATOR, show_envvar=True, default=identity.os_user,
                         show_default='current user', help='Who is acting; recorded in the ledger.')
 
 

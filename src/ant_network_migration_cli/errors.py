@@ -10,20 +10,32 @@ import click
 EXIT_OK = 0
 EXIT_FAILED = 1      # a playbook run (or a check it reports) failed; Prometheus unreachable
 EXIT_BAD_INPUT = 2   # invalid options, plan, inventory or ledger location; nothing was run
-EXIT_REFUSED = 3     # refused because the migration is paused, halted or locked; nothing was run
+EXIT_REFUSED = 3     # refused: the migration is paused, halted or locked, or the planner refuses a wave
 
 EXIT_CODES_HELP = """\b
 Exit codes:
   0  success
   1  a playbook run failed or halted (the message says why), or Prometheus is unreachable
   2  bad input: options, plan, inventory or ledger location; nothing was run
-  3  refused: the migration is paused, halted or locked; nothing was run"""
+  3  refused: the migration is paused, halted or locked, or the planner refuses a wave; nothing was run"""
+
+
+def redact(text):
+    """The collection's one redaction (passwords in DSNs and URLs), for everything the CLI prints."""
+    try:
+        from ansible_collections.autonomi.network_migration.plugins.plugin_utils import redaction
+    except ImportError:   # the CLI without its collection: nothing of the ledger's can be shown anyway
+        return str(text)
+    return redaction.redact_text(text)
 
 
 class CliError(click.ClickException):
-    """An error shown as ``Error: <message>`` on stderr, exiting with ``exit_code``."""
+    """An error shown as ``Error: <message>`` on stderr, exiting with ``exit_code``; never a secret."""
 
     exit_code = EXIT_FAILED
+
+    def __init__(self, message):
+        super().__init__(redact(message))
 
 
 class RunFailed(CliError):

@@ -48,6 +48,21 @@ def ansible_config():
     return None
 
 
+def ansible_forks():
+    """``[defaults] forks`` of the shared ansible.cfg (Ansible's default 5 when unset): a fast
+    rollback's parallelism, which the rollout's rollback-time projection uses too."""
+    if os.environ.get('ANSIBLE_FORKS', '').isdigit():
+        return int(os.environ['ANSIBLE_FORKS'])
+    config = ansible_config()
+    parser = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=(';', '#'))
+    try:
+        parser.read(config or [], encoding='utf-8')
+    except (configparser.Error, OSError):
+        return 5
+    value = parser.get('defaults', 'forks', fallback='5').strip()
+    return int(value) if value.isdigit() else 5
+
+
 def default_inventory():
     """The inventory Ansible would use without -i: ANSIBLE_INVENTORY, else ansible.cfg's
     ``[defaults] inventory`` (relative to that file). None when neither is set."""

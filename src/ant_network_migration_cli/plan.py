@@ -183,6 +183,7 @@ class Selection:
     batches: tuple = ()             # hosts per serial batch
     skipped: str = ''               # why nothing is touched, if so
     notes: tuple = field(default=())
+    refusals: tuple = field(default=())   # why the rollout would refuse this wave (the planner's words)
 
 
 def _forward(mode):
@@ -191,7 +192,7 @@ def _forward(mode):
 
 def select_plan(nodes: Sequence[Mapping], waves: Sequence[Mapping], exclude: Iterable[str] = (),
                 canary_count: int = 0, canary_hosts: Sequence[str] = (), canary_done: bool = False,
-                default_batches=DEFAULT_BATCHES, max_close_group_share=None):
+                default_batches=DEFAULT_BATCHES, max_close_group_share=None, planning=None):
     """The stages of a plan and the hosts each would touch, in order.
 
     ``nodes``: every node of the fleet as dicts with ``host``, ``service_name``, ``peer_id``
@@ -199,7 +200,10 @@ def select_plan(nodes: Sequence[Mapping], waves: Sequence[Mapping], exclude: Ite
     ``canary_hosts``: explicit canaries (the plan's, or the inventory's canary group), else
     wave_planning.select_canaries picks ``canary_count`` (as the canary role does).
     ``canary_done``: the ledger records a passed canary, so the canary stage is skipped.
-    Raises PlanError (with the wave named) when the collection's wave planning refuses a wave.
+    ``planning``: the refusal settings the rollout uses (max_partition_risk, switch_seconds,
+    rollback_sla_seconds, rollback_forks ...), passed to the one planner; a stage's ``refusals``
+    are what the rollout would refuse it for.
+    Raises PlanError (with the wave named) when a wave cannot be planned at all.
     """
     from ansible_collections.autonomi.network_migration.plugins.plugin_utils import wave_planning
 
@@ -236,7 +240,9 @@ def select_plan(nodes: Sequence[Mapping], waves: Sequence[Mapping], exclude: Ite
             stages.append(Selection('canary', None, after, before, after, hosts=tuple(chosen),
                                     batches=(tuple(chosen),), notes=notes))
 
-    kwargs = {} if max_close_group_share is None else {'max_close_group_share': max_close_group_share}
+    kwargs = dict(planning or {})
+    if max_close_group_share is not None:
+        kwargs['max_close_group_share'] = max_close_group_share
     for index, wave in enumerate(waves):
         before = moved()
         try:
@@ -248,9 +254,10 @@ def select_plan(nodes: Sequence[Mapping], waves: Sequence[Mapping], exclude: Ite
         hosts = tuple(planned['hosts'])
         switch(set(hosts))
         after = moved()
-        skipped = '' if hosts else planned['message']
+        refused = tuple(planned.get('refusals') or ())
+        skipped = '' if hosts or refused else planned['message']
         notes = (planned['message'],) if hosts and after < planned['target_nodes'] else ()
         stages.append(Selection('wave', wave['percent'], planned['target_nodes'], before, after, hosts=hosts,
                                 batches=tuple(tuple(b) for b in planned['batches']), skipped=skipped,
-                                notes=notes))
+                                notes=notes, refusals=refused))
     return stages

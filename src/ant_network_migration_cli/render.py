@@ -170,6 +170,8 @@ def selection_table(stage):
         table.add_row(str(number), ', '.join(batch))
     for note in stage.notes:
         table.add_row('', f'[yellow]note: {escape(note)}[/yellow]')
+    for refusal in getattr(stage, 'refusals', ()):
+        table.add_row('', f'[red]refused: {escape(refusal)}[/red]')
     return table
 
 

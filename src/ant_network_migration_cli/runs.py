@@ -23,6 +23,38 @@ PROGRESS_ACTION_SUFFIX = 'transport_mode'
 TASK_NAME_WIDTH = 40
 
 
+class _Unsafe(str):
+    """A string value Ansible must never template (written with the ``!unsafe`` tag)."""
+
+
+class _ExtraVarsDumper(yaml.SafeDumper):
+    pass
+
+
+_ExtraVarsDumper.add_representer(_Unsafe, lambda dumper, value: dumper.represent_scalar('!unsafe', str(value)))
+
+
+def _unsafe(value):
+    if isinstance(value, str):
+        return _Unsafe(value)
+    if isinstance(value, dict):
+        return {key: _unsafe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_unsafe(item) for item in value]
+    return value
+
+
+def write_extravars(private_dir, extravars):
+    """The run's extra vars as ansible-runner's ``env/extravars`` file, every string tagged
+    ``!unsafe``: operator text (a reason, a name) is data, and Ansible never templates it, so a
+    ``{{ lookup('pipe', ...) }}`` in a reason runs nothing and is recorded verbatim."""
+    path = Path(private_dir) / 'env' / 'extravars'
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.dump(_unsafe(dict(extravars or {})), Dumper=_ExtraVarsDumper, default_flow_style=False,
+                              allow_unicode=True), encoding='utf-8')
+    return path
+
+
 @dataclass
 class RunOutcome:
     playbook: str
@@ -102,8 +134,9 @@ def run_playbook(name, extravars=None, inventory=None, ledger_location=None, con
 
     import ansible_runner
 
+    write_extravars(private_dir, extravars)
     kwargs = dict(private_data_dir=private_dir, project_dir=str(root), playbook=str(playbook),
-                  extravars=dict(extravars or {}), envvars=envvars, event_handler=sink,
+                  envvars=envvars, event_handler=sink,
                   quiet=not show_ansible, verbosity=max(0, verbosity - 1) or None)
     sources = [str(Path(inventory).resolve())] if inventory else []
     if extra_groups and sources:

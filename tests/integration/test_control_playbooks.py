@@ -45,7 +45,7 @@ def flags(ledger_path):
 def test_pause_needs_a_reason(ledger_path):
     rc, out = play(ledger_path, 'pause.yml')
     assert rc != 0
-    assert "'reason' is undefined" in out, out[-2000:]
+    assert 'reason is required' in out and '"reason": "two words"' in out, out[-2000:]
     assert not flags(ledger_path)['paused']
 
 

@@ -12,11 +12,11 @@ guard and the gate read the halt mark and fail (see docs/ledger.md).
 
 from __future__ import annotations
 
-import getpass
 import os
 import time
 
 from ansible_collections.autonomi.network_migration.plugins.module_utils import _modes
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils import identity, validation
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils import ledger as ledger_lib
 
 COLLECTION = 'autonomi.network_migration.'
@@ -55,16 +55,19 @@ def truthy(value):
     return str(value).strip().lower() in ('1', 'true', 'yes', 'on')
 
 
-def default_operator(extra_vars=None):
-    """AWX's launching user when there is one, else the OS user."""
-    extra_vars = extra_vars or {}
-    for key in ('awx_user_name', 'tower_user_name'):
-        if extra_vars.get(key):
-            return str(extra_vars[key])
+def wave_label(playbook, extra_vars):
+    """What ledger_nodes.wave records for the nodes a playbook switches: 'canary' or the wave's percent."""
+    if os.path.basename(str(playbook)) == 'canary.yml':
+        return 'canary'
     try:
-        return getpass.getuser()
-    except Exception:  # pylint: disable=broad-except
-        return 'unknown'
+        return str(validation.wave_percent((extra_vars or {}).get('wave')))
+    except validation.InputError:
+        return None
+
+
+def default_operator(extra_vars=None):
+    """The run's operator: the one derivation in plugin_utils/identity.py."""
+    return identity.operator(extra_vars)
 
 
 class TrackerConfig:
@@ -101,6 +104,7 @@ class MigrationTracker:
         self.run_id = None
         self.operator = config.operator
         self.playbook = None
+        self.wave = None
         self.holder = None
         self.check_mode = False
         self.halted_by_us = None
@@ -155,7 +159,8 @@ class MigrationTracker:
         self.playbook = str(playbook)
         self.check_mode = bool(check_mode)
         extra_vars = extra_vars or {}
-        self.operator = self.config.operator or default_operator(extra_vars)
+        self.operator = identity.operator(extra_vars, explicit=self.config.operator)
+        self.wave = wave_label(self.playbook, extra_vars)
         try:
             self.location = ledger_lib.resolve_ledger_location(self.config.ledger)
             self.ledger = self._open(self.location)
@@ -170,6 +175,7 @@ class MigrationTracker:
         self.run_id = self._safe('record the run start', self.ledger.start_run, self.playbook, self.operator,
                                  extra_vars)
         self._environ[ledger_lib.ENV_CONTROLLER_PID] = str(os.getpid())
+        self._environ[identity.ENV_OPERATOR] = self.operator   # one run, one operator (workers read it)
         if self.run_id is not None:
             self._environ[ledger_lib.ENV_RUN_ID] = str(self.run_id)
         self._environ[ledger_lib.ENV_LEDGER] = self.location
@@ -329,7 +335,8 @@ class MigrationTracker:
                 reason = f'already {mode}'
             items.append({'host': host, 'service_name': node.get('service_name'), 'peer_id': node.get('peer_id'),
                           'mode': mode, 'to_state': to_state, 'version': node.get('version'), 'reason': reason,
-                          'seconds_to_ready': node.get('seconds_to_ready') if outcome == 'switched' else None})
+                          'seconds_to_ready': node.get('seconds_to_ready') if outcome == 'switched' else None,
+                          'wave': self.wave if outcome == 'switched' else None})
         if items:
             done = self._safe('record transitions', self.ledger.record_transitions, items, run_id=self.run_id)
             self.transitions += sum(1 for d in done or [] if d['changed'])
@@ -373,8 +380,9 @@ class MigrationTracker:
 
     def _gate(self, host, result, failed, ignored, task_name):
         verdict = result.get('verdict') or ('fail' if failed else 'pass')
-        self.gate_verdicts += 1
         if isinstance(result.get('ledger'), dict):
+            # Count what the ledger holds: a gate asked with record=false writes no verdict event.
+            self.gate_verdicts += 'gate_verdict' in (result['ledger'].get('written') or [])
             # The collection's gate talks to the ledger itself: it records its verdict and writes the
             # halt or pause its policy asks for (or deliberately nothing, with record=false). A failure
             # because the ledger was already halted or paused must not become a new halt here.
@@ -384,6 +392,7 @@ class MigrationTracker:
                     if k in result}
             self._safe('record the gate verdict', self.ledger.record_event, 'gate_verdict', run_id=self.run_id,
                        verdict=verdict, host=host, task=task_name, msg=result.get('msg'), source=SOURCE, **keep)
+        self.gate_verdicts += 1
         if failed and not ignored and verdict != 'inconclusive' and 'ledger_flags' not in result:
             self.halt(f"gate '{task_name or GATE}' failed: {result.get('msg') or verdict}", source='gate')
 

@@ -312,7 +312,7 @@ def test_rollback_yes_runs_playbook(invoke, monkeypatch):
     assert result.exit_code == 0, result.output
     (name, kw), = calls
     assert name == 'rollback.yml' and kw['expected_hosts'] == 1
-    assert kw['extravars'] == {'strategy': 'gradual', 'target': 'libp2p_only',
+    assert kw['extravars'] == {'rollback_strategy': 'gradual', 'target': 'libp2p_only',
                                'reason': 'operator requested rollback', 'operator': 'ops'}
 
 

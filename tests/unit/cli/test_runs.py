@@ -23,6 +23,8 @@ def fake_runner(monkeypatch, tmp_path):
 
     def run(**kwargs):
         seen.update(kwargs)
+        extravars = Path(kwargs['private_data_dir']) / 'env' / 'extravars'
+        seen['extravars_file'] = extravars.read_text() if extravars.exists() else None
         seen['extra_inventory'] = [yaml.safe_load(Path(p).read_text()) for p in
                                    (kwargs['inventory'] if isinstance(kwargs.get('inventory'), list) else [])[1:]]
         for event in seen.pop('events', []):
@@ -42,7 +44,9 @@ def test_run_passes_playbook_ledger_and_extra_groups(fake_runner, tmp_path):
     assert fake_runner['playbook'] == str(tmp_path / 'playbooks' / 'pause.yml')
     assert fake_runner['project_dir'] == str(tmp_path)
     assert fake_runner['envvars']['ANT_MIGRATION_LEDGER'] == '/l.sqlite3'
-    assert fake_runner['extravars'] == {'reason': 'x'}
+    # Written by the CLI itself, every string tagged !unsafe (never templated), not via runner's JSON.
+    assert 'extravars' not in fake_runner
+    assert fake_runner['extravars_file'] == "reason: !unsafe 'x'\n"
     assert fake_runner['inventory'][0] == str(inventory)
     assert fake_runner['extra_inventory'] == [
         {'all': {'children': {'migration_exclude': {'hosts': {'a': None, 'b': None}}}}}]

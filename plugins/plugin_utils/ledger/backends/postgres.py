@@ -11,10 +11,10 @@ one-at-a-time semantics as SQLite's BEGIN IMMEDIATE (read-modify-write of a node
 from __future__ import annotations
 
 import contextlib
-import re
 import threading
 import time
 
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils import redaction
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger.errors import (
     LedgerError,
     LedgerUnavailable,
@@ -30,8 +30,7 @@ IDLE_CHECK_AFTER = 30.0
 
 def redact_dsn(dsn):
     """The DSN with its password replaced, for messages and logs."""
-    text = re.sub(r'(://[^:/@]+:)[^@]*@', r'\1***@', str(dsn))
-    return re.sub(r'(password\s*=\s*)\S+', r'\1***', text, flags=re.IGNORECASE)
+    return redaction.redact_text(dsn)
 
 
 class _Tx:

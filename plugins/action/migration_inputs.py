@@ -1,0 +1,162 @@
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the autonomi.network_migration collection
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Validate the operator's inputs before any host is read (see the module stub's docs).
+
+The values are read as the operator wrote them - straight from the task's variables, never
+through a template - and checked by plugin_utils/validation.py. Free text (reasons, names)
+comes back as plain data: Ansible never templates it afterwards, so a ``{{ ... }}`` in a
+reason is stored and shown verbatim and runs nothing.
+"""
+
+from __future__ import annotations
+
+from ansible import context
+from ansible.errors import AnsibleActionFail
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible.parsing.splitter import parse_kv
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils import validation
+
+ARGUMENT_SPEC = dict(
+    inputs=dict(type='dict', required=True),
+    fact=dict(type='str', default='migration_inputs'),
+)
+
+INPUT_SPEC = dict(
+    kind=dict(type='str', required=True, choices=sorted(validation.KINDS)),
+    default=dict(type='raw'),
+    required=dict(type='bool', default=False),
+    aliases=dict(type='list', elements='str', default=[]),
+    choices=dict(type='list', elements='str'),
+    minimum=dict(type='int'),
+    maximum=dict(type='int'),
+    # kind=group: the group must exist; every host of it must be in the group named by ``within``.
+    must_exist=dict(type='bool', default=True),
+    within=dict(type='str'),
+    allow_empty=dict(type='bool', default=False),
+)
+
+_TEMPLATE_MARKS = ('{{', '{%')
+
+
+def whole_text(name, parsed, cli_extra_vars=None):
+    """The text of ``-e name=two words`` as the operator typed it.
+
+    Ansible splits key=value extra vars at blanks: ``-e reason="two words"`` reaches it, after the
+    shell, as ``reason=two words``, which it reads as reason=two plus a stray ``words``. When the
+    option holds only this one variable, its whole remainder is the text; when it mixes several
+    key=value pairs the split is ambiguous and refused with the form that works.
+    """
+    if cli_extra_vars is None:
+        cli_extra_vars = context.CLIARGS.get('extra_vars') or ()
+    prefix = '%s=' % name
+    for entry in cli_extra_vars:
+        entry = str(entry)
+        if not entry.startswith(prefix):
+            continue
+        keys = set(parse_kv(entry)) - {'_raw_params'}
+        if keys != {name}:
+            raise validation.InputError(name, entry, '''one variable per -e, quoted whole: -e '%s="two words"' '''
+                                        '''or JSON: -e '{"%s": "two words"}' ''' % (name, name),
+                                        'blanks split key=value extra vars')
+        text = entry[len(prefix):]
+        if len(text) >= 2 and text[0] == text[-1] and text[0] in '"\'':
+            text = text[1:-1]
+        return text
+    return parsed
+
+
+def _is_template(value):
+    return isinstance(value, str) and any(mark in value for mark in _TEMPLATE_MARKS)
+
+
+class ActionModule(ActionBase):
+    """Read each named variable raw, validate it by kind, return the normalised values as a fact."""
+
+    TRANSFERS_FILES = False
+    _VALID_ARGS = frozenset(ARGUMENT_SPEC)
+
+    def run(self, tmp=None, task_vars=None):
+        result = super().run(tmp, task_vars)
+        task_vars = task_vars or {}
+        validation_result = ArgumentSpecValidator(ARGUMENT_SPEC).validate(self._task.args)
+        if validation_result.error_messages:
+            raise AnsibleActionFail('migration_inputs: %s' % '; '.join(validation_result.error_messages))
+        args = validation_result.validated_parameters
+        values, problems = {}, []
+        groups = task_vars.get('groups') or {}
+        for name, raw_spec in args['inputs'].items():
+            checked = ArgumentSpecValidator(INPUT_SPEC).validate(raw_spec or {})
+            if checked.error_messages:
+                raise AnsibleActionFail('migration_inputs: input %s: %s' % (name, '; '.join(checked.error_messages)))
+            spec = checked.validated_parameters
+            given, source = self._raw(task_vars, name, spec['aliases'])
+            if spec['kind'] == 'text' and source and '_raw_params' in task_vars:
+                try:
+                    given = whole_text(source, given)
+                except validation.InputError as exc:
+                    problems.append(str(exc))
+                    continue
+            spec['given'] = given is not None
+            if given is None:
+                if spec['required']:
+                    problems.append('%s is required: use %s.' % (name, self._form(spec).replace('NAME', name)))
+                    continue
+                if spec['default'] is None:
+                    values[name] = None
+                    continue
+                given = spec['default']
+            if spec['kind'] != 'text' and _is_template(given):
+                # A non-text input set in the inventory from another variable; free text never is.
+                given = self._templar.template(given)
+            try:
+                values[name] = self._check(spec, given, source or name, groups)
+            except validation.InputError as exc:
+                problems.append(str(exc))
+        if problems:
+            return dict(result, failed=True, problems=problems,
+                        msg='Bad input, refused before any host was read: ' + ' '.join(problems))
+        return dict(result, changed=False, ansible_facts={args['fact']: values}, inputs=values,
+                    msg='inputs accepted: ' + ', '.join('%s=%r' % kv for kv in sorted(values.items())))
+
+    @staticmethod
+    def _raw(task_vars, name, aliases):
+        """The variable as the operator wrote it (never templated) and the name it was given under."""
+        for candidate in [name] + list(aliases):
+            if candidate in task_vars and task_vars[candidate] is not None:
+                return task_vars[candidate], candidate
+        return None, None
+
+    @staticmethod
+    def _form(spec):
+        forms = {'wave_percent': validation.WAVE_FORM, 'duration': validation.DURATION_FORM,
+                 'boolean': validation.BOOLEAN_FORM, 'text': validation.TEXT_FORM}
+        return forms.get(spec['kind'], 'a %s' % spec['kind'])
+
+    @staticmethod
+    def _check(spec, value, name, groups):
+        kind = spec['kind']
+        if kind == 'group':
+            # A group the operator names must exist and have hosts (no silent fallback); a default
+            # group may be absent, which the roles read as "choose automatically" ('').
+            if not spec['given'] and value not in groups:
+                return ''
+            group = validation.group_name(value, name, groups if spec['must_exist'] else None,
+                                          allow_empty=spec['allow_empty'])
+            if group and spec['given'] and not groups.get(group):
+                raise validation.InputError(name, value, 'the name of an inventory group with hosts',
+                                            'the group %s has no hosts' % group)
+            if group and spec['within']:
+                outside = sorted(set(groups.get(group) or []) - set(groups.get(spec['within']) or []))
+                if outside:
+                    raise validation.InputError(name, value, 'a group whose hosts all belong to %s' % spec['within'],
+                                                'host(s) %s of %s are not in %s'
+                                                % (', '.join(outside), group, spec['within']))
+            return group
+        options = {k: spec[k] for k in ('choices', 'minimum', 'maximum') if spec[k] is not None}
+        if kind == 'count' and 'minimum' not in options:
+            options['minimum'] = 0
+        return validation.validate(kind, value, name, **options)

@@ -1,0 +1,200 @@
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the autonomi.network_migration collection
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""One validator per kind of operator input: the single place that says what is accepted.
+
+Used by the ``migration_inputs`` and ``migration_wave_plan`` action plugins and the CLI; the
+roles' argument specs and the CLI's plan schema mirror these (tests/unit/test_validation.py
+checks that they agree). Every validator takes the raw value as the operator wrote it (an
+extra var arrives as a string from ``-e key=value``, as JSON types from ``-e '{...}'`` or
+AWX) and the operator's variable name, and either returns the normalised value or raises
+InputError whose message names that variable and the accepted form.
+
+Nothing here converts loosely: ``1e2``, ``' 25'`` and ``25.0`` are not a wave percentage even
+though Python's or Jinja's ``int`` would turn them into one.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ansible_collections.autonomi.network_migration.plugins.module_utils import _modes
+
+# Accepted forms, as the messages (and docs) state them.
+WAVE_FORM = 'an integer from 1 to 100 written as such, e.g. wave=25'
+DURATION_FORM = 'seconds as an integer (e.g. 300) or a duration such as 30s, 5m, 2h, 7d'
+BOOLEAN_FORM = 'true or false (also yes/no, on/off, 1/0, as AWX passes them)'
+NAME_FORM = 'letters, digits and _ . : - only'
+COUNT_FORM = 'a whole number written as such, e.g. 2'
+TEXT_FORM = 'a text, e.g. -e \'{"NAME": "two words"}\' or -e \'NAME="two words"\''
+
+STRATEGIES = ('fast', 'gradual')
+ROLLBACK_TARGETS = (_modes.LIBP2P_ONLY, _modes.DUAL_STACK)
+WAVE_STAGES = tuple(_modes.MODES[1:])
+ROLLBACK_POLICIES = ('rollback', 'freeze')
+
+# The plan schema's and argument specs' patterns are these (checked by tests).
+NAME_PATTERN = r'^[A-Za-z0-9_.:-]+$'
+DURATION_PATTERN = r'^[0-9]+(ms|s|m|h|d|w)$'
+_NAME = re.compile(NAME_PATTERN)
+_DURATION = re.compile(DURATION_PATTERN)
+_DIGITS = re.compile(r'^[0-9]+$')
+_UNIT_SECONDS = {'ms': 0.001, 's': 1, 'm': 60, 'h': 3600, 'd': 86400, 'w': 604800}
+_TRUE = ('true', 'yes', 'on', '1')
+_FALSE = ('false', 'no', 'off', '0')
+
+
+class InputError(ValueError):
+    """An operator input that is not accepted. ``name`` is the operator's variable."""
+
+    def __init__(self, name, value, accepted, why=None):
+        self.name = name
+        self.value = value
+        self.accepted = accepted
+        detail = f' ({why})' if why else ''
+        super().__init__(f'{name}={value!r} is not accepted{detail}: use {accepted}. Nothing was touched.')
+
+
+def integer(value, name, minimum=None, maximum=None, accepted=COUNT_FORM):
+    """A whole number written as one: an int (not a bool) or a string of digits, nothing else."""
+    if isinstance(value, bool) or value is None:
+        raise InputError(name, value, accepted)
+    if isinstance(value, int):
+        number = value
+    elif isinstance(value, str) and _DIGITS.match(value):
+        number = int(value)
+    else:
+        raise InputError(name, value, accepted)
+    if minimum is not None and number < minimum:
+        raise InputError(name, value, accepted, f'less than {minimum}')
+    if maximum is not None and number > maximum:
+        raise InputError(name, value, accepted, f'more than {maximum}')
+    return number
+
+
+def wave_percent(value, name='wave'):
+    """The fleet percentage of a wave: 1..100, an integer written as such."""
+    return integer(value, name, minimum=1, maximum=100, accepted=WAVE_FORM)
+
+
+def duration(value, name):
+    """Seconds (int) from an integer or a Prometheus-style duration string (``5m``)."""
+    if isinstance(value, bool) or value is None:
+        raise InputError(name, value, DURATION_FORM)
+    if isinstance(value, int):
+        if value < 0:
+            raise InputError(name, value, DURATION_FORM, 'negative')
+        return value
+    if isinstance(value, str):
+        if _DIGITS.match(value):
+            return int(value)
+        match = _DURATION.match(value)
+        if match:
+            unit = match.group(1)
+            seconds = int(value[:-len(unit)]) * _UNIT_SECONDS[unit]
+            return int(seconds) if seconds == int(seconds) else int(seconds) + 1
+    raise InputError(name, value, DURATION_FORM)
+
+
+def boolean(value, name):
+    """A boolean: true/false, or the strings AWX and ``-e key=value`` pass (yes/no, on/off, 1/0)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
+    raise InputError(name, value, BOOLEAN_FORM)
+
+
+def choice(value, name, choices):
+    """One of ``choices``, exactly (no case folding, no surrounding blanks)."""
+    if not isinstance(value, str) or value not in choices:
+        raise InputError(name, value, 'one of ' + ', '.join(choices))
+    return value
+
+
+def mode(value, name='stage', choices=WAVE_STAGES):
+    """A transport mode among ``choices`` (by default the stages a wave can move to)."""
+    return choice(value, name, choices)
+
+
+def strategy(value, name='strategy'):
+    return choice(value, name, STRATEGIES)
+
+
+def name_of(value, name, kind='name'):
+    """An inventory group or host name as the operator gave it."""
+    if not isinstance(value, str) or not _NAME.match(value):
+        raise InputError(name, value, f'a {kind} of the inventory ({NAME_FORM})')
+    return value
+
+
+def group_name(value, name, groups=None, allow_empty=False):
+    """An inventory group name; with ``groups`` (the inventory's groups), one that exists."""
+    if allow_empty and value in ('', None):
+        return ''
+    value = name_of(value, name, 'group')
+    if groups is not None and value not in groups:
+        known = ', '.join(sorted(g for g in groups if g not in ('all', 'ungrouped'))[:20])
+        raise InputError(name, value, f'the name of an inventory group (known: {known})',
+                         'no such group in the inventory')
+    return value
+
+
+def host_names(values, name, allowed=None, allowed_label='fleet'):
+    """A list of host names; with ``allowed``, each must be one of them."""
+    if isinstance(values, str):
+        values = [values]
+    if not isinstance(values, (list, tuple)):
+        raise InputError(name, values, f'a list of host names ({NAME_FORM})')
+    out = [name_of(v, name, 'host') for v in values]
+    if allowed is not None:
+        outside = sorted(set(out) - set(allowed))
+        if outside:
+            raise InputError(name, values, f'hosts of the group {allowed_label}',
+                             f"{', '.join(outside)} not in {allowed_label}")
+    return out
+
+
+def text(value, name, required=False):
+    """Free text (a reason, an operator name): data, stored and shown verbatim.
+
+    Returns a plain ``str`` (no template trust carried along); refuses only what is not text.
+    """
+    if value is None or value == '':
+        if required:
+            raise InputError(name, value, TEXT_FORM.replace('NAME', name))
+        return ''
+    if isinstance(value, (dict, list, bool)):
+        raise InputError(name, value, 'a text')
+    plain = str.__str__(value) if isinstance(value, str) else str(value)
+    if required and not plain.strip():
+        raise InputError(name, value, 'a non-empty text')
+    return plain
+
+
+KINDS = {
+    'wave_percent': lambda v, n, o: wave_percent(v, n),
+    'duration': lambda v, n, o: duration(v, n),
+    'boolean': lambda v, n, o: boolean(v, n),
+    'count': lambda v, n, o: integer(v, n, minimum=o.get('minimum', 0), maximum=o.get('maximum')),
+    'choice': lambda v, n, o: choice(v, n, o['choices']),
+    'mode': lambda v, n, o: mode(v, n, o.get('choices') or WAVE_STAGES),
+    'strategy': lambda v, n, o: strategy(v, n),
+    'group': lambda v, n, o: group_name(v, n, o.get('groups'), o.get('allow_empty', False)),
+    'hosts': lambda v, n, o: host_names(v, n, o.get('allowed'), o.get('allowed_label', 'fleet')),
+    'text': lambda v, n, o: text(v, n, o.get('required', False)),
+}
+
+
+def validate(kind, value, name, **options):
+    """Dispatch to the validator of ``kind`` (one of KINDS)."""
+    if kind not in KINDS:
+        raise ValueError(f'unknown input kind {kind!r}; known: {", ".join(sorted(KINDS))}')
+    return KINDS[kind](value, name, options)
