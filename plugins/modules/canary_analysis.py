@@ -25,6 +25,11 @@ description:
   - Records the verdict as a C(canary_analysis) event in the migration ledger (when the ledger code
     is present). Prometheus unreachable fails the task (fail closed).
   - This is an action plugin; it runs on the controller. Use it with C(run_once) or on C(localhost).
+requirements:
+  - prometheus-api-client >= 0.7 (on the controller)
+  - scipy >= 1.11 (on the controller; the statistical tests)
+  - jsonschema >= 4.23 (on the controller; validates the alert rules)
+  - psycopg >= 3.1 (on the controller; only for a PostgreSQL ledger)
 author:
   - Autonomi network operations (@autonomi)
 options:

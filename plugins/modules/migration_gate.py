@@ -27,6 +27,10 @@ description:
     when it is inconclusive with O(inconclusive=pause). A ledger that cannot be read or written
     fails the gate.
   - This is an action plugin; it runs on the controller. Use it with C(run_once) or on C(localhost).
+requirements:
+  - prometheus-api-client >= 0.7 (on the controller)
+  - jsonschema >= 4.23 (on the controller; validates the alert rules)
+  - psycopg >= 3.1 (on the controller; only for a PostgreSQL ledger)
 author:
   - Autonomi network operations (@autonomi)
 options:

@@ -15,8 +15,8 @@ description:
   - Reads each variable named in O(inputs) exactly as the operator wrote it (an extra var, an AWX
     survey answer, an inventory variable), without templating it, and validates it with the
     collection's one validator for its kind (plugins/plugin_utils/validation.py).
-  - A refusal names the operator's variable and the accepted form, for example
-    C(wave='1e2' is not accepted: use an integer from 1 to 100 written as such).
+  - "A refusal names the operator's variable and the accepted form, for example
+    C(wave='1e2' is not accepted: use an integer from 1 to 100 written as such)."
   - Free text (O(inputs[].kind=text)) such as a pause reason is returned as plain data. Ansible
     never templates it afterwards, so C({{ lookup('pipe', ...) }}) in a reason runs nothing and is
     stored and shown verbatim.

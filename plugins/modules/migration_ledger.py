@@ -18,6 +18,8 @@ description:
     record events and the canary verdict, report status.
   - This is an action plugin; it runs on the controller whatever host it is called for. Use it
     with C(run_once) or on C(localhost).
+requirements:
+  - psycopg >= 3.1 (on the controller; only for a PostgreSQL ledger)
 author:
   - Autonomi network operations (@autonomi)
 options:
@@ -46,7 +48,9 @@ options:
         then C(ledger) in the C([autonomi_network_migration]) section of C(ansible.cfg).
     type: str
   operator:
-    description: Who asks. Defaults to E(ANT_MIGRATION_OPERATOR), else C(user@controller).
+    description:
+      - Who asks. Defaults to the run's operator (plugins/plugin_utils/identity.py) - the AWX user
+        (C(awx_user_name)), else the C(operator) extra var, else E(ANT_MIGRATION_OPERATOR), else the OS user.
     type: str
   reason:
     description: Why (pause, halt, forced unlock, mark, event).

@@ -101,7 +101,17 @@ def validate(data, source='plan'):
     problems = sorted({_describe(e) for e in validator.iter_errors(data)})
     if problems:
         raise PlanError(source, problems)
-    # What the schema cannot say.
+    # What the schema cannot say: JSON Schema's "integer" accepts 25.0; the collection's one
+    # validator (the playbooks use it too) wants an integer written as such.
+    from ansible_collections.autonomi.network_migration.plugins.plugin_utils import validation
+
+    for index, wave in enumerate(data['waves']):
+        try:
+            validation.wave_percent(wave['percent'], f'waves[{index}].percent')
+        except validation.InputError as exc:
+            problems.append(str(exc).replace(' Nothing was touched.', ''))
+    if problems:
+        raise PlanError(source, problems)
     previous = None
     for index, wave in enumerate(data['waves']):
         if previous is not None and wave['percent'] <= previous:

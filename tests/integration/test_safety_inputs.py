@@ -36,7 +36,8 @@ def stack(tmp_path_factory):
     from ant_fleet_sim.testing import SimStack
 
     directory = tmp_path_factory.mktemp('inputs-sim')
-    with SimStack(directory, hosts=3, nodes_per_host=2, ready_delay=0.3) as sim:
+    # 8 nodes: a node is ready with more than 5 connected peers (CLOSE_GROUP_SIZE).
+    with SimStack(directory, hosts=4, nodes_per_host=2, ready_delay=0.3) as sim:
         sim.wait_targets_up()
         sim.inventory_dir = _inventory_dir(sim, directory / 'inventory')
         _install_rules(sim, directory / 'rules-ledger.sqlite3')
