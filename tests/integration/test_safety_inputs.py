@@ -143,6 +143,17 @@ def test_rollback_reason_is_not_templated(stack, ledger_path, tmp_path):
     assert not marker.exists(), 'a rollback reason was templated on the controller'
 
 
+def test_base64_reason_of_the_eda_rulebook_is_decoded_verbatim(stack, ledger_path, tmp_path):
+    import base64
+
+    marker = tmp_path / 'templated'
+    reason = INJECTION % marker
+    encoded = base64.b64encode(reason.encode()).decode()
+    rc, out = play(stack, ledger_path, 'rollback.yml', '{"reason_b64": "%s", "trigger": "alert:X"}' % encoded)
+    assert rc == 0, out[-3000:]
+    assert not marker.exists()
+
+
 def test_free_text_through_the_cli_is_not_templated(stack, ledger_path, tmp_path):
     marker = tmp_path / 'templated'
     reason = INJECTION % marker
