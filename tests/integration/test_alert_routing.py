@@ -67,7 +67,8 @@ def test_fault_reaches_webhook_and_email_with_runbook_and_value(fleet):
     fired = time.monotonic()
 
     alert = page.wait_alert('HighErrorRateIroh', timeout=60)
-    print('\nHighErrorRateIroh: firing in Prometheus -> webhook %.1f s' % (alert['_received_at'] - fired))
+    print('\nHighErrorRateIroh: firing in Prometheus -> webhook %.1f s; description: %s'
+          % (alert['_received_at'] - fired, alert['annotations']['description']))
     assert alert['_receiver'] == 'page'
     assert alert['labels']['severity'] == 'critical' and alert['labels']['transport'] == 'iroh'
     notes = alert['annotations']
