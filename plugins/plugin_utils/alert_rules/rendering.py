@@ -125,9 +125,10 @@ def hosts_query(rule, ruleset):
 def alert_description(rule, ruleset):
     """Names the metric, its value, the threshold, the transport and the hosts (a Prometheus template)."""
     transport = 'all transports' if rule.transport == 'all' else rule.transport
-    hosts = ('{{ with query `%s` }}{{ range $i, $s := . }}{{ if $i }}, {{ end }}{{ $s.Labels.host }} (%s){{ end }}'
-             '{{ else }}none alone (only the fleet-wide figure is){{ end }}' % (hosts_query(rule, ruleset),
-                                                                               _humanize(rule, '$s.Value')))
+    hosts = ('{{ with query `%s` | sortByLabel "host" }}'
+             '{{ range $i, $s := . }}{{ if $i }}, {{ end }}{{ $s.Labels.host }} (%s){{ end }}'
+             '{{ else }}none alone (only the fleet-wide figure is){{ end }}'
+             % (hosts_query(rule, ruleset), _humanize(rule, '$s.Value')))
     text = '%s: %s (%s) is %s, threshold %s %s for %s. Hosts above the threshold: %s.' % (
         rule.id, rule.metric or 'the PromQL condition', transport, _humanize(rule), rule.comparison,
         _shown_threshold(rule), rule.for_, hosts)
