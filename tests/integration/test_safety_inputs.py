@@ -269,6 +269,38 @@ def test_the_cli_never_prints_the_ledger_password(stack, ledger_path):
         assert 'hunter2-secret' not in out and 'migrator:********@' in out, out
 
 
+@pytest.fixture(scope='module')
+def postgres():
+    sys.path.insert(0, str(ROOT / 'tests' / 'unit' / 'ledger'))
+    from ledger_pg_server import PostgresServer, pg_bindir
+
+    bindir = pg_bindir()
+    if not bindir:
+        if os.environ.get('CI'):
+            pytest.fail('PostgreSQL server binaries not found; CI is set, so this is a failure')
+        pytest.skip('PostgreSQL server binaries not found (Debian: apt-get install postgresql)')
+    server = PostgresServer(bindir)
+    server.start()
+    yield server
+    server.stop()
+
+
+def test_gate_results_never_carry_the_ledger_password(stack, ledger_path, postgres):
+    # The test server trusts local connections, so the password is accepted and ignored.
+    dsn = postgres.new_schema().replace('postgresql://%s@' % postgres.user,
+                                        'postgresql://%s:hunter2-secret@' % postgres.user)
+    args = [str(BIN / 'ansible-playbook'), str(ROOT / 'tests' / 'integration' / 'playbooks_inputs' / 'gate_secret.yml'),
+            '-i', str(stack.inventory_dir), '-e', 'secret_dsn=%s' % dsn]
+    proc = subprocess.run(args, capture_output=True, text=True, cwd=ROOT, env=_env(ledger_path), timeout=600)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+    shown = [line for line in out.splitlines() if "gate" in line and "location" in line]
+    assert shown and ('postgresql://%s:********@' % postgres.user) in shown[0], out[-3000:]
+    for line in out.splitlines():
+        assert 'hunter2-secret' not in line, line[:2000]
+    assert 'hunter2-secret' not in out
+
+
 # -- finding 8: the preview is the plan ------------------------------------------------------------
 
 def test_dry_run_refuses_what_the_rollout_refuses(stack, ledger_path, tmp_path):
