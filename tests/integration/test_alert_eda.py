@@ -131,6 +131,7 @@ def test_partition_is_rolled_back_by_the_rulebook(eda):
     second = dict(eda['hook'].wait_alert('NetworkPartitionRisk', timeout=30))
     second = {k: v for k, v in second.items() if not k.startswith('_')}
     assert post_alert(eda['port'], second) == {'events': 1}
+    assert (locked() or {}).get('run_id') == lock['run_id'], 'the rollback ended before the second alert arrived'
 
     testing.wait_for(lambda: all(m == 'libp2p_only' for m in modes(stack).values()), timeout=180, interval=0.2,
                      what='every node back on libp2p_only')
