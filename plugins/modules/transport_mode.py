@@ -287,7 +287,7 @@ from ansible_collections.autonomi.network_migration.plugins.module_utils._system
 # Readiness polls back off from POLL_INTERVAL to POLL_INTERVAL_MAX seconds (x POLL_BACKOFF each round);
 # crash checks through antctl status come every STATUS_CHECK_INTERVAL seconds.
 POLL_INTERVAL = 0.25
-POLL_INTERVAL_MAX = 2.0
+POLL_INTERVAL_MAX = 1.0
 POLL_BACKOFF = 1.5
 STATUS_CHECK_INTERVAL = 2.0
 # A node must be seen stopped this many crash checks in a row to count as crashed.
