@@ -22,6 +22,7 @@ import urllib.error
 import urllib.request
 
 DEFAULT_CONNECTION_TIMEOUT_S = 300
+RPC_TIMEOUT_S = 3.0
 ENV_FORMAT_ERROR = ('Environment variable must be in the format KEY=VALUE or KEY=INNER_KEY=VALUE.\n'
                     'Multiple key-value pairs can be given with a comma between them.')
 
@@ -127,6 +128,22 @@ class Sim:
         return {'nodes': registry.get('nodes', []), 'daemon': None}
 
 
+def rpc_refresh(doc):
+    """antctl's full refresh before start / stop / upgrade: every running node is asked over its RPC
+    port (one attempt); the first that does not answer aborts the command, as in
+    ant-node-manager/src/lib.rs refresh_node_registry. Returns the error message or None."""
+    for node in doc.get('nodes', []):
+        if node.get('status') != 'Running' or not node.get('rpc_socket_addr'):
+            continue
+        addr = node['rpc_socket_addr']
+        try:
+            with urllib.request.urlopen('http://%s/network_info' % addr, timeout=RPC_TIMEOUT_S) as resp:
+                resp.read()
+        except (urllib.error.URLError, OSError, ValueError):
+            return "Could not connect to RPC endpoint '%s'" % addr
+    return None
+
+
 def fail(message, code=1, location='ant-node-manager/src/bin/cli/main.rs'):
     """A color-eyre error report, as antctl prints it (colours off: stderr is not a terminal)."""
     sys.stderr.write('Error: \n   0: %s\n\nLocation:\n   %s\n\n'
@@ -195,6 +212,17 @@ def run(argv):
             if args.fail and any(n['status'] != 'Running' for n in doc['nodes']):
                 return fail('One or more nodes are not in a running state')
             return 0
+        if cmd == 'upgrade' and not args.path:
+            # The release is fetched before anything else; the simulated hosts have no network unless the
+            # simulator says so (the daemon answers for its release repository).
+            code, doc = sim.call('GET', '/api/release_repo')
+            if not doc.get('online'):
+                return fail('Failed to download release after 3 tries.', location='ant-node-manager/src/helpers.rs')
+        code, doc = sim.call('GET', '/api/hosts/%s/status' % sim.host)
+        if code == 200:
+            error = rpc_refresh(doc)
+            if error:
+                return fail(error, location='ant-service-management/src/rpc.rs')
         body = {'service_names': args.service_name, 'peer_ids': args.peer_id, 'interval_ms': args.interval or 0}
         if cmd in ('start', 'upgrade') and args.interval is None:
             body['connection_timeout'] = args.connection_timeout or DEFAULT_CONNECTION_TIMEOUT_S

@@ -24,16 +24,6 @@ from .metrics import CONTENT_TYPE, render, render_metadata, render_sim_metrics, 
 from .model import MODE_ENV, AntctlError, Fleet, mode_from_env
 
 HOST_OP = re.compile(r'^/api/hosts/([^/]+)/(status|start|stop|upgrade|systemctl)$')
-# antctl's download retries before it gives up (ant-node-manager/src/helpers.rs MAX_DOWNLOAD_RETRIES).
-MAX_DOWNLOAD_RETRIES = 3
-
-
-class EyreError(AntctlError):
-    """An antctl failure reported as color-eyre does; ``location`` is the real source line."""
-
-    def __init__(self, message, location='ant-node-manager/src/cmd/node.rs'):
-        super().__init__(message)
-        self.location = location
 FAULT_ID = re.compile(r'^/api/faults/([^/]+)$')
 
 
@@ -43,13 +33,19 @@ def log(message):
 
 
 class NodeEndpoint:
-    """The metrics listener of one node, plus its open connections (dropped when it stops)."""
+    """The metrics and RPC listeners of one node, plus their open connections (dropped when it stops).
 
-    __slots__ = ('node', 'server', 'connections', 'opening', 'cache_version', 'cache')
+    The RPC listener gets a free loopback port the first time it opens and keeps it (reported as the
+    node's ``rpc_socket_addr``; a real host uses 13000 + i).
+    """
+
+    __slots__ = ('node', 'server', 'connections', 'opening', 'cache_version', 'cache', 'rpc_server', 'rpc_bound')
 
     def __init__(self, node):
         self.node = node
         self.server = None
+        self.rpc_server = None
+        self.rpc_bound = False
         self.connections = set()
         self.opening = False
         self.cache_version = -1
@@ -215,14 +211,36 @@ class SimDaemon:
                 failed.append(ep.node.metrics_port)
                 if not initial:
                     log('ERROR: cannot reopen metrics port %d of %s: %s' % (ep.node.metrics_port, ep.node.ref, exc))
+                ep.opening = False
+                continue
+            try:
+                await self._open_rpc(ep)
             finally:
                 ep.opening = False
         return failed
+
+    async def _open_rpc(self, ep):
+        loop = asyncio.get_running_loop()
+
+        def factory(ep=ep):
+            return HTTPProtocol(lambda req, ep=ep: self.handle_rpc(ep, req), ep.connections)
+
+        port = ep.node.rpc_port if ep.rpc_bound else 0
+        try:
+            ep.rpc_server = await loop.create_server(factory, '127.0.0.1', port, backlog=16)
+        except OSError as exc:
+            log('WARNING: RPC port %d of %s taken (%s): moving it' % (port, ep.node.ref, exc))
+            ep.rpc_server = await loop.create_server(factory, '127.0.0.1', 0, backlog=16)
+        ep.node.rpc_port = ep.rpc_server.sockets[0].getsockname()[1]
+        ep.rpc_bound = True
 
     def _close_endpoint(self, ep):
         if ep.server is not None:
             ep.server.close()
             ep.server = None
+        if ep.rpc_server is not None:
+            ep.rpc_server.close()
+            ep.rpc_server = None
         for conn in list(ep.connections):
             conn.drop()
         ep.connections.clear()
@@ -267,6 +285,23 @@ class SimDaemon:
             body = without(render_metadata(figures).decode('ascii'), self.config.without_metrics).encode('ascii')
             return Response(200, body, 'application/openmetrics-text; version=1.0.0; charset=utf-8')
         return self._metrics(ep)
+
+    def handle_rpc(self, ep, request):
+        """The node's RPC (the parts antctl's refresh asks: node_info, network_info), as JSON over HTTP.
+
+        A hung node (``unresponsive`` with rpc, or ``rpc_unresponsive``) accepts and never answers.
+        """
+        node, fleet = ep.node, self.fleet
+        if fleet.rpc_unresponsive(node) is not None:
+            return None
+        if request.path == '/node_info':
+            return Response.json(200, {'peer_id': node.peer_id, 'pid': node.pid, 'version': node.version,
+                                       'uptime_s': max(0, int(fleet.clock() - node.started_at))})
+        if request.path == '/network_info':
+            fleet.full_refresh(node)  # what antctl records from it: the connected peers now
+            return Response.json(200, {'connected_peers': node.registry_peers or [],
+                                       'listeners': ['/ip4/127.0.0.1/udp/%d/quic-v1' % node.node_port]})
+        return Response.json(404, {'error': 'no RPC %s' % request.path})
 
     def _metrics(self, ep):
         fleet = self.fleet
@@ -321,6 +356,9 @@ class SimDaemon:
             return Response.json(200, fleet.fleet_view(str(self.state.root)))
         if path == '/api/hosts' and method == 'GET':
             return Response.json(200, {'hosts': fleet.hosts})
+        if path == '/api/release_repo' and method == 'GET':
+            # antctl upgrade fetches the release every time (even --force with the running version).
+            return Response.json(200, {'online': bool(self.config.release_repo_online)})
         if path == '/api/client_reads' and method == 'GET':
             return Response.json(200, fleet.client_reads())
         if path == '/api/faults':
@@ -352,10 +390,7 @@ class SimDaemon:
                     raise AntctlError('the request body must be a JSON object')
                 if op == 'systemctl':
                     return Response.json(200, self.systemctl(host, body))
-                try:
-                    return self.host_operation(host, op, body)
-                except EyreError as exc:
-                    return Response.json(400, {'error': str(exc), 'location': exc.location})
+                return self.host_operation(host, op, body)
         if path == '/api/shutdown' and method == 'POST':
             asyncio.get_running_loop().call_later(0.05, self.stop_event.set)
             return Response.json(200, {'status': 'stopping'})
@@ -447,19 +482,6 @@ class SimDaemon:
         return '\n'.join('%s=%s' % (k, values.get(k, '')) for k in keys)
 
     # ------------------------------------------------------------------ antctl
-    def rpc_refresh(self, host):
-        """antctl's full refresh before start / stop / upgrade: every running node of the host is asked
-        over its RPC (one attempt); one that does not answer aborts the whole command
-        (ant-node-manager/src/lib.rs refresh_node_registry, ant-service-management/src/node/mod.rs on_start)."""
-        fleet = self.fleet
-        for node in fleet.by_host[host]:
-            if node.status != 'Running':
-                continue
-            if fleet.rpc_unresponsive(node) is not None:
-                raise EyreError("Could not connect to RPC endpoint '127.0.0.1:%d'" % node.rpc_port,
-                                location='ant-service-management/src/rpc.rs')
-            fleet.full_refresh(node)
-
     def host_operation(self, host, op, body):
         """antctl start / stop / upgrade: validate everything first, then act service by service."""
         fleet = self.fleet
@@ -477,11 +499,6 @@ class SimDaemon:
             if pairs:
                 fleet.parse_env(pairs)
                 env = [[str(k), str(v)] for k, v in pairs]
-            if not body.get('path') and not self.config.release_repo_online:
-                # antctl upgrade fetches the release every time (even --force with the running version).
-                raise EyreError('Failed to download release after %d tries.' % MAX_DOWNLOAD_RETRIES,
-                                location='ant-node-manager/src/helpers.rs')
-        self.rpc_refresh(host)
         if env is not None:
             self.host_env[host] = env  # --env replaces the registry-wide environment, every variable of it
         return self._run_operation(host, op, nodes, env, body, interval)
@@ -499,7 +516,7 @@ class SimDaemon:
                 results.append({'service_name': node.service_name, 'result': 'started'})
                 # antctl waits RPC_START_UP_DELAY_MS, then asks the node over RPC (ant-node-manager/src/lib.rs).
                 await asyncio.sleep(self.config.rpc_start_delay)
-                if fleet.rpc_unresponsive(node) is not None:
+                if fleet.rpc_unresponsive(node) is not None:  # antctl's query of the started node
                     results[-1]['error'] = "Could not connect to RPC endpoint '127.0.0.1:%d'" % node.rpc_port
                 else:
                     fleet.full_refresh(node)

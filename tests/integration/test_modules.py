@@ -344,7 +344,8 @@ def test_dead_rpc_does_not_stop_the_toggle(fresh, tmp_path):
     fresh.fault('rpc_unresponsive', nodes=[f'{host}/antnode2'])
     # antctl start / stop / upgrade refresh every running node over RPC first: one dead RPC aborts them.
     stop = fresh.antctl(host, 'stop', '--service-name', 'antnode3')
-    assert stop.returncode == 1 and "0: Could not connect to RPC endpoint '127.0.0.1:13002'" in stop.stderr
+    addr = {n['service_name']: n['rpc_socket_addr'] for n in fresh.antctl_status(host)['nodes']}['antnode2']
+    assert stop.returncode == 1 and f"0: Could not connect to RPC endpoint '{addr}'" in stop.stderr
     run = play(fresh, tmp_path, 'transport_mode.yml', '-e', 'mode=iroh_primary', '-e', f'target_hosts={host}')
     assert run.rc == 0, run
     assert run.results[host]['switched'] == ['antnode1', 'antnode2', 'antnode3']
@@ -355,7 +356,8 @@ def test_hung_node_is_reported_and_the_rollback_brings_the_others_back(fresh, tm
     host = 'sim-host-02'
     fresh.fault('unresponsive', nodes=[f'{host}/antnode2'])  # metrics and RPC hang, as in a hung process
     stuck = fresh.antctl(host, 'start')
-    assert stuck.returncode == 1 and "Could not connect to RPC endpoint '127.0.0.1:13002'" in stuck.stderr
+    addr = {n['service_name']: n['rpc_socket_addr'] for n in fresh.antctl_status(host)['nodes']}['antnode2']
+    assert stuck.returncode == 1 and f"Could not connect to RPC endpoint '{addr}'" in stuck.stderr
     forward = play(fresh, tmp_path, 'transport_mode.yml', '-e', 'mode=iroh_primary', '-e', f'target_hosts={host}',
                    '-e', 'metrics_timeout=1')
     assert forward.rc == 2, forward

@@ -268,3 +268,65 @@ def test_down_leaves_no_process(sim_stack_factory):
     for pid in pids:
         assert not layout.process_matches(pid, '')
     assert layout.port_in_use(stack.config.api_port) is False
+
+
+def systemctl(stack, host, *args):
+    return subprocess.run([str(stack.state.systemctl(host)), *args], capture_output=True, text=True, timeout=60)
+
+
+def test_systemd_stand_in_applies_a_drop_in_only_after_reload_and_restart(sim_stack):
+    host, svc = 'sim-host-03', 'antnode2'
+    dropin = sim_stack.state.unit_dir(host) / f'{svc}.service.d' / 'ant-transport-mode.conf'
+    dropin.parent.mkdir(parents=True, exist_ok=True)
+    dropin.write_text('[Service]\nEnvironment=ANT_TRANSPORT_MODE=dual_stack\n')
+    try:
+        assert systemctl(sim_stack, host, 'show', svc, '-p', 'NeedDaemonReload', '--value').stdout == 'yes\n'
+        systemctl(sim_stack, host, 'restart', f'{svc}.service')  # not reloaded: the old environment
+        wait_for(lambda: sim_stack.node(host, svc)['ready'], 30, what='restarted node ready')
+        assert sim_stack.node(host, svc)['mode'] == 'libp2p_only'
+        assert systemctl(sim_stack, host, 'daemon-reload').returncode == 0
+        shown = systemctl(sim_stack, host, 'show', svc, '-p', 'Environment', '-p', 'NeedDaemonReload').stdout
+        assert shown == 'Environment=ANT_LOG=ant_node=info ANT_TRANSPORT_MODE=dual_stack\nNeedDaemonReload=no\n'
+        assert sim_stack.node(host, svc)['mode'] == 'libp2p_only'  # loaded, not yet running
+        systemctl(sim_stack, host, 'restart', svc)
+        wait_for(lambda: sim_stack.node(host, svc)['mode'] == 'dual_stack', 30, what='dual_stack after restart')
+    finally:
+        dropin.unlink()
+        systemctl(sim_stack, host, 'daemon-reload')
+        systemctl(sim_stack, host, 'restart', svc)
+        wait_for(lambda: sim_stack.node(host, svc)['mode'] == 'libp2p_only', 30, what='back')
+
+
+def test_systemd_stand_in_errors_like_systemctl(sim_stack):
+    host = 'sim-host-03'
+    missing = systemctl(sim_stack, host, 'restart', 'antnode9.service')
+    assert missing.returncode == 5 and 'Unit antnode9.service not found.' in missing.stderr
+    active = systemctl(sim_stack, host, 'is-active', 'antnode1')
+    assert active.returncode == 0 and active.stdout == 'active\n'
+    assert systemctl(sim_stack, host, 'frobnicate').returncode == 1
+
+
+def test_status_has_schema_v2_fields_and_no_per_node_environment(sim_stack):
+    node = sim_stack.antctl_status('sim-host-04')['nodes'][0]
+    for field in ('schema_version', 'listen_addr', 'rewards_address', 'network_id', 'rpc_socket_addr',
+                  'connected_peers', 'evm_network', 'user_mode'):
+        assert field in node, field
+    assert node['schema_version'] == 2
+    assert 'environment_variables' not in node and 'transport_mode' not in node
+    host, port = node['rpc_socket_addr'].split(':')
+    with urllib.request.urlopen(f'http://{host}:{port}/node_info', timeout=5) as resp:  # the node's RPC answers
+        assert json.loads(resp.read())['peer_id'] == node['peer_id']
+
+
+def test_upgrade_refuses_to_download_and_a_dead_rpc_aborts_antctl(sim_stack):
+    host = 'sim-host-04'
+    offline = sim_stack.antctl(host, 'upgrade', '--force', '--version', '0.4.6', '--service-name', 'antnode1')
+    assert offline.returncode == 1
+    assert offline.stderr.splitlines()[:2] == ['Error: ', '   0: Failed to download release after 3 tries.']
+    sim_stack.fault('rpc_unresponsive', nodes=[f'{host}/antnode3'])
+    addr = sim_stack.antctl_status(host)['nodes'][2]['rpc_socket_addr']
+    for args in (['stop', '--service-name', 'antnode1'], ['start'],
+                 ['upgrade', '--force', '--path', '/opt/antnode', '--service-name', 'antnode1']):
+        res = sim_stack.antctl(host, *args)
+        assert res.returncode == 1 and f"0: Could not connect to RPC endpoint '{addr}'" in res.stderr, args
+    assert all(n['status'] == 'Running' for n in sim_stack.antctl_status(host)['nodes'])  # nothing was done

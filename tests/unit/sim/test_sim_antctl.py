@@ -62,3 +62,19 @@ def test_operations_fail_cleanly_when_the_simulator_is_down(host_dir, capsys):
 ])
 def test_usage_errors_exit_2(host_dir, args, capsys):
     assert run(host_dir, *args) == 2
+
+
+def test_empty_registry_prints_nothing(tmp_path, capsys):
+    host_dir = tmp_path / 'hosts' / 'sim-host-01'
+    host_dir.mkdir(parents=True)
+    (host_dir / 'node_registry.json').write_text('{"nodes": [], "environment_variables": null}')
+    for args in (['status'], ['status', '--json'], ['status', '--details']):
+        assert antctl.run(['--host-dir', str(host_dir), *args]) == 0
+        assert capsys.readouterr() == ('', '')
+
+
+def test_errors_are_color_eyre_reports(capsys):
+    assert antctl.fail("No service named 'antnode9'") == 1
+    err = capsys.readouterr().err
+    assert err.startswith("Error: \n   0: No service named 'antnode9'\n\nLocation:\n")
+    assert 'Backtrace omitted. Run with RUST_BACKTRACE=1' in err
