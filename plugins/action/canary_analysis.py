@@ -15,8 +15,8 @@ from ansible.errors import AnsibleActionFail
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.autonomi.network_migration.plugins.action.migration_gate import LedgerAdapter, LedgerProblem
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils import alert_rules, canary_analysis, redaction
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils.gate import LedgerAdapter, LedgerProblem
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils.prometheus import (
     CONNECTION_ARGSPEC,
     PrometheusClient,

@@ -15,6 +15,7 @@ failure (fail closed), never as "no problem found".
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils import redaction
@@ -183,20 +184,46 @@ class PrometheusClient:
             text = str(exc)
             if 'Status Code 400' in text or 'Status Code 422' in text:
                 raise PrometheusQueryError('Prometheus at %s rejected a query: %s; query: %s'
-                                           % (self.settings.url, text, promql)) from None
+                                           % (self.settings.url, _clip(text), _clip(promql, 300))) from None
             if 'Status Code 401' in text or 'Status Code 403' in text:
                 raise PrometheusUnavailable('Prometheus at %s refused the credentials (%s): check username/password '
                                             'or token' % (self.settings.url, text.split(' (', maxsplit=1)[0])) from None
             raise PrometheusUnavailable('Prometheus at %s answered with an error after %d retries: %s'
-                                        % (self.settings.url, self.settings.retries, text)) from None
+                                        % (self.settings.url, self.settings.retries, _clip(text))) from None
         except Exception as exc:  # requests/urllib3 connection, TLS and timeout errors
-            raise PrometheusUnavailable('Prometheus at %s is unreachable after %d retries: %s: %s'
-                                        % (self.settings.url, self.settings.retries,
-                                           type(exc).__name__, _redact(str(exc), self.settings))) from None
+            raise PrometheusUnavailable('Prometheus at %s is unreachable (%s) after %d retries'
+                                        % (self.settings.url, _redact(short_cause(exc), self.settings),
+                                           self.settings.retries)) from None
         return _samples(result, self.settings.url)
 
     def close(self):
         self._prom.close()
+
+
+_ERRNO = re.compile(r'\[Errno -?\d+\] ([^\'"()\]]+)')
+
+
+def short_cause(exc):
+    """The cause of a connection error in a few words ("Connection refused", "timed out").
+
+    requests' messages carry the whole request URL, i.e. the URL-encoded PromQL: hundreds of
+    characters that say nothing about the cause.
+    """
+    text = str(exc)
+    match = _ERRNO.search(text)
+    if match:
+        return match.group(1).strip()
+    lowered = text.lower()
+    if 'timed out' in lowered or 'timeout' in type(exc).__name__.lower():
+        return 'timed out'
+    if 'certificate' in lowered or 'ssl' in type(exc).__name__.lower():
+        return 'TLS error: %s' % _clip(re.sub(r'with url: \S+', '', text), 160)
+    return '%s: %s' % (type(exc).__name__, _clip(re.sub(r'with url: \S+', '', text), 160))
+
+
+def _clip(text, limit=200):
+    text = str(text)
+    return text if len(text) <= limit else text[:limit - 3] + '...'
 
 
 def _redact(text, settings):

@@ -5,11 +5,9 @@
 
 from __future__ import annotations
 
-import os
 import socket
 
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger._common import (
-    ENV_LOCK_HOLDER,
     _iso,
     _pid_alive,
     _run_id,
@@ -23,6 +21,8 @@ from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger.
     LedgerPaused,
 )
 
+_REFUSAL_ERRORS = {'halted': LedgerHalted, 'paused': LedgerPaused, 'locked': LedgerLocked}
+
 # A lock whose holder has not sent a heartbeat for this long is taken over (with a logged event).
 DEFAULT_STALE_AFTER = 900
 
@@ -33,7 +33,11 @@ class ControlMixin:
     # -- flags: pause and halt --------------------------------------------------------------
 
     def get_flags(self):
-        """{'paused': None | {reason, operator, at}, 'halted': None | {reason, operator, at, source}}."""
+        """{'paused': None | {reason, operator, at}, 'halted': None | {reason, operator, at, source, cause}}.
+
+        A halt's ``cause``: ``verdict`` (a judgment on the nodes), ``no_verdict`` (nobody could judge
+        them: monitoring down, no data) or None (not said; treated as a verdict).
+        """
         with self._db.transaction(write=False) as tx:
             rows = tx.query('SELECT * FROM ledger_flags')
         flags = {'paused': None, 'halted': None}
@@ -41,6 +45,7 @@ class ControlMixin:
             entry = {'reason': row['reason'], 'operator': row['operator'], 'at': _iso(row['at'])}
             if row['name'] == 'halt':
                 entry['source'] = row['source']
+                entry['cause'] = row.get('cause')
                 flags['halted'] = entry
             elif row['name'] == 'pause':
                 flags['paused'] = entry
@@ -57,16 +62,20 @@ class ControlMixin:
             self._event(tx, 'pause', run_id, {'reason': reason, 'operator': operator}, now)
         return self.get_flags()['paused']
 
-    def set_halt(self, reason, operator, source, run_id=None, **data):
-        """Halt the migration. An existing halt keeps its first reason (the cause); the new one is logged."""
+    def set_halt(self, reason, operator, source, run_id=None, cause=None, **data):
+        """Halt the migration. An existing halt keeps its first reason (the cause); the new one is logged.
+
+        ``cause``: ``verdict`` or ``no_verdict`` (see get_flags); kept with the first halt.
+        """
         run_id = _run_id(run_id)
         now = self._now()
         with self._db.transaction() as tx:
             existing = tx.one("SELECT * FROM ledger_flags WHERE name = 'halt'")
             if existing is None:
-                tx.execute("INSERT INTO ledger_flags (name, reason, operator, source, at, run_id) "
-                           "VALUES ('halt', ?, ?, ?, ?, ?)", (str(reason), str(operator), str(source), now, run_id))
-            self._event(tx, 'halt', run_id, dict(data, reason=reason, operator=operator, source=source,
+                tx.execute("INSERT INTO ledger_flags (name, reason, operator, source, at, run_id, cause) "
+                           "VALUES ('halt', ?, ?, ?, ?, ?, ?)",
+                           (str(reason), str(operator), str(source), now, run_id, cause))
+            self._event(tx, 'halt', run_id, dict(data, reason=reason, operator=operator, source=source, cause=cause,
                                                  already_halted=existing is not None), now)
         return self.get_flags()['halted']
 
@@ -97,28 +106,28 @@ class ControlMixin:
                                                    'cleared': cleared}, now)
         return {'cleared': ['halted' if name == 'halt' else 'paused' for name in cleared]}
 
-    def assert_can_proceed(self, holder=None):
-        """Raise LedgerHalted / LedgerPaused / LedgerLocked if a node must not be touched now.
+    def assert_can_proceed(self, holder=None, host=None, mode=None, ignore_pause=False, allow_rollback=False):
+        """Raise LedgerHalted / LedgerPaused / LedgerLocked if the guard refuses; returns the flags.
 
-        For action plugins, before a host is touched. ``holder`` defaults to the
-        ANT_MIGRATION_LOCK_HOLDER the callback exported; a lock held by anyone else refuses.
+        The decision is the guard's (plugin_utils/guard.py); this is its adapter for callers that
+        want an exception. ``holder`` defaults to the ANT_MIGRATION_LOCK_HOLDER the callback exported.
         """
-        flags = self.get_flags()
-        if flags['halted']:
-            h = flags['halted']
-            raise LedgerHalted(f"the migration is halted since {h['at']} by {h['operator']} ({h['source']}): "
-                               f"{h['reason']}; acknowledge with resume --ack once the cause is understood")
-        if flags['paused']:
-            p = flags['paused']
-            raise LedgerPaused(f"the migration is paused since {p['at']} by {p['operator']}: {p['reason']}; "
-                               'resume it to continue')
-        holder = holder if holder is not None else os.environ.get(ENV_LOCK_HOLDER)
-        with self._db.transaction(write=False) as tx:
-            lock = self._lock_row(tx.one('SELECT * FROM ledger_lock WHERE id = 1'))
-        if lock and lock['holder'] != holder:
-            raise LedgerLocked(self._locked_message(lock), holder=lock['holder'], started_at=lock['started_at'],
-                               playbook=lock['playbook'], run_id=lock['run_id'])
-        return flags
+        from ansible_collections.autonomi.network_migration.plugins.plugin_utils import (  # noqa: I001
+            guard,  # pylint: disable=import-outside-toplevel  # the guard reads the ledger: no import cycle
+        )
+        actor = guard.Actor.from_environment()
+        if holder is not None:
+            actor.holder, actor.controller_pid = holder, None  # judged by this holder string alone
+        decision = guard.check(self, actor, host=host, mode=mode, ignore_pause=ignore_pause,
+                               allow_rollback=allow_rollback)
+        if not decision.allowed:
+            error = _REFUSAL_ERRORS.get(decision.refused, LedgerError)
+            if error is LedgerLocked:
+                lock = self.lock() or {}
+                raise LedgerLocked(decision.reason, holder=lock.get('holder'), started_at=lock.get('started_at'),
+                                   playbook=lock.get('playbook'), run_id=lock.get('run_id'))
+            raise error(decision.reason)
+        return self.get_flags()
 
     # -- the run lock -----------------------------------------------------------------------
 

@@ -116,10 +116,17 @@ _V2 = (
     'ALTER TABLE ledger_node_history ADD COLUMN seconds_to_ready {real}',
 )
 
+# v3: why the migration was halted (``verdict``: a judgment on the nodes; ``no_verdict``: nobody could
+# judge them, e.g. monitoring down), so containment rolls back only on a verdict.
+_V3 = (
+    'ALTER TABLE ledger_flags ADD COLUMN cause TEXT',
+)
+
 # version -> statements that bring the schema from version-1 to version.
 MIGRATIONS = {
     1: _V1,
     2: _V2,
+    3: _V3,
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 

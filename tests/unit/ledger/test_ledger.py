@@ -458,7 +458,7 @@ def test_pause_and_resume(ledger):
     paused = ledger.set_pause('looking at dashboards', 'alice')
     assert paused['reason'] == 'looking at dashboards' and paused['operator'] == 'alice' and paused['at']
     assert ledger.get_flags()['halted'] is None
-    with pytest.raises(ledger_lib.LedgerPaused, match='paused since .* by alice: looking at dashboards'):
+    with pytest.raises(ledger_lib.LedgerPaused, match=r'the migration is paused \(looking at dashboards; by alice at '):
         ledger.assert_can_proceed()
     assert ledger.resume('bob', reason='all green') == {'cleared': ['paused']}
     assert ledger.get_flags() == {'paused': None, 'halted': None}
@@ -470,7 +470,7 @@ def test_halt_needs_acknowledgement(ledger):
     ledger.set_pause('maintenance', 'alice')
     halted = ledger.set_halt('iroh error rate 7% > 5%', 'migration_tracker', 'gate')
     assert halted == {'reason': 'iroh error rate 7% > 5%', 'operator': 'migration_tracker',
-                      'at': halted['at'], 'source': 'gate'}
+                      'at': halted['at'], 'source': 'gate', 'cause': None}
     with pytest.raises(ledger_lib.HaltNeedsAcknowledgement, match='needs an explicit acknowledgement') as info:
         ledger.resume('bob')
     assert isinstance(info.value, ledger_lib.LedgerError)

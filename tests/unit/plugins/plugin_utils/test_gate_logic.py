@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.autonomi.network_migration.plugins.action import migration_gate as gate
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils import alert_rules as ar
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils import gate
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils.prometheus import (
     PrometheusSettings,
     PrometheusUnavailable,
@@ -99,11 +99,55 @@ def test_critical_failure_names_rule_value_excess_and_hosts(ruleset):
 def test_warning_needs_two_consecutive_failures(ruleset):
     spike = dict(HEALTHY, iroh_latency_spike=0.8)
     client = FakePrometheus(ruleset, spike)
-    outcome, calls = run_gate(client, ruleset, evaluations=1)
-    assert outcome.verdict == 'pass' and 'breaching but not (yet) failing' in outcome.reason
     outcome, calls = run_gate(client, ruleset, evaluations=3)
-    assert outcome.verdict == 'fail' and calls == 2
+    assert outcome.verdict == 'fail' and calls == 2 and outcome.confirmations == 0
     assert 'iroh_latency_spike (warning): 800 ms > 500 ms' in outcome.reason
+
+
+@pytest.mark.parametrize('evaluations', [1, 2, 3])
+def test_every_severity_can_fail_a_gate_of_any_length(ruleset, evaluations):
+    """Finding 2: a one-evaluation gate confirms a breaching warning rule instead of passing it."""
+    spike = dict(HEALTHY, iroh_latency_spike=0.8)
+    client = FakePrometheus(ruleset, spike)
+    outcome, calls = run_gate(client, ruleset, evaluations=evaluations)
+    assert outcome.verdict == 'fail' and [r.rule.id for r in outcome.tripped] == ['iroh_latency_spike']
+    assert calls == max(2, evaluations) if evaluations < 3 else calls == 2
+    assert outcome.history[-1]['confirmation'] is (evaluations == 1)
+    outcome, calls = run_gate(client, ruleset, evaluations=1, consecutive={'warning': 4})
+    assert outcome.verdict == 'fail' and calls == 4 and outcome.confirmations == 3
+
+
+def test_a_confirmation_that_clears_passes(ruleset):
+    spike, ok = dict(HEALTHY, iroh_latency_spike=0.8), dict(HEALTHY)
+    client = FakePrometheus(ruleset, ok)
+    outcome, calls = run_gate(client, ruleset, evaluations=1, values_seq=[spike, ok])
+    assert outcome.verdict == 'pass' and calls == 2 and outcome.confirmations == 1
+    # no breach: no confirmation, one evaluation as asked
+    outcome, calls = run_gate(client, ruleset, evaluations=1, values_seq=[ok])
+    assert outcome.verdict == 'pass' and calls == 1 and outcome.confirmations == 0
+
+
+def test_confirmations_are_spaced_by_the_confirm_interval(ruleset):
+    client = FakePrometheus(ruleset, dict(HEALTHY, iroh_latency_spike=0.8))
+    client.scope = ar.Scope()
+    slept = []
+    run = gate.GateRun(lambda: ar.evaluate(client, ruleset, client.scope), evaluations=1, interval=0,
+                       confirm_interval=2.0, sleep=slept.append)
+    assert run.run().verdict == 'fail' and slept == [2.0]
+
+
+def test_a_rule_asked_for_that_can_never_fail_refuses_the_gate(ruleset):
+    rules = ruleset.select(['iroh_latency_spike'])
+    with pytest.raises(gate.GateConfigError, match=r'iroh_latency_spike \(warning\) cannot fail this gate'):
+        gate.check_rules_can_fail(rules, gate.consecutive_setting({'warning': 0}), asked_for=True)
+    gate.check_rules_can_fail(rules, gate.consecutive_setting(None), asked_for=True)
+    # every enabled rule by default: a severity set to 0 only reports, said in the notes
+    gate.check_rules_can_fail(rules, gate.consecutive_setting({'warning': 0}), asked_for=False)
+    notes = gate.plan_notes(ruleset.select(), gate.consecutive_setting({'warning': 0}), 1, 2.0)
+    assert any('never fail' in n and 'iroh_latency_spike' in n for n in notes)
+    notes = gate.plan_notes(ruleset.select(), gate.consecutive_setting(None), 1, 2.0)
+    assert notes == ['warning rules need 2 consecutive failed evaluations and 1 were asked: a breaching warning '
+                     'rule is confirmed by up to 1 more evaluation(s), 2 s apart']
 
 
 def test_a_pass_between_failures_resets_the_count(ruleset):
@@ -122,7 +166,7 @@ def test_consecutive_failures_option(ruleset):
     outcome, calls = run_gate(client, ruleset, evaluations=5, consecutive={'critical': 3})
     assert outcome.verdict == 'fail' and calls == 3
     outcome, calls = run_gate(client, ruleset, evaluations=2, consecutive={'critical': 0})
-    assert outcome.verdict == 'pass'
+    assert outcome.verdict == 'pass' and 'never failing this gate' in outcome.reason
     with pytest.raises(ValueError, match='unknown severity urgent'):
         gate.consecutive_setting({'urgent': 1})
     with pytest.raises(ValueError, match='must be >= 0'):
@@ -161,11 +205,15 @@ def test_transport_nobody_runs_is_skipped(ruleset):
     assert client.queries == 1 + 2
 
 
-def test_prometheus_down_fails_closed(ruleset):
+def test_prometheus_down_is_no_verdict_and_fails_closed(ruleset):
     client = FakePrometheus(ruleset, dict(HEALTHY), down=True)
     outcome, _client = run_gate(client, ruleset)
-    assert outcome.verdict == 'fail'
-    assert outcome.reason.startswith('fail closed: Prometheus at http://prometheus.invalid:9090 is unreachable')
+    assert outcome.verdict == 'unavailable' and outcome.no_verdict
+    assert outcome.reason.startswith('cannot judge, Prometheus at http://prometheus.invalid:9090 is unreachable')
+    result = gate.gate_result(outcome, ar.Scope(['h1']), ruleset, client, 'pass')
+    assert result['failed'] is True and result['verdict'] == 'unavailable'
+    assert result['msg'].startswith('migration gate could not judge hosts h1: cannot judge, Prometheus at')
+    assert len(result['msg']) < 250
 
 
 def test_prometheus_down_mid_run_fails_closed(ruleset):
@@ -179,7 +227,7 @@ def test_prometheus_down_mid_run_fails_closed(ruleset):
         return ar.evaluate(client, ruleset, client.scope)
 
     outcome = gate.GateRun(evaluate, evaluations=3, sleep=lambda s: None).run()
-    assert outcome.verdict == 'fail' and outcome.unavailable is not None
+    assert outcome.verdict == 'unavailable' and outcome.unavailable is not None
 
 
 def test_halted_ledger_fails_before_querying(ruleset):
@@ -246,3 +294,70 @@ def test_ledger_adapter_is_a_no_op_without_the_ledger_code(monkeypatch):
     assert adapter.flags() == {}
     adapter.halt('x', source='y')
     assert adapter.written == [] and 'no migration ledger available' in adapter.note
+
+
+# ---------------------------------------------------------------------------- what the ledger is told
+class RecordingLedger:
+    def __init__(self):
+        self.calls = []
+
+    def record(self, kind, **data):
+        self.calls.append(('record', kind))
+
+    def halt(self, reason, source, cause=None, **data):
+        self.calls.append(('halt', cause))
+
+    def pause(self, reason):
+        self.calls.append(('pause', None))
+
+
+@pytest.mark.parametrize('values,down,policy,expected', [
+    (dict(HEALTHY, high_error_rate_iroh=0.3), False, 'pause', ('halt', 'verdict')),
+    (dict(HEALTHY), True, 'pass', ('halt', 'no_verdict')),
+    (dict(HEALTHY, high_error_rate_iroh=None), False, 'fail', ('halt', 'no_verdict')),
+    (dict(HEALTHY, high_error_rate_iroh=None), False, 'pause', ('pause', None)),
+    (dict(HEALTHY, high_error_rate_iroh=None), False, 'pass', None),
+    (dict(HEALTHY), False, 'fail', None),
+])
+def test_only_a_verdict_on_the_nodes_is_a_verdict_halt(ruleset, values, down, policy, expected):
+    """Finding 4: an outage or missing data halts with cause no_verdict; containment then freezes."""
+    client = FakePrometheus(ruleset, values, down=down)
+    outcome, _calls = run_gate(client, ruleset)
+    result = gate.gate_result(outcome, ar.Scope(), ruleset, client, policy)
+    ledger = RecordingLedger()
+    gate.record_outcome(ledger, outcome, result, policy)
+    assert ledger.calls[0] == ('record', 'gate_verdict')
+    assert (ledger.calls[1] if len(ledger.calls) > 1 else None) == expected
+
+
+@pytest.mark.parametrize('flag,policy,expected', [
+    (None, 'rollback', 'none'),
+    ({'reason': 'x', 'cause': 'verdict'}, 'rollback', 'rollback'),
+    ({'reason': 'x', 'cause': None}, 'rollback', 'rollback'),
+    ({'reason': 'x', 'cause': 'verdict'}, 'freeze', 'freeze'),
+    ({'reason': 'x', 'cause': 'no_verdict'}, 'rollback', 'freeze'),
+])
+def test_containment_rolls_back_only_on_a_verdict(flag, policy, expected):
+    assert gate.containment(flag, policy) == expected
+
+
+def test_unjudged_nodes_are_learned_from_the_hosts_and_found(tmp_path, monkeypatch):
+    """Finding 3: nodes switched without a verdict (some never recorded) are what a re-run gates."""
+    monkeypatch.delenv('ANT_MIGRATION_RUN_ID', raising=False)
+    location = str(tmp_path / 'ledger.sqlite3')
+    ledger = ledger_lib.open_ledger(location)
+    ledger.record_observation('h1', 'antnode1', mode='libp2p_only')
+    ledger.record_observation('h2', 'antnode1', mode='libp2p_only')
+    ledger.record_observation('h3', 'antnode1', mode='libp2p_only')
+    ledger.record_transition('h1', 'antnode1', None, None, mode='dual_stack')  # recorded, not judged
+    ledger.record_transition('h3', 'antnode1', None, 'dual_stack_stable', mode='dual_stack')  # judged
+    ledger.close()
+    adapter = gate.LedgerAdapter(location)
+    observed = {'h1': [{'service_name': 'antnode1', 'mode': 'dual_stack'}],
+                'h2': [{'service_name': 'antnode1', 'mode': 'dual_stack'}],  # switched, never recorded
+                'h3': [{'service_name': 'antnode1', 'mode': 'dual_stack'}]}
+    found = adapter.unjudged(observed, min_soak=60)
+    assert found['hosts'] == ['h1', 'h2'] and found['nodes'] == ['h1/antnode1', 'h2/antnode1']
+    assert 'reconcile' in adapter.written
+    assert 30 < found['wait'] <= 60  # they were switched a moment ago
+    assert adapter.unjudged(None, min_soak=0)['wait'] == 0
