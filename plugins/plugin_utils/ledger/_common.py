@@ -73,3 +73,28 @@ def _pid_alive(pid):
     except (PermissionError, OverflowError, TypeError, ValueError):
         return True
     return True
+
+
+def controller_processes(pid):
+    """Live processes of this host that belong to controller ``pid``: its environment names it.
+
+    The callback exports ANT_MIGRATION_CONTROLLER_PID before Ansible forks its workers, so the
+    workers (and the modules they run locally) carry it. A killed controller's workers outlive it;
+    its lock must not be taken over while they run. Linux (/proc); elsewhere none are found.
+    """
+    needle = f'{ENV_CONTROLLER_PID}={pid}'.encode()
+    found = []
+    try:
+        entries = os.listdir('/proc')
+    except OSError:
+        return found
+    for entry in entries:
+        if not entry.isdigit() or int(entry) in (os.getpid(), int(pid)):
+            continue
+        try:
+            with open(f'/proc/{entry}/environ', 'rb') as handle:
+                if needle in handle.read().split(b'\0'):
+                    found.append(int(entry))
+        except OSError:
+            continue
+    return sorted(found)

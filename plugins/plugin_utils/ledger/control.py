@@ -12,6 +12,7 @@ from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger.
     _pid_alive,
     _run_id,
     controller_pid,
+    controller_processes,
 )
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger.errors import (
     HaltNeedsAcknowledgement,
@@ -170,6 +171,14 @@ class ControlMixin:
             if lock and lock['holder'] != holder:
                 age = now - (lock['_heartbeat'] or 0)
                 dead = lock['host'] == host and lock['pid'] is not None and not _pid_alive(lock['pid'])
+                workers = controller_processes(lock['pid']) if dead else []
+                if workers:
+                    raise LedgerLocked(
+                        f"the migration ledger is locked by {lock['holder']} (playbook {lock['playbook']}, run "
+                        f"{lock['run_id']}): its controller process {lock['pid']} is gone but "
+                        f"{len(workers)} process(es) it started still run (pids {', '.join(map(str, workers[:10]))}); "
+                        'they stop after the node batch in flight. Try again in a moment', holder=lock['holder'],
+                        started_at=lock['started_at'], playbook=lock['playbook'], run_id=lock['run_id'])
                 if age <= stale_after and not dead:
                     raise LedgerLocked(self._locked_message(lock), holder=lock['holder'],
                                        started_at=lock['started_at'], playbook=lock['playbook'],

@@ -70,6 +70,32 @@ def default_operator(extra_vars=None):
     return identity.operator(extra_vars)
 
 
+def transition_items(host, result, intent=None, wave=None):
+    """The ledger transitions of one transport_mode result (what the nodes now run), as
+    record_transitions() takes them. Used by the tracker and by a transport_mode worker whose
+    controller died (it records what it did itself, nobody else will)."""
+    items = []
+    for node in result.get('nodes') or []:
+        outcome = node.get('result')
+        mode = node.get('mode')
+        if outcome in ('would_switch', 'not_attempted', 'skipped') or mode not in _modes.MODES:
+            continue
+        if outcome == 'failed' and node.get('restored') is not True:
+            continue  # its mode is uncertain; the failure is recorded, reconcile settles the state
+        to_state = intent if intent and _modes.STATE_MODE[intent] == mode else None
+        if outcome == 'switched':
+            reason = f"{node.get('previous_mode')} -> {mode} by transport_mode"
+        elif outcome == 'failed':
+            reason = f"switch to {result.get('mode')} failed and was restored: {node.get('error')}"
+        else:
+            reason = f'already {mode}'
+        items.append({'host': host, 'service_name': node.get('service_name'), 'peer_id': node.get('peer_id'),
+                      'mode': mode, 'to_state': to_state, 'version': node.get('version'), 'reason': reason,
+                      'seconds_to_ready': node.get('seconds_to_ready') if outcome == 'switched' else None,
+                      'wave': wave if outcome == 'switched' else None})
+    return items
+
+
 class TrackerConfig:
     """The callback's options."""
 
@@ -317,26 +343,7 @@ class MigrationTracker:
         return state
 
     def _transport_mode(self, host, result, task_vars):
-        intent = self._intent(task_vars)
-        items = []
-        for node in result.get('nodes') or []:
-            outcome = node.get('result')
-            mode = node.get('mode')
-            if outcome in ('would_switch', 'not_attempted', 'skipped') or mode not in _modes.MODES:
-                continue
-            if outcome == 'failed' and node.get('restored') is not True:
-                continue  # its mode is uncertain; the failure is recorded, reconcile settles the state
-            to_state = intent if intent and _modes.STATE_MODE[intent] == mode else None
-            if outcome == 'switched':
-                reason = f"{node.get('previous_mode')} -> {mode} by transport_mode"
-            elif outcome == 'failed':
-                reason = f"switch to {result.get('mode')} failed and was restored: {node.get('error')}"
-            else:
-                reason = f'already {mode}'
-            items.append({'host': host, 'service_name': node.get('service_name'), 'peer_id': node.get('peer_id'),
-                          'mode': mode, 'to_state': to_state, 'version': node.get('version'), 'reason': reason,
-                          'seconds_to_ready': node.get('seconds_to_ready') if outcome == 'switched' else None,
-                          'wave': self.wave if outcome == 'switched' else None})
+        items = transition_items(host, result, self._intent(task_vars), wave=self.wave)
         if items:
             done = self._safe('record transitions', self.ledger.record_transitions, items, run_id=self.run_id)
             self.transitions += sum(1 for d in done or [] if d['changed'])

@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 
@@ -748,3 +749,31 @@ def test_sigkill_mid_write_loses_nothing_committed(ledger_location, attempt):
         assert set(range(int(last_round) + 1)) <= gate_rounds
         # And the ledger still takes writes.
         ledger.record_transition('after', 'antnode1', None, 'dual_stack_testing')
+
+
+def test_lock_of_a_dead_controller_is_not_taken_over_while_its_workers_live(tmp_path):
+    """Finding 3: a killed controller's worker (it carries the controller's pid in its environment)
+    keeps the lock; once it is gone too, the lock is recovered."""
+
+    path = str(tmp_path / 'l.sqlite3')
+    dead_controller = subprocess.Popen([sys.executable, '-c', 'pass'])
+    dead_controller.wait()
+    env = dict(os.environ, **{ledger_lib.ENV_CONTROLLER_PID: str(dead_controller.pid)})
+    worker = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'], env=env)
+    try:
+        with ledger_lib.open_ledger(path) as ledger:
+            with ledger._db.transaction() as tx:
+                tx.execute('UPDATE ledger_lock SET holder = ?, holder_host = ?, holder_pid = ?, playbook = ?, '
+                           'started_at = ?, heartbeat_at = ? WHERE id = 1',
+                           ('alice@here pid %d' % dead_controller.pid, socket.gethostname(), dead_controller.pid,
+                            'rollout.yml', time.time(), time.time()))
+            with pytest.raises(ledger_lib.LedgerLocked, match=r'is gone but 1 process\(es\) it started still run '
+                                                              r'\(pids %d\)' % worker.pid):
+                ledger.acquire_lock('bob@here pid 1', 'rollout.yml')
+            worker.kill()
+            worker.wait()
+            assert ledger.acquire_lock('bob@here pid 1', 'rollout.yml')['holder'] == 'bob@here pid 1'
+            assert ledger.events(kinds='lock_recovered')[0]['data']['reason'].endswith('is gone')
+    finally:
+        worker.kill()
+        worker.wait()
