@@ -135,7 +135,8 @@ class LedgerAdapter:
         def find(handle):
             if observed:
                 drift = handle.reconcile(observed, fix=False)['drift']
-                if any(d['kind'] in ('mode_mismatch', 'not_in_ledger') for d in drift):
+                if any(d['kind'] in ('mode_mismatch', 'not_in_ledger')
+                       and d.get('observed_mode') not in (None, _modes.LIBP2P_ONLY) for d in drift):
                     handle.reconcile(observed, fix=True, operator=self.operator, run_id=self.run_id)
                     self.written.append('reconcile')
             return handle.nodes(states=[UNJUDGED_STATE])

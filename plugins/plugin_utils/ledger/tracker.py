@@ -459,10 +459,13 @@ class MigrationTracker:
         if self.run_id is not None:
             lines.append(f'this run: {self.transitions} transition(s), {len(self.failed_nodes)} failed node(s)'
                          + (f', {self.gate_verdicts} gate verdict(s)' if self.gate_verdicts else ''))
-        halted, paused = flags.get('halted'), flags.get('paused')
-        if halted:
-            lines.append(f"HALTED since {halted['at']} by {halted['operator']} ({halted['source']}): "
-                         f"{halted['reason']} -- acknowledge with resume --ack once the cause is understood")
-        if paused:
-            lines.append(f"PAUSED since {paused['at']} by {paused['operator']}: {paused['reason']}")
+        # Flags named as the guard names them (plugin_utils/guard.py), halted first.
+        from ansible_collections.autonomi.network_migration.plugins.plugin_utils import (  # noqa: I001
+            guard,  # pylint: disable=import-outside-toplevel
+        )
+        if flags.get('halted'):
+            lines.append(f"HALTED since {flags['halted']['at']}: " + guard.describe_flag('halted', flags['halted'])
+                         + ' -- acknowledge with resume --ack once the cause is understood')
+        if flags.get('paused'):
+            lines.append(f"PAUSED since {flags['paused']['at']}: " + guard.describe_flag('paused', flags['paused']))
         return lines

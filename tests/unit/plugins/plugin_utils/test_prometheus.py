@@ -114,6 +114,10 @@ def test_unreachable_raises_prometheus_unavailable():
         sock.bind(('127.0.0.1', 0))
         port = sock.getsockname()[1]
     client = client_for('http://127.0.0.1:%d' % port, retries=1, password='hunter2', username='u')
-    with pytest.raises(prom.PrometheusUnavailable, match='unreachable after 1 retries') as info:
-        client.query('up')
+    query = 'sum by (host) (rate(ant_networking_transport_requests_total{transport="iroh"}[10s]))'
+    with pytest.raises(prom.PrometheusUnavailable, match=r'is unreachable \(Connection refused\) after 1 retries'
+                       ) as info:
+        client.query(query)
     assert 'hunter2' not in str(info.value)
+    # the cause in a few words, not the URL-encoded query (finding 4)
+    assert 'api/v1/query' not in str(info.value) and len(str(info.value)) < 120
