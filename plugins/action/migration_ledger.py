@@ -14,7 +14,7 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.autonomi.network_migration.plugins.module_utils import _modes
-from ansible_collections.autonomi.network_migration.plugins.plugin_utils import identity, redaction
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils import guard, identity, redaction
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils import ledger as ledger_lib
 
 ARGUMENT_SPEC = dict(
@@ -93,17 +93,14 @@ class ActionModule(ActionBase):
         """Refuse when the migration is halted or paused, or the canary has not passed."""
         flags = ledger.get_flags()
         out = {'changed': False, 'flags': flags}
-        halted, paused = flags.get('halted'), flags.get('paused')
-        if halted and not args['allow_halted']:
-            out.update(failed=True, refused='halted',
-                       msg='migration is HALTED since %s by %s: %s. Investigate, then acknowledge with '
-                           'playbooks/resume.yml -e ack=true (or `ant-network-migration resume --ack`).'
-                           % (halted.get('at'), halted.get('operator') or halted.get('source'), halted.get('reason')))
-            return out
-        if paused and not args['allow_paused']:
-            out.update(failed=True, refused='paused',
-                       msg='migration is PAUSED since %s by %s: %s. Resume with playbooks/resume.yml.'
-                           % (paused.get('at'), paused.get('operator'), paused.get('reason')))
+        # The decision is the guard's (plugin_utils/guard.py); allow_halted / allow_paused hide a flag from it.
+        snapshot = guard.snapshot_of(ledger)
+        snapshot.flags = {'halted': None if args['allow_halted'] else flags.get('halted'),
+                          'paused': None if args['allow_paused'] else flags.get('paused')}
+        decision = guard.decide(snapshot, guard.Actor.from_environment(),
+                                check_lock=not (args['allow_halted'] and args['allow_paused']))
+        if not decision.allowed:
+            out.update(failed=True, refused=decision.refused, msg=decision.reason)
             return out
         if args['require_canary']:
             verdict = ledger.canary_verdict()

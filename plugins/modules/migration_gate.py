@@ -19,9 +19,17 @@ description:
     the gate fails when the alert would be firing. Queries aggregate in PromQL; their number does
     not grow with the fleet (1 per evaluation for the scope, 1 per rule, 1 per failing rule).
   - A rule must fail on O(consecutive_failures) consecutive evaluations before it fails the gate.
+    Every severity can fail every gate that judges it. When fewer evaluations are asked than a
+    breaching rule needs (a warning needs 2, the default asks 1), the gate confirms it: it
+    evaluates again, every O(interval) (at least the rules' C(evaluation_interval)), until the
+    rule trips or clears. A rule asked for in O(rules) whose severity never fails
+    (C(consecutive_failures) 0, C(info) by default) makes the gate refuse to start.
   - No data (too few samples, too few targets up) is not a pass, it is C(inconclusive); see
     O(inconclusive). A rule whose transport no node in scope runs is C(skipped).
-  - Prometheus unreachable or erroring after O(retries) retries fails the gate (fail closed).
+  - Prometheus unreachable or erroring after O(retries) retries fails the gate (fail closed) with
+    the verdict C(unavailable): the gate could not judge. With O(record) it halts the migration with
+    cause C(no_verdict), like an inconclusive result with O(inconclusive=fail): a wave freezes
+    instead of rolling back, since only a verdict on the nodes rolls them back.
   - With the migration ledger (and O(check_ledger)), the gate fails at once when the migration is halted or paused,
     records its verdict as a C(gate_verdict) event, writes a halt mark when it fails and a pause
     when it is inconclusive with O(inconclusive=pause). A ledger that cannot be read or written
@@ -62,9 +70,10 @@ options:
     type: int
     default: 1
   interval:
-    description: Time between two evaluations, seconds or a Prometheus duration (V(30s), V(1m)).
+    description:
+      - Time between two evaluations, seconds or a Prometheus duration (V(30s), V(1m)).
+      - Default the rules' C(evaluation_interval) (C(migration_alert_settings)): each evaluation sees new data.
     type: str
-    default: 30s
   consecutive_failures:
     description:
       - Consecutive failed evaluations before a rule fails the gate, per severity
@@ -84,8 +93,8 @@ options:
   inconclusive:
     description:
       - What an inconclusive verdict does. V(pause) fails the task and pauses the migration in the
-        ledger; V(fail) fails it and writes a halt; V(pass) lets the play go on (with the verdict in
-        the result).
+        ledger; V(fail) fails it and writes a halt with cause C(no_verdict) (a wave freezes); V(pass)
+        lets the play go on (with the verdict in the result).
     type: str
     default: pause
     choices: [pause, fail, pass]
@@ -110,6 +119,29 @@ options:
         before the next batch, so the running batch is still judged (and a halt still stops it).
     type: bool
     default: true
+  unjudged:
+    description:
+      - Judge the hosts whose nodes were switched without a verdict instead of O(hosts): nodes the
+        ledger has in C(dual_stack_testing) (left by a run whose controller died), after the ledger
+        learned from O(fleet_hosts)' C(transport_info) results about switches it never recorded.
+      - Nothing to judge passes at once without asking Prometheus. The result names the hosts in
+        RV(unjudged_hosts); mark them stable after a pass.
+    type: bool
+    default: false
+  fleet_hosts:
+    description: With O(unjudged), the hosts whose registered C(transport_info) results (O(info_var)) to compare.
+    type: list
+    elements: str
+  info_var:
+    description: With O(unjudged), the variable holding each host's C(transport_info) result.
+    type: str
+    default: wave_transport_info
+  min_soak:
+    description:
+      - With O(unjudged), the seconds the nodes must have spent in their mode before they are judged;
+        the gate waits for what is left.
+    type: str
+    default: '0'
 extends_documentation_fragment:
   - autonomi.network_migration._prometheus
   - autonomi.network_migration._attributes
@@ -139,6 +171,16 @@ EXAMPLES = r"""
   run_once: true
   any_errors_fatal: true
 
+- name: Judge nodes an earlier run switched without a verdict (its controller died), after a soak
+  autonomi.network_migration.migration_gate:
+    unjudged: true
+    fleet_hosts: "{{ groups['fleet'] }}"
+    info_var: wave_transport_info
+    min_soak: 60
+  register: unjudged
+  delegate_to: localhost
+  run_once: true
+
 - name: Only the error-rate rules, fleet-wide, an inconclusive result fails instead of pausing
   autonomi.network_migration.migration_gate:
     rules: [high_error_rate_libp2p, high_error_rate_iroh]
@@ -149,7 +191,9 @@ EXAMPLES = r"""
 
 RETURN = r"""
 verdict:
-  description: V(pass), V(fail) or V(inconclusive).
+  description:
+    - V(pass), V(fail) (a verdict on the nodes), V(inconclusive) (not enough data) or
+      V(unavailable) (Prometheus could not be asked). The last two are no verdict.
   returned: always
   type: str
 msg:
@@ -226,8 +270,22 @@ ledger:
   returned: always
   type: dict
 notes:
-  description: Remarks on the options, e.g. severities that cannot fail the gate with so few evaluations.
+  description: Remarks on the options, e.g. severities confirmed by extra evaluations or that only report.
   returned: always
+  type: list
+  elements: str
+confirmations:
+  description: Evaluations added after the asked ones to confirm a breaching rule.
+  returned: when Prometheus was asked
+  type: int
+unjudged_hosts:
+  description: With O(unjudged), the hosts judged (empty when nothing was switched without a verdict).
+  returned: when O(unjudged)
+  type: list
+  elements: str
+unjudged_nodes:
+  description: With O(unjudged), the nodes (C(host/service)) judged.
+  returned: when O(unjudged) found some
   type: list
   elements: str
 """

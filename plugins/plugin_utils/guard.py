@@ -184,7 +184,7 @@ def decide(snapshot, actor=None, host=None, mode=None, ignore_pause=False, allow
 
 def snapshot_of(ledger, with_modes=False):
     """Read a Snapshot from an open Ledger (the fleet's modes only when asked: for iroh_only)."""
-    return Snapshot(flags=ledger.get_flags(), lock=ledger.lock(),
+    return Snapshot(flags=ledger.get_flags(), lock=ledger.live_lock(),
                     node_modes=ledger.node_modes() if with_modes else None)
 
 

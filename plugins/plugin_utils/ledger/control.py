@@ -156,6 +156,16 @@ class ControlMixin:
         with self._db.transaction(write=False) as tx:
             return self._public(self._lock_row(tx.one('SELECT * FROM ledger_lock WHERE id = 1')))
 
+    def live_lock(self):
+        """The lock, or None when it is free or its holder is gone from this host with every process
+        it started (the next acquire_lock() recovers it). What the guard judges."""
+        with self._db.transaction(write=False) as tx:
+            lock = self._lock_row(tx.one('SELECT * FROM ledger_lock WHERE id = 1'))
+        if lock and lock['host'] == socket.gethostname() and lock['pid'] is not None \
+                and not _pid_alive(lock['pid']) and not controller_processes(lock['pid']):
+            return None
+        return self._public(lock)
+
     def acquire_lock(self, holder, playbook, stale_after=DEFAULT_STALE_AFTER, run_id=None):
         """Take the run lock or raise LedgerLocked naming the holder, its start time and playbook.
 

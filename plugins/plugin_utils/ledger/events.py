@@ -17,7 +17,7 @@ from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger.
 EVENT_KINDS = (
     'gate_verdict', 'alert_fired', 'alert_resolved', 'halt', 'halt_ack', 'pause', 'resume',
     'rollback', 'canary_verdict', 'lock_acquired', 'lock_released', 'lock_recovered',
-    'lock_override', 'node_failed', 'reconcile', 'run_started', 'run_ended', 'schema_migrated',
+    'lock_override', 'node_failed', 'reconcile', 'run_started', 'run_ended', 'schema_migrated', 'orphan_stopped',
 )
 
 

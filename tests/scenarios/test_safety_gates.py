@@ -1,0 +1,215 @@
+"""The safety net under faults at the moments that matter, through real ansible-playbook runs
+(issue 11, findings 2-5): warnings fail one-evaluation gates, a killed controller leaves no
+orphan switching, a monitoring outage freezes instead of rolling back, rollback reports are exact.
+
+One simulated fleet (4 hosts x 4 nodes) and its Prometheus for the module; every test starts from
+a libp2p-only fleet, no faults and a ledger of its own.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import time
+
+import pytest
+from scenario_harness import Fleet
+
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils import ledger as ledger_lib
+
+LIBP2P = 'libp2p_only'
+DUAL = 'dual_stack'
+NO_CANARY = 'wave_require_canary=false'
+IROH_P95_WINDOW = 'min_over_time(transport:ant_transport_request_duration_seconds:p95{transport="iroh"}[10s])'
+_ledgers = itertools.count()
+
+
+@pytest.fixture(scope='module')
+def shared_fleet(tmp_path_factory):
+    with Fleet(tmp_path_factory.mktemp('gates'), hosts=4, nodes_per_host=4, ready_delay=1.0) as fleet:
+        yield fleet
+
+
+@pytest.fixture
+def fleet(shared_fleet):
+    """The shared fleet, reset: Prometheus up, no faults, every node libp2p_only, a fresh ledger."""
+    f = shared_fleet
+    f.stack.clear_faults()
+    if not _prometheus_up(f):
+        f.stack.start_prometheus()
+        f.stack.wait_targets_up(timeout=90)
+        f.wait_value('count_over_time(avg(instance:ant_partition_risk:ratio)[12s:2s])', lambda v: v >= 6,
+                     timeout=120, what='recording rules evaluated over a full gate window again')
+    f.ledger_path = f.directory / ('ledger-%d.sqlite3' % next(_ledgers))
+    if set(f.modes().values()) != {LIBP2P}:
+        back = f.play('rollback.yml', 'strategy=fast')
+        assert back.rc == 0, back.tail()
+        f.ledger_path = f.directory / ('ledger-%d.sqlite3' % next(_ledgers))
+    assert set(f.modes().values()) == {LIBP2P}
+    f.wait_ready(timeout=90)
+    return f
+
+
+def _prometheus_up(fleet):
+    try:
+        return fleet.stack.query_value('count(up)') is not None
+    except Exception:  # pylint: disable=broad-except
+        return False
+
+
+def hosts_in(fleet, mode):
+    hosts = {}
+    for node, m in fleet.modes().items():
+        hosts.setdefault(node.split('/')[0], set()).add(m)
+    return sorted(h for h, ms in hosts.items() if mode in ms)
+
+
+def rollback_event(fleet):
+    outcomes = [e['data'] for e in fleet.events(kinds=['rollback']) if 'outcome' in e['data']]
+    assert outcomes, fleet.events(limit=30)
+    return outcomes[0]
+
+
+# -- finding 2: every severity can fail every gate asked to judge it -------------------------------------------
+
+
+def test_a_warning_fails_the_one_evaluation_wave_gate(fleet):
+    """A 2 s iroh p95 (a warning rule: 2 consecutive failures) on the hosts of one batch fails the wave
+    gate although the simulated inventory asks for wave_gate_evaluations: 1."""
+    fleet.stack.fault('transport', transport='iroh', latency_ms=2000, mode=DUAL)
+    run = fleet.play('rollout.yml', 'wave=100', NO_CANARY, '{"wave_batches": [1]}')
+    assert run.rc != 0, run.tail()
+    halted = fleet.flags()['halted']
+    assert halted and 'iroh_latency_spike (warning)' in halted['reason'], halted
+    assert halted['cause'] == 'verdict'
+    verdicts = [e['data'] for e in fleet.events(kinds=['gate_verdict'])]
+    assert verdicts and verdicts[0]['verdict'] == 'fail'
+    # A verdict on the nodes: the batch's host went back (policy rollback); no second batch started.
+    assert set(fleet.modes().values()) == {LIBP2P}
+    ledger = fleet.ledger()
+    try:
+        touched = {row['host'] for row in ledger.history(limit=1000) if row['to_state'] == 'dual_stack_testing'}
+    finally:
+        ledger.close()
+    assert len(touched) == 1, touched
+
+
+def test_gradual_rollback_goes_on_while_a_warning_is_active(fleet):
+    run = fleet.play('rollout.yml', 'wave=100', NO_CANARY, '{"wave_batches": ["100%"]}')
+    assert run.rc == 0, run.tail()
+    fleet.stack.fault('transport', transport='iroh', latency_ms=2000)
+    fleet.wait_value(IROH_P95_WINDOW, lambda v: v > 0.5, timeout=90, what='iroh p95 above 500 ms for 10 s')
+    rollback = fleet.play('rollback.yml', 'strategy=gradual', '{"rollback_batches": [1]}',
+                          'rollback_pause_seconds=1')
+    assert rollback.rc == 0, rollback.tail()
+    assert 'the problem is resolved' not in rollback.output
+    assert not fleet.events(kinds=['rollback_stopped_early'])
+    assert set(fleet.modes().values()) == {LIBP2P}
+    report = rollback_event(fleet)
+    assert report['outcome'] == 'succeeded'
+    assert sorted(report['rolled_back_hosts']) == sorted(fleet.stack.host_names)
+    assert report['not_rolled_back_hosts'] == [] and report['remaining_hosts'] == []
+
+
+# -- finding 5: rollback reports say exactly which hosts were and were not rolled back ------------------------
+
+
+def test_gradual_rollback_that_stops_early_reports_the_rest(fleet):
+    run = fleet.play('rollout.yml', 'wave=100', NO_CANARY, '{"wave_batches": ["100%"]}')
+    assert run.rc == 0, run.tail()
+    rollback = fleet.play('rollback.yml', 'strategy=gradual', '{"rollback_batches": [1]}',
+                          'rollback_pause_seconds=1')
+    assert rollback.rc == 0, rollback.tail()
+    back = [h for h in fleet.stack.host_names if h not in hosts_in(fleet, DUAL)]
+    still = hosts_in(fleet, DUAL)
+    assert len(back) == 1 and len(still) == 3, fleet.modes()
+    stopped = fleet.events(kinds=['rollback_stopped_early'])[0]['data']
+    assert stopped['rolled_back_hosts'] == back and sorted(stopped['remaining_hosts']) == still
+    report = rollback_event(fleet)
+    assert report['outcome'] == 'stopped_early'
+    assert report['rolled_back_hosts'] == back
+    assert sorted(report['not_rolled_back_hosts']) == still and sorted(report['remaining_hosts']) == still
+    assert report['failed_hosts'] == []
+    assert 'rolled back 1 of 4 host(s)' in rollback.output and 'stopped_early' in rollback.output
+
+
+# -- finding 4: an outage is not a verdict ------------------------------------------------------------------
+
+
+def test_prometheus_lost_mid_wave_halts_and_freezes(fleet):
+    proc = fleet.start_play('rollout.yml', 'wave=100', NO_CANARY, '{"wave_batches": [1]}')
+    fleet.wait_until(lambda: hosts_in(fleet, DUAL), timeout=180, what='first batch switched')
+    fleet.stack.stop_prometheus()
+    proc.wait(timeout=600)
+    output = fleet.output_of(proc)
+    assert proc.returncode != 0, output[-3000:]
+    halted = fleet.flags()['halted']
+    assert halted and halted['cause'] == 'no_verdict', halted
+    assert 'Connection refused' in halted['reason'] and len(halted['reason']) < 300, halted['reason']
+    assert '%7B' not in halted['reason'] and 'query=' not in halted['reason']
+    assert 'HALTED without a verdict' in output and 'Nothing was rolled back' in output, output[-3000:]
+    # Frozen: the switched nodes were not restarted back while nothing watched.
+    switched = [n for n, m in fleet.modes().items() if m == DUAL]
+    assert switched, fleet.modes()
+    freeze = [e['data'] for e in fleet.events(kinds=['rollback'])]
+    assert freeze and freeze[0]['strategy'] == 'freeze' and freeze[0]['cause'] == 'no_verdict'
+    # Acknowledge for the next test's reset.
+    with ledger_lib.open_ledger(str(fleet.ledger_path)) as ledger:
+        ledger.resume('scenario-test', ack=True, reason='monitoring back')
+
+
+# -- finding 3: controller death is survivable --------------------------------------------------------------
+
+
+def test_killed_controller_leaves_no_orphan_switching_and_the_rerun_judges(fleet):
+    proc = fleet.start_play('rollout.yml', 'wave=100', NO_CANARY, '{"wave_batches": [1]}',
+                            'wave_node_batch_size=1', 'wave_node_interval_ms=0')
+    # Kill the controller alone (not its process group) while the first host's worker is mid-host:
+    # its first node switched, the others not yet.
+    fleet.wait_until(lambda: any(m == DUAL for m in fleet.modes().values()), timeout=180,
+                     what='a first node switched')
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    try:
+        _orphan_checks(fleet, proc)
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # whatever of the dead run is left
+        except ProcessLookupError:
+            pass
+
+
+def _orphan_checks(fleet, proc):
+    at_kill = {n for n, m in fleet.modes().items() if m == DUAL}
+    host = sorted(at_kill)[0].split('/')[0]
+    # The worker notices between two node batches, stops and records what it switched.
+    fleet.wait_until(lambda: fleet.events(kinds=['orphan_stopped']), timeout=120, what='the orphan worker stopped')
+    stopped = fleet.events(kinds=['orphan_stopped'])[0]['data']
+    assert stopped['host'] == host and stopped['not_switched'], stopped
+    after = {n for n, m in fleet.modes().items() if m == DUAL}
+    # At most the node batch in flight at the kill completed; the rest of the host was not touched.
+    assert at_kill <= after and len(after - at_kill) <= 1, (at_kill, after)
+    assert len(after) < 4, 'the worker switched the whole host after its controller died'
+    # Nothing changes any more (several node switch times).
+    deadline = time.monotonic() + 8
+    while time.monotonic() < deadline:
+        assert {n for n, m in fleet.modes().items() if m == DUAL} == after
+        time.sleep(0.5)
+    states = fleet.ledger_states()
+    assert all(states[n] == 'dual_stack_testing' for n in after), states
+
+    # The re-run takes the dead controller's lock over, judges the switched-not-judged nodes first.
+    rerun = fleet.play('rollout.yml', 'wave=100', NO_CANARY, '{"wave_batches": ["100%"]}')
+    assert rerun.rc == 0, rerun.tail()
+    verdicts = [e['data'] for e in fleet.events(kinds=['gate_verdict'])]
+    judged = [v for v in verdicts if v.get('scope') == [host]]
+    assert judged and judged[-1]['verdict'] == 'pass', verdicts
+    ledger = fleet.ledger()
+    try:
+        marks = [row for row in ledger.history(limit=1000) if row['to_state'] == 'dual_stack_stable'
+                 and 'without a verdict' in (row['reason'] or '')]
+    finally:
+        ledger.close()
+    assert {row['node_id'] for row in marks} == after, marks
+    assert set(fleet.modes().values()) == {DUAL}
