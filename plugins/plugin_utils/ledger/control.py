@@ -161,10 +161,17 @@ class ControlMixin:
         it started (the next acquire_lock() recovers it). What the guard judges."""
         with self._db.transaction(write=False) as tx:
             lock = self._lock_row(tx.one('SELECT * FROM ledger_lock WHERE id = 1'))
-        if lock and lock['host'] == socket.gethostname() and lock['pid'] is not None \
-                and not _pid_alive(lock['pid']) and not controller_processes(lock['pid']):
-            return None
+        if lock:
+            dead, workers = self._holder_state(lock)
+            if dead and not workers:
+                return None
         return self._public(lock)
+
+    @staticmethod
+    def _holder_state(lock):
+        """(controller gone from this host, pids of the processes it started that still run)."""
+        dead = lock['host'] == socket.gethostname() and lock['pid'] is not None and not _pid_alive(lock['pid'])
+        return dead, (controller_processes(lock['pid']) if dead else [])
 
     def acquire_lock(self, holder, playbook, stale_after=DEFAULT_STALE_AFTER, run_id=None):
         """Take the run lock or raise LedgerLocked naming the holder, its start time and playbook.
@@ -180,8 +187,7 @@ class ControlMixin:
             lock = self._lock_row(tx.one('SELECT * FROM ledger_lock WHERE id = 1'))
             if lock and lock['holder'] != holder:
                 age = now - (lock['_heartbeat'] or 0)
-                dead = lock['host'] == host and lock['pid'] is not None and not _pid_alive(lock['pid'])
-                workers = controller_processes(lock['pid']) if dead else []
+                dead, workers = self._holder_state(lock)
                 if workers:
                     raise LedgerLocked(
                         f"the migration ledger is locked by {lock['holder']} (playbook {lock['playbook']}, run "
