@@ -106,8 +106,8 @@ class BatchedSwitch:
         if self.batch_size <= 0:
             return self.run_module(args, False)
         plan = self.run_module(args, True)
-        if plan.get('failed'):
-            return plan  # the module's refusal (a bad transition, antctl down): nothing was changed
+        if plan.get('failed') or plan.get('unreachable'):
+            return plan  # the module's refusal (a bad transition, antctl down) or no host: nothing was changed
         todo = _names(plan.get('nodes') or [], TODO)
         stopped = _names(plan.get('nodes') or [], RECONFIGURE)
         if len(todo) <= self.batch_size:
