@@ -28,6 +28,7 @@ sim-up: setup
 
 sim-down:
 	@if [[ -x $(BIN)/ant-fleet-sim ]]; then $(BIN)/ant-fleet-sim down --state-dir $(STATE); fi
+	@if [[ -f $(STATE)/dashboard.pid ]]; then kill "$$(cat $(STATE)/dashboard.pid)" 2>/dev/null || true; rm -f $(STATE)/dashboard.pid; fi
 
 demo: setup
 	@scripts/demo.sh $(DEMO_HOSTS) $(DEMO_NODES)

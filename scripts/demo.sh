@@ -14,6 +14,16 @@ scripts/sim-up.sh "$HOSTS" "$NODES"
 say "a fresh ledger for the demo (.state/ledger.sqlite3)"
 rm -f .state/ledger.sqlite3 .state/ledger.sqlite3-wal .state/ledger.sqlite3-shm
 
+DASHBOARD_PORT=${DASHBOARD_PORT:-8090}
+say "starting the live dashboard (ant-network-migration dashboard): open http://127.0.0.1:$DASHBOARD_PORT/ to watch the canary and the wave"
+if [[ -f .state/dashboard.pid ]]; then kill "$(cat .state/dashboard.pid)" 2>/dev/null || true; fi
+nohup ant-network-migration --prometheus-url http://127.0.0.1:19090 dashboard --listen "127.0.0.1:$DASHBOARD_PORT" \
+  > .state/dashboard.log 2>&1 &
+echo $! > .state/dashboard.pid
+ansible-playbook playbooks/monitoring.yml -e migration_prometheus_url=http://127.0.0.1:19090 \
+  -e "monitoring_rules_dir=$(realpath -m .state)/prometheus/rules" -e "monitoring_file_sd_dir=$(realpath -m .state)/prometheus/file_sd" \
+  -e "{\"monitoring_dashboard_targets\": [\"127.0.0.1:$DASHBOARD_PORT\"]}" >/dev/null
+
 say "waiting until the recording rules hold a full gate window (the gate refuses to judge without data)"
 for _ in $(seq 60); do
   n=$(curl -fsS "http://127.0.0.1:19090/api/v1/query" --data-urlencode 'query=count_over_time(avg(instance:ant_partition_risk:ratio)[12s:2s])' \
@@ -31,4 +41,4 @@ ansible-playbook playbooks/rollout.yml -e wave=25
 say "status (ant-network-migration status --detailed)"
 ant-network-migration status --detailed
 
-say "done. The fleet keeps running: try 'make sim-down' to stop it, or playbooks/rollback.yml -e strategy=fast"
+say "done. Dashboard: http://127.0.0.1:$DASHBOARD_PORT/ . The fleet and the dashboard keep running: 'make sim-down' stops them; or try playbooks/rollback.yml -e strategy=fast"
