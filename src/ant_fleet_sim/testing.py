@@ -8,13 +8,22 @@
 
 Ports are picked at random among free ones so that several stacks (parallel tests, the demo)
 run side by side. Every wait polls with a deadline; nothing sleeps blindly.
+
+``SimStack(..., ssh=True)`` reaches every simulated host through a real OpenSSH server, as a real
+fleet is reached (see ant_fleet_sim.ssh): the inventory then connects over SSH as the host's own
+unprivileged account, with become through sudo and /usr/bin/python3. Needs root and Debian's
+openssh-server and sudo. The state directory then lives in a directory of its own under the
+system's temporary directory (the host accounts must reach it; pytest's are private to root),
+and ``directory/sim-logs`` keeps the simulator's and sshd's logs after ``stop()``.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
+import tempfile
 import time
 import urllib.error
 import urllib.parse
@@ -82,9 +91,15 @@ def wait_for(predicate, timeout=30.0, interval=0.2, what='condition'):
 
 class SimStack:
     def __init__(self, directory, hosts=4, nodes_per_host=3, ready_delay=0.5, restart_time=0.2, prometheus=True,
-                 tick=0.5, startup_timeout=120.0, alertmanager=False, **config):
+                 tick=0.5, startup_timeout=120.0, alertmanager=False, ssh=False, **config):
         self.directory = Path(directory)
-        self.state_dir = self.directory / 'sim'
+        self.ssh = ssh
+        self.ssh_info = None
+        if ssh:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            self.state_dir = Path(tempfile.mkdtemp(prefix='ant-fleet-sim-ssh-'))
+        else:
+            self.state_dir = self.directory / 'sim'
         self.state = layout.StateDir(self.state_dir)
         self.hosts = hosts
         self.nodes_per_host = nodes_per_host
@@ -125,14 +140,38 @@ class SimStack:
                                        owner_pid=os.getpid())
         self.api_url = self.info['api_url']
         self.client = control.ApiClient(self.api_url)
-        if self.with_alertmanager:
-            self.start_alertmanager()
-        if self.with_prometheus:
-            self.start_prometheus()
+        try:
+            if self.ssh:
+                from . import ssh
+                self.ssh_info = ssh.start(self.state_dir, self.host_names)
+            if self.with_alertmanager:
+                self.start_alertmanager()
+            if self.with_prometheus:
+                self.start_prometheus()
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def stop(self):
+        if self.ssh:
+            from . import ssh
+            ssh.stop(self.state_dir)
         control.shutdown(self.state_dir)
+        if self.ssh and self.state_dir.exists():
+            logs = self.directory / 'sim-logs'
+            logs.mkdir(parents=True, exist_ok=True)
+            for name in ('sim.log', 'ssh/sshd.log', 'ssh/supervisor.log', 'inventory/hosts.yml'):
+                if (self.state_dir / name).exists():
+                    shutil.copy(self.state_dir / name, logs / name.replace('/', '-'))
+            shutil.rmtree(self.state_dir, ignore_errors=True)
+
+    def ssh_command(self, host, command):
+        """argv of a plain ssh to ``host`` (as its own account) running ``command``; ssh=True only."""
+        from . import ssh
+        if not self.ssh_info:
+            raise SimStackError('this stack was not started with ssh=True')
+        return ssh.ssh_command(self.ssh_info, host, command)
 
     def start_prometheus(self, port=None):
         """Start (or restart) Prometheus: on ``port``, else on the port it had, else a free one.
