@@ -17,6 +17,7 @@ help:
 	@echo "make test    set up, then run the whole test suite (lint, unit, integration, scenarios, molecule)"
 	@echo "make setup   set-up alone (idempotent)"
 	@echo "make sim-up / sim-down   start / stop the simulated fleet and Prometheus ($(STATE)/)"
+	@echo "             SIM_SSH=1 make sim-up: every simulated host reached over SSH (needs root)"
 	@echo "make lint    ruff, ansible-lint (production profile), ansible-test sanity"
 	@echo "make bench   benchmarks"
 
@@ -27,7 +28,8 @@ sim-up: setup
 	@scripts/sim-up.sh $(DEMO_HOSTS) $(DEMO_NODES)
 
 sim-down:
-	@if [[ -x $(BIN)/ant-fleet-sim ]]; then $(BIN)/ant-fleet-sim down --state-dir $(STATE); fi
+	@if [[ -x $(BIN)/ant-fleet-sim ]]; then $(BIN)/python -m ant_fleet_sim.ssh down --state-dir $(STATE); \
+	  $(BIN)/ant-fleet-sim down --state-dir $(STATE); fi
 	@if [[ -f $(STATE)/dashboard.pid ]]; then kill "$$(cat $(STATE)/dashboard.pid)" 2>/dev/null || true; rm -f $(STATE)/dashboard.pid; fi
 
 demo: setup

@@ -7,7 +7,8 @@ ROOT=$(pwd)
 PY=${PYTHON:-python3}
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 
-# --test: also what the test suite needs (PostgreSQL server, shellcheck for sanity).
+# --test: also what the test suite needs (PostgreSQL server, shellcheck for sanity, OpenSSH server
+# and sudo for the fleet reached over SSH).
 want_test=0
 [[ "${1:-}" == "--test" ]] && want_test=1
 
@@ -96,5 +97,12 @@ if (( want_test )); then
   command -v rsync >/dev/null 2>&1 || apt_install rsync
   # The dashboard's browser test drives Debian's chromium through Playwright (no browser download).
   command -v chromium >/dev/null 2>&1 || apt_install chromium
+  # The SSH fleet (tests/scenarios/test_ssh_fleet.py, SIM_SSH=1 make sim-up): its own sshd on
+  # loopback, accounts per host, become through sudo, modules run by the system Python.
+  ssh_need=()
+  [[ -x /usr/sbin/sshd ]] || ssh_need+=(openssh-server)
+  command -v sudo >/dev/null 2>&1 || ssh_need+=(sudo)
+  [[ -x /usr/bin/python3 ]] || ssh_need+=(python3)
+  if ((${#ssh_need[@]})); then apt_install "${ssh_need[@]}"; else say "openssh-server and sudo found"; fi
 fi
 say "set-up complete"

@@ -2,6 +2,9 @@
 # Start the simulated fleet (HOSTS x NODES), a Prometheus server scraping it and an Alertmanager, in the
 # background, with state, logs and ports under .state/ (make sim-up; make sim-down stops both).
 # Running it again restarts both cleanly.
+# SIM_SSH=1: every simulated host is reached over SSH (an sshd of the fleet's own on 127.0.0.1,
+# port SIM_SSH_PORT or a free one; one account antsim-<host> per host; become through sudo; the
+# system Python). Needs root. The inventory written then connects that way.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 HOSTS=${1:-10}
@@ -12,6 +15,8 @@ AM_PORT=${SIM_ALERTMANAGER_PORT:-19093}
 API_PORT=${SIM_API_PORT:-18080}
 BASE_PORT=${SIM_BASE_PORT:-14000}
 READY_DELAY=${SIM_READY_DELAY:-3}
+SSH=${SIM_SSH:-0}
+SSH_PORT=${SIM_SSH_PORT:-0}
 SIM=.venv/bin/ant-fleet-sim
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 
@@ -21,11 +26,17 @@ if [[ ! -x $SIM ]]; then
 fi
 
 say "stopping any simulated fleet and Prometheus already running under $STATE/"
+.venv/bin/python -m ant_fleet_sim.ssh down --state-dir "$STATE" >/dev/null
 $SIM down --state-dir "$STATE"
 
 say "starting the simulated fleet: $HOSTS hosts x $NODES nodes (metrics ports $BASE_PORT.., API $API_PORT)"
 $SIM up --hosts "$HOSTS" --nodes-per-host "$NODES" --state-dir "$STATE" \
   --base-port "$BASE_PORT" --api-port "$API_PORT" --ready-delay "$READY_DELAY"
+
+if [[ $SSH == 1 ]]; then
+  say "reaching every host over SSH: sshd on 127.0.0.1, accounts antsim-<host>, become through sudo"
+  .venv/bin/python -m ant_fleet_sim.ssh up --state-dir "$STATE" --port "$SSH_PORT"
+fi
 
 say "starting Alertmanager on 127.0.0.1:$AM_PORT (Prometheus sends its alerts there)"
 $SIM alertmanager up --state-dir "$STATE" --port "$AM_PORT"
