@@ -55,11 +55,14 @@ def hosts_in_mode(fleet, mode):
 
 
 def antctl_running_modes(fleet, host):
-    """{service: (status, transport mode)} as the host's antctl reports them."""
+    """{service: (status, transport mode)}: the status as the host's antctl reports it, the mode as
+    the host's service manager has loaded it (``systemctl show -p Environment``, the drop-in)."""
     out = {}
     for name, node in fleet.antctl_modes(host).items():
-        env = dict(node.get('environment_variables') or [])
-        out[name] = (node['status'], node.get('transport_mode') or env.get('ANT_TRANSPORT_MODE'))
+        proc = subprocess.run([str(fleet.stack.state.systemctl(host)), 'show', name, '-p', 'Environment', '--value'],
+                              capture_output=True, text=True, timeout=120, check=True)
+        env = dict(word.partition('=')[::2] for word in proc.stdout.split())
+        out[name] = (node['status'], env.get('ANT_TRANSPORT_MODE'))
     return out
 
 
@@ -136,6 +139,27 @@ def test_the_host_directory_belongs_to_root(ssh_fleet):
         registry, ssh_fleet.stack.antctl_path(host), registry.parent)
     proc = subprocess.run(ssh_fleet.stack.ssh_command(host, command), capture_output=True, text=True, timeout=60)
     assert proc.stdout.strip() == 'ok', proc.stdout + proc.stderr
+
+
+def test_a_switch_without_become_fails_clearly_and_changes_nothing(ssh_fleet):
+    """Privileges are real: as the unprivileged account the toggle cannot write the drop-in."""
+    host = 'sim-host-03'
+    uptimes = ssh_fleet.uptimes()
+    unit_dir = ssh_fleet.stack.state.host_dir(host) / 'systemd' / 'system'
+    before = sorted(p.relative_to(unit_dir) for p in unit_dir.rglob('*'))
+    args = ('mode=dual_stack antctl_path={{ ant_antctl_path }} unit_dir={{ ant_systemd_unit_dir }} '
+            'systemctl_path={{ ant_systemctl_path }} ready_timeout=30')
+    proc, results = adhoc(ssh_fleet, host, 'autonomi.network_migration.transport_mode', args,
+                          'ansible_become=false', 'migration_become=false')
+    assert proc.returncode != 0, proc.stdout[-3000:]
+    status, res = results[host]
+    assert status == 'FAILED', res
+    assert 'become' in res['msg'] and 'root' in res['msg'], res['msg']
+    assert {n: m for n, m in ssh_fleet.modes().items() if n.startswith(host)} == {
+        '%s/antnode%d' % (host, i): LIBP2P for i in range(1, NODES + 1)}
+    after = ssh_fleet.uptimes()
+    assert all(after[n] >= uptimes[n] for n in uptimes), 'a node restarted although the switch was refused'
+    assert sorted(p.relative_to(unit_dir) for p in unit_dir.rglob('*')) == before
 
 
 # ------------------------------------------------------------------------------ ansible-playbook
