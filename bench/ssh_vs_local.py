@@ -28,7 +28,7 @@ def passes(fleet, wave):
     for name, playbook, extra in (
             ('canary', 'canary.yml', ()),
             ('wave %d%%' % wave, 'rollout.yml', ('wave=%d' % wave,)),
-            ('fast rollback', 'rollback.yml', ('strategy=fast', 'target=libp2p_only', 'reason=bench'))):
+            ('fast rollback', 'rollback.yml', ('rollback_strategy=fast', 'target=libp2p_only', 'reason=bench'))):
         start = time.monotonic()
         run = fleet.play(playbook, *extra)
         out[name] = time.monotonic() - start

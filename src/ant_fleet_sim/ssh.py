@@ -96,8 +96,8 @@ class SshState:
 
 def account_name(host):
     """The account of simulated host ``host``: ``antsim-<host>`` (a valid, at most 32-character user name)."""
-    name = ACCOUNT_PREFIX + host.lower()
-    if not ACCOUNT_RE.match(name):
+    name = ACCOUNT_PREFIX + host
+    if not host or not ACCOUNT_RE.match(name):
         raise SshError('host name %r gives the account name %r, which is not a valid user name '
                        '(lower-case letters, digits, - and _, at most 32 characters)' % (host, name))
     return name

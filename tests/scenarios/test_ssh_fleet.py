@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -23,7 +24,8 @@ import yaml
 from scenario_harness import ROOT, Fleet
 
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils import ledger as ledger_lib
-from ant_fleet_sim import ssh
+from ant_fleet_sim import layout, ssh
+from ant_fleet_sim.testing import SimStack, wait_for
 
 LIBP2P = 'libp2p_only'
 DUAL = 'dual_stack'
@@ -90,6 +92,45 @@ class Timings:
     def record(cls, how, what, seconds):
         cls.rows.append((how, what, seconds))
         print('\n[ssh fleet %dx%d] %-16s %-9s %6.1f s' % (HOSTS, NODES, how, what, seconds))
+
+
+# ------------------------------------------------------------------------------ the harness itself
+def _ssh_leftovers(stack, sshd_pid, sudoers):
+    return {'sshd': layout.process_matches(sshd_pid, ssh.SSHD, str(stack.state_dir)),
+            'sudoers': sudoers.exists(), 'port': ssh._banner(stack.ssh_info['port'])}
+
+
+@pytest.mark.parametrize('ending', ['stop', 'simulator killed'])
+def test_sshd_and_the_sudoers_drop_in_go_away_with_the_fleet(tmp_path, ending):
+    """Nothing outlives the fleet: not on stop(), and not when the simulator dies (as when the
+    test run is killed and the simulator follows its owner)."""
+    _requirements()
+    stack = SimStack(tmp_path, hosts=1, nodes_per_host=2, prometheus=False, ssh=True).start()
+    try:
+        paths = ssh.SshState(stack.state_dir)
+        sudoers = paths.sudoers_file
+        sshd_pid = int((paths.dir / 'sshd.pid').read_text())
+        assert _ssh_leftovers(stack, sshd_pid, sudoers) == {'sshd': True, 'sudoers': True, 'port': True}
+        proc = subprocess.run(stack.ssh_command('sim-host-01', 'id -un; sudo -n id -un'), capture_output=True,
+                              text=True, timeout=60)
+        assert proc.stdout.split() == ['antsim-sim-host-01', 'root'], proc.stdout + proc.stderr
+        if ending == 'stop':
+            stack.stop()
+        else:
+            os.kill(stack.info['pid'], signal.SIGKILL)
+            os.waitpid(stack.info['pid'], 0)
+        wait_for(lambda: not any(_ssh_leftovers(stack, sshd_pid, sudoers).values()), timeout=30,
+                 what='sshd stopped and the sudoers drop-in removed')
+    finally:
+        stack.stop()
+    assert not stack.state_dir.exists()
+    assert (tmp_path / 'sim-logs' / 'ssh-sshd.log').exists()
+
+
+@pytest.mark.parametrize('host', ['Sim-Host-01', 'a' * 30, 'host;rm', ''])
+def test_a_host_name_that_is_no_valid_account_name_is_refused(host):
+    with pytest.raises(ssh.SshError, match='not a valid user name'):
+        ssh.account_name(host)
 
 
 # ------------------------------------------------------------------------------ the connection
@@ -197,7 +238,7 @@ def test_wave_over_ssh(ssh_fleet):
 
 def test_fast_rollback_over_ssh(ssh_fleet):
     start = time.monotonic()
-    run = ssh_fleet.play('rollback.yml', 'strategy=fast', 'target=libp2p_only', 'reason=ssh scenario')
+    run = ssh_fleet.play('rollback.yml', 'rollback_strategy=fast', 'target=libp2p_only', 'reason=ssh scenario')
     Timings.record('ansible-playbook', 'rollback', time.monotonic() - start)
     assert run.rc == 0, run.tail()
     assert set(ssh_fleet.modes().values()) == {LIBP2P}
@@ -257,7 +298,7 @@ def test_canary_wave_and_fast_rollback_through_ansible_runner(ssh_fleet, tmp_pat
     assert set(antctl_running_modes(ssh_fleet, 'sim-host-02').values()) == {('Running', DUAL)}
 
     result, out, seconds, events = _runner(ssh_fleet, tmp_path, ledger_path, 'rollback.yml',
-                                           strategy='fast', target=LIBP2P, reason='ssh scenario (runner)')
+                                           rollback_strategy='fast', target=LIBP2P, reason='ssh scenario (runner)')
     Timings.record('ansible-runner', 'rollback', seconds)
     assert (result.status, result.rc) == ('successful', 0), out
     assert set(ssh_fleet.modes().values()) == {LIBP2P}
