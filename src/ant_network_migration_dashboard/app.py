@@ -229,6 +229,8 @@ def create_app(service):
             return denied
         health = service.health()
         probe = request.path_params.get('probe')
+        if probe not in (None, 'live', 'ready'):
+            return PlainTextResponse('404 Not Found: /health, /health/live or /health/ready\n', status_code=404)
         if probe == 'live':
             return JSONResponse({'live': health['live']}, status_code=200 if health['live'] else 503)
         return JSONResponse(health, status_code=200 if health['ready'] else 503)

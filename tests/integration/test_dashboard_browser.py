@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils import ledger as ledger_lib
+from ant_network_migration_dashboard import testing
 from ant_network_migration_dashboard.testing import RunningService
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -77,3 +79,51 @@ def test_page_follows_a_wave_live(tmp_path):
             assert (shots / 'dashboard.png').stat().st_size > 10000
         finally:
             browser.close()
+
+
+@pytest.mark.integration
+def test_page_shows_operator_text_as_text_and_says_what_is_missing(tmp_path):
+    """Banners for pause and halt with hostile operator text; Prometheus down; the service gone."""
+    from playwright.sync_api import sync_playwright
+
+    ledger = tmp_path / 'ledger.sqlite3'
+    testing.fill_ledger(ledger, hosts=2, nodes_per_host=2)
+    handle = ledger_lib.open_ledger(str(ledger))
+    handle.set_pause('<img src=x onerror="window.__owned=1"> checking p95', 'dave')
+    handle.close()
+    stub = testing.StubPrometheus().start()
+    service = RunningService(str(ledger), stub.url, poll_interval=0.5, prometheus_interval=1).start()
+    try:
+        with sync_playwright() as playwright:
+            browser = _browser(playwright)
+            try:
+                page = browser.new_page()
+                page.goto(service.url + '/')
+                page.wait_for_function("document.querySelector('#pause-banner').textContent.includes('checking p95')",
+                                       timeout=30000)
+                assert '<img src=x onerror="window.__owned=1"> checking p95' in _text(page, 'pause-banner')
+                assert page.query_selector('img') is None and page.evaluate('window.__owned') is None
+                assert not page.is_visible('#halt-banner')
+
+                handle = ledger_lib.open_ledger(str(ledger))
+                handle.set_halt('gate failed: <b>iroh</b> error rate', 'gate', 'migration_gate')
+                handle.close()
+                page.wait_for_function("document.querySelector('#halt-banner').textContent.includes('HALTED')",
+                                       timeout=10000)
+                assert 'gate failed: <b>iroh</b> error rate' in _text(page, 'halt-banner')
+
+                stub.stop()
+                page.wait_for_function("document.querySelector('#missing-banner').textContent.includes('prometheus')",
+                                       timeout=30000)
+                assert 'prometheus unavailable' in _text(page, 'missing-banner')
+                assert 'unavailable' in _text(page, 'conn')
+
+                service.stop()
+                page.wait_for_function("document.querySelector('#conn').textContent.startsWith('connection lost')",
+                                       timeout=30000)
+                page.screenshot(path=str(tmp_path / 'dashboard-connection-lost.png'), full_page=True)
+            finally:
+                browser.close()
+    finally:
+        service.stop()
+        stub.stop()

@@ -113,6 +113,8 @@ def test_prometheus_down_then_back(ledger_path, service_factory):
         assert health['checks']['ledger']['ok'] is True
         assert 'unreachable' in health['checks']['prometheus']['error']
         assert get(running, '/health/live').status_code == 200
+        assert get(running, '/health/ready').status_code == 503
+        assert get(running, '/health/other').status_code == 404
         doc = valid_status(running)
         assert doc['missing'] == ['prometheus']
         assert doc['sources']['prometheus']['ok'] is False and doc['sources']['prometheus']['last_ok_at']
