@@ -78,6 +78,12 @@ from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger.
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger.schema import (
     SCHEMA_VERSION,
 )
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger.slices import (
+    ENV_SLICE_KEY,
+    SlicesMixin,
+    awx_slice_key,
+    slice_holder,
+)
 
 __all__ = [
     'DEFAULT_LEDGER', 'DEFAULT_STALE_AFTER', 'DSN_PREFIXES', 'ENV_CONTROLLER_PID', 'ENV_LEDGER', 'ENV_LOCK_HOLDER',
@@ -85,11 +91,12 @@ __all__ = [
     'EVENT_KINDS', 'controller_pid', 'node_id_for',
     'HaltNeedsAcknowledgement', 'Ledger', 'LedgerError', 'LedgerForeignDatabase', 'LedgerHalted',
     'LedgerLocked', 'LedgerPaused', 'LedgerSchemaTooNew', 'LedgerUnavailable', 'REDACTED', 'SCHEMA_VERSION',
+    'ENV_SLICE_KEY', 'awx_slice_key', 'slice_holder',
     'default_holder', 'is_dsn', 'open_ledger', 'redact', 'resolve_ledger_location', 'state_for_mode',
 ]
 
 
-class Ledger(RunsMixin, NodesMixin, ControlMixin, EventsMixin, MetricsMixin, LedgerCore):
+class Ledger(RunsMixin, SlicesMixin, NodesMixin, ControlMixin, EventsMixin, MetricsMixin, LedgerCore):
     """The migration ledger over one backend (SQLite or PostgreSQL). Use open_ledger()."""
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import socket
 
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger import slices
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger._common import (
     _iso,
     _pid_alive,
@@ -188,6 +189,8 @@ class ControlMixin:
             if lock and lock['holder'] != holder:
                 age = now - (lock['_heartbeat'] or 0)
                 dead, workers = self._holder_state(lock)
+                # A sliced AWX job: the other slices live on when the process that took the lock is gone.
+                dead = dead and not slices.is_shared_holder(lock['holder'])
                 if workers:
                     raise LedgerLocked(
                         f"the migration ledger is locked by {lock['holder']} (playbook {lock['playbook']}, run "
@@ -211,9 +214,13 @@ class ControlMixin:
                            'run_id = ?, started_at = ?, heartbeat_at = ? WHERE id = 1',
                            (holder, host, pid, str(playbook), run_id, now, now))
                 self._event(tx, 'lock_acquired', run_id, {'holder': holder, 'playbook': str(playbook)}, now)
+                slices.lock_reset(tx)
             else:
                 tx.execute('UPDATE ledger_lock SET heartbeat_at = ?, run_id = COALESCE(?, run_id) WHERE id = 1',
                            (now, run_id))
+            if slices.is_shared_holder(holder):
+                # The slices of one sliced AWX job hold the lock together (see ledger/slices.py).
+                slices.lock_join(tx, pid)
             return self._public(self._lock_row(tx.one('SELECT * FROM ledger_lock WHERE id = 1')))
 
     def heartbeat(self, holder=None, pid=None):
@@ -227,6 +234,9 @@ class ControlMixin:
             if holder is not None:
                 return tx.execute('UPDATE ledger_lock SET heartbeat_at = ? WHERE id = 1 AND holder = ?',
                                   (self._now(), holder)) == 1
+            if slices.lock_member(tx, pid):
+                return tx.execute('UPDATE ledger_lock SET heartbeat_at = ? WHERE id = 1 AND holder IS NOT NULL',
+                                  (self._now(),)) == 1
             return tx.execute('UPDATE ledger_lock SET heartbeat_at = ? WHERE id = 1 AND holder IS NOT NULL '
                               'AND holder_host = ? AND holder_pid = ?',
                               (self._now(), socket.gethostname(), pid or controller_pid())) == 1
@@ -236,7 +246,10 @@ class ControlMixin:
         run_id = _run_id(run_id)
         with self._db.transaction() as tx:
             lock = self._lock_row(tx.one('SELECT * FROM ledger_lock WHERE id = 1'))
-            if not lock or lock['host'] != socket.gethostname() or lock['pid'] != (pid or controller_pid()):
+            if lock and slices.is_shared_holder(lock['holder']):
+                if not slices.lock_member(tx, pid) or slices.lock_leave(tx, pid):
+                    return None     # not ours, or other slices of the job still hold it
+            elif not lock or lock['host'] != socket.gethostname() or lock['pid'] != (pid or controller_pid()):
                 return None
             tx.execute('UPDATE ledger_lock SET holder = NULL, holder_host = NULL, holder_pid = NULL, '
                        'playbook = NULL, run_id = NULL, started_at = NULL, heartbeat_at = NULL WHERE id = 1')
@@ -247,6 +260,8 @@ class ControlMixin:
         """Release the lock if ``holder`` holds it; returns whether it did."""
         run_id = _run_id(run_id)
         with self._db.transaction() as tx:
+            if slices.is_shared_holder(holder) and slices.lock_leave(tx):
+                return False        # other slices of the job still hold it
             done = tx.execute('UPDATE ledger_lock SET holder = NULL, holder_host = NULL, holder_pid = NULL, '
                               'playbook = NULL, run_id = NULL, started_at = NULL, heartbeat_at = NULL '
                               'WHERE id = 1 AND holder = ?', (holder,)) == 1
@@ -262,6 +277,7 @@ class ControlMixin:
             lock = self._lock_row(tx.one('SELECT * FROM ledger_lock WHERE id = 1'))
             tx.execute('UPDATE ledger_lock SET holder = NULL, holder_host = NULL, holder_pid = NULL, playbook = NULL, '
                        'run_id = NULL, started_at = NULL, heartbeat_at = NULL WHERE id = 1')
+            slices.lock_reset(tx)
             self._event(tx, 'lock_override', None, {
                 'operator': operator, 'reason': reason,
                 'previous_holder': lock['holder'] if lock else None,

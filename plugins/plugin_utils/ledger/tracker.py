@@ -132,6 +132,7 @@ class MigrationTracker:
         self.playbook = None
         self.wave = None
         self.holder = None
+        self.slice_key = None
         self.check_mode = False
         self.halted_by_us = None
         self.batch_no = 0
@@ -149,7 +150,7 @@ class MigrationTracker:
 
     def _reset(self):
         """Per-playbook state (one ansible-playbook command may run several playbooks)."""
-        self.run_id = self.holder = self.halted_by_us = self.outcome = None
+        self.run_id = self.holder = self.halted_by_us = self.outcome = self.slice_key = None
         self.batch_no = 0
         self.batch_hosts, self.batch_failed, self.batch_is_migration, self.batch_play = [], {}, False, None
         self.transitions = self.observations = self.gate_verdicts = 0
@@ -198,20 +199,29 @@ class MigrationTracker:
             return None
         if self.check_mode:
             return None
-        self.run_id = self._safe('record the run start', self.ledger.start_run, self.playbook, self.operator,
-                                 extra_vars)
+        # A slice of a sliced AWX job joins the job's run and shares its lock (ledger/slices.py).
+        self.slice_key = ledger_lib.awx_slice_key(extra_vars)
+        if self.slice_key:
+            self.run_id = self._safe('join the sliced job\'s run', self.ledger.join_run, self.slice_key,
+                                     self.playbook, self.operator, extra_vars)
+            self._environ[ledger_lib.ENV_LOCK_HOLDER] = ledger_lib.slice_holder(self.slice_key)
+        else:
+            self.run_id = self._safe('record the run start', self.ledger.start_run, self.playbook, self.operator,
+                                     extra_vars)
         self._environ[ledger_lib.ENV_CONTROLLER_PID] = str(os.getpid())
         self._environ[identity.ENV_OPERATOR] = self.operator   # one run, one operator (workers read it)
         if self.run_id is not None:
             self._environ[ledger_lib.ENV_RUN_ID] = str(self.run_id)
         self._environ[ledger_lib.ENV_LEDGER] = self.location
         if lock:
-            holder = ledger_lib.default_holder(self.operator)
+            holder = (ledger_lib.slice_holder(self.slice_key) if self.slice_key
+                      else ledger_lib.default_holder(self.operator))
             try:
                 self.ledger.acquire_lock(holder, self.playbook, stale_after=self.config.lock_stale_after,
                                          run_id=self.run_id)
             except ledger_lib.LedgerLocked:
-                self._safe('record the refused run', self.ledger.end_run, self.run_id, 'refused_locked')
+                self._safe('record the refused run', self.ledger.leave_run if self.slice_key else self.ledger.end_run,
+                           self.run_id, 'refused_locked')
                 raise
             self.holder = holder
             self._environ[ledger_lib.ENV_LOCK_HOLDER] = holder
@@ -234,7 +244,9 @@ class MigrationTracker:
             summary = {'transitions': self.transitions, 'failed_nodes': sorted(self.failed_nodes),
                        'observations': self.observations, 'gate_verdicts': self.gate_verdicts,
                        'hosts': {h: dict(s) for h, s in sorted(host_stats.items())}}
-            if self.run_id is not None:
+            if self.run_id is not None and self.slice_key:
+                self._safe('close the run', self.ledger.leave_run, self.run_id, outcome, summary)
+            elif self.run_id is not None:
                 self._safe('close the run', self.ledger.end_run, self.run_id, outcome, summary)
             self.outcome = outcome
             if self.holder:

@@ -1,0 +1,171 @@
+# Copyright: Contributors to the autonomi.network_migration collection
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Sliced AWX jobs: the slices of one job share one run and one run lock.
+
+AWX (and Automation Platform) runs a job template with ``job_slice_count`` > 1 as a workflow job
+whose nodes are the slices: each slice is its own ansible-playbook process, on any execution node,
+with every N-th host of the inventory. Its extra vars carry ``awx_job_id`` (its own) and
+``awx_workflow_job_id`` (the slice workflow, shared) and ``awx_job_template_id`` (shared); AWX
+passes no slice number or count as an extra var (awx/main/models/unified_jobs.py awx_meta_vars).
+
+The slices of one job are one run: the first slice creates the ledger run, the others join it
+(a slice that starts after the others ended re-opens it), the run ends with the last slice and
+its outcome is the worst of theirs. The lock holder is the job, not the process, so no slice is
+refused by another's lock; the lock is released when its last participant (host and controller
+pid of each slice) leaves. A halt written by any slice stops the others at their next guard
+(transport_mode, the gate), because the halt mark is one row for the whole ledger.
+
+Participants and the slice-to-run mapping live in ``ledger_meta`` (no schema change).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger._common import (
+    _json,
+    _run_id,
+    controller_pid,
+    redact,
+)
+
+SLICE_HOLDER_PREFIX = 'awx sliced job '
+ENV_SLICE_KEY = 'ANT_MIGRATION_SLICE_KEY'
+OUTCOME_ORDER = ('ok', 'failed', 'halted', 'refused_locked')
+PREFIXES = ('awx', 'tower')
+
+
+def awx_slice_key(extra_vars):
+    """``workflow <id> template <id>`` for a job AWX launched inside a workflow, else None.
+
+    Slices of one sliced job share their workflow job and their job template. (Two parallel nodes
+    of a hand-made workflow running the same template look the same, and are treated as one run.)
+    """
+    extra_vars = extra_vars or {}
+    for prefix in PREFIXES:
+        workflow = extra_vars.get('%s_workflow_job_id' % prefix)
+        template = extra_vars.get('%s_job_template_id' % prefix)
+        if workflow not in (None, '') and template not in (None, ''):
+            return 'workflow %s template %s' % (workflow, template)
+    return None
+
+
+def slice_holder(key):
+    return SLICE_HOLDER_PREFIX + key
+
+
+def is_shared_holder(holder):
+    return bool(holder) and str(holder).startswith(SLICE_HOLDER_PREFIX)
+
+
+def me(pid=None):
+    return '%s %s' % (socket.gethostname(), pid or controller_pid())
+
+
+def meta_get(tx, key, default=None):
+    row = tx.one('SELECT value FROM ledger_meta WHERE key = ?', (key,))
+    if not row:
+        return default
+    try:
+        return json.loads(row['value'])
+    except ValueError:
+        return default
+
+
+def meta_set(tx, key, value):
+    if value is None:
+        tx.execute('DELETE FROM ledger_meta WHERE key = ?', (key,))
+        return
+    tx.execute('INSERT INTO ledger_meta (key, value) VALUES (?, ?) '
+               'ON CONFLICT (key) DO UPDATE SET value = excluded.value', (key, json.dumps(value)))
+
+
+LOCK_PARTICIPANTS = 'lock_participants'
+
+
+def lock_join(tx, pid=None):
+    """Add this controller process to the participants of the shared lock (in the lock's transaction)."""
+    members = meta_get(tx, LOCK_PARTICIPANTS, [])
+    if me(pid) not in members:
+        members.append(me(pid))
+    meta_set(tx, LOCK_PARTICIPANTS, members)
+    return members
+
+
+def lock_leave(tx, pid=None):
+    """Remove this controller process; returns the participants left (release the lock when none)."""
+    members = [m for m in meta_get(tx, LOCK_PARTICIPANTS, []) if m != me(pid)]
+    meta_set(tx, LOCK_PARTICIPANTS, members or None)
+    return members
+
+
+def lock_member(tx, pid=None):
+    return me(pid) in meta_get(tx, LOCK_PARTICIPANTS, [])
+
+
+def lock_reset(tx):
+    meta_set(tx, LOCK_PARTICIPANTS, None)
+
+
+class SlicesMixin:
+    """One run for the slices of one sliced job."""
+
+    def join_run(self, key, playbook, operator, extra_vars=None, pid=None):
+        """Start the run of the sliced job ``key`` or join it; returns the run id."""
+        now = self._now()
+        pid = pid if pid is not None else os.getpid()
+        with self._db.transaction() as tx:
+            run_id = meta_get(tx, 'slice_run ' + key)
+            row = tx.one('SELECT id, ended_at, outcome, summary FROM ledger_runs WHERE id = ?',
+                         (run_id,)) if run_id else None
+            if row is None:
+                run_id = tx.insert(
+                    'INSERT INTO ledger_runs (playbook, operator, controller, pid, extra_vars, started_at) '
+                    'VALUES (?, ?, ?, ?, ?, ?) RETURNING id',
+                    (str(playbook), str(operator), socket.gethostname(), pid,
+                     _json(redact(extra_vars or {})), now))
+                meta_set(tx, 'slice_run ' + key, run_id)
+                self._event(tx, 'run_started', run_id, {'playbook': str(playbook), 'operator': str(operator),
+                                                        'sliced_job': key}, now)
+            elif row['ended_at'] is not None:
+                # A slice AWX started after the others ended (no capacity meanwhile): the same run again.
+                tx.execute('UPDATE ledger_runs SET ended_at = NULL WHERE id = ?', (run_id,))
+                earlier = json.loads(row['summary']) if row.get('summary') else {}
+                meta_set(tx, 'slice_run_results %s' % run_id, earlier.get('slices') or [
+                    {'slice': 'earlier slices', 'outcome': row['outcome'], 'summary': earlier}])
+            members = meta_get(tx, 'slice_run_members %s' % run_id, [])
+            members.append(me(pid))
+            meta_set(tx, 'slice_run_members %s' % run_id, members)
+            self._event(tx, 'run_joined', run_id, {'sliced_job': key, 'slice': me(pid),
+                                                   'awx_job_id': (extra_vars or {}).get('awx_job_id'),
+                                                   'slices_running': len(members)}, now)
+        return run_id
+
+    def leave_run(self, run_id, outcome, summary=None, pid=None):
+        """A slice ends: the run ends with the last slice, with the worst outcome of all slices."""
+        run_id = _run_id(run_id)
+        now = self._now()
+        with self._db.transaction() as tx:
+            members = [m for m in meta_get(tx, 'slice_run_members %s' % run_id, []) if m != me(pid)]
+            meta_set(tx, 'slice_run_members %s' % run_id, members or None)
+            results = meta_get(tx, 'slice_run_results %s' % run_id, [])
+            results.append({'slice': me(pid), 'outcome': str(outcome), 'summary': summary})
+            self._event(tx, 'run_left', run_id, {'slice': me(pid), 'outcome': str(outcome),
+                                                 'slices_running': len(members)}, now)
+            if members:
+                meta_set(tx, 'slice_run_results %s' % run_id, results)
+                return None
+            meta_set(tx, 'slice_run_results %s' % run_id, None)
+            worst = max((r['outcome'] for r in results),
+                        key=lambda o: OUTCOME_ORDER.index(o) if o in OUTCOME_ORDER else len(OUTCOME_ORDER))
+            merged = {'slices': results,
+                      'transitions': sum((r['summary'] or {}).get('transitions', 0) for r in results),
+                      'failed_nodes': sorted({n for r in results
+                                              for n in (r['summary'] or {}).get('failed_nodes', [])})}
+            tx.execute('UPDATE ledger_runs SET ended_at = ?, outcome = ?, summary = ? WHERE id = ?',
+                       (now, worst, _json(merged), run_id))
+            self._event(tx, 'run_ended', run_id, {'outcome': worst, 'slices': len(results)}, now)
+            return worst
