@@ -7,16 +7,19 @@ libp2p_only three ways, all in the same run on the same machine:
 - collection: ``playbooks/rollback.yml -e strategy=fast`` with the ledger (SQLite) and the
   migration_tracker callback, forks ``--forks``.
 - one-liner + wait (the anchor to beat): bench/oneliner_rollback.yml - one ``ansible.builtin.command``
-  per host running antctl for every node of the host, then an ``until`` loop on ``antctl status
-  --json`` until every node has more than 5 peers; forks ``--forks``, no callback.
+  per host writing every node's drop-in and running systemctl for every node of the host, then an
+  ``until`` loop on ``antctl status --json`` until every node has more than 5 peers; forks ``--forks``, no callback.
 - one-liner: the same without the readiness wait.
 
 Each run ends with every node in libp2p_only (checked; the collection and the wait variant also
 ready). CPU is split per process kind (only the first runs on the controller of a real fleet):
 controller (ansible-playbook, its workers, the shells that start modules), modules (the module
-processes, measured through an interpreter wrapper with GNU time), antctl (every antctl call,
-through an antctl wrapper with GNU time; subtracted from the modules that started it) and the
-simulator (its daemon's /proc/<pid>/stat). Ratios compare runs of the same invocation.
+processes, measured through an interpreter wrapper with GNU time), node tools (every antctl and
+systemctl call, through wrappers with GNU time; subtracted from the modules that started them)
+and the simulator (its daemon's /proc/<pid>/stat). Ratios compare runs of the same invocation.
+
+Both switch the way the collection does since the systemd toggle: the transport-mode drop-in of
+every node, ``systemctl daemon-reload``, ``systemctl restart`` of the node services.
 
     .venv/bin/python bench/rollback.py [--sizes 10x20,20x20,50x20] [--forks 50] [--repeat 1]
         [--background 20x20]   # another fleet + Prometheus loading the machine meanwhile
@@ -36,6 +39,10 @@ import time
 import urllib.request
 from pathlib import Path
 
+import yaml
+
+from ansible_collections.autonomi.network_migration.plugins.module_utils._node_interface import DROPIN_NAME
+from ansible_collections.autonomi.network_migration.plugins.module_utils._systemd import dropin_text
 from ant_fleet_sim.testing import SimStack, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,16 +71,23 @@ def api(stack, method, path, body=None, timeout=600):
         return json.loads(resp.read() or b'null')
 
 
-def set_fleet_mode(stack, mode):
-    """Every node in ``mode`` and ready, through the simulator's API (no antctl processes)."""
-    for host in stack.host_names:
-        api(stack, 'POST', '/api/hosts/%s/upgrade' % host, {'env': [['ANT_TRANSPORT_MODE', mode]], 'force': True})
+def set_fleet_mode(stack, mode, hosts=None):
+    """Every node in ``mode`` and ready as the collection sets it (drop-in, daemon-reload, restart), with
+    the simulator's systemctl API called directly (no processes that would blur the CPU figures)."""
+    for host in hosts or stack.host_names:
+        names = [n.name[:-len('.service')] for n in sorted(stack.state.unit_dir(host).glob('antnode*.service'))]
+        for name in names:
+            path = stack.state.unit_dir(host) / ('%s.service.d' % name) / DROPIN_NAME
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(dropin_text(mode))
+        api(stack, 'POST', '/api/hosts/%s/systemctl' % host, {'verb': 'daemon-reload', 'units': []})
+        api(stack, 'POST', '/api/hosts/%s/systemctl' % host, {'verb': 'restart', 'units': names})
     wait_for(lambda: all(n['mode'] == mode and n['ready'] for n in stack.fleet()['nodes']),
              timeout=600, interval=1.0, what='every node ready in %s' % mode)
 
 
 class Accounting:
-    """Wrappers that report the CPU of every module process and antctl call (GNU time)."""
+    """Wrappers that report the CPU of every module process and antctl / systemctl call (GNU time)."""
 
     def __init__(self, tmp, stack):
         self.log = tmp / 'cpu.log'
@@ -81,11 +95,14 @@ class Accounting:
         self.wrap_dir.mkdir()
         self.python = self.wrap_dir / 'python'
         self._write(self.python, 'module', os.path.abspath(sys.executable))
-        self.antctl = {}
+        self.antctl, self.systemctl = {}, {}
         for host in stack.host_names:
             path = self.wrap_dir / ('antctl-' + host)
             self._write(path, 'antctl', str(stack.antctl_path(host)))
             self.antctl[host] = path
+            path = self.wrap_dir / ('systemctl-' + host)
+            self._write(path, 'antctl', str(stack.state.systemctl(host)))
+            self.systemctl[host] = path
 
     def _write(self, path, label, target):
         path.write_text('#!/bin/sh\nexec %s -a -o %s -f "%s %%U %%S" %s "$@"\n' % (TIME, self.log, label, target))
@@ -108,12 +125,11 @@ class Accounting:
 def write_inventory(tmp, stack, acct, inventory=None):
     inventory = inventory or tmp / 'inventory'
     inventory.mkdir(exist_ok=True)
-    hosts = {}
-    for host in stack.host_names:
-        hosts[host] = {'ansible_connection': 'local', 'ansible_python_interpreter': str(acct.python),
-                       'ant_antctl_path': str(acct.antctl[host]),
-                       'ant_node_registry_path': str(stack.state.registry(host))}
-    data = {'all': {'children': {'fleet': {'hosts': hosts, 'vars': {'ant_sim_api_url': stack.api_url}}}}}
+    data = yaml.safe_load(Path(stack.inventory).read_text())
+    hosts = data['all']['children']['fleet']['hosts']
+    for host, hostvars in hosts.items():
+        hostvars.update(ansible_python_interpreter=str(acct.python), ant_antctl_path=str(acct.antctl[host]),
+                        ant_systemctl_path=str(acct.systemctl[host]))
     (inventory / 'hosts.yml').write_text(json.dumps(data, indent=1))
     if not (inventory / 'group_vars').exists():
         (inventory / 'group_vars').symlink_to(ROOT / 'inventories' / 'sim' / 'group_vars')
@@ -159,7 +175,7 @@ def measure(variant, argv, env, stack, acct, node_ok):
 
 def fmt(r, hosts):
     return ('%-14s %-4s wall %6.1f s | CPU controller %6.1f s (%5.2f/host)  modules %6.1f s (%5.2f/host)  '
-            'antctl %5.1f s  simulator %5.1f s | %d module runs, %d antctl calls' % (
+            'node tools %5.1f s  simulator %5.1f s | %d module runs, %d antctl/systemctl calls' % (
                 r['variant'], 'ok' if r['ok'] else 'FAIL', r['wall'], r['controller'], r['controller'] / hosts,
                 r['modules'], r['modules'] / hosts, r['antctl'], r['sim'], r['module_runs'], r['antctl_runs']))
 
@@ -194,6 +210,41 @@ def bench_size(hosts, nodes, args, results):
                         / sum(o[k] for k in ('controller', 'modules', 'antctl', 'sim'))), flush=True)
 
 
+def project(results, args):
+    """The collection's fast rollback at ``--project`` hosts, from the sizes measured in this run.
+
+    Method (docs/benchmarks.md): a least-squares line wall(H) = a + b*H through the measured
+    collection runs (a: the fixed part - playbook start, plan, conclude, one node restart and
+    readiness; b: the marginal wall seconds per host on this machine, where the controller is
+    CPU-bound), and the controller CPU per host c (mean over sizes). One controller with k cores
+    runs H hosts in about a + c*H/k seconds when CPU-bound; N slices on N execution nodes of k
+    cores each in about a + c*H/(N*k). The forks needed to keep every host in one round are H/N.
+    """
+    points = sorted((h, min(r['wall'] for r in runs['collection']), runs['collection'])
+                    for (h, _n), runs in results.items() if runs.get('collection')
+                    and all(r['ok'] for r in runs['collection']))
+    if len(points) < 2:
+        return
+    xs, ys = [p[0] for p in points], [p[1] for p in points]
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    b = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sum((x - mx) ** 2 for x in xs)
+    a = my - b * mx
+    c = sum(min(r['controller'] for r in p[2]) / p[0] for p in points) / len(points)
+    hosts = args.project
+    print('\nprojection to %d hosts (from %s hosts measured): wall = %.1f s + %.2f s/host here; '
+          'controller CPU %.2f s/host' % (hosts, '/'.join(str(x) for x in xs), a, b, c))
+    print('  one controller like this one (%d cores): ~%.0f s; controller CPU %.0f s in all'
+          % (os.cpu_count(), a + b * hosts, c * hosts))
+    for cores in (4, 8, 16):
+        print('  one execution node with %2d cores: ~%.0f s (CPU-bound)' % (cores, a + c * hosts / cores))
+    for cores in (4, 8):
+        slices = 1
+        while a + c * hosts / (slices * cores) > args.sla and slices < 256:
+            slices += 1
+        print('  inside the %d s SLA with %d-core execution nodes: %d slice(s), forks >= %d per slice'
+              % (args.sla, cores, slices, -(-hosts // slices)))
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--sizes', default='10x20,20x20,50x20', help='HOSTSxNODES, comma-separated')
@@ -201,6 +252,8 @@ def main(argv=None):
     parser.add_argument('--ready-delay', type=float, default=2.0, help='seconds a restarted node takes to be ready')
     parser.add_argument('--repeat', type=int, default=1, help='runs of each variant per size (best wall shown)')
     parser.add_argument('--variants', default=','.join(VARIANTS))
+    parser.add_argument('--project', type=int, default=500, help='hosts to project the collection to')
+    parser.add_argument('--sla', type=int, default=300, help='rollback SLA, seconds')
     parser.add_argument('--background', default='', help='HOSTSxNODES of another fleet + Prometheus meanwhile')
     args = parser.parse_args(argv)
     args.variants = [v for v in args.variants.split(',') if v]
@@ -225,6 +278,7 @@ def main(argv=None):
         finally:
             if background is not None:
                 background.stop()
+    project(results, args)
     failed = [r for runs in results.values() for rs in runs.values() for r in rs if not r['ok']]
     print('\n%d runs, %d failed' % (sum(len(rs) for runs in results.values() for rs in runs.values()), len(failed)))
     return 1 if failed else 0

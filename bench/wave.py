@@ -21,10 +21,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'tests' / 'scenarios'))
 
-from rollback import BIN, ROOT, Accounting, api, fmt, measure, write_inventory  # noqa: E402
+from rollback import BIN, ROOT, Accounting, fmt, measure, set_fleet_mode, write_inventory  # noqa: E402
 from scenario_harness import Fleet  # noqa: E402
-
-from ant_fleet_sim.testing import wait_for  # noqa: E402
 
 
 def main(argv=None):
@@ -52,11 +50,7 @@ def main(argv=None):
             print('hosts in dual_stack after the wave: %d' % len(moved))
             if not wave['ok'] or not moved:
                 return 1
-            for host in moved:
-                api(stack, 'POST', '/api/hosts/%s/upgrade' % host,
-                    {'env': [['ANT_TRANSPORT_MODE', 'libp2p_only']], 'force': True})
-            wait_for(lambda: all(n['mode'] == 'libp2p_only' and n['ready'] for n in stack.fleet()['nodes']),
-                     timeout=300, interval=1.0, what='the wave hosts back in libp2p_only')
+            set_fleet_mode(stack, 'libp2p_only', hosts=moved)
             plain = tmp / 'plain.cfg'
             plain.write_text('[defaults]\ncollections_path = %s\nhost_key_checking = False\n' % (ROOT / 'collections'))
             env = dict(os.environ, ANSIBLE_CONFIG=str(plain), ANSIBLE_NOCOLOR='1')

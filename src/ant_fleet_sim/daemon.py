@@ -455,7 +455,9 @@ class SimDaemon:
                 fleet.events.append((fleet.clock(), 'systemctl %s %s (%s)' % (verb, node.ref, node.mode)))
                 self.schedule_refresh(self.config.restart_time)
         if verb in ('start', 'stop', 'restart'):
-            self._after_change()
+            # Bookkeeping of the units named only (not a sweep of the fleet): their ports, their host's registry.
+            self._after_change(nodes=[by_name[u] for u in units if by_name.get(u) is not None])
+            self.write_registries(hosts=[host])
         return {'rc': rc, 'stdout': ''.join(line + '\n' for line in '\n'.join(out).splitlines() if out)
                 + ('' if verb != 'show' else '')}
 

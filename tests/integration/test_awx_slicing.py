@@ -71,12 +71,8 @@ def fleet(tmp_path_factory):
 @pytest.fixture
 def clean_fleet(fleet):
     """Every node in libp2p_only and ready, no faults."""
-    stack = fleet.stack
-    stack.clear_faults()
-    for host in stack.host_names:
-        stack.client.post('/api/hosts/%s/upgrade' % host, {'env': [['ANT_TRANSPORT_MODE', LIBP2P]], 'force': True})
-    wait_for(lambda: all(n['mode'] == LIBP2P and n['ready'] for n in stack.fleet()['nodes']), timeout=120,
-             what='every node ready in libp2p_only')
+    fleet.stack.clear_faults()
+    set_modes(fleet, fleet.stack.host_names, LIBP2P)
     return fleet
 
 
@@ -89,7 +85,7 @@ def dsn(postgres):
 def set_modes(fleet, hosts, mode):
     stack = fleet.stack
     for host in hosts:
-        stack.client.post('/api/hosts/%s/upgrade' % host, {'env': [['ANT_TRANSPORT_MODE', mode]], 'force': True})
+        stack.set_mode(host, [n['service_name'] for n in stack.antctl_status(host)['nodes']], mode)
     wait_for(lambda: all(n['mode'] == mode and n['ready'] for n in stack.fleet()['nodes'] if n['host'] in hosts),
              timeout=120, what='hosts ready in %s' % mode)
 
