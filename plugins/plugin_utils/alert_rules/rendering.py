@@ -44,6 +44,7 @@ from ansible_collections.autonomi.network_migration.plugins.plugin_utils.alert_r
 RECORDING_GROUP = 'autonomi_migration_recording'
 ALERTING_GROUP = 'autonomi_migration_alerts'
 
+
 def recording_rules(ruleset):
     """The recording rules, in dependency order (one group evaluates them in sequence)."""
     s = ruleset.settings
@@ -224,8 +225,8 @@ def check_receivers(receivers, variable='monitoring_alertmanager_receivers'):
                 if not item.get(key):
                     problems.append('%s (%s): %s is required' % (at, kind, key))
             for key in sorted(set(item) - set(required) - set(optional) - {'type'}):
-                problems.append('%s (%s): unknown field %s; known: %s' % (at, kind, key,
-                                                                        ', '.join(required + optional)))
+                known = ', '.join(required + optional)
+                problems.append('%s (%s): unknown field %s; known: %s' % (at, kind, key, known))
             if kind == 'pagerduty' and not (item.get('routing_key') or item.get('service_key')):
                 problems.append('%s (pagerduty): routing_key (Events API v2) or service_key is required' % at)
             if kind == 'webhook' and item.get('url') and not str(item['url']).startswith(('http://', 'https://')):

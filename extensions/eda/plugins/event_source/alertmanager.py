@@ -65,10 +65,8 @@ def _ledger_module():
         from ansible_collections.autonomi.network_migration.plugins.plugin_utils import ledger  # noqa: I001
     except ImportError:
         # .../ansible_collections/autonomi/network_migration/extensions/eda/plugins/event_source/this.py
-        root = os.path.abspath(__file__)
-        for _ in range(7):
-            root = os.path.dirname(root)
-        sys.path.insert(0, root)
+        here = os.path.abspath(__file__)
+        sys.path.insert(0, here[:here.rindex(os.sep + 'ansible_collections' + os.sep)])
         from ansible_collections.autonomi.network_migration.plugins.plugin_utils import ledger  # noqa: I001
     return ledger
 
@@ -83,8 +81,8 @@ def alert_text(alert):
     """The alert as one human line (data, never a template)."""
     labels = alert.get('labels') or {}
     notes = alert.get('annotations') or {}
-    parts = ['alert %s %s since %s' % (labels.get('alertname', '?'), alert.get('status', '?'),
-                                        alert.get('startsAt', '?'))]
+    head = (labels.get('alertname', '?'), alert.get('status', '?'), alert.get('startsAt', '?'))
+    parts = ['alert %s %s since %s' % head]
     for key in ('summary', 'description'):
         if notes.get(key):
             parts.append(str(notes[key]))
