@@ -10,7 +10,7 @@ module: node_conformance
 short_description: Check one host against the node interface the collection relies on
 version_added: 0.2.0
 description:
-  - For a person building a dual-stack ant-node (or preparing a host): checks every item of the collection's
+  - For a person building a dual-stack ant-node or preparing a host. Checks every item of the collection's
     C(docs/node-interface.md) on the host and reports each as V(present), V(missing), V(wrong) or V(absent_ok).
   - "Items: C(antctl status --json) and the node fields it must carry; the systemd units of the services under
     O(unit_dir) and the transport-mode drop-in mechanism (a drop-in's C(ANT_TRANSPORT_MODE) is what the node runs);
@@ -111,7 +111,10 @@ from ansible_collections.autonomi.network_migration.plugins.module_utils._node_i
 from ansible_collections.autonomi.network_migration.plugins.module_utils._node_metrics import fetch_text, parse_text
 from ansible_collections.autonomi.network_migration.plugins.module_utils._systemd import parse_environment
 
-PRESENT, MISSING, WRONG, ABSENT_OK = 'present', 'missing', 'wrong', 'absent_ok'
+PRESENT = 'present'
+MISSING = 'missing'
+WRONG = 'wrong'
+ABSENT_OK = 'absent_ok'
 STATUSES = (PRESENT, MISSING, WRONG, ABSENT_OK)
 # Fields of `antctl status --json` nodes the collection reads (ant-service-management NodeServiceData).
 NODE_FIELDS = ('service_name', 'status', 'peer_id', 'version', 'metrics_port', 'rpc_socket_addr')

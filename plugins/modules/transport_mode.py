@@ -90,8 +90,8 @@ options:
     description:
       - Put the nodes that failed to move forward back in the mode they ran before this call, and wait for them to
         be ready.
-      - Nodes that switched successfully are left in the requested mode. A rollback (a move back) is never undone: a
-        node that fails to become ready in the earlier mode stays configured for it and is reported.
+      - Nodes that switched successfully are left in the requested mode. A rollback (a move back) is never undone;
+        a node that fails to become ready in the earlier mode stays configured for it and is reported.
     type: bool
     default: true
   ignore_pause:
