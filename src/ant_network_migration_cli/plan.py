@@ -11,7 +11,6 @@ would touch and in which batches. ``start --dry-run`` prints exactly this.
 from __future__ import annotations
 
 import json
-import math
 import re
 from dataclasses import dataclass, field
 from importlib import resources
@@ -25,8 +24,6 @@ from ansible_collections.autonomi.network_migration.plugins.module_utils import 
 
 DEFAULT_BATCHES = (1, '10%', '25%')
 
-_DURATION_RE = re.compile(r'^([0-9]+)(ms|s|m|h|d|w)$')
-_UNIT_SECONDS = {'ms': 0.001, 's': 1, 'm': 60, 'h': 3600, 'd': 86400, 'w': 604800}
 
 
 class PlanError(ValueError):
@@ -78,16 +75,12 @@ def _describe(error):
     return f'{field_path(path)}: {error.message}'
 
 
-def parse_duration(value):
-    """Seconds (int) from an integer or a Prometheus-style duration string (``5m``)."""
-    if isinstance(value, bool):
-        raise ValueError(f'not a duration: {value!r}')
-    if isinstance(value, int):
-        return value
-    match = _DURATION_RE.match(str(value))
-    if not match:
-        raise ValueError(f'not a duration: {value!r} (use seconds or 30s, 5m, 2h, 7d)')
-    return int(math.ceil(int(match.group(1)) * _UNIT_SECONDS[match.group(2)]))
+def parse_duration(value, name='duration'):
+    """Seconds (int) from an integer or a Prometheus-style duration string (``5m``): the
+    collection's one duration validator (plugin_utils/validation.py)."""
+    from ansible_collections.autonomi.network_migration.plugins.plugin_utils import validation
+
+    return validation.duration(value, name)
 
 
 def prometheus_duration(value):
