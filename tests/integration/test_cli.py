@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
-import yaml
+from sim_inventory import sim_inventory_dir
 
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils import ledger as ledger_mod
 from ant_fleet_sim.systemd import configured_modes
@@ -37,18 +36,7 @@ def stack(tmp_path_factory):
 
 
 def _inventory_dir(sim, path):
-    """The stack's generated inventory with the committed sim group_vars (short windows) beside it,
-    pointed at this stack's Prometheus and control API."""
-    (path / 'group_vars' / 'all').mkdir(parents=True)
-    shutil.copy(sim.inventory, path / 'hosts.yml')
-    for name in ('alerts.yml', 'rollout.yml'):
-        shutil.copy(ROOT / 'inventories' / 'sim' / 'group_vars' / 'all' / name, path / 'group_vars' / 'all' / name)
-    (path / 'group_vars' / 'all' / 'sim.yml').write_text(yaml.safe_dump({
-        'migration_prometheus_url': sim.prometheus_url,
-        'migration_sim_api_url': sim.api_url,
-        'monitoring_rules_dir': str(sim.state_dir / 'prometheus' / 'rules'),
-    }))
-    return path
+    return sim_inventory_dir(sim, path)
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from sim_inventory import sim_inventory_dir
 
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils import ledger as ledger_lib
 
@@ -58,17 +59,8 @@ def _wait_for_recorded_data(sim):
 
 def _inventory_dir(sim, path):
     """The stack's inventory, the committed sim group_vars, and a group with a host outside `fleet`."""
-    (path / 'group_vars' / 'all').mkdir(parents=True)
-    shutil.copy(sim.inventory, path / 'hosts.yml')
-    for name in ('alerts.yml', 'rollout.yml'):
-        shutil.copy(ROOT / 'inventories' / 'sim' / 'group_vars' / 'all' / name, path / 'group_vars' / 'all' / name)
-    (path / 'group_vars' / 'all' / 'sim.yml').write_text(yaml.safe_dump({
-        'migration_prometheus_url': sim.prometheus_url,
-        'migration_sim_api_url': sim.api_url,
-        'monitoring_rules_dir': str(sim.state_dir / 'prometheus' / 'rules'),
-        'canary_duration': 2, 'canary_check_interval': 1, 'canary_analysis_enabled': False,
-        'canary_rollback_drill': False, 'wave_soak_seconds': 1,
-    }))
+    sim_inventory_dir(sim, path, {'canary_duration': 2, 'canary_check_interval': 1, 'canary_analysis_enabled': False,
+                                  'canary_rollback_drill': False, 'wave_soak_seconds': 1})
     (path / 'stray.yml').write_text(yaml.safe_dump({'all': {'children': {'stray': {'hosts': {
         'not-a-fleet-host': {'ansible_connection': 'local', 'ansible_python_interpreter': sys.executable}}}}}}))
     return path
