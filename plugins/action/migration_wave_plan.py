@@ -108,4 +108,3 @@ class ActionModule(ActionBase):
         plan['message'] = 'canary: %s (first %d host(s) by name with every node on libp2p_only)' % (
             ', '.join(hosts), args['canary_count'])
         return dict(result, changed=False, plan=plan, msg=plan['message'])
-

@@ -17,7 +17,7 @@ description:
     collection's one validator for its kind (plugins/plugin_utils/validation.py).
   - "A refusal names the operator's variable and the accepted form, for example
     C(wave='1e2' is not accepted: use an integer from 1 to 100 written as such)."
-  - Free text (O(inputs[].kind=text)) such as a pause reason is returned as plain data. Ansible
+  - Free text (inputs of kind C(text)) such as a pause reason is returned as plain data. Ansible
     never templates it afterwards, so C({{ lookup('pipe', ...) }}) in a reason runs nothing and is
     stored and shown verbatim.
   - The accepted values are set as the fact named O(fact), for the following plays to use.

@@ -56,7 +56,6 @@ def _run_id(value):
         raise LedgerError(f'run id must be an integer, got {value!r}') from None
 
 
-
 def _marks(values):
     return ', '.join('?' * len(values))
 

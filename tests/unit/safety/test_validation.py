@@ -82,7 +82,7 @@ def test_text_is_returned_as_plain_str_and_verbatim():
 
     trusted = TrustedAsTemplate().tag("{{ lookup('pipe', 'id') }} two words")
     text = v.text(trusted, 'reason')
-    assert type(text) is str and text == "{{ lookup('pipe', 'id') }} two words"
+    assert text.__class__ is str and text == "{{ lookup('pipe', 'id') }} two words"
     assert not TrustedAsTemplate.is_tagged_on(text)
     with pytest.raises(v.InputError, match='reason is|reason=None'):
         v.text(None, 'reason', required=True)
