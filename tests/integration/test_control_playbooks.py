@@ -56,7 +56,7 @@ def test_pause_then_resume_records_operator_and_reason(ledger_path):
     assert paused['reason'] == 'latency on host 3' and paused['operator'] == 'alice'
     # A wave refuses while paused, before touching anything.
     rc, out = play(ledger_path, 'rollout.yml', 'wave=10')
-    assert rc != 0 and 'migration is PAUSED' in out and 'latency on host 3' in out
+    assert rc != 0 and 'the migration is paused (latency on host 3; by alice' in out and 'latency on host 3' in out
     rc, out = play(ledger_path, 'resume.yml', operator='bob')
     assert rc == 0, out
     assert 'migration resumed by bob' in out

@@ -84,12 +84,7 @@ def stack(tmp_path_factory):
         assert proc.returncode == 0, proc.stdout + proc.stderr
         for host in ERROR_HOSTS + LATENCY_HOSTS:
             nodes = stack.antctl_status(host)['nodes']
-            args = ['upgrade', '--force', '--version', nodes[0]['version'],
-                    '--env', 'ANT_TRANSPORT_MODE=dual_stack', '--interval', '0']
-            for node in nodes:
-                args += ['--service-name', node['service_name']]
-            res = stack.antctl(host, *args)
-            assert res.returncode == 0, res.stdout + res.stderr
+            stack.set_mode(host, [node['service_name'] for node in nodes], 'dual_stack')
         stack.wait_ready()
         # Enough recorded iroh samples for the gate's window on the dual-stack hosts.
         stack.wait_query('count_over_time(transport:ant_transport_error_rate:ratio{transport="iroh"}[%s])' % WINDOW,

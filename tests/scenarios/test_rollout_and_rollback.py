@@ -128,7 +128,7 @@ def test_pause_mid_wave_stops_before_next_batch_then_resume(fleet):
     assert not fleet.flags()['halted'], 'a pause is not a halt'
     # Nodes already switched stay where they are (no rollback on pause).
     refused = fleet.play('rollout.yml', 'wave=100', NO_CANARY)
-    assert refused.rc != 0 and 'migration is PAUSED' in refused.output
+    assert refused.rc != 0 and 'the migration is paused (maintenance window; by alice' in refused.output
     assert hosts_in_mode(fleet, DUAL) == stopped_at
 
     resume = fleet.play('resume.yml', 'operator=alice')
