@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import json
-import socket
 import subprocess
 import time
 import urllib.request
@@ -34,16 +33,46 @@ testing = pytest.importorskip('ant_fleet_sim.testing')
 receivers = pytest.importorskip('ant_fleet_sim.receivers')
 
 
-def wait_port(port, timeout=120.0, proc=None, log=None):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise AssertionError('ansible-rulebook exited with %s:\n%s' % (proc.returncode, log.read_text()[-4000:]))
-        with socket.socket() as sock:
-            if sock.connect_ex(('127.0.0.1', port)) == 0:
-                return
-        time.sleep(0.2)
-    raise AssertionError('nothing listens on port %d after %.0f s' % (port, timeout))
+def start_rulebook(inv, directory, env, attempts=3):
+    """ansible-rulebook with the event source on a free port; (process, port, log) once it listens.
+
+    Readiness is the source's own "listening" log line (another process may hold the port we
+    picked: then ansible-rulebook exits with "address already in use" and we pick again).
+    """
+    for attempt in range(attempts):
+        port = testing.layout.free_port()
+        variables = directory / ('eda-vars-%d.yml' % attempt)
+        variables.write_text(yaml.safe_dump({'eda_alertmanager_port': port}))
+        log = directory / ('rulebook-%d.log' % attempt)
+        with open(log, 'wb') as out:
+            proc = subprocess.Popen(
+                [str(RULEBOOK_BIN), '--rulebook', str(RULEBOOK), '-i', str(inv), '--vars', str(variables),
+                 '--print-events', '-v'],
+                cwd=str(ROOT), env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        ready = 'event source listening on http://127.0.0.1:%d/alerts' % port
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            text = log.read_text(errors='replace')
+            if ready in text:
+                return proc, port, log
+            if proc.poll() is not None:
+                if 'address already in use' in text and attempt + 1 < attempts:
+                    break
+                raise AssertionError('ansible-rulebook exited with %s:\n%s' % (proc.returncode, text[-4000:]))
+            time.sleep(0.2)
+        else:
+            stop(proc)
+            raise AssertionError('the event source did not listen within 120 s:\n%s' % log.read_text()[-4000:])
+    raise AssertionError('no free port for the event source after %d attempts' % attempts)
+
+
+def stop(proc):
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
 
 
 def modes(stack):
@@ -57,38 +86,25 @@ def eda(tmp_path_factory):
     require('java')
     directory = tmp_path_factory.mktemp('eda')
     ledger = directory / 'ledger.sqlite3'
-    source_port = testing.layout.free_port()
+    env = ansible_env(ledger)
     fleet = testing.SimStack(directory / 'fleet', hosts=4, nodes_per_host=2, ready_delay=0.5, alertmanager=True)
     with fleet as stack, receivers.WebhookReceiver() as hook:
-        inv = inventory_dir(stack, directory, {
-            'monitoring_alertmanager_receivers': {
-                'page': [{'type': 'webhook', 'url': 'http://127.0.0.1:%d/alerts' % source_port},
-                         {'type': 'webhook', 'url': hook.url}],
-            },
-        })
-        env = ansible_env(ledger)
-        proc = playbook(inv, 'monitoring.yml', ledger)
-        assert proc.returncode == 0, proc.stdout + proc.stderr
-        stack.wait_targets_up()
-        variables = directory / 'eda-vars.yml'
-        variables.write_text(yaml.safe_dump({'eda_alertmanager_port': source_port}))
-        log = directory / 'rulebook.log'
-        with open(log, 'wb') as out:
-            rulebook = subprocess.Popen(
-                [str(RULEBOOK_BIN), '--rulebook', str(RULEBOOK), '-i', str(inv), '--vars', str(variables),
-                 '--print-events', '-v'],
-                cwd=str(ROOT), env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        inv = inventory_dir(stack, directory, {})
+        rulebook, port, log = start_rulebook(inv, directory, env)
         try:
-            wait_port(source_port, proc=rulebook, log=log)
-            yield {'stack': stack, 'hook': hook, 'ledger': ledger, 'port': source_port, 'log': log,
+            settings = inv / 'group_vars' / 'all' / 'zz_test.yml'
+            extra = yaml.safe_load(settings.read_text())
+            extra['monitoring_alertmanager_receivers'] = {
+                'page': [{'type': 'webhook', 'url': 'http://127.0.0.1:%d/alerts' % port},
+                         {'type': 'webhook', 'url': hook.url}]}
+            settings.write_text(yaml.safe_dump(extra, sort_keys=False))
+            proc = playbook(inv, 'monitoring.yml', ledger)
+            assert proc.returncode == 0, proc.stdout + proc.stderr
+            stack.wait_targets_up()
+            yield {'stack': stack, 'hook': hook, 'ledger': ledger, 'port': port, 'log': log,
                    'rulebook': rulebook, 'inventory': inv}
         finally:
-            rulebook.terminate()
-            try:
-                rulebook.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                rulebook.kill()
-                rulebook.wait(timeout=10)
+            stop(rulebook)
 
 
 def post_alert(port, alert):
@@ -98,6 +114,11 @@ def post_alert(port, alert):
                                  headers={'Content-Type': 'application/json'})
     with urllib.request.urlopen(req, timeout=10) as resp:
         return json.loads(resp.read())
+
+
+def current_lock(ledger):
+    with ledger_lib.open_ledger(str(ledger)) as book:
+        return book.lock()
 
 
 def rollback_runs(ledger):
@@ -122,8 +143,7 @@ def test_partition_is_rolled_back_by_the_rulebook(eda):
     # The rollback takes the lock: a second firing now (Alertmanager's repeat, or another alert)
     # must start nothing.
     def locked():
-        with ledger_lib.open_ledger(str(ledger)) as book:
-            return book.lock()
+        return current_lock(ledger)
 
     lock = testing.wait_for(locked, timeout=120, interval=0.1, what='the rollback to take the run lock')
     lock_seconds = time.monotonic() - fired
@@ -169,3 +189,23 @@ def test_alert_text_is_never_templated(eda, tmp_path):
     with ledger_lib.open_ledger(str(eda['ledger'])) as book:
         event = book.events(kinds=['rollback'], limit=1)[0]
     assert (event['data'].get('reason') or event.get('reason')) == text
+
+
+def test_an_error_rate_alert_rolls_back_gradually(eda):
+    """The rulebook's other rule: a critical error-rate alert (no rollout, no rollback running) -> gradual."""
+    testing.wait_for(lambda: not current_lock(eda['ledger']), timeout=120, what='no lock')
+    alert = {'status': 'firing', 'startsAt': '2026-11-29T21:00:00Z', 'fingerprint': 'f00d',
+             'labels': {'alertname': 'HighErrorRateIroh', 'severity': 'critical', 'transport': 'iroh',
+                        'rule_id': 'high_error_rate_iroh', 'figure': 'error_rate', 'scope': 'fleet'},
+             'annotations': {'summary': 'iroh request error rate above threshold', 'description': 'is 50%',
+                             'runbook_url': 'https://x/docs/runbooks/high_error_rate_iroh.md'}}
+    assert post_alert(eda['port'], alert) == {'events': 1}
+
+    def gradual():
+        with ledger_lib.open_ledger(str(eda['ledger'])) as book:
+            return [e for e in book.events(kinds=['rollback'], limit=20)
+                    if e['data'].get('trigger') == 'alert:HighErrorRateIroh']
+
+    event = testing.wait_for(gradual, timeout=180, what='the gradual rollback of HighErrorRateIroh')[0]
+    assert event['data']['strategy'] == 'gradual'
+    assert (event['data'].get('reason') or event.get('reason')).startswith('alert HighErrorRateIroh firing since')
