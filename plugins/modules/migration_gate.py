@@ -20,15 +20,15 @@ description:
     not grow with the fleet (1 per evaluation for the scope, 1 per rule, 1 per failing rule).
   - A rule must fail on O(consecutive_failures) consecutive evaluations before it fails the gate.
     Every severity can fail every gate that judges it. When fewer evaluations are asked than a
-    breaching rule needs (a warning needs 2, the default asks 1), the gate confirms it: it
+    breaching rule needs (a warning needs 2, the default asks 1), the gate confirms it and
     evaluates again, every O(interval) (at least the rules' C(evaluation_interval)), until the
     rule trips or clears. A rule asked for in O(rules) whose severity never fails
     (C(consecutive_failures) 0, C(info) by default) makes the gate refuse to start.
   - No data (too few samples, too few targets up) is not a pass, it is C(inconclusive); see
     O(inconclusive). A rule whose transport no node in scope runs is C(skipped).
   - Prometheus unreachable or erroring after O(retries) retries fails the gate (fail closed) with
-    the verdict C(unavailable): the gate could not judge. With O(record) it halts the migration with
-    cause C(no_verdict), like an inconclusive result with O(inconclusive=fail): a wave freezes
+    the verdict C(unavailable), meaning the gate could not judge. With O(record) it halts the migration
+    with cause C(no_verdict), like an inconclusive result with O(inconclusive=fail), and a wave freezes
     instead of rolling back, since only a verdict on the nodes rolls them back.
   - With the migration ledger (and O(check_ledger)), the gate fails at once when the migration is halted or paused,
     records its verdict as a C(gate_verdict) event, writes a halt mark when it fails and a pause
@@ -121,9 +121,9 @@ options:
     default: true
   unjudged:
     description:
-      - Judge the hosts whose nodes were switched without a verdict instead of O(hosts): nodes the
-        ledger has in C(dual_stack_testing) (left by a run whose controller died), after the ledger
-        learned from O(fleet_hosts)' C(transport_info) results about switches it never recorded.
+      - Judge the hosts whose nodes were switched without a verdict instead of O(hosts), that is the nodes
+        the ledger has in C(dual_stack_testing) (left by a run whose controller died), after the ledger
+        learned from the C(transport_info) results of O(fleet_hosts) about switches it never recorded.
       - Nothing to judge passes at once without asking Prometheus. The result names the hosts in
         RV(unjudged_hosts); mark them stable after a pass.
     type: bool

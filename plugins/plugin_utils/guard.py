@@ -47,7 +47,6 @@ PARTITION = 'partition'
 REFUSALS = (CONTROLLER_GONE, HALTED, PAUSED, LOCKED, PARTITION)
 
 
-
 @dataclass
 class Snapshot:
     """What the ledger says now. ``node_modes`` ({host/service: mode}) is needed only for iroh_only."""

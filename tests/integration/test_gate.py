@@ -171,7 +171,7 @@ def test_iroh_error_rate_fails_the_gate_scoped_to_its_hosts(stack, tmp_path):
 
         # The halt stops the next gate at once, whatever the metrics say.
         rc, halted, _, _ = run_gate(stack, tmp_path, hosts=LIBP2P_HOSTS)
-        assert rc != 0 and 'the migration is halted: gate failed: rule(s) tripped' in halted['msg']
+        assert rc != 0 and 'the migration is halted (gate failed: rule(s) tripped' in halted['msg']
         assert halted['prometheus']['queries'] == 0
         # An observer (record: false, e.g. a status report or a rollback) still gets the figures.
         rc, observer, _, output = run_gate(stack, tmp_path, hosts=LIBP2P_HOSTS, record=False)

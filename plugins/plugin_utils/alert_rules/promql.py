@@ -42,6 +42,7 @@ LEVELS = {
     'fleet': (),
 }
 
+
 # ---------------------------------------------------------------------------- PromQL
 def quote(value):
     """A PromQL string literal."""

@@ -24,7 +24,6 @@ def node_id_for(host, service_name):
     return f'{host}/{service_name}'
 
 
-
 def state_for_mode(mode, previous_state=None):
     """The ledger state a node is in once it runs ``mode``, given the state it was in before.
 
@@ -59,7 +58,6 @@ def _node_row(row):
     out['health_at'] = _iso(row.get('health_at'))
     out['health_data'] = _unjson(row.get('health_data')) if row.get('health_data') else None
     return out
-
 
 
 class NodesMixin:

@@ -19,5 +19,7 @@ def open_backend(location):
             PostgresBackend,  # pylint: disable=import-outside-toplevel
         )
         return PostgresBackend(location)
-    from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger.backends.sqlite import SQLiteBackend  # pylint: disable=import-outside-toplevel
+    from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger.backends.sqlite import (
+        SQLiteBackend,  # pylint: disable=import-outside-toplevel
+    )
     return SQLiteBackend(location)
