@@ -17,7 +17,8 @@ import re
 
 REDACTED = '********'
 
-SECRET_KEY = re.compile(r'pass(word|wd)?|secret|token|api[_-]?key|private[_-]?key|credential|dsn|auth|vault',
+SECRET_KEY = re.compile(r'pass(word|wd)?|secret|token|api[_-]?key|private[_-]?key|credential|dsn|auth|vault'
+                        r'|routing[_-]?key|service[_-]?key|^api_url$',  # Alertmanager receivers (PagerDuty, Slack)
                         re.IGNORECASE)
 # user:password@ in a URL or DSN; the user part may be empty (postgresql://:pw@host).
 _URL_PASSWORD = re.compile(r'(://[^:/@\s]*:)[^@\s]*@')

@@ -18,6 +18,7 @@ import yaml
 from alerting_stack import ROOT, ansible_env, require
 
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils import alert_rules
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils import ledger as ledger_lib
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils.alert_rules import rendering
 
 SECRETS = {
@@ -109,6 +110,12 @@ def test_secrets_never_reach_output_and_the_file_is_private(rendered):
     for secret in SECRETS.values():
         assert secret in text  # written where Alertmanager reads them ...
     assert stat.S_IMODE(config.stat().st_mode) == 0o640  # ... readable by owner and group only
+    # The run's extra vars recorded in the ledger are redacted too.
+    with ledger_lib.open_ledger(str(config.parents[1] / 'ledger.sqlite3')) as book:
+        recorded = json.dumps(book.runs())
+    assert 'monitoring_alertmanager_receivers' in recorded
+    for secret in SECRETS.values():
+        assert secret not in recorded
 
 
 def test_bad_receivers_name_the_field_never_the_value(tmp_path):
