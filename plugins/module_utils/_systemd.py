@@ -89,6 +89,10 @@ class Systemd:
             raise SystemdError(f'refusing the service name {service!r}: not a plain unit name')
         return os.path.join(self.unit_dir, f'{service}.service.d', DROPIN_NAME)
 
+    def has_unit(self, service):
+        """Whether ``<unit_dir>/<service>.service`` exists (antctl installs the node services there)."""
+        return os.path.isfile(os.path.join(self.unit_dir, f'{service}.service'))
+
     def read_dropin(self, service):
         """The drop-in's text, or None when there is none. Readable without root (mode 0644)."""
         path = self.dropin_path(service)

@@ -402,6 +402,13 @@ class ModeSwitcher:
                                                   node=node['service_name'])
             except TransitionError as exc:
                 problems.append(str(exc))
+        # A drop-in only works next to the service's unit: refuse before writing anything anywhere else.
+        missing = [e['service_name'] for e in entries if e.get('_kind') in ('forward', 'backward', 'reconfigure')
+                   and not self.systemd.has_unit(e['service_name'])]
+        if missing:
+            problems.append(f"no unit file for {', '.join(missing)} in {self.systemd.unit_dir}: set unit_dir to the "
+                            'directory that holds the node services (antctl installs them in /etc/systemd/system, '
+                            'or ~/.config/systemd/user in user mode)')
         # No node may become iroh_only while a node keeps running libp2p_only. The module sees one
         # host; the fleet-wide rule is the playbook's (and the ledger's) business.
         if self.target == IROH_ONLY and any(e.get('_kind') == 'forward' for e in entries):

@@ -55,6 +55,10 @@ class FakeSystemd(Systemd):
         self.files = {}     # service -> drop-in text
         self.loaded = {}    # service -> mode loaded at the last daemon-reload (None: none)
         self.fail_reload = False
+        self.no_unit = set()  # services whose unit file is not in unit_dir
+
+    def has_unit(self, service):
+        return service not in self.no_unit
 
     def read_dropin(self, service):
         return self.files.get(service)

@@ -442,3 +442,11 @@ def test_forward_moves_leave_stopped_nodes_alone():
     result = switch(host)
     assert by_name(result)['antnode2']['result'] == 'skipped'
     assert ('write', 'antnode2', 'dual_stack') not in host.calls
+
+
+def test_no_unit_file_refuses_before_writing_anything():
+    host = FakeHost('libp2p_only', 'libp2p_only')
+    host.systemd.no_unit = {'antnode2'}
+    with pytest.raises(TransitionError, match=r'no unit file for antnode2 in /etc/systemd/system: set unit_dir'):
+        switch(host)
+    assert [c for c in host.calls if c[0] != 'status'] == []
