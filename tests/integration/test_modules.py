@@ -409,3 +409,26 @@ def test_conformance_fails_naming_a_missing_contract_metric(tmp_path):
     assert proc.returncode == 2, proc.stdout[-3000:]
     assert ('1 item(s) of the node interface missing or wrong: metric ant_networking_transport_connected_peers: '
             'missing') in proc.stdout
+
+
+def test_rollback_reconfigures_a_stopped_node_from_its_drop_in(fresh, tmp_path):
+    host = 'sim-host-03'
+    systemctl = str(fresh.state.systemctl(host))
+    subprocess.run([systemctl, 'stop', 'antnode3.service'], check=True)
+    try:
+        back = play(fresh, tmp_path, 'transport_mode.yml', '-e', 'mode=libp2p_only', '-e', f'target_hosts={host}',
+                    '-e', 'allow_rollback=true', '-e', 'ignore_pause=true')
+        assert back.rc == 0, back
+        result = back.results[host]
+        stopped = by_name(result)['antnode3']
+        # antctl keeps no mode: the stopped node's mode is read from its drop-in, and rewritten without a start.
+        assert stopped['result'] == 'reconfigured' and stopped['previous_mode'] == 'dual_stack'
+        assert result['switched'] == ['antnode1', 'antnode2'] and result['reconfigured'] == ['antnode3']
+        assert fresh.node(host, 'antnode3')['status'] == 'Stopped'
+        assert configured_modes(fresh.state, host)['antnode3'] == 'libp2p_only'
+    finally:
+        subprocess.run([systemctl, 'start', 'antnode3.service'], check=True)
+    wait_for_mode = time.monotonic() + 30
+    while fresh.node(host, 'antnode3')['mode'] != 'libp2p_only' and time.monotonic() < wait_for_mode:
+        time.sleep(0.2)
+    assert fresh.node(host, 'antnode3')['mode'] == 'libp2p_only'  # it comes back in the fleet's mode

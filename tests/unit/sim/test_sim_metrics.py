@@ -64,3 +64,17 @@ def test_sim_metrics_expose_client_requests():
     text = render_sim_metrics(fleet).decode()
     assert 'ant_sim_client_requests_total{outcome="ok"}' in text
     assert 'ant_sim_client_requests_total{outcome="failed"}' in text
+
+
+def test_iroh_socket_counters_only_grow_while_the_process_runs():
+    fleet, clock = make_fleet(hosts=2, nodes_per_host=4)
+    switch_all(fleet, 'dual_stack')
+    node = fleet.nodes[0]
+    seen = []
+    for _ in range(4):
+        step(fleet, clock, 60)
+        metrics = _node_metrics.NodeMetrics(_node_metrics.Metrics.from_text(text_of(fleet, node)))
+        seen.append(metrics.summary()['iroh'])
+    directs = [s['direct_connections'] for s in seen]
+    holepunches = [s['holepunch_attempts'] for s in seen]
+    assert directs == sorted(directs) and holepunches == sorted(holepunches) and holepunches[-1] > 0
