@@ -376,44 +376,48 @@ def start(state_dir, hosts=None, port=None, timeout=30.0):
     info = {'accounts': accounts, 'created_accounts': created, 'sudoers': str(paths.sudoers_file),
             'sudoers_created': sudoers_created, 'client_key': str(paths.client_key),
             'known_hosts': str(paths.known_hosts), 'config': str(paths.config)}
-    PRIVSEP_DIR.mkdir(mode=0o755, exist_ok=True)
-    owner = '%d:%s' % (sim['pid'], layout.process_start_time(sim['pid']))
-    last_error = None
-    for _attempt in range(3):
-        info['port'] = port or layout.free_port()
-        layout.atomic_write(paths.config, _sshd_config(paths, info['port'], sorted(accounts.values())), mode=0o600)
-        _run([SSHD, '-t', '-f', str(paths.config)], 'sshd -t (configuration check)')
-        layout.atomic_write(paths.info_file, json.dumps(info, indent=1) + '\n')
-        log = open(paths.supervisor_log, 'ab')
-        proc = subprocess.Popen([layout.python_interpreter(), '-m', 'ant_fleet_sim.ssh', 'supervise',
-                                 '--state-dir', str(state.root), '--owner', owner],
-                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True, close_fds=True)
-        log.close()
-        info['supervisor_pid'] = proc.pid
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and proc.poll() is None and not _banner(info['port']):
-            time.sleep(0.05)
-        if proc.poll() is None and _banner(info['port']):
-            break
-        layout.terminate(proc.pid, ('ant_fleet_sim.ssh', str(state.root)), timeout=5.0)
-        last_error = paths.log_file.read_text(errors='replace')[-1500:] if paths.log_file.exists() else ''
-        if port or 'Address already in use' not in last_error:
-            remove_sudoers(paths, info)
-            raise SshError('sshd did not start on 127.0.0.1:%d (log %s):\n%s' % (info['port'], paths.log_file,
-                                                                                 last_error))
-    else:
-        remove_sudoers(paths, info)
-        raise SshError('sshd found no free port after 3 attempts:\n%s' % last_error)
-    info['sshd_pid'] = int((paths.dir / 'sshd.pid').read_text()) if (paths.dir / 'sshd.pid').exists() else None
-    host_pub = Path(str(paths.host_key) + '.pub').read_text().split()
-    layout.atomic_write(paths.known_hosts, '[127.0.0.1]:%d %s %s\n' % (info['port'], host_pub[0], host_pub[1]))
     layout.atomic_write(paths.info_file, json.dumps(info, indent=1) + '\n')
     try:
+        PRIVSEP_DIR.mkdir(mode=0o755, exist_ok=True)
+        owner = '%d:%s' % (sim['pid'], layout.process_start_time(sim['pid']))
+        last_error = None
+        for _attempt in range(3):
+            info['port'] = port or layout.free_port()
+            layout.atomic_write(paths.config, _sshd_config(paths, info['port'], sorted(accounts.values())), mode=0o600)
+            _run([SSHD, '-t', '-f', str(paths.config)], 'sshd -t (configuration check)')
+            layout.atomic_write(paths.info_file, json.dumps(info, indent=1) + '\n')
+            if not paths.sudoers_file.exists():  # the supervisor of a failed attempt removed it
+                write_sudoers(paths, sorted(accounts.values()))
+            log = open(paths.supervisor_log, 'ab')
+            proc = subprocess.Popen([layout.python_interpreter(), '-m', 'ant_fleet_sim.ssh', 'supervise',
+                                     '--state-dir', str(state.root), '--owner', owner],
+                                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                    start_new_session=True, close_fds=True)
+            log.close()
+            info['supervisor_pid'] = proc.pid
+            layout.atomic_write(paths.info_file, json.dumps(info, indent=1) + '\n')
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline and proc.poll() is None and not _banner(info['port']):
+                time.sleep(0.05)
+            if proc.poll() is None and _banner(info['port']):
+                break
+            layout.terminate(proc.pid, ('ant_fleet_sim.ssh', str(state.root)), timeout=5.0)
+            last_error = paths.log_file.read_text(errors='replace')[-1500:] if paths.log_file.exists() else ''
+            if port or 'Address already in use' not in last_error:
+                raise SshError('sshd did not start on 127.0.0.1:%d (log %s):\n%s' % (info['port'], paths.log_file,
+                                                                                     last_error))
+        else:
+            raise SshError('sshd found no free port after 3 attempts:\n%s' % last_error)
+        info['sshd_pid'] = int((paths.dir / 'sshd.pid').read_text()) if (paths.dir / 'sshd.pid').exists() else None
+        host_pub = Path(str(paths.host_key) + '.pub').read_text().split()
+        layout.atomic_write(paths.known_hosts, '[127.0.0.1]:%d %s %s\n' % (info['port'], host_pub[0], host_pub[1]))
+        layout.atomic_write(paths.info_file, json.dumps(info, indent=1) + '\n')
         write_inventory(state_dir, info)
         preflight(state_dir, info)
     except BaseException:
+        # Nothing half-made stays behind: no sshd, no sudoers drop-in.
         stop(state_dir)
+        remove_sudoers(paths, info)
         raise
     return info
 
