@@ -11,6 +11,8 @@ through sudo, /usr/bin/python3, pipelining); it needs root. Prints one row per p
 from __future__ import annotations
 
 import argparse
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -23,8 +25,24 @@ sys.path.insert(0, str(ROOT / 'collections'))
 from scenario_harness import Fleet  # noqa: E402
 
 
+def module_round(fleet, rounds=5):
+    """Median wall time of one transport_info task on every host (ad-hoc `ansible fleet -m ...`)."""
+    argv = [str(Path(sys.executable).parent / 'ansible'), 'fleet', '-i', str(fleet.inventory_dir), '-m',
+            'autonomi.network_migration.transport_info', '-a',
+            'antctl_path={{ ant_antctl_path }} unit_dir={{ ant_systemd_unit_dir }} '
+            'systemctl_path={{ ant_systemctl_path }}', '-e', 'ansible_become={{ migration_become }}']
+    times = []
+    for _ in range(rounds):
+        start = time.monotonic()
+        proc = subprocess.run(argv, capture_output=True, text=True, env=fleet.env(), cwd=ROOT, timeout=300)
+        times.append(time.monotonic() - start)
+        if proc.returncode != 0:
+            raise SystemExit('transport_info failed:\n%s' % (proc.stdout[-2000:] + proc.stderr[-2000:]))
+    return statistics.median(times)
+
+
 def passes(fleet, wave):
-    out = {}
+    out = {'transport_info (ad hoc)': module_round(fleet)}
     for name, playbook, extra in (
             ('canary', 'canary.yml', ()),
             ('wave %d%%' % wave, 'rollout.yml', ('wave=%d' % wave,)),
@@ -49,10 +67,10 @@ def main():
             with Fleet(Path(tmp), hosts=args.hosts, nodes_per_host=args.nodes, ssh=(how == 'ssh')) as fleet:
                 results[how] = passes(fleet, args.wave)
     print('fleet %d hosts x %d nodes; wall time in seconds' % (args.hosts, args.nodes))
-    print('%-14s %8s %8s %8s' % ('pass', 'local', 'ssh', 'ssh/local'))
+    print('%-24s %8s %8s %9s' % ('pass', 'local', 'ssh', 'ssh/local'))
     for name in results['local']:
         local, ssh = results['local'][name], results['ssh'][name]
-        print('%-14s %8.1f %8.1f %8.2f' % (name, local, ssh, ssh / local))
+        print('%-24s %8.1f %8.1f %9.2f' % (name, local, ssh, ssh / local))
 
 
 if __name__ == '__main__':
