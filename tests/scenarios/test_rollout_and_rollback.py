@@ -23,9 +23,9 @@ def hosts_in_mode(fleet, mode):
 
 
 @pytest.mark.parametrize('extra,expected', [
-    (['wave=150'], 'wave=150 (must be 1-100)'),
-    (['wave=-1'], 'wave=-1 (must be 1-100)'),
-    (['wave=abc'], "wave_percent"),
+    (['wave=150'], "wave='150' is not accepted (more than 100): use an integer from 1 to 100"),
+    (['wave=-1'], "wave='-1' is not accepted: use an integer from 1 to 100"),
+    (['wave=abc'], "wave='abc' is not accepted: use an integer from 1 to 100"),
     (['wave=25', '{"wave_batches": []}'], 'batches=[] (non-empty)'),
 ])
 def test_bad_wave_input_is_refused_and_touches_nothing(fleet, extra, expected):
@@ -40,8 +40,8 @@ def test_bad_wave_input_is_refused_and_touches_nothing(fleet, extra, expected):
 
 
 @pytest.mark.parametrize('extra,expected', [
-    (['strategy=sideways'], "value of rollback_strategy must be one of: fast, gradual, got: sideways"),
-    (['target=iroh_only'], "value of rollback_target must be one of: libp2p_only, dual_stack, got: iroh_only"),
+    (['strategy=sideways'], "strategy='sideways' is not accepted: use one of fast, gradual"),
+    (['target=iroh_only'], "target='iroh_only' is not accepted: use one of libp2p_only, dual_stack"),
 ])
 def test_bad_rollback_input_is_refused(fleet, extra, expected):
     run = fleet.play('rollback.yml', *extra)
