@@ -6,8 +6,9 @@
 One fleet for the module (4 hosts x 2 nodes, sim-host-01..02 on dual_stack), a real Prometheus and
 a real Alertmanager, both configured by playbooks/monitoring.yml with the simulated inventory's
 short windows; the `page` receiver is a local webhook receiver plus e-mail to a local SMTP sink,
-`notify` another webhook receiver. HighErrorRateIroh's cooldown is 6 s here so that its repeat is
-observable.
+`notify` another webhook receiver; `page` also posts to a Slack-compatible webhook and to a
+PagerDuty Events API v2 URL, both local webhook receivers here. HighErrorRateIroh's cooldown is
+6 s here so that its repeat is observable.
 """
 
 from __future__ import annotations
@@ -37,13 +38,17 @@ def fleet(tmp_path_factory):
     overrides['high_error_rate_iroh'] = dict(overrides['high_error_rate_iroh'], cooldown='%ds' % REPEAT_SECONDS)
     sim = testing.SimStack(directory / 'fleet', hosts=4, nodes_per_host=2, ready_delay=0.5, alertmanager=True)
     with sim as stack, receivers.WebhookReceiver() as page, receivers.WebhookReceiver() as notify, \
+            receivers.WebhookReceiver() as slack, receivers.WebhookReceiver() as pagerduty, \
             receivers.SmtpSink() as smtp:
         inv = inventory_dir(stack, directory, {
             'migration_alert_overrides': overrides,
             'monitoring_alertmanager_receivers': {
                 'page': [{'type': 'webhook', 'url': page.url},
                          {'type': 'email', 'to': 'oncall@example.org', 'from': 'alertmanager@example.org',
-                          'smarthost': smtp.smarthost, 'require_tls': False}],
+                          'smarthost': smtp.smarthost, 'require_tls': False},
+                         # Slack-compatible incoming webhook and PagerDuty Events API v2, both local here.
+                         {'type': 'slack', 'api_url': slack.url, 'channel': '#ant-fleet'},
+                         {'type': 'pagerduty', 'routing_key': 'test-routing-key', 'url': pagerduty.url}],
                 'notify': [{'type': 'webhook', 'url': notify.url}],
             },
         })
@@ -53,7 +58,7 @@ def fleet(tmp_path_factory):
             stack.set_mode(host, [n['service_name'] for n in stack.antctl_status(host)['nodes']], 'dual_stack')
         stack.wait_ready()
         stack.wait_targets_up()
-        yield {'stack': stack, 'page': page, 'notify': notify, 'smtp': smtp}
+        yield {'stack': stack, 'page': page, 'notify': notify, 'smtp': smtp, 'slack': slack, 'pagerduty': pagerduty}
 
 
 def firing(stack, alertname):
@@ -89,6 +94,17 @@ def test_fault_reaches_webhook_and_email_with_runbook_and_value(fleet):
     assert RUNBOOKS + 'high_error_rate_iroh.md' in mail['body']
     assert 'Value: ' in mail['body'] and 'threshold > 0.05' in mail['body']
     assert not fleet['notify'].alerts('HighErrorRateIroh'), 'a critical alert went to notify'
+
+    slack = fleet['slack'].wait_for(lambda m: 'HighErrorRateIroh' in m.get('attachments', [{}])[0].get('title', ''),
+                                    timeout=60, what='the Slack message')
+    attachment = slack['attachments'][0]
+    assert slack['channel'] == '#ant-fleet'
+    assert RUNBOOKS + 'high_error_rate_iroh.md' in attachment['text'] and 'Value: ' in attachment['text']
+    event = fleet['pagerduty'].wait_for(lambda m: 'HighErrorRateIroh' in m.get('payload', {}).get('summary', ''),
+                                        timeout=60, what='the PagerDuty event')
+    assert event['routing_key'] == 'test-routing-key' and event['event_action'] == 'trigger'
+    assert event['links'] == [{'href': RUNBOOKS + 'high_error_rate_iroh.md', 'text': 'runbook'}]
+    assert 'Value: ' in event['payload']['custom_details']['alerts']
 
 
 def test_repeat_interval_is_the_rules_cooldown(fleet):
