@@ -3,10 +3,11 @@
 Two measurements, both old and new in the same run (the machine is shared: read the ratios):
 
 1. model: the simulator's model in this process, driven as the daemon drives it for a fast
-   rollback (every node of a host upgraded in one antctl call, the host's status document and
-   registry built after the call, one model tick per host call). CPU from time.process_time().
-2. daemon: a real simulator daemon (SimStack, free ports, no Prometheus) receiving the antctl
-   upgrade calls over its API, one call per host; CPU of the daemon process from /proc/<pid>/stat.
+   rollback (every node of a host restarted in a new mode by one systemctl call, the host's
+   status document and registry built after the call, a model tick every 20 host calls). CPU from time.process_time().
+2. daemon: a real simulator daemon (SimStack, free ports, no Prometheus) switching hosts as the
+   collection does (drop-ins, then its systemctl API: daemon-reload, restart of every node);
+   CPU of the daemon process from /proc/<pid>/stat.
    The old bookkeeping is selected with ANT_SIM_FULL_RECOMPUTE=1 (the daemon's other changes stay).
 
     .venv/bin/python bench/sim_restarts.py [--sizes 50x20,500x20] [--daemon 50x20] [--restarts 1000]
@@ -23,6 +24,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from ansible_collections.autonomi.network_migration.plugins.module_utils._node_interface import DROPIN_NAME
+from ansible_collections.autonomi.network_migration.plugins.module_utils._systemd import dropin_text
 from ant_fleet_sim.model import Fleet, SimConfig
 from ant_fleet_sim.testing import SimStack, wait_for
 
@@ -66,7 +69,7 @@ def model_run(hosts, nodes, restarts, incremental):
             if done >= restarts:
                 break
             for node in fleet.by_host[host][:restarts - done]:
-                fleet.upgrade_node(node, {'ANT_TRANSPORT_MODE': mode}, force=True)
+                fleet.start_node(node, env={'ANT_TRANSPORT_MODE': mode})   # systemctl restart, new drop-in
                 done += 1
             # What the daemon does after one antctl call: the status document, the registry.
             for _ in range(2):
@@ -99,11 +102,18 @@ def daemon_run(tmp, hosts, nodes, restarts, old):
                 for host in stack.host_names:
                     if done >= restarts:
                         break
-                    body = json.dumps({'env': [['ANT_TRANSPORT_MODE', mode]], 'force': True}).encode()
-                    req = urllib.request.Request('%s/api/hosts/%s/upgrade' % (stack.api_url, host), data=body,
-                                                 method='POST', headers={'Content-Type': 'application/json'})
-                    with urllib.request.urlopen(req, timeout=600) as resp:
-                        resp.read()
+                    # As the collection switches a host: drop-ins, daemon-reload, restart (systemctl API).
+                    names = ['antnode%d' % i for i in range(1, nodes + 1)]
+                    for name in names:
+                        path = stack.state.unit_dir(host) / ('%s.service.d' % name) / DROPIN_NAME
+                        path.parent.mkdir(parents=True, exist_ok=True)
+                        path.write_text(dropin_text(mode))
+                    for body in ({'verb': 'daemon-reload', 'units': []}, {'verb': 'restart', 'units': names}):
+                        req = urllib.request.Request('%s/api/hosts/%s/systemctl' % (stack.api_url, host),
+                                                     data=json.dumps(body).encode(), method='POST',
+                                                     headers={'Content-Type': 'application/json'})
+                        with urllib.request.urlopen(req, timeout=600) as resp:
+                            resp.read()
                     done += nodes
                 round_no += 1
             wait_for(lambda: stack.client.get('/api/health')['listening'] == hosts * nodes, timeout=600,

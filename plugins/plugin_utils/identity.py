@@ -59,6 +59,31 @@ def awx_job_id(extra_vars=None):
     return None
 
 
+# A sliced AWX job (job_slice_count > 1) is a workflow job whose slice jobs share the workflow job
+# and the job template; AWX passes no slice number (awx/main/models/unified_jobs.py awx_meta_vars).
+AWX_SLICE_VARS = (('awx_workflow_job_id', 'awx_job_template_id'), ('tower_workflow_job_id', 'tower_job_template_id'))
+SLICE_HOLDER_PREFIX = 'awx sliced job '
+
+
+def awx_slice_key(extra_vars=None):
+    """``workflow W template T`` for a job AWX runs inside a workflow (a slice), else None.
+
+    The slices of one sliced job share it: they are one run with one lock holder (ledger/slices.py).
+    Two parallel nodes of a hand-made workflow that run the same template share it too.
+    """
+    extra_vars = extra_vars or {}
+    for workflow_var, template_var in AWX_SLICE_VARS:
+        workflow, template = extra_vars.get(workflow_var), extra_vars.get(template_var)
+        if workflow not in (None, '') and template not in (None, ''):
+            return f'workflow {_plain(workflow)} template {_plain(template)}'
+    return None
+
+
+def slice_holder(key):
+    """The lock holder string the slices of one sliced job share."""
+    return SLICE_HOLDER_PREFIX + key
+
+
 def operator(extra_vars=None, explicit=None, environ=None):
     """The operator of this run (see the module's docstring for the order)."""
     environ = os.environ if environ is None else environ

@@ -79,7 +79,6 @@ from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger.
     SCHEMA_VERSION,
 )
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger.slices import (
-    ENV_SLICE_KEY,
     SlicesMixin,
     awx_slice_key,
     slice_holder,
@@ -91,7 +90,7 @@ __all__ = [
     'EVENT_KINDS', 'controller_pid', 'node_id_for',
     'HaltNeedsAcknowledgement', 'Ledger', 'LedgerError', 'LedgerForeignDatabase', 'LedgerHalted',
     'LedgerLocked', 'LedgerPaused', 'LedgerSchemaTooNew', 'LedgerUnavailable', 'REDACTED', 'SCHEMA_VERSION',
-    'ENV_SLICE_KEY', 'awx_slice_key', 'slice_holder',
+    'awx_slice_key', 'slice_holder',
     'default_holder', 'is_dsn', 'open_ledger', 'redact', 'resolve_ledger_location', 'state_for_mode',
 ]
 

@@ -16,7 +16,8 @@ refused by another's lock; the lock is released when its last participant (host 
 pid of each slice) leaves. A halt written by any slice stops the others at their next guard
 (transport_mode, the gate), because the halt mark is one row for the whole ledger.
 
-Participants and the slice-to-run mapping live in ``ledger_meta`` (no schema change).
+Participants and the slice-to-run mapping live in ``ledger_meta`` (no schema change). The slice
+identity (``awx_slice_key``, ``slice_holder``) is the run identity's: plugins/plugin_utils/identity.py.
 """
 
 from __future__ import annotations
@@ -25,6 +26,11 @@ import json
 import os
 import socket
 
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils.identity import (  # noqa: F401
+    SLICE_HOLDER_PREFIX,
+    awx_slice_key,
+    slice_holder,
+)
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger._common import (
     _json,
     _run_id,
@@ -32,29 +38,7 @@ from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger.
     redact,
 )
 
-SLICE_HOLDER_PREFIX = 'awx sliced job '
-ENV_SLICE_KEY = 'ANT_MIGRATION_SLICE_KEY'
 OUTCOME_ORDER = ('ok', 'failed', 'halted', 'refused_locked')
-PREFIXES = ('awx', 'tower')
-
-
-def awx_slice_key(extra_vars):
-    """``workflow <id> template <id>`` for a job AWX launched inside a workflow, else None.
-
-    Slices of one sliced job share their workflow job and their job template. (Two parallel nodes
-    of a hand-made workflow running the same template look the same, and are treated as one run.)
-    """
-    extra_vars = extra_vars or {}
-    for prefix in PREFIXES:
-        workflow = extra_vars.get('%s_workflow_job_id' % prefix)
-        template = extra_vars.get('%s_job_template_id' % prefix)
-        if workflow not in (None, '') and template not in (None, ''):
-            return 'workflow %s template %s' % (workflow, template)
-    return None
-
-
-def slice_holder(key):
-    return SLICE_HOLDER_PREFIX + key
 
 
 def is_shared_holder(holder):
