@@ -63,7 +63,7 @@ bench: setup
 	@echo "==> simulator CPU per 1,000 node restarts (old full recompute vs incremental)"; $(BIN)/python bench/sim_restarts.py
 	@echo "==> simulator load (1,000 nodes)"; $(BIN)/python bench/sim_load.py
 	@echo "==> gate queries vs fleet size"; $(BIN)/python bench/gate_queries.py
-	@echo "==> fast rollback: collection vs one-liner (with and without readiness wait)"; $(BIN)/python bench/rollback.py --sizes $(BENCH_SIZES)
+	-@echo "==> fast rollback: collection vs one-liner (with and without readiness wait)"; $(BIN)/python bench/rollback.py --sizes $(BENCH_SIZES)
 	@echo "==> one wave batch with its gate vs the one-liner"; $(BIN)/python bench/wave.py
 	@echo "==> dashboard: /status at 50 and 1,000 nodes, 50 WebSocket clients"; $(BIN)/python bench/dashboard.py
 

@@ -43,6 +43,7 @@ import yaml
 
 from ansible_collections.autonomi.network_migration.plugins.module_utils._node_interface import DROPIN_NAME
 from ansible_collections.autonomi.network_migration.plugins.module_utils._systemd import dropin_text
+from ant_fleet_sim import layout
 from ant_fleet_sim.testing import SimStack, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -180,7 +181,32 @@ def fmt(r, hosts):
                 r['modules'], r['modules'] / hosts, r['antctl'], r['sim'], r['module_runs'], r['antctl_runs']))
 
 
+def wide_port_search(total):
+    """Large fleets: enough open files for the daemon, and a wider port search - 10,000 consecutive
+    free ports rarely exist in the usual 20000-32000 beside other fleets, so look from 1100 up to the
+    ephemeral range (every port still checked free)."""
+    if total > 5000:
+        # Two listening sockets per node (metrics and RPC) plus the files: raise the open-files
+        # limit the simulator daemon inherits, as far as this process may.
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        want = max(soft, 4 * total + 1024)
+        for limit in ((want, max(hard, want)), (min(want, hard), hard)):
+            try:
+                resource.setrlimit(resource.RLIMIT_NOFILE, limit)
+                break
+            except (ValueError, OSError):
+                continue
+    if total > 5000 and not getattr(layout.free_port_range, 'wide', False):
+        narrow = layout.free_port_range
+
+        def wide(count, low=1100, high=32000, attempts=400):
+            return narrow(count, low=low, high=high, attempts=attempts)
+        wide.wide = True
+        layout.free_port_range = wide
+
+
 def bench_size(hosts, nodes, args, results):
+    wide_port_search(hosts * nodes)
     with tempfile.TemporaryDirectory(prefix='rollback-bench-') as tmp:
         tmp = Path(tmp)
         with SimStack(tmp / 'fleet', hosts=hosts, nodes_per_host=nodes, prometheus=False,

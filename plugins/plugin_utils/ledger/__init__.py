@@ -22,6 +22,10 @@ PostgreSQL), ``location``, ``schema``, ``errors`` and ``tracker`` (the callback'
 
 from __future__ import annotations
 
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils.identity import (
+    awx_slice_key,
+    slice_holder,
+)
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger._common import (
     ENV_CONTROLLER_PID,
     ENV_LOCK_HOLDER,
@@ -80,8 +84,6 @@ from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger.
 )
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger.slices import (
     SlicesMixin,
-    awx_slice_key,
-    slice_holder,
 )
 
 __all__ = [

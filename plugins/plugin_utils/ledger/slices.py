@@ -26,11 +26,7 @@ import json
 import os
 import socket
 
-from ansible_collections.autonomi.network_migration.plugins.plugin_utils.identity import (  # noqa: F401
-    SLICE_HOLDER_PREFIX,
-    awx_slice_key,
-    slice_holder,
-)
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils.identity import SLICE_HOLDER_PREFIX
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger._common import (
     _json,
     _run_id,
