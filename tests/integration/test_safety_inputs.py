@@ -279,8 +279,15 @@ def postgres():
         if os.environ.get('CI'):
             pytest.fail('PostgreSQL server binaries not found; CI is set, so this is a failure')
         pytest.skip('PostgreSQL server binaries not found (Debian: apt-get install postgresql)')
-    server = PostgresServer(bindir)
-    server.start()
+    for attempt in range(3):   # a free port can be taken by another process before the server binds it
+        server = PostgresServer(bindir)
+        try:
+            server.start()
+            break
+        except subprocess.CalledProcessError:
+            server.stop()
+            if attempt == 2:
+                raise
     yield server
     server.stop()
 
