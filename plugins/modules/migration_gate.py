@@ -72,7 +72,7 @@ options:
   interval:
     description:
       - Time between two evaluations, seconds or a Prometheus duration (V(30s), V(1m)).
-      - Default the rules' C(evaluation_interval) (C(migration_alert_settings)): each evaluation sees new data.
+      - Default the rules' C(evaluation_interval) (C(migration_alert_settings)), so that each evaluation sees new data.
     type: str
   consecutive_failures:
     description:
