@@ -154,7 +154,7 @@ class ActionModule(ActionBase):
 
         def run_module(args, check_mode):
             saved = self._task.check_mode
-            self._task.check_mode = check_mode
+            self._task.check_mode = check_mode or saved  # never leave check mode: a preview changes nothing
             try:
                 return self._execute_module(module_name=MODULE, module_args=args, task_vars=task_vars,
                                             wrap_async=wrap_async)
