@@ -62,6 +62,11 @@ else
   say "alertmanager found: $(command -v prometheus-alertmanager)"
 fi
 
+# GNU time: the benchmarks' per-process CPU split (bench/rollback.py wraps modules, antctl, systemctl).
+if [[ ! -x /usr/bin/time ]]; then
+  apt_install time
+fi
+
 # Event-driven rollback: ansible-rulebook's rule engine (drools) needs Java 17.
 if ! command -v java >/dev/null 2>&1 || ! java -version 2>&1 | grep -q 'version "\(1[7-9]\|2[0-9]\)'; then
   apt_install openjdk-17-jre-headless
