@@ -244,7 +244,8 @@ def project(results, args):
     readiness; b: the marginal wall seconds per host on this machine, where the controller is
     CPU-bound), and the controller CPU per host c (mean over sizes). One controller with k cores
     runs H hosts in about a + c*H/k seconds when CPU-bound; N slices on N execution nodes of k
-    cores each in about a + c*H/(N*k). The forks needed to keep every host in one round are H/N.
+    cores each in about a + c*H/(N*k). Forks: enough that each slice's hosts switch in the rounds
+    of ``--switch-seconds`` that fit in the SLA.
     """
     points = sorted((h, min(r['wall'] for r in runs['collection']), runs['collection'])
                     for (h, _n), runs in results.items() if runs.get('collection')
@@ -267,8 +268,10 @@ def project(results, args):
         slices = 1
         while a + c * hosts / (slices * cores) > args.sla and slices < 256:
             slices += 1
-        print('  inside the %d s SLA with %d-core execution nodes: %d slice(s), forks >= %d per slice'
-              % (args.sla, cores, slices, -(-hosts // slices)))
+        rounds = max(1, int((args.sla - a) // args.switch_seconds))
+        print('  inside the %d s SLA with %d-core execution nodes: %d slice(s), forks >= %d per slice '
+              '(%d rounds of %.0f s host switches)' % (args.sla, cores, slices, -(-hosts // (slices * rounds)), rounds,
+                                                       args.switch_seconds))
 
 
 def main(argv=None):
@@ -280,6 +283,8 @@ def main(argv=None):
     parser.add_argument('--variants', default=','.join(VARIANTS))
     parser.add_argument('--project', type=int, default=500, help='hosts to project the collection to')
     parser.add_argument('--sla', type=int, default=300, help='rollback SLA, seconds')
+    parser.add_argument('--switch-seconds', type=float, default=30.0,
+                        help='wall time of one round of host switches, for the forks of the projection')
     parser.add_argument('--background', default='', help='HOSTSxNODES of another fleet + Prometheus meanwhile')
     args = parser.parse_args(argv)
     args.variants = [v for v in args.variants.split(',') if v]
