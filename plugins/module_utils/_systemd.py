@@ -18,6 +18,7 @@ after ``systemctl daemon-reload``. See docs/node-interface.md. Standard library 
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -70,6 +71,21 @@ def parse_environment(text):
             if eq and name:
                 env[name] = val
     return env
+
+
+_UNIT_FAILURE = re.compile(r'^(?:Failed to \w[\w-]* (?P<a>[^\s:]+?)(?:\.service)?:|'
+                           r'Job for (?P<b>[^\s]+?)(?:\.service)? failed)')
+
+
+def failed_units(stderr, services):
+    """{service: systemctl's line about it} for the units of ``services`` a systemctl error names."""
+    wanted, out = set(services), {}
+    for line in (stderr or '').splitlines():
+        match = _UNIT_FAILURE.match(line.strip())
+        name = match and (match.group('a') or match.group('b'))
+        if name in wanted and name not in out:
+            out[name] = line.strip()
+    return out
 
 
 class Systemd:
@@ -173,6 +189,24 @@ class Systemd:
 
     def restart(self, service):
         return self.run('restart', f'{service}.service')
+
+    def restart_many(self, services):
+        """One ``systemctl restart a.service b.service ...``: {service: error} of those that failed.
+
+        systemctl goes on with the other units when one cannot be restarted: it prints
+        ``Failed to restart X.service: ...`` (unit not found, masked ...) or, once the jobs ran,
+        ``Job for X.service failed ...`` per failing unit, and exits non-zero. A failure that names
+        no unit (systemctl itself, a timeout) is put on every unit of the call.
+        """
+        services = list(services)
+        if not services:
+            return {}
+        try:
+            self.run('restart', *[f'{s}.service' for s in services])
+        except SystemdError as exc:
+            named = failed_units(exc.stderr or '', services)
+            return named or {s: str(exc) for s in services}
+        return {}
 
     def start(self, service):
         return self.run('start', f'{service}.service')

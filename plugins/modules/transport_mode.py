@@ -25,6 +25,11 @@ description:
   - If a node fails to become ready, no further node is touched, the result is failed and lists the nodes
     that switched, those that did not and why; with O(restore_on_failure=true) the failed nodes are put
     back in their previous mode.
+  - In a rollback (O(allow_rollback=true)) a node that is restarted in the earlier mode but not ready within
+    O(ready_timeout) is not a failure: it stays configured for the earlier mode, is listed in RV(not_ready)
+    with the seconds waited, and the other nodes and batches go on. A forward switch fails on it.
+  - With O(interval=0) the nodes of a batch are restarted by one C(systemctl restart) call naming all their
+    units; systemctl restarts the others when one unit fails and names it, and so does the result.
   - A controller-side action plugin of the same name first asks the migration ledger whether the migration
     is paused or halted, and refuses to touch the host if so (see O(ignore_pause)).
 author:
@@ -82,8 +87,9 @@ options:
     default: 5
   ready_timeout:
     description:
-      - Seconds a restarted node (or a batch) has to become ready, counted from the start of its batch's
-        restarts. A node that is not ready in time has failed.
+      - Seconds a restarted node has to become ready, counted from its own restart.
+      - A node that is not ready in time has failed a forward switch; in a rollback it is reported in
+        RV(not_ready) and the rollback goes on.
     type: int
     default: 300
   restore_on_failure:
@@ -196,7 +202,8 @@ nodes:
       description:
         - V(switched) (restarted in the requested mode and ready), V(unchanged) (already in it),
           V(would_switch) (check mode), V(failed), V(not_attempted) (left alone after another node failed),
-          V(skipped) (not running, so its mode cannot be read or changed), V(reconfigured) / V(would_reconfigure)
+          V(skipped) (not running, so its mode cannot be read or changed), V(not_ready) (a rollback restarted it
+          in the earlier mode but it was not ready within O(ready_timeout); not a failure), V(reconfigured) / V(would_reconfigure)
           (a stopped node whose recorded mode a rollback rewrote without starting it).
       type: str
       sample: switched
@@ -204,9 +211,13 @@ nodes:
       description: Whether this node was restarted.
       type: bool
     seconds_to_ready:
-      description: Seconds from the start of the node's batch until it was ready.
+      description: Seconds from the node's restart until it was ready.
       type: float
       sample: 3.2
+    seconds_waited:
+      description: For a node of a rollback that was not ready in time (V(not_ready)), the seconds waited for it.
+      type: float
+      sample: 60.2
     dropin:
       description: Path of the node's transport-mode drop-in.
       type: str
@@ -249,6 +260,14 @@ not_switched:
   returned: success or node failure
   type: list
   elements: str
+not_ready:
+  description:
+    - The nodes a rollback restarted in the requested mode that were not ready within O(ready_timeout), with the
+      seconds waited, the mode they run (null when unreadable) and what was last seen. Not a failure.
+  returned: success or node failure
+  type: list
+  elements: dict
+  sample: [{service_name: antnode7, seconds_waited: 60.1, mode: libp2p_only, error: "not ready within 60 s ..."}]
 failed_nodes:
   description: The nodes that failed, each with its reason.
   returned: node failure
@@ -382,7 +401,7 @@ class ModeSwitcher:
             entry = {
                 'service_name': node['service_name'], 'peer_id': node['peer_id'], 'version': node['version'],
                 'previous_mode': None, 'mode': None, 'result': None, 'changed': False,
-                'seconds_to_ready': None, 'error': None, 'restored': None, 'restore_error': None, 'note': None,
+                'seconds_to_ready': None, 'seconds_waited': None, 'error': None, 'restored': None, 'restore_error': None, 'note': None,
                 'dropin': self.systemd.dropin_path(node['service_name']), '_node': node,
             }
             entries.append(entry)
@@ -459,18 +478,30 @@ class ModeSwitcher:
         return written
 
     def _restart(self, entries, mode, errors):
-        """Restart ``entries`` in ``mode``: drop-ins, one daemon-reload, then one restart per service.
+        """Restart ``entries`` in ``mode``: drop-ins, one daemon-reload, then the restarts.
 
+        With no ``interval`` one ``systemctl restart a b ...`` restarts the whole batch (systemctl
+        names each unit it could not restart); with an interval, one call per service, paced.
         No antctl call: a node whose RPC hangs cannot make the other nodes' restarts fail.
+        Returns {service: clock when its restart returned}: each node's ready timeout counts from it.
         """
         written = self._configure(entries, mode, errors)
+        restarted = {}
+        if not self.params['interval'] or len(written) < 2:
+            names = [e['service_name'] for e in written]
+            for name, error in self.systemd.restart_many(names).items():
+                errors[name] = f'systemctl could not restart it: {error}'
+            now = self.clock()
+            return dict.fromkeys(names, now)
         for index, entry in enumerate(written):
             try:
                 self.systemd.restart(entry['service_name'])
             except CommandError as exc:
                 errors[entry['service_name']] = f'systemctl could not restart it: {exc}'
-            if index < len(written) - 1 and self.params['interval']:
+            restarted[entry['service_name']] = self.clock()
+            if index < len(written) - 1:
                 self.sleep(self.params['interval'] / 1000.0)
+        return restarted
 
     def _observe(self, entry, mode):
         """(ready, what was seen, current mode or None) of one node against ``mode``."""
@@ -482,12 +513,15 @@ class ModeSwitcher:
         ready = current == mode and peers is not None and peers > self.params['ready_peers']
         return ready, f'mode {current}, {peers} connected peers', current
 
-    def _wait_ready(self, entries, mode, started, switch_errors):
-        """Wait until each entry runs ``mode`` and is ready. Returns (ready, failed) dicts.
+    def _wait_ready(self, entries, mode, started, switch_errors, restarted=None):
+        """Wait until each entry runs ``mode`` and is ready. Returns (ready, failed, waited) dicts.
 
-        Each round scrapes every pending node in parallel; the pause between rounds backs off.
+        Each node has ``ready_timeout`` seconds from its own restart (``restarted``; ``started``
+        for a node with none). ``waited``: seconds waited for each node that timed out (also in
+        ``failed``). Each round scrapes every pending node in parallel; the pause backs off.
         """
-        ready, failed, last, stopped = {}, {}, {}, {}
+        ready, failed, last, stopped, waited = {}, {}, {}, {}, {}
+        restarted = restarted or {}
         pending = {}
         for entry in entries:
             name = entry['service_name']
@@ -498,17 +532,23 @@ class ModeSwitcher:
                     failed[name] = switch_errors[name]
                     continue
             pending[name] = entry
-        deadline = started + self.params['ready_timeout']
+        since = {name: restarted.get(name, started) for name in pending}
+        timeout = self.params['ready_timeout']
         last_status_check = self.clock()
         pause = POLL_INTERVAL
         while pending:
             seen = parallel_map(lambda item: (item[0], self._observe(item[1], mode)), list(pending.items()))
             for name, (ok, last[name], _current) in seen:
                 if ok:
-                    ready[name] = round(self.clock() - started, 2)
+                    ready[name] = round(self.clock() - since[name], 2)
                     del pending[name]
             now = self.clock()
-            if not pending or now >= deadline:
+            for name in [n for n in pending if now >= since[n] + timeout]:
+                del pending[name]
+                waited[name] = round(now - since[name], 1)
+                failed[name] = (f"not ready within {timeout} s: {last.get(name, 'no answer')} "
+                                f"(need mode {mode} and more than {self.params['ready_peers']} connected peers)")
+            if not pending:
                 break
             if now - last_status_check >= STATUS_CHECK_INTERVAL:
                 last_status_check = now
@@ -519,12 +559,10 @@ class ModeSwitcher:
                         del pending[name]
                 if not pending:
                     break
+            deadline = min(since[n] for n in pending) + timeout
             self.sleep(max(0.0, min(pause, deadline - self.clock())))
             pause = min(POLL_INTERVAL_MAX, pause * POLL_BACKOFF)
-        for name in pending:
-            failed[name] = (f"not ready within {self.params['ready_timeout']} s: {last.get(name, 'no answer')} "
-                            f"(need mode {mode} and more than {self.params['ready_peers']} connected peers)")
-        return ready, failed
+        return ready, failed, waited
 
     def _statuses(self, pending):
         try:
@@ -552,9 +590,9 @@ class ModeSwitcher:
         for mode, entries in by_mode.items():
             errors = {}
             started = self.clock()
-            self._restart(entries, mode, errors)
+            restarted = self._restart(entries, mode, errors)
             self._start_stopped([e for e in entries if e['service_name'] not in errors], errors)
-            ready, failed = self._wait_ready(entries, mode, started, errors)
+            ready, failed, _waited = self._wait_ready(entries, mode, started, errors, restarted)
             for entry in entries:
                 name = entry['service_name']
                 entry['restored'] = name in ready
@@ -611,13 +649,18 @@ class ModeSwitcher:
         failed_entries = []
         for index, batch in enumerate(batches):
             started, errors = self.clock(), {}
-            self._restart(batch, self.target, errors)
-            ready, failed = self._wait_ready(batch, self.target, started, errors)
+            restarted = self._restart(batch, self.target, errors)
+            ready, failed, waited = self._wait_ready(batch, self.target, started, errors, restarted)
             for entry in batch:
                 name = entry['service_name']
                 entry['changed'] = True
                 if name in ready:
                     entry.update(result='switched', mode=self.target, seconds_to_ready=ready[name])
+                elif name in waited and entry.get('_kind') == 'backward':
+                    # A rollback degrades, never fails, on a slow node: it stays configured for the
+                    # earlier mode, is reported, and the host's other batches go on.
+                    entry.update(result='not_ready', error=failed[name], seconds_waited=waited[name])
+                    entry['mode'] = self._observe(entry, self.target)[2]
                 else:
                     entry.update(result='failed', error=failed[name])
                     entry['mode'] = self._observe(entry, self.target)[2]
@@ -645,6 +688,7 @@ class ModeSwitcher:
             return [e['service_name'] for e in entries if e['result'] in results]
 
         failed = [e for e in entries if e['result'] == 'failed']
+        not_ready = [e for e in entries if e['result'] == 'not_ready']
         switched = names('switched', 'would_switch')
         reconfigured = names('reconfigured', 'would_reconfigure')
         result = {
@@ -654,7 +698,9 @@ class ModeSwitcher:
             'switched': switched,
             'unchanged': names('unchanged'),
             'reconfigured': reconfigured,
-            'not_switched': names('failed', 'not_attempted', 'skipped'),
+            'not_switched': names('failed', 'not_attempted', 'skipped', 'not_ready'),
+            'not_ready': [{'service_name': e['service_name'], 'seconds_waited': e['seconds_waited'],
+                           'mode': e['mode'], 'error': e['error']} for e in not_ready],
             'diff': [{
                 'before_header': 'transport modes', 'after_header': 'transport modes',
                 'before': {e['service_name']: e['previous_mode'] for e in entries},
@@ -665,9 +711,17 @@ class ModeSwitcher:
             } for name, change in self.dropin_diffs.items()],
         }
         skipped = names('skipped')
+        result['warnings'] = []
         if skipped:
-            result['warnings'] = ['{} not running, left alone: {}'.format(
-                'node is' if len(skipped) == 1 else 'nodes are', ', '.join(skipped))]
+            result['warnings'].append('{} not running, left alone: {}'.format(
+                'node is' if len(skipped) == 1 else 'nodes are', ', '.join(skipped)))
+        not_ready_text = '; '.join(f"{e['service_name']} (waited {e['seconds_waited']} s: {e['error']})"
+                                   for e in not_ready)
+        if not_ready:
+            result['warnings'].append(f'rolled back to {self.target} but not ready yet, left configured for '
+                                      f'{self.target}: {not_ready_text}')
+        if not result['warnings']:
+            del result['warnings']
         if failed:
             result['failed'] = True
             result['failed_nodes'] = [{'service_name': e['service_name'], 'error': e['error']} for e in failed]
@@ -687,6 +741,8 @@ class ModeSwitcher:
                                  '(a rollback is not undone).')
                 else:
                     parts.append(f"{entry['service_name']} was left as it is (restore_on_failure is false).")
+            if not_ready:
+                parts.append(f'Not ready yet (rolled back, configured for {self.target}): {not_ready_text}.')
             result['msg'] = ' '.join(parts)
         elif switched or reconfigured:
             parts = []
@@ -695,6 +751,10 @@ class ModeSwitcher:
             if reconfigured:
                 parts.append(f"{'would set' if self.check_mode else 'set'} stopped {', '.join(reconfigured)}")
             result['msg'] = f"{' and '.join(parts)} to {self.target}"
+            if not_ready:
+                result['msg'] += f'; NOT READY yet: {not_ready_text}'
+        elif not_ready:
+            result['msg'] = f'restarted in {self.target} but NOT READY yet: {not_ready_text}'
         else:
             result['msg'] = f'every selected node already runs {self.target}'
         return result

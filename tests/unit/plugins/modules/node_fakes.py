@@ -89,6 +89,22 @@ class FakeSystemd(Systemd):
         self.host._start(node)
         return ''
 
+    def run(self, *args, timeout=None):
+        """systemctl restart u1 u2 ...: like systemctl, goes on past a failing unit and names it."""
+        verb, units = args[0], [u[:-len('.service')] for u in args[1:]]
+        assert verb == 'restart', args
+        self.host.calls.append(('systemctl-restart', tuple(units)))
+        lines = []
+        for unit in units:
+            try:
+                self.restart(unit)
+            except SystemdError:
+                lines.append(f'Job for {unit}.service failed because the control process exited with error code.')
+        if lines:
+            raise SystemdError(f"systemctl restart failed with exit code 1: {lines[0]}",
+                               cmd=['systemctl', *args], rc=1, stderr='\n'.join(lines) + '\n')
+        return ''
+
     def start(self, service):
         node = self.host.node(service)
         self.host.calls.append(('start', service))

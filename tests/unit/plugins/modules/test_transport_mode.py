@@ -10,7 +10,7 @@ from ansible.module_utils import basic
 from ansible.module_utils.testing import patch_module_args
 from node_fakes import FakeHost, dumps, params
 
-from ansible_collections.autonomi.network_migration.plugins.module_utils._errors import NodeError
+from ansible_collections.autonomi.network_migration.plugins.module_utils._errors import NodeError, SystemdError
 from ansible_collections.autonomi.network_migration.plugins.module_utils._modes import MODES, TransitionError
 from ansible_collections.autonomi.network_migration.plugins.modules import transport_mode
 
@@ -91,7 +91,8 @@ def test_switch_reports_every_node():
     assert first['previous_mode'] == 'libp2p_only' and first['mode'] == 'dual_stack'
     assert first['peer_id'] == '12D3KooWFake0001' and first['version'] == '0.4.6'
     assert first['seconds_to_ready'] >= 2.0
-    assert nodes['antnode2']['seconds_to_ready'] >= 3.0  # restarted one interval later
+    # restarted one interval later; its time to ready counts from its own restart, not the batch's start
+    assert 2.0 <= nodes['antnode2']['seconds_to_ready'] < 3.0
     assert nodes['antnode3']['changed'] is False and nodes['antnode3']['seconds_to_ready'] is None
     # the drop-ins first, one daemon-reload for the host, then one restart per node; no antctl call but status
     assert [c for c in host.calls if c[0] != 'status'] == [
@@ -391,11 +392,17 @@ def test_blind_rollback_that_fails_is_not_undone():
     host.nodes[0].fault = 'unresponsive'  # in every mode
     result = switch(host, mode='libp2p_only', allow_rollback=True, ready_timeout=10)
     node = result['nodes'][0]
-    assert node['result'] == 'failed' and 'not ready within 10 s' in node['error']
+    # a rollback degrades, never fails: a node not ready in time is reported, not a failure
+    assert 'failed' not in result and result['changed'] is True
+    assert node['result'] == 'not_ready' and 'not ready within 10 s' in node['error']
+    assert node['seconds_waited'] >= 10
     assert node['previous_mode'] == 'dual_stack'  # from its drop-in
     assert node['restored'] is None and host.restarts() == [('antnode1', 'libp2p_only')]
     assert host.configured() == {'antnode1': 'libp2p_only'}  # a rollback is not undone
-    assert 'antnode1 was left configured for libp2p_only (a rollback is not undone)' in result['msg']
+    assert [n['service_name'] for n in result['not_ready']] == ['antnode1']
+    assert result['not_switched'] == ['antnode1'] and result['switched'] == []
+    assert 'NOT READY' in result['msg'] and 'antnode1' in result['msg']
+    assert any('not ready yet' in w and 'antnode1' in w for w in result['warnings'])
 
 
 def test_failed_rollback_of_a_readable_node_is_not_undone_either():
@@ -412,7 +419,7 @@ def test_blind_rollback_without_a_recorded_mode():
     del host.systemd.files['antnode1']  # a node never switched by the collection: no drop-in
     result = switch(host, mode='libp2p_only', allow_rollback=True, ready_timeout=10)
     node = result['nodes'][0]
-    assert node['previous_mode'] is None and node['result'] == 'failed'
+    assert node['previous_mode'] is None and node['result'] == 'not_ready'
     assert host.restarts() == [('antnode1', 'libp2p_only')]
 
 
@@ -450,3 +457,85 @@ def test_no_unit_file_refuses_before_writing_anything():
     with pytest.raises(TransitionError, match=r'no unit file for antnode2 in /etc/systemd/system: set unit_dir'):
         switch(host)
     assert [c for c in host.calls if c[0] != 'status'] == []
+
+
+# -- one systemctl call per batch, per-node ready timeouts, rollbacks that degrade -------
+
+
+def test_a_batch_is_restarted_by_one_systemctl_call():
+    host = FakeHost('libp2p_only', 'libp2p_only', 'libp2p_only')
+    result = switch(host, interval=0)
+    assert result['switched'] == ['antnode1', 'antnode2', 'antnode3']
+    assert [c for c in host.calls if c[0] in ('daemon-reload', 'systemctl-restart')] == [
+        ('daemon-reload',), ('systemctl-restart', ('antnode1', 'antnode2', 'antnode3'))]
+
+
+def test_one_unit_failing_in_a_multi_unit_restart_is_named_and_the_others_switch():
+    host = FakeHost('libp2p_only', 'libp2p_only', 'libp2p_only')
+    host.nodes[1].fault = 'restart_fails'
+    result = switch(host, interval=0, ready_timeout=30)
+    nodes = by_name(result)
+    assert result['failed'] is True
+    assert result['switched'] == ['antnode1', 'antnode3']
+    assert nodes['antnode2']['result'] == 'failed'
+    assert nodes['antnode2']['error'].startswith('systemctl could not restart it: Job for antnode2.service failed')
+    assert len([c for c in host.calls if c[0] == 'systemctl-restart']) == 1
+
+
+def test_failed_units_reads_systemctl_messages():
+    from ansible_collections.autonomi.network_migration.plugins.module_utils._systemd import failed_units
+    stderr = ('Failed to restart antnode9.service: Unit antnode9.service not found.\n'
+              'Job for antnode2.service failed because the control process exited with error code.\n'
+              'See "systemctl status antnode2.service" and "journalctl -xeu antnode2.service" for details.\n')
+    assert set(failed_units(stderr, ['antnode2', 'antnode9', 'antnode1'])) == {'antnode2', 'antnode9'}
+    assert failed_units(stderr, ['antnode1']) == {}
+
+
+def test_unnamed_systemctl_failure_is_put_on_every_unit():
+    host = FakeHost('libp2p_only', 'libp2p_only')
+
+    def broken(*args, timeout=None):
+        raise SystemdError('systemctl restart ... did not finish within 120 s', cmd=['systemctl', *args])
+    host.systemd.run = broken
+    result = switch(host, interval=0, ready_timeout=10, restore_on_failure=False)
+    assert all('did not finish' in n['error'] for n in result['nodes'])
+    assert result['switched'] == []
+
+
+def test_ready_timeout_counts_from_each_nodes_own_restart():
+    # antnode3 is restarted 2 x 8 s after the batch started and needs 5 s to be ready: 21 s after the
+    # batch's start, beyond a 15 s timeout counted from the batch, within it counted from its restart.
+    host = FakeHost('libp2p_only', 'libp2p_only', 'libp2p_only', restart_time=5.0)
+    result = switch(host, interval=8000, ready_timeout=15)
+    assert 'failed' not in result and result['switched'] == ['antnode1', 'antnode2', 'antnode3']
+    assert 5.0 <= by_name(result)['antnode3']['seconds_to_ready'] < 15
+
+
+def test_rollback_reports_a_slow_node_and_finishes_the_other_batches():
+    host = FakeHost('dual_stack', 'dual_stack', 'dual_stack', 'dual_stack')
+    host.nodes[0].fault, host.nodes[0].fault_modes = 'never_ready', {'libp2p_only'}
+    result = switch(host, mode='libp2p_only', allow_rollback=True, batch_size=2, interval=0, ready_timeout=10)
+    assert 'failed' not in result
+    assert result['switched'] == ['antnode2', 'antnode3', 'antnode4']
+    assert host.configured() == dict.fromkeys(['antnode1', 'antnode2', 'antnode3', 'antnode4'], 'libp2p_only')
+    (slow,) = result['not_ready']
+    assert slow['service_name'] == 'antnode1' and slow['seconds_waited'] >= 10 and slow['mode'] == 'libp2p_only'
+    assert '2 connected peers' in slow['error']
+
+
+def test_forward_switch_still_fails_on_a_slow_node():
+    host = FakeHost('libp2p_only', 'libp2p_only', 'libp2p_only')
+    host.nodes[0].fault, host.nodes[0].fault_modes = 'never_ready', {'dual_stack'}
+    result = switch(host, batch_size=1, interval=0, ready_timeout=10)
+    assert result['failed'] is True and result['not_ready'] == []
+    assert by_name(result)['antnode1']['result'] == 'failed'
+    assert [by_name(result)[n]['result'] for n in ('antnode2', 'antnode3')] == ['not_attempted'] * 2
+
+
+def test_main_rollback_with_a_slow_node_succeeds(module_run):
+    host = FakeHost('dual_stack', 'dual_stack')
+    host.nodes[1].fault = 'never_ready'
+    kind, result = module_run(host, {'mode': 'libp2p_only', 'allow_rollback': True, 'ready_timeout': 5,
+                                      'interval': 0})
+    assert kind == 'exit' and result['changed'] is True
+    assert result['switched'] == ['antnode1'] and result['not_ready'][0]['service_name'] == 'antnode2'
