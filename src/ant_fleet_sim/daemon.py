@@ -422,13 +422,15 @@ class SimDaemon:
             self.daemon_reload(host)
             return {'rc': 0}
         by_name = {n.service_name: n for n in fleet.by_host[host]}
-        missing = [u for u in units if u not in by_name]
-        if missing and verb != 'is-active' and verb != 'show':
-            return {'rc': 5, 'stderr': 'Failed to %s %s.service: Unit %s.service not found.\n'
-                    % (verb, missing[0], missing[0])}
-        out, rc = [], 0
+        # Like systemctl, a unit that cannot be found or fails does not stop the others of the call: each
+        # gets its own message, and the exit code is the first failure's (1 once a job failed).
+        out, rc, errors = [], 0, []
         for unit in units:
             node = by_name.get(unit)
+            if node is None and verb not in ('is-active', 'show'):
+                errors.append('Failed to %s %s.service: Unit %s.service not found.\n' % (verb, unit, unit))
+                rc = rc or 5
+                continue
             if verb == 'is-active':
                 active = node is not None and node.status == 'Running'
                 out.append('active' if active else 'inactive')
@@ -449,9 +451,11 @@ class SimDaemon:
                     # The node exits at once on a bad ANT_TRANSPORT_MODE: the unit fails.
                     fleet.stop_node(node)
                     node.last_crash_reason = str(exc)
-                    return {'rc': 1, 'stderr': 'Job for %s.service failed because the control process exited '
-                            'with error code.\nSee "systemctl status %s.service" and "journalctl -xeu %s.service" '
-                            'for details.\n' % (unit, unit, unit)}
+                    errors.append('Job for %s.service failed because the control process exited '
+                                  'with error code.\nSee "systemctl status %s.service" and "journalctl -xeu '
+                                  '%s.service" for details.\n' % (unit, unit, unit))
+                    rc = 1
+                    continue
                 fleet.events.append((fleet.clock(), 'systemctl %s %s (%s)' % (verb, node.ref, node.mode)))
                 self.schedule_refresh(self.config.restart_time)
         if verb in ('start', 'stop', 'restart'):
@@ -459,7 +463,7 @@ class SimDaemon:
             self._after_change(nodes=[by_name[u] for u in units if by_name.get(u) is not None])
             self.write_registries(hosts=[host])
         return {'rc': rc, 'stdout': ''.join(line + '\n' for line in '\n'.join(out).splitlines() if out)
-                + ('' if verb != 'show' else '')}
+                + ('' if verb != 'show' else ''), 'stderr': ''.join(errors)}
 
     def _show(self, host, unit, node, properties):
         host_dir = self.state.host_dir(host)
