@@ -203,8 +203,9 @@ nodes:
         - V(switched) (restarted in the requested mode and ready), V(unchanged) (already in it),
           V(would_switch) (check mode), V(failed), V(not_attempted) (left alone after another node failed),
           V(skipped) (not running, so its mode cannot be read or changed), V(not_ready) (a rollback restarted it
-          in the earlier mode but it was not ready within O(ready_timeout); not a failure), V(reconfigured) / V(would_reconfigure)
-          (a stopped node whose recorded mode a rollback rewrote without starting it).
+          in the earlier mode but it was not ready within O(ready_timeout); not a failure),
+          V(reconfigured) / V(would_reconfigure) (a stopped node whose recorded mode a rollback rewrote without
+          starting it).
       type: str
       sample: switched
     changed:
@@ -401,7 +402,8 @@ class ModeSwitcher:
             entry = {
                 'service_name': node['service_name'], 'peer_id': node['peer_id'], 'version': node['version'],
                 'previous_mode': None, 'mode': None, 'result': None, 'changed': False,
-                'seconds_to_ready': None, 'seconds_waited': None, 'error': None, 'restored': None, 'restore_error': None, 'note': None,
+                'seconds_to_ready': None, 'seconds_waited': None, 'error': None, 'restored': None,
+                'restore_error': None, 'note': None,
                 'dropin': self.systemd.dropin_path(node['service_name']), '_node': node,
             }
             entries.append(entry)

@@ -59,7 +59,8 @@ def merge(plan, done, stopped_reason=None, mode=None):
         'switched': _names(nodes, ('switched',)),
         'unchanged': _names(nodes, ('unchanged',)),
         'reconfigured': _names(nodes, ('reconfigured',)),
-        'not_switched': _names(nodes, ('failed', 'not_attempted', 'skipped')),
+        'not_switched': _names(nodes, ('failed', 'not_attempted', 'skipped', 'not_ready')),
+        'not_ready': [entry for result in done for entry in result.get('not_ready') or []],
         'diff': {'before': {n['service_name']: n.get('previous_mode') for n in nodes},
                  'after': {n['service_name']: n.get('mode') for n in nodes}},
         'node_batches': len(done),
@@ -77,6 +78,8 @@ def merge(plan, done, stopped_reason=None, mode=None):
         out['msg'] = ' '.join(parts)
     else:
         out['msg'] = 'switched %d node(s) to %s in %d batch(es)' % (len(out['switched']), out['mode'], len(done))
+        if out['not_ready']:
+            out['msg'] += '; NOT READY yet: %s' % ', '.join(n['service_name'] for n in out['not_ready'])
     return out
 
 

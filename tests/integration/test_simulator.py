@@ -306,6 +306,16 @@ def test_systemd_stand_in_errors_like_systemctl(sim_stack):
     assert systemctl(sim_stack, host, 'frobnicate').returncode == 1
 
 
+def test_multi_unit_restart_goes_on_past_a_missing_unit_like_systemctl(sim_stack):
+    host = 'sim-host-03'
+    before = {n['service_name']: n['pid'] for n in sim_stack.antctl_status(host)['nodes']}
+    run = systemctl(sim_stack, host, 'restart', 'antnode1.service', 'antnode9.service', 'antnode2.service')
+    assert run.returncode == 5
+    assert run.stderr == 'Failed to restart antnode9.service: Unit antnode9.service not found.\n'
+    after = {n['service_name']: n['pid'] for n in sim_stack.antctl_status(host)['nodes']}
+    assert after['antnode1'] != before['antnode1'] and after['antnode2'] != before['antnode2']
+
+
 def test_status_has_schema_v2_fields_and_no_per_node_environment(sim_stack):
     node = sim_stack.antctl_status('sim-host-04')['nodes'][0]
     for field in ('schema_version', 'listen_addr', 'rewards_address', 'network_id', 'rpc_socket_addr',

@@ -87,6 +87,9 @@ def transition_items(host, result, intent=None, wave=None):
             reason = f"{node.get('previous_mode')} -> {mode} by transport_mode"
         elif outcome == 'failed':
             reason = f"switch to {result.get('mode')} failed and was restored: {node.get('error')}"
+        elif outcome == 'not_ready':
+            reason = (f"{node.get('previous_mode')} -> {mode} by transport_mode (rollback), not ready after "
+                      f"{node.get('seconds_waited')} s")
         else:
             reason = f'already {mode}'
         items.append({'host': host, 'service_name': node.get('service_name'), 'peer_id': node.get('peer_id'),

@@ -114,3 +114,21 @@ def test_a_refused_plan_is_returned_as_is():
     def refuse(args, check_mode):
         return {'failed': True, 'msg': 'refused, nothing was changed'}
     assert BatchedSwitch(refuse, allow, 1).run({'mode': 'iroh_only'})['msg'] == 'refused, nothing was changed'
+
+
+def test_a_rollback_node_not_ready_is_carried_through_and_the_next_batches_run():
+    module = FakeModule()
+
+    def run(args, check_mode):
+        out = module(args, check_mode)
+        if not check_mode and 'antnode1' in (args.get('nodes') or ()):
+            slow = out['nodes'][0]
+            slow.update(result='not_ready', error='not ready within 5 s', seconds_waited=5.2)
+            out['not_ready'] = [{'service_name': 'antnode1', 'seconds_waited': 5.2, 'mode': 'dual_stack',
+                                 'error': 'not ready within 5 s'}]
+        return out
+    result = BatchedSwitch(run, allow, 2).run({'mode': 'dual_stack'})
+    assert not result.get('failed') and result['node_batches'] == 2
+    assert result['switched'] == ['antnode2', 'antnode3', 'antnode4']
+    assert [n['service_name'] for n in result['not_ready']] == ['antnode1']
+    assert 'antnode1' in result['not_switched'] and 'NOT READY yet: antnode1' in result['msg']
