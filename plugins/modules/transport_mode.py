@@ -26,7 +26,7 @@ description:
     that switched, those that did not and why; with O(restore_on_failure=true) the failed nodes are put
     back in their previous mode.
   - In a rollback (O(allow_rollback=true)) a node that is restarted in the earlier mode but not ready within
-    O(ready_timeout) is not a failure: it stays configured for the earlier mode, is listed in RV(not_ready)
+    O(ready_timeout) is not a failure; it stays configured for the earlier mode, is listed in RV(not_ready)
     with the seconds waited, and the other nodes and batches go on. A forward switch fails on it.
   - With O(interval=0) the nodes of a batch are restarted by one C(systemctl restart) call naming all their
     units; systemctl restarts the others when one unit fails and names it, and so does the result.

@@ -535,7 +535,7 @@ def test_forward_switch_still_fails_on_a_slow_node():
 def test_main_rollback_with_a_slow_node_succeeds(module_run):
     host = FakeHost('dual_stack', 'dual_stack')
     host.nodes[1].fault = 'never_ready'
-    kind, result = module_run(host, {'mode': 'libp2p_only', 'allow_rollback': True, 'ready_timeout': 5,
-                                      'interval': 0})
+    args = {'mode': 'libp2p_only', 'allow_rollback': True, 'ready_timeout': 5, 'interval': 0}
+    kind, result = module_run(host, args)
     assert kind == 'exit' and result['changed'] is True
     assert result['switched'] == ['antnode1'] and result['not_ready'][0]['service_name'] == 'antnode2'
