@@ -4,7 +4,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
-DEST=${SANITY_DIR:-${TMPDIR:-/tmp}/autonomi-network-migration-sanity}/ansible_collections/autonomi/network_migration
+# A private copy per run: two runs at once (two checkouts, CI beside a developer) must not share it.
+if [[ -n "${SANITY_DIR:-}" ]]; then
+  BASE=$SANITY_DIR
+else
+  BASE=$(mktemp -d "${TMPDIR:-/tmp}/autonomi-network-migration-sanity.XXXXXX")
+  trap 'rm -rf "$BASE"' EXIT
+fi
+DEST=$BASE/ansible_collections/autonomi/network_migration
 rm -rf "$DEST"; mkdir -p "$DEST"
 # Sanity covers the collection's Ansible content and its unit tests. The simulator and the CLI
 # (src/), the benchmarks, scripts and the pytest suites that drive the simulated fleet are plain
