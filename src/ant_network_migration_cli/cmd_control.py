@@ -93,7 +93,7 @@ def rollback(settings, strategy, target, reason, yes, operator):
     location = settings.ledger_location()
     console = common.make_console()
     with ledger_io.opened(location) as handle:
-        common.refuse_if_locked(handle)
+        common.refuse_unless_guard_allows(handle, rollback=True)
         nodes = [dict(n, mode=n.get('mode') or modes.STATE_MODE[n['state']]) for n in handle.nodes()]
     planned = wave_planning.plan_rollback(nodes, target, strategy=strategy)
     hosts = planned['hosts']

@@ -40,21 +40,6 @@ def _check_rule_ids(data):
     plan.check_rule_ids(data, rule_ids)
 
 
-def _preflight(handle):
-    """Refuse (exit 3) when the migration may not move forward now: halted, paused or locked."""
-    flags = handle.get_flags()
-    if flags.get('halted'):
-        halted = flags['halted']
-        raise Refused(f"the migration is halted since {halted.get('at')} by {halted.get('operator')} "
-                      f"({halted.get('source')}): {halted.get('reason')}; find out why (status --detailed), "
-                      'then `resume --ack`')
-    if flags.get('paused'):
-        paused = flags['paused']
-        raise Refused(f"the migration is paused since {paused.get('at')} by {paused.get('operator')}: "
-                      f"{paused.get('reason')}; `resume` first")
-    common.refuse_if_locked(handle)
-
-
 def _canary_passed(verdict):
     if not verdict:
         return False
@@ -237,7 +222,7 @@ def start(settings, plan_file, dry_run, operator):
     with ledger_context as handle:
         refusal = None
         try:
-            _preflight(handle)
+            common.refuse_unless_guard_allows(handle)
         except Refused as exc:
             if not dry_run:
                 raise

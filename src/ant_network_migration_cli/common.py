@@ -2,14 +2,10 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 """What every command of the CLI shares: settings, the console, running a playbook and turning
-its failure into the right message, and the ledger's lock check."""
+its failure into the right message, and asking the guard whether a run may start."""
 
 from __future__ import annotations
 
-import datetime
-import os
-import socket
-import time
 from dataclasses import dataclass
 
 import click
@@ -71,35 +67,17 @@ def run_or_fail(settings, console, playbook, extravars, label, ledger_location, 
     raise RunFailed('\n'.join(lines))
 
 
-def refuse_if_locked(handle):
-    """Refuse (exit 3) while another run holds the lock. A lock whose holder is gone (no heartbeat
-    for the stale timeout, or a dead process on this host) is left to the playbook, which takes
-    it over with a logged event."""
-    lock = handle.lock()
-    if lock and not lock_recoverable(lock):
-        raise Refused(f"the ledger is locked by {lock['holder']} since {lock['started_at']} "
-                      f"(playbook {lock['playbook']}, run {lock['run_id']}): another rollout or rollback is "
-                      'running. If that process is gone, wait for the stale timeout or release the lock with '
-                      '`ant-network-migration unlock --reason ...`')
+def refuse_unless_guard_allows(handle, rollback=False):
+    """Refuse (exit 3) when the guard says this run may not start now: halted or paused (a rollback
+    passes both), or the run lock held by a live run. The one guard decides
+    (plugin_utils/guard.py); a lock whose holder is gone from this host with all its processes is
+    not live, and the playbook takes it over with a logged event."""
+    from ansible_collections.autonomi.network_migration.plugins.plugin_utils import guard
 
-
-def lock_recoverable(lock):
-    from ansible_collections.autonomi.network_migration.plugins.plugin_utils import ledger
-
-    try:
-        heartbeat = datetime.datetime.fromisoformat(str(lock.get('heartbeat_at'))).timestamp()
-    except ValueError:
-        heartbeat = None
-    if heartbeat is not None and time.time() - heartbeat > ledger.DEFAULT_STALE_AFTER:
-        return True
-    if lock.get('host') == socket.gethostname() and lock.get('pid'):
-        try:
-            os.kill(int(lock['pid']), 0)
-        except ProcessLookupError:
-            return True
-        except OSError:
-            return False
-    return False
+    snapshot = guard.Snapshot(flags=handle.get_flags(), lock=handle.live_lock())
+    decision = guard.decide(snapshot, guard.Actor(), ignore_pause=rollback, allow_rollback=rollback)
+    if not decision.allowed:
+        raise Refused(decision.reason)
 
 
 def inventory_var(inventory, name):

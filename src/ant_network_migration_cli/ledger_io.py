@@ -41,6 +41,9 @@ class EmptyLedger:
     def lock(self):
         return None
 
+    def live_lock(self):
+        return None
+
     def nodes(self, states=None, hosts=None):
         return []
 

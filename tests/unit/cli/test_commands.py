@@ -186,7 +186,7 @@ def test_start_refused_when_paused_halted_or_locked(invoke, tmp_path, inventory_
     dry = invoke('-i', inventory_path, 'start', '--plan', plan, '--dry-run')
     real = invoke('-i', inventory_path, 'start', '--plan', plan)
     assert dry.exit_code == real.exit_code == errors.EXIT_REFUSED
-    expected = {'pause': 'paused', 'halt': 'halted', 'lock': 'locked by carol@elsewhere'}[flag]
+    expected = {'pause': 'paused', 'halt': 'halted', 'lock': 'held by carol@elsewhere'}[flag]
     assert expected in dry.output and expected in real.output
     assert 'Wave 1' in dry.output                                   # the dry run still shows its plan
 
@@ -299,7 +299,7 @@ def test_rollback_refused_while_locked(invoke, ledger_path, monkeypatch):
         handle.acquire_lock('erin@ctl', 'rollout.yml')
     result = invoke('rollback', '--yes')
     assert result.exit_code == errors.EXIT_REFUSED
-    assert 'locked by erin@ctl' in result.output
+    assert 'held by erin@ctl' in result.output
 
 
 def test_rollback_yes_runs_playbook(invoke, monkeypatch):
