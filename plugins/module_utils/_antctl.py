@@ -126,6 +126,8 @@ def eyre_reason(text):
 
 def parse_status(text):
     """Parse the output of ``antctl status --json`` into a list of normalized nodes."""
+    if not (text or '').strip():
+        return []  # antctl prints nothing at all for an empty registry (exit 0)
     try:
         data = json.loads(text)
     except ValueError as exc:
@@ -202,8 +204,18 @@ class Antctl:
         return stdout
 
     def status(self):
-        """Every node of the host's registry, normalized (see normalize_node)."""
-        return parse_status(self.run('status', '--json'))
+        """Every node of the host's registry, normalized (see normalize_node).
+
+        Not as root, antctl works in user mode on the user's own registry (ant-node-manager
+        config.rs), which does not hold the host's services: an empty answer then is not "this
+        host has no nodes" but "not allowed to see them", and is raised as such.
+        """
+        nodes = parse_status(self.run('status', '--json'))
+        if not nodes and hasattr(os, 'geteuid') and os.geteuid() != 0:
+            raise AntctlError('antctl status --json shows no services when not run as root (antctl then reads '
+                              'the user\'s own registry, not /var/antctl/node_registry.json): run the task with '
+                              'become (root)', cmd=[self.path, 'status', '--json'], rc=0)
+        return nodes
 
     def version(self):
         """antctl's own ``--version`` line (the fallback for a node version when /metadata is absent)."""

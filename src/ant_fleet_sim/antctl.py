@@ -186,6 +186,15 @@ def run(argv):
         return 2
     sim = Sim(args.host_dir)
     cmd = args.command
+    if os.geteuid() != 0:
+        # Not root: the real antctl works in user mode, on the user's own registry under
+        # ~/.local/share/autonomi/node (ant-node-manager/src/config.rs get_node_manager_path,
+        # get_node_registry_path; cmd/node.rs `user_mode = !is_running_as_root()`). That registry
+        # does not hold the host's system-wide services, so there is nothing to show or touch.
+        if cmd in ('start', 'stop', 'upgrade'):
+            print('No services were eligible to be %s' % {'start': 'started', 'stop': 'stopped',
+                                                          'upgrade': 'upgraded'}[cmd])
+        return 0
     if cmd != 'status':
         if args.peer_id and args.service_name:
             sys.stderr.write("error: the argument '--service-name <SERVICE_NAME>' cannot be used with "

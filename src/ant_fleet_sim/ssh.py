@@ -484,13 +484,14 @@ def ssh_command(info, host, command):
 
 
 def preflight(state_dir, info, timeout=30):
-    """Over SSH, as each host's account: the host's antctl is executable, the simulator reachable
-    (``antctl status``), sudo works without a password and runs the system Python as root."""
+    """Over SSH, as each host's account: the host's antctl is executable, sudo works without a
+    password and runs the system Python as root, and the simulator is reachable (``antctl status``
+    as root: not root, antctl reads the user's own empty registry, as the real one does)."""
     state = layout.StateDir(state_dir)
     for host in info['accounts']:
         antctl = state.antctl(host)
-        command = ('%s status --json >/dev/null && sudo -n %s -c "import os; print(os.geteuid())"'
-                   % (antctl, SYSTEM_PYTHON))
+        command = ('test -x %s && sudo -n %s status --json >/dev/null && sudo -n %s -c "import os; print(os.geteuid())"'
+                   % (antctl, antctl, SYSTEM_PYTHON))
         proc = subprocess.run(ssh_command(info, host, command), capture_output=True, text=True, timeout=timeout)
         if proc.returncode != 0 or proc.stdout.strip().splitlines()[-1:] != ['0']:
             raise SshError('preflight over SSH failed for %s (account %s): %s' % (

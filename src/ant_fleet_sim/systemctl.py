@@ -9,6 +9,7 @@ daemon keeps the manager's state (what was loaded at the last daemon-reload).
 
 from __future__ import annotations
 
+import os
 import sys
 
 from .antctl import Sim
@@ -55,6 +56,14 @@ def run(argv):
         return 1
     if verb != 'daemon-reload' and not units:
         sys.stderr.write('Too few arguments.\n')
+        return 1
+    if verb in ('daemon-reload', 'start', 'stop', 'restart') and os.geteuid() != 0:
+        # As systemd answers an unprivileged caller over D-Bus when no polkit rule grants it.
+        if verb == 'daemon-reload':
+            sys.stderr.write('Failed to reload daemon: Access denied\n')
+        else:
+            for unit in units:
+                sys.stderr.write('Failed to %s %s.service: Access denied\n' % (verb, unit))
         return 1
     sim = Sim(host_dir)
     try:

@@ -78,3 +78,23 @@ def test_errors_are_color_eyre_reports(capsys):
     err = capsys.readouterr().err
     assert err.startswith("Error: \n   0: No service named 'antnode9'\n\nLocation:\n")
     assert 'Backtrace omitted. Run with RUST_BACKTRACE=1' in err
+
+
+def test_not_root_antctl_sees_the_users_own_empty_registry(host_dir, capsys, monkeypatch):
+    # ant-node-manager config.rs: not root, antctl is in user mode on ~/.local/share/autonomi/node.
+    monkeypatch.setattr(antctl.os, 'geteuid', lambda: 1000)
+    assert run(host_dir, 'status', '--json') == 0
+    assert capsys.readouterr() == ('', '')
+    assert run(host_dir, 'start', '--service-name', 'antnode2') == 0
+    assert capsys.readouterr().out == 'No services were eligible to be started\n'
+
+
+def test_not_root_systemctl_is_denied_changes(host_dir, capsys, monkeypatch):
+    from ant_fleet_sim import systemctl
+
+    monkeypatch.setattr(systemctl.os, 'geteuid', lambda: 1000)
+    assert systemctl.run(['--host-dir', str(host_dir), 'daemon-reload']) == 1
+    assert capsys.readouterr().err == 'Failed to reload daemon: Access denied\n'
+    assert systemctl.run(['--host-dir', str(host_dir), 'restart', 'antnode1.service', 'antnode2']) == 1
+    assert capsys.readouterr().err == ('Failed to restart antnode1.service: Access denied\n'
+                                       'Failed to restart antnode2.service: Access denied\n')

@@ -209,3 +209,35 @@ def test_failure_names_the_eyre_reason_not_the_backtrace_hint(fake, monkeypatch,
         _antctl.Antctl(path).status()
     assert str(info.value).endswith("failed with exit code 1: Could not connect to RPC endpoint '127.0.0.1:13002': "
                                     'transport error')
+
+
+def test_status_with_no_output_is_an_empty_registry():
+    # The real antctl prints nothing at all (exit 0) when its registry is empty.
+    assert _antctl.parse_status('') == []
+    assert _antctl.parse_status('\n') == []
+
+
+def test_empty_status_as_root_is_an_empty_host(fake, tmp_path, monkeypatch):
+    path, _calls = fake
+    empty = tmp_path / 'empty.txt'
+    empty.write_text('')
+    monkeypatch.setenv('FAKE_ANTCTL_STATUS', str(empty))
+    monkeypatch.setattr(_antctl.os, 'geteuid', lambda: 0)
+    assert _antctl.Antctl(path).status() == []
+
+
+def test_empty_status_when_not_root_asks_for_become(fake, tmp_path, monkeypatch):
+    # Not root, antctl reads the user's own registry: "no services" means "not allowed to see them".
+    path, _calls = fake
+    empty = tmp_path / 'empty.txt'
+    empty.write_text('')
+    monkeypatch.setenv('FAKE_ANTCTL_STATUS', str(empty))
+    monkeypatch.setattr(_antctl.os, 'geteuid', lambda: 1000)
+    with pytest.raises(AntctlError, match=r'not run as root .* run the task with become'):
+        _antctl.Antctl(path).status()
+
+
+def test_nodes_seen_when_not_root_are_returned(fake, monkeypatch):
+    path, _calls = fake
+    monkeypatch.setattr(_antctl.os, 'geteuid', lambda: 1000)
+    assert len(_antctl.Antctl(path).status()) == 5
