@@ -9,6 +9,7 @@ import contextlib
 import os
 import sqlite3
 import threading
+import weakref
 
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger.errors import (
     LedgerError,
@@ -18,6 +19,22 @@ from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger.
 
 SQLITE_MAGIC = b'SQLite format 3\x00'
 BUSY_TIMEOUT_MS = 30000
+
+# SQLite must not be used across fork(): a child inherits the parent's connections and SQLite's
+# per-process lock bookkeeping of the file (https://www.sqlite.org/howtocorrupt.html, 2.6), and a
+# connection the child then opens to the same file can read it as "malformed". ansible-playbook forks
+# a worker for every task while the migration_tracker callback has the ledger open; so every open
+# backend closes its idle connection before a fork and opens it again when next used.
+_OPEN_BACKENDS = weakref.WeakSet()
+
+
+def _close_before_fork():
+    for backend in list(_OPEN_BACKENDS):
+        backend._suspend()
+
+
+if hasattr(os, 'register_at_fork'):
+    os.register_at_fork(before=_close_before_fork)
 
 
 class _Tx:
@@ -50,6 +67,7 @@ class SQLiteBackend:
         self.location = self.path
         self._lock = threading.RLock()
         self._busy_ms = int(busy_timeout_ms)
+        self._conn = None
         self._check_file()
         parent = os.path.dirname(self.path)
         try:
@@ -59,6 +77,11 @@ class SQLiteBackend:
                 f'cannot create the directory {parent} for the SQLite ledger: {exc.strerror or exc}; '
                 'set ANT_MIGRATION_LEDGER or the [autonomi_network_migration] ledger option to a writable path'
             ) from None
+        self._open()
+        _OPEN_BACKENDS.add(self)
+
+    def _open(self):
+        busy_timeout_ms = self._busy_ms
         try:
             # isolation_level=None: no implicit transactions, we issue BEGIN ourselves.
             # check_same_thread=False: Ansible calls callbacks from its main and results threads;
@@ -72,7 +95,24 @@ class SQLiteBackend:
             # FULL: a committed transaction survives a power cut too, not only a killed process.
             self._conn.execute('PRAGMA synchronous = FULL')
         except sqlite3.DatabaseError as exc:
+            self._conn = None
             self._raise_open_error(exc)
+
+    def _connection(self):
+        if self._conn is None:
+            self._open()
+        return self._conn
+
+    def _suspend(self):
+        """Close the connection when it is idle (before a fork); the next use opens it again."""
+        if not self._lock.acquire(blocking=False):
+            return  # another thread is in a transaction: nothing to do safely
+        try:
+            if self._conn is not None and not self._conn.in_transaction:
+                self._conn.close()
+                self._conn = None
+        finally:
+            self._lock.release()
 
     def _check_file(self):
         if os.path.isdir(self.path):
@@ -121,16 +161,17 @@ class SQLiteBackend:
     @contextlib.contextmanager
     def transaction(self, write=True):
         with self._lock:
+            conn = self._connection()
             try:
-                self._conn.execute('BEGIN IMMEDIATE' if write else 'BEGIN')
+                conn.execute('BEGIN IMMEDIATE' if write else 'BEGIN')
             except sqlite3.DatabaseError as exc:
                 self._raise_open_error(exc)
             try:
-                yield _Tx(self._conn)
-                self._conn.execute('COMMIT')
+                yield _Tx(conn)
+                conn.execute('COMMIT')
             except BaseException as exc:
-                if self._conn.in_transaction:
-                    self._conn.execute('ROLLBACK')
+                if conn.in_transaction:
+                    conn.execute('ROLLBACK')
                 if isinstance(exc, sqlite3.Error):
                     kind = LedgerUnavailable if isinstance(exc, sqlite3.OperationalError) else LedgerError
                     raise kind(f'the SQLite ledger {self.path} failed: {exc}') from None
@@ -141,11 +182,16 @@ class SQLiteBackend:
         return sorted(row['name'] for row in rows)
 
     def application_id(self):
-        return self._conn.execute('PRAGMA application_id').fetchone()[0]
+        with self._lock:
+            return self._connection().execute('PRAGMA application_id').fetchone()[0]
 
     def set_application_id(self, value):
-        self._conn.execute(f'PRAGMA application_id = {int(value)}')
+        with self._lock:
+            self._connection().execute(f'PRAGMA application_id = {int(value)}')
 
     def close(self):
         with self._lock:
-            self._conn.close()
+            _OPEN_BACKENDS.discard(self)
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
