@@ -5,7 +5,6 @@ can read the file as "malformed" (https://www.sqlite.org/howtocorrupt.html, 2.6)
 from __future__ import annotations
 
 # pylint: disable=protected-access
-
 import os
 
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils import ledger as ledger_lib
