@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import importlib.util
+import subprocess
 
 import pytest
 from alerting_stack import ROOT
@@ -109,3 +110,18 @@ def test_alert_text_is_carried_as_data(guard):
     event = guard.events_for({'alerts': [alert(name='Bad{{name}}', description=evil)]})[0]['migration']
     assert event['trigger'] == 'alert:Bad__name__'
     assert evil in base64.b64decode(event['reason_b64']).decode()
+
+
+def test_a_lock_left_by_a_dead_controller_does_not_block_the_rollback(guard, tmp_path, monkeypatch):
+    """The controller of a rollout died and left its lock: the alert still starts the rollback,
+    which takes the lock over (the guard's and the ledger's one definition of a live lock)."""
+    guard, _clock = guard
+    gone = subprocess.Popen(['true'])
+    gone.wait()
+    monkeypatch.setenv('ANT_MIGRATION_CONTROLLER_PID', str(gone.pid))
+    with ledger_lib.open_ledger(str(tmp_path / 'ledger.sqlite3')) as book:
+        book.acquire_lock('operator@controller', 'rollout.yml')
+        assert book.lock() and book.live_lock() is None
+    monkeypatch.delenv('ANT_MIGRATION_CONTROLLER_PID')
+    event = guard.events_for({'alerts': [alert()]})[0]['migration']
+    assert event['actionable'] is True, event['why']

@@ -71,6 +71,13 @@ def _ledger_module():
     return ledger
 
 
+def _guard_module():
+    """The collection's one guard (plugins/plugin_utils/guard.py); importable once the ledger is."""
+    _ledger_module()
+    from ansible_collections.autonomi.network_migration.plugins.plugin_utils import guard  # noqa: I001
+    return guard
+
+
 def safe_identifier(text, default='unknown'):
     """Only letters, digits, ``_ . : -`` (at most 120): safe in extra vars, logs and the ledger."""
     cleaned = _SAFE.sub('_', str(text or ''))[:120]
@@ -126,10 +133,14 @@ class RollbackGuard:
             return False, 'not a migration alert (no rule_id label)', None
         try:
             with self._open() as ledger:
-                lock = ledger.lock()
-                if lock:
-                    return False, 'the run lock is held by %s (playbook %s): the running rollout or rollback ' \
-                        'handles it' % (lock.get('holder'), lock.get('playbook')), lock
+                # The one guard decides, as for every other caller: a rollback passes a pause or a
+                # halt, not a live lock; a lock whose holder died is not live (the rollback takes it over).
+                guard = _guard_module()
+                lock = ledger.live_lock()
+                decision = guard.decide(guard.Snapshot(flags=ledger.get_flags(), lock=lock), guard.Actor(),
+                                        ignore_pause=True, allow_rollback=True)
+                if not decision.allowed:
+                    return False, '%s: the running rollout or rollback handles it' % decision.reason, lock
                 if self.dispatched_at is not None:
                     age = self.clock() - self.dispatched_at
                     if self._rollback_finished_since(ledger, self.dispatched_at):
