@@ -8,7 +8,7 @@ for an ``Actor`` (this run: its lock holder string, whether its controller proce
 and a request (host, target mode, rollback or not). ``check()`` reads the snapshot from a ledger
 and decides. Callers: the ``transport_mode`` action plugin (before a host is touched and between
 node batches), ``Ledger.assert_can_proceed`` (the batch check of ``migration_ledger op=check``),
-the gate (before it evaluates), the ``migration_tracker`` callback (its summary and batch starts)
+the gate (before it evaluates), the ``migration_tracker`` callback (its summary and batch starts),
 the CLI (start, rollback) and the EDA event source. See docs/architecture.md.
 
 The rules, in the order they are applied:
