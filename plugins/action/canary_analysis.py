@@ -16,7 +16,12 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils import alert_rules, canary_analysis, redaction
-from ansible_collections.autonomi.network_migration.plugins.plugin_utils.gate import LedgerAdapter, LedgerProblem
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils.gate import (
+    CAUSE_NO_VERDICT,
+    UNAVAILABLE,
+    LedgerAdapter,
+    LedgerProblem,
+)
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils.prometheus import (
     CONNECTION_ARGSPEC,
     PrometheusClient,
@@ -84,8 +89,13 @@ class ActionModule(ActionBase):
                 error_rate_tolerance=args['error_rate_tolerance'], latency_tolerance=args['latency_tolerance'],
                 pass_score=args['pass_score'], marginal_score=args['marginal_score'], min_nodes=args['min_nodes'])
         except PrometheusError as exc:
-            result.update(failed=True, changed=False, verdict=canary_analysis.FAIL,
-                          msg='%s: fail closed: %s' % (ANALYSIS, exc), queries=client.queries)
+            # No verdict on the canaries: fail closed, and halt with cause no_verdict so that the canary
+            # is frozen where it is, not rolled back while nothing watches (gate.containment()).
+            result.update(failed=True, changed=False, verdict=UNAVAILABLE, queries=client.queries,
+                          msg='%s: could not judge the canaries, %s (no verdict, failing closed)' % (ANALYSIS, exc))
+            if args['record'] and not self._task.check_mode:
+                self._halt_without_verdict(ledger, result, 'canary analysis could not judge: %s' % exc,
+                                           args['canary_hosts'])
             return result
         finally:
             client.close()
@@ -101,8 +111,18 @@ class ActionModule(ActionBase):
                               comparisons=[{k: c[k] for k in SUMMARY_KEYS} for c in result['comparisons']])
             except LedgerProblem as exc:
                 result.update(failed=True, msg='%s: %s; failing closed' % (ANALYSIS, exc))
+            if analysis.verdict == canary_analysis.INCONCLUSIVE and result['failed']:
+                self._halt_without_verdict(ledger, result, 'canary analysis inconclusive: %s' % analysis.reason,
+                                           args['canary_hosts'])
             result['ledger'] = {'location': redaction.redact_location(ledger.location) if ledger.enabled else None,
                                 'written': ledger.written}
             if ledger.note:
                 result.setdefault('warnings', []).append(ledger.note)
         return result
+
+    @staticmethod
+    def _halt_without_verdict(ledger, result, reason, hosts):
+        try:
+            ledger.halt(reason, source=ANALYSIS, cause=CAUSE_NO_VERDICT, scope=hosts)
+        except LedgerProblem as exc:
+            result['msg'] += '; %s' % exc

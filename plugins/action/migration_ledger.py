@@ -14,13 +14,13 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.autonomi.network_migration.plugins.module_utils import _modes
-from ansible_collections.autonomi.network_migration.plugins.plugin_utils import guard, identity, redaction
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils import gate, guard, identity, redaction
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils import ledger as ledger_lib
 
 ARGUMENT_SPEC = dict(
     op=dict(type='str', required=True,
             choices=['check', 'status', 'pause', 'resume', 'halt', 'lock', 'unlock', 'mark', 'event',
-                     'canary_verdict', 'switch_times', 'reconcile']),
+                     'canary_verdict', 'switch_times', 'reconcile', 'judged']),
     ledger=dict(type='str'),
     operator=dict(type='str'),
     reason=dict(type='str'),
@@ -36,14 +36,15 @@ ARGUMENT_SPEC = dict(
     from_states=dict(type='list', elements='str'),
     kind=dict(type='str'),
     data=dict(type='dict', default={}),
-    verdict=dict(type='str', choices=['passed', 'failed']),
+    verdict=dict(type='str', choices=['passed', 'failed', 'frozen']),
+    rollback_policy=dict(type='str', choices=['rollback', 'freeze']),
     testing_deadline=dict(type='int', default=3600),
     fleet_hosts=dict(type='list', elements='str'),
     info_var=dict(type='str', default='wave_transport_info'),
     fix=dict(type='bool', default=False),
 )
 
-WRITE_OPS = frozenset(['pause', 'resume', 'halt', 'lock', 'unlock', 'mark', 'event', 'canary_verdict'])
+WRITE_OPS = frozenset(['pause', 'resume', 'halt', 'lock', 'unlock', 'mark', 'event', 'canary_verdict', 'judged'])
 # Writes that are not a change of the migration: the audit trail and the run's own lock.
 NOT_CHANGES = frozenset(['event', 'lock', 'unlock'])
 
@@ -93,6 +94,9 @@ class ActionModule(ActionBase):
         """Refuse when the migration is halted or paused, or the canary has not passed."""
         flags = ledger.get_flags()
         out = {'changed': False, 'flags': flags}
+        if args['rollback_policy']:
+            # What a halt means for the nodes this run switched: the gate's one decision.
+            out['containment'] = gate.containment(flags.get('halted'), args['rollback_policy'])
         # The decision is the guard's (plugin_utils/guard.py); allow_halted / allow_paused hide a flag from it.
         snapshot = guard.snapshot_of(ledger)
         snapshot.flags = {'halted': None if args['allow_halted'] else flags.get('halted'),
@@ -102,8 +106,9 @@ class ActionModule(ActionBase):
         if not decision.allowed:
             out.update(failed=True, refused=decision.refused, msg=decision.reason)
             return out
+        verdict = ledger.canary_verdict()
+        out['canary'] = verdict
         if args['require_canary']:
-            verdict = ledger.canary_verdict()
             if not verdict or verdict.get('verdict') != 'passed':
                 out.update(failed=True, refused='canary',
                            msg='the canary has not passed (%s); run playbooks/canary.yml first'
@@ -111,7 +116,6 @@ class ActionModule(ActionBase):
                                                                    verdict.get('reason') or ''))
                                   if verdict else 'no canary verdict recorded'))
                 return out
-            out['canary'] = verdict
         return out
 
     def _op_status(self, ledger, args):
@@ -204,6 +208,12 @@ class ActionModule(ActionBase):
         ledger.set_canary_verdict(verdict, run_id=identity.run_id(), **data)
         changed = previous.get('verdict') != verdict or sorted(previous.get('hosts') or []) != sorted(data['hosts'])
         return {'changed': changed, 'verdict': verdict}
+
+    def _op_judged(self, ledger, args):
+        """A gate passed ``hosts``: their nodes switched without a verdict are judged (any stage)."""
+        judged = ledger.mark_judged(args['hosts'] or [], args['reason'] or 'passed the gate',
+                                    run_id=identity.run_id())
+        return {'changed': bool(judged), 'judged': judged}
 
     def _op_switch_times(self, ledger, args):
         """Measured seconds-to-ready of recent switches (for the rollback-time projection)."""

@@ -23,7 +23,9 @@ description:
     O(marginal_score), else V(fail); a failed error-rate comparison fails the analysis whatever the
     score; no comparison with enough data is V(inconclusive).
   - Records the verdict as a C(canary_analysis) event in the migration ledger (when the ledger code
-    is present). Prometheus unreachable fails the task (fail closed).
+    is present). Prometheus unreachable fails the task (fail closed) with verdict V(unavailable); it and
+    an V(inconclusive) verdict listed in O(fail_on) are no verdict on the canaries - the migration is halted
+    with cause C(no_verdict), so the canary is frozen where it is instead of rolled back.
   - This is an action plugin; it runs on the controller. Use it with C(run_once) or on C(localhost).
 requirements:
   - prometheus-api-client >= 0.7 (on the controller)
@@ -125,7 +127,7 @@ EXAMPLES = r"""
 
 RETURN = r"""
 verdict:
-  description: V(pass), V(marginal), V(fail) or V(inconclusive).
+  description: V(pass), V(marginal), V(fail), V(inconclusive), or V(unavailable) (Prometheus could not be asked).
   returned: always
   type: str
 score:

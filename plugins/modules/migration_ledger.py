@@ -33,6 +33,10 @@ options:
       - V(lock) takes the run lock (refused while another run holds it; O(force=true) with a O(reason)
         overrides a dead holder's lock and logs it); V(unlock) releases it.
       - V(mark) moves every node of O(hosts) in one of O(from_states) to O(state).
+      - V(judged) tells the ledger that a gate passed O(hosts) - their nodes switched forward without a
+        verdict (any stage: C(dual_stack_testing) becomes C(dual_stack_stable), a promote's
+        C(iroh_primary)/C(iroh_only) nodes keep their state) are judged; a re-run's judge step gates
+        the nodes still unjudged.
       - V(event) records an event of O(kind) with O(data); V(canary_verdict) records O(verdict).
       - V(switch_times) returns measured node switch times (seconds to ready) for rollback projections.
       - V(reconcile) compares the ledger with the M(autonomi.network_migration.transport_info) results of
@@ -41,7 +45,8 @@ options:
         O(fix=true) the ledger is corrected, each change with its reason. Check mode never fixes.
     type: str
     required: true
-    choices: [check, status, pause, resume, halt, lock, unlock, mark, event, canary_verdict, switch_times, reconcile]
+    choices: [check, status, pause, resume, halt, lock, unlock, mark, event, canary_verdict, switch_times, reconcile,
+              judged]
   ledger:
     description:
       - Ledger location, a SQLite path or a C(postgresql://) DSN. Defaults to E(ANT_MIGRATION_LEDGER),
@@ -83,7 +88,7 @@ options:
     type: int
     default: 3600
   hosts:
-    description: Hosts whose nodes O(op=mark) moves, or the canary hosts for O(op=canary_verdict).
+    description: Hosts whose nodes O(op=mark) moves or O(op=judged) marks, or the canary hosts for O(op=canary_verdict).
     type: list
     elements: str
   state:
@@ -118,9 +123,19 @@ options:
     type: bool
     default: false
   verdict:
-    description: Canary verdict for O(op=canary_verdict).
+    description:
+      - Canary verdict for O(op=canary_verdict).
+      - V(frozen) - the canary could not be judged (monitoring down, no data); its hosts stay where they are and
+        the next canary run judges the same hosts.
     type: str
-    choices: [passed, failed]
+    choices: [passed, failed, frozen]
+  rollback_policy:
+    description:
+      - With O(op=check), also return RV(containment) - what a halt means for the nodes this run switched under
+        this policy - V(rollback) (a verdict on the nodes), V(freeze) (halt without a verdict, or the policy is
+        freeze) or V(none) (not halted). One decision, plugins/plugin_utils/gate.py C(containment()).
+    type: str
+    choices: [rollback, freeze]
 attributes:
   check_mode:
     description: Read operations run in check mode; writes are skipped and reported as would-change.
@@ -189,6 +204,19 @@ drift:
   returned: op is reconcile
   type: list
   elements: dict
+canary:
+  description: The last canary verdict (verdict passed, failed or frozen; hosts, reason, at), or null.
+  returned: op is check or status
+  type: dict
+containment:
+  description: With O(rollback_policy), V(rollback), V(freeze) or V(none) (see O(rollback_policy)).
+  returned: op is check and rollback_policy is set
+  type: str
+judged:
+  description: Nodes (host/service) O(op=judged) marked judged.
+  returned: op is judged
+  type: list
+  elements: str
 refused:
   description: Why O(op=check) or O(op=lock) refused (halted, paused, canary, locked).
   returned: when refused

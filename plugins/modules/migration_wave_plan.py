@@ -78,6 +78,13 @@ options:
     type: list
     elements: str
     default: []
+  frozen_hosts:
+    description:
+      - With O(canary_count), the hosts of the last canary, frozen without a verdict (monitoring was down).
+        They are chosen first - judged again, never left behind - and the count is filled up with fresh hosts.
+    type: list
+    elements: str
+    default: []
   max_close_group_share:
     description: Largest share of one close group (5 nodes) allowed in one batch.
     type: float

@@ -41,8 +41,6 @@ INCONCLUSIVE_POLICIES = ('pause', 'fail', 'pass')
 INCONCLUSIVE = 'inconclusive'
 UNAVAILABLE = 'unavailable'
 NO_VERDICT = (INCONCLUSIVE, UNAVAILABLE)
-# Switched, soaking, not yet judged: a re-run gates these before it goes on.
-UNJUDGED_STATE = _modes.STATE_DUAL_STACK_TESTING
 
 # Why the migration was halted, stored with the halt (ledger flags ``cause``).
 CAUSE_VERDICT = 'verdict'        # a verdict on the nodes: the rollback policy applies
@@ -139,9 +137,9 @@ class LedgerAdapter:
                        and d.get('observed_mode') not in (None, _modes.LIBP2P_ONLY) for d in drift):
                     handle.reconcile(observed, fix=True, operator=self.operator, run_id=self.run_id)
                     self.written.append('reconcile')
-            return handle.nodes(states=[UNJUDGED_STATE])
+            return handle.unjudged_nodes()
         nodes = self._call('finding the nodes switched without a verdict', find) or []
-        newest = max((_epoch(n.get('updated_at')) for n in nodes), default=0.0)
+        newest = max((_epoch(n.get('unjudged_since')) for n in nodes), default=0.0)
         return {'hosts': sorted({n['host'] for n in nodes}),
                 'nodes': ['%s/%s' % (n['host'], n['service_name']) for n in nodes],
                 'wait': max(0.0, float(min_soak) - (clock() - newest)) if nodes else 0.0}

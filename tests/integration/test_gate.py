@@ -21,6 +21,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils import ledger as ledger_lib
+
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -219,10 +221,19 @@ def test_partition_raises_partition_risk(stack, tmp_path):
 
 def test_prometheus_stopped_fails_closed(stack, tmp_path):
     stack.stop_prometheus()
+    ledger = tmp_path / 'analysis-ledger.sqlite3'
     try:
         rc, result, elapsed, output = run_gate(stack, tmp_path, retries=1, timeout=2)
+        a_rc, analysis, _, a_output = run_gate(stack, tmp_path, ledger=ledger, module='canary_analysis',
+                                               canary_hosts=ERROR_HOSTS, retries=1, timeout=2)
     finally:
         stack.start_prometheus()
+    # The canary analysis cannot judge either: no verdict, halted with cause no_verdict (the canary freezes).
+    assert a_rc != 0 and analysis['verdict'] == 'unavailable', a_output
+    assert 'no verdict, failing closed' in analysis['msg'], analysis['msg']
+    with ledger_lib.open_ledger(str(ledger)) as handle:
+        halted = handle.get_flags()['halted']
+    assert halted and halted['cause'] == 'no_verdict' and 'could not judge' in halted['reason'], halted
     assert rc != 0, output
     assert result['verdict'] == 'unavailable'  # no verdict on the nodes; fails closed
     assert ('Prometheus at %s is unreachable (Connection refused) after 1 retries' % stack.prometheus_url

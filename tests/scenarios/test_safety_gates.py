@@ -20,6 +20,7 @@ from ansible_collections.autonomi.network_migration.plugins.plugin_utils import 
 
 LIBP2P = 'libp2p_only'
 DUAL = 'dual_stack'
+IROH_PRIMARY = 'iroh_primary'
 NO_CANARY = 'wave_require_canary=false'
 IROH_P95_WINDOW = 'min_over_time(transport:ant_transport_request_duration_seconds:p95{transport="iroh"}[10s])'
 _ledgers = itertools.count()
@@ -36,19 +37,23 @@ def fleet(shared_fleet):
     """The shared fleet, reset: Prometheus up, no faults, every node libp2p_only, a fresh ledger."""
     f = shared_fleet
     f.stack.clear_faults()
-    if not _prometheus_up(f):
-        f.stack.start_prometheus()
-        f.stack.wait_targets_up(timeout=90)
-        f.wait_value('count_over_time(avg(instance:ant_partition_risk:ratio)[12s:2s])', lambda v: v >= 6,
-                     timeout=120, what='recording rules evaluated over a full gate window again')
+    _restore_prometheus(f)
     f.ledger_path = f.directory / ('ledger-%d.sqlite3' % next(_ledgers))
     if set(f.modes().values()) != {LIBP2P}:
-        back = f.play('rollback.yml', 'strategy=fast')
+        back = f.play('rollback.yml', 'rollback_strategy=fast')
         assert back.rc == 0, back.tail()
         f.ledger_path = f.directory / ('ledger-%d.sqlite3' % next(_ledgers))
     assert set(f.modes().values()) == {LIBP2P}
     f.wait_ready(timeout=90)
     return f
+
+
+def _restore_prometheus(fleet):
+    if not _prometheus_up(fleet):
+        fleet.stack.start_prometheus()
+        fleet.stack.wait_targets_up(timeout=90)
+        fleet.wait_value('count_over_time(avg(instance:ant_partition_risk:ratio)[12s:2s])', lambda v: v >= 6,
+                         timeout=120, what='recording rules evaluated over a full gate window again')
 
 
 def _prometheus_up(fleet):
@@ -100,7 +105,7 @@ def test_gradual_rollback_goes_on_while_a_warning_is_active(fleet):
     assert run.rc == 0, run.tail()
     fleet.stack.fault('transport', transport='iroh', latency_ms=2000)
     fleet.wait_value(IROH_P95_WINDOW, lambda v: v > 0.5, timeout=90, what='iroh p95 above 500 ms for 10 s')
-    rollback = fleet.play('rollback.yml', 'strategy=gradual', '{"rollback_batches": [1]}',
+    rollback = fleet.play('rollback.yml', 'rollback_strategy=gradual', '{"rollback_batches": [1]}',
                           'rollback_pause_seconds=1')
     assert rollback.rc == 0, rollback.tail()
     assert 'the problem is resolved' not in rollback.output
@@ -118,7 +123,7 @@ def test_gradual_rollback_goes_on_while_a_warning_is_active(fleet):
 def test_gradual_rollback_that_stops_early_reports_the_rest(fleet):
     run = fleet.play('rollout.yml', 'wave=100', NO_CANARY, '{"wave_batches": ["100%"]}')
     assert run.rc == 0, run.tail()
-    rollback = fleet.play('rollback.yml', 'strategy=gradual', '{"rollback_batches": [1]}',
+    rollback = fleet.play('rollback.yml', 'rollback_strategy=gradual', '{"rollback_batches": [1]}',
                           'rollback_pause_seconds=1')
     assert rollback.rc == 0, rollback.tail()
     back = [h for h in fleet.stack.host_names if h not in hosts_in(fleet, DUAL)]
@@ -159,20 +164,90 @@ def test_prometheus_lost_mid_wave_halts_and_freezes(fleet):
         ledger.resume('scenario-test', ack=True, reason='monitoring back')
 
 
+def test_prometheus_lost_during_the_canary_soak_freezes_the_canary(fleet):
+    """No verdict on the canary is not a failed canary: it stays where it is, and the next canary run
+    judges the same hosts (not fresh ones), once the halt is acknowledged."""
+    proc = fleet.start_play('canary.yml', 'canary_rollback_drill=false')
+    fleet.wait_until(lambda: hosts_in(fleet, DUAL), timeout=180, what='the canary switched')
+    canary = hosts_in(fleet, DUAL)
+    fleet.wait_ready(timeout=120)
+    switched_uptimes = {n: u for n, u in fleet.uptimes().items() if n.split('/')[0] in canary}
+    fleet.stack.stop_prometheus()
+    proc.wait(timeout=600)
+    output = fleet.output_of(proc)
+    assert proc.returncode != 0, output[-3000:]
+    assert 'could NOT be judged and was FROZEN' in output and 'Nothing was rolled back' in output, output[-3000:]
+    verdict = _canary_verdict(fleet)
+    assert verdict['verdict'] == 'frozen' and verdict['hosts'] == canary, verdict
+    halted = fleet.flags()['halted']
+    assert halted and halted['cause'] == 'no_verdict' and 'Connection refused' in halted['reason'], halted
+    # Frozen: every canary node still runs dual_stack and was not restarted; the ledger has it unjudged.
+    assert hosts_in(fleet, DUAL) == canary
+    assert hosts_in(fleet, LIBP2P) == sorted(set(fleet.stack.host_names) - set(canary))
+    after = fleet.uptimes()
+    assert all(after[n] >= u for n, u in switched_uptimes.items()), 'a frozen canary node was restarted'
+    states = fleet.ledger_states()
+    assert {states[n] for n in switched_uptimes} == {'dual_stack_testing'}, states
+    assert not [row for row in _history(fleet) if row['to_state'] == 'rolled_back']
+
+    # Monitoring back, halt acknowledged: the rollout still refuses, the canary has not passed.
+    _restore_prometheus(fleet)
+    with ledger_lib.open_ledger(str(fleet.ledger_path)) as ledger:
+        ledger.resume('scenario-test', ack=True, reason='monitoring back')
+    refused = fleet.play('rollout.yml', 'wave=25')
+    assert refused.rc != 0 and 'the canary has not passed' in refused.output, refused.tail()
+    assert 'last verdict: frozen' in refused.output, refused.tail()
+    # The next canary run judges the same hosts and passes them.
+    again = fleet.play('canary.yml', 'canary_rollback_drill=false')
+    assert again.rc == 0, again.tail()
+    selected = fleet.events(kinds=['canary_selected'])[0]['data']
+    assert selected['hosts'] == canary and 'frozen without a verdict' in selected['source'], selected
+    assert _canary_verdict(fleet)['verdict'] == 'passed'
+    states = fleet.ledger_states()
+    assert {states[n] for n in switched_uptimes} == {'dual_stack_stable'}, states
+    assert hosts_in(fleet, DUAL) == canary
+
+
+def _canary_verdict(fleet):
+    ledger = fleet.ledger()
+    try:
+        return ledger.canary_verdict()
+    finally:
+        ledger.close()
+
+
+def _history(fleet):
+    ledger = fleet.ledger()
+    try:
+        return ledger.history(limit=1000)
+    finally:
+        ledger.close()
+
+
 # -- finding 3: controller death is survivable --------------------------------------------------------------
 
 
-def test_killed_controller_leaves_no_orphan_switching_and_the_rerun_judges(fleet):
-    proc = fleet.start_play('rollout.yml', 'wave=100', NO_CANARY, '{"wave_batches": [1]}',
+@pytest.mark.parametrize('stage', [DUAL, IROH_PRIMARY])
+def test_killed_controller_leaves_no_orphan_switching_and_the_rerun_judges(fleet, stage):
+    """At any stage: a rollout to dual_stack, or a promote to iroh_primary (the re-run must gate the
+    nodes switched without a verdict there too, although their ledger state is not a "testing" one)."""
+    playbook, extra = 'rollout.yml', [NO_CANARY]
+    if stage == IROH_PRIMARY:
+        ready = fleet.play('rollout.yml', 'wave=100', NO_CANARY, '{"wave_batches": ["100%"]}')
+        assert ready.rc == 0, ready.tail()
+        fleet.wait_ready(timeout=90)
+        playbook, extra = 'promote.yml', ['stage=iroh_primary']
+    before = dict(fleet.modes())
+    proc = fleet.start_play(playbook, 'wave=100', *extra, '{"wave_batches": [1]}',
                             'wave_node_batch_size=1', 'wave_node_interval_ms=0')
     # Kill the controller alone (not its process group) while the first host's worker is mid-host:
     # its first node switched, the others not yet.
-    fleet.wait_until(lambda: any(m == DUAL for m in fleet.modes().values()), timeout=180,
+    fleet.wait_until(lambda: any(m == stage for m in fleet.modes().values()), timeout=180,
                      what='a first node switched')
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
     try:
-        _orphan_checks(fleet, proc)
+        _orphan_checks(fleet, stage, playbook, extra, before)
     finally:
         try:
             os.killpg(proc.pid, signal.SIGKILL)  # whatever of the dead run is left
@@ -180,36 +255,46 @@ def test_killed_controller_leaves_no_orphan_switching_and_the_rerun_judges(fleet
             pass
 
 
-def _orphan_checks(fleet, proc):
-    at_kill = {n for n, m in fleet.modes().items() if m == DUAL}
+def _orphan_checks(fleet, stage, playbook, extra, before):
+    at_kill = {n for n, m in fleet.modes().items() if m == stage}
     host = sorted(at_kill)[0].split('/')[0]
     # The worker notices between two node batches, stops and records what it switched.
     fleet.wait_until(lambda: fleet.events(kinds=['orphan_stopped']), timeout=120, what='the orphan worker stopped')
     stopped = fleet.events(kinds=['orphan_stopped'])[0]['data']
     assert stopped['host'] == host and stopped['not_switched'], stopped
-    after = {n for n, m in fleet.modes().items() if m == DUAL}
+    after = {n for n, m in fleet.modes().items() if m == stage}
     # At most the node batch in flight at the kill completed; the rest of the host was not touched.
     assert at_kill <= after and len(after - at_kill) <= 1, (at_kill, after)
     assert len(after) < 4, 'the worker switched the whole host after its controller died'
     # Nothing changes any more (several node switch times).
     deadline = time.monotonic() + 8
     while time.monotonic() < deadline:
-        assert {n for n, m in fleet.modes().items() if m == DUAL} == after
+        assert {n for n, m in fleet.modes().items() if m == stage} == after
         time.sleep(0.5)
-    states = fleet.ledger_states()
-    assert all(states[n] == 'dual_stack_testing' for n in after), states
+    ledger = fleet.ledger()
+    try:
+        unjudged = {n['node_id'] for n in ledger.unjudged_nodes()}
+    finally:
+        ledger.close()
+    assert unjudged == after, (unjudged, after)
 
     # The re-run takes the dead controller's lock over, judges the switched-not-judged nodes first.
-    rerun = fleet.play('rollout.yml', 'wave=100', NO_CANARY, '{"wave_batches": ["100%"]}')
+    rerun = fleet.play(playbook, 'wave=100', *extra, '{"wave_batches": ["100%"]}')
     assert rerun.rc == 0, rerun.tail()
     verdicts = [e['data'] for e in fleet.events(kinds=['gate_verdict'])]
     judged = [v for v in verdicts if v.get('scope') == [host]]
     assert judged and judged[-1]['verdict'] == 'pass', verdicts
+    marks = [e['data'] for e in fleet.events(kinds=['nodes_judged'])
+             if 'without a verdict' in (e['data'].get('reason') or '')]
+    assert len(marks) == 1 and set(marks[0]['nodes']) == after, marks
+    assert set(fleet.modes().values()) == {stage}
     ledger = fleet.ledger()
     try:
-        marks = [row for row in ledger.history(limit=1000) if row['to_state'] == 'dual_stack_stable'
-                 and 'without a verdict' in (row['reason'] or '')]
+        assert ledger.unjudged_nodes() == []
     finally:
         ledger.close()
-    assert {row['node_id'] for row in marks} == after, marks
-    assert set(fleet.modes().values()) == {DUAL}
+    if stage == DUAL:
+        assert {row['node_id'] for row in _history(fleet) if row['to_state'] == 'dual_stack_stable'
+                and 'without a verdict' in (row['reason'] or '')} == after
+    else:
+        assert set(before.values()) == {DUAL}

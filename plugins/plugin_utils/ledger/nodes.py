@@ -47,6 +47,24 @@ def state_for_mode(mode, previous_state=None):
     raise LedgerError('unknown transport mode {!r}; expected one of {}'.format(mode, ', '.join(_modes.MODES)))
 
 
+def unjudged_since(row, to_state, mode, now):
+    """Since when a node is switched without a verdict after a transition to ``to_state``/``mode``.
+
+    A forward switch (any stage) starts the clock, ``dual_stack_testing`` keeps it running, a
+    re-recorded mode keeps it as it was; a verdict's mark (``dual_stack_stable``) or a move back
+    (``libp2p_only``, ``rolled_back``, a lower mode) stops it (None).
+    """
+    previous = row.get('unjudged_since') if row else None
+    from_mode = (row.get('mode') or _modes.STATE_MODE[row['state']]) if row else None
+    if to_state == _modes.STATE_DUAL_STACK_TESTING:
+        return previous or now
+    if to_state not in _modes.MIGRATED_STATES:
+        return None
+    if from_mode is None or _modes.mode_index(mode) > _modes.mode_index(from_mode):
+        return now
+    return previous if mode == from_mode else None
+
+
 def _check_state(state):
     if state not in _modes.STATES:
         raise LedgerError('unknown migration state {!r}; expected one of {}'.format(state, ', '.join(_modes.STATES)))
@@ -57,6 +75,7 @@ def _node_row(row):
     out['updated_at'] = _iso(row.get('updated_at'))
     out['health_at'] = _iso(row.get('health_at'))
     out['health_data'] = _unjson(row.get('health_data')) if row.get('health_data') else None
+    out['unjudged_since'] = _iso(row.get('unjudged_since'))
     return out
 
 
@@ -83,14 +102,15 @@ class NodesMixin:
         version = item.get('version') or (row['version'] if row else None)
         wave = item.get('wave') if item.get('wave') is not None else (row['wave'] if row else None)
         run = _run_id(item.get('run_id', run_id))
+        unjudged = unjudged_since(row, to_state, mode, now)
         if row is None:
             tx.execute('INSERT INTO ledger_nodes (node_id, host, service_name, peer_id, state, mode, version, wave, '
-                       'run_id, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
-                       (node_id, host, service, peer_id, to_state, mode, version, wave, run, now))
+                       'run_id, updated_at, unjudged_since) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+                       (node_id, host, service, peer_id, to_state, mode, version, wave, run, now, unjudged))
         else:
             tx.execute('UPDATE ledger_nodes SET peer_id = ?, state = ?, mode = ?, version = ?, wave = ?, run_id = ?, '
-                       'updated_at = ? WHERE node_id = ?',
-                       (peer_id, to_state, mode, version, wave, run, now, node_id))
+                       'updated_at = ?, unjudged_since = ? WHERE node_id = ?',
+                       (peer_id, to_state, mode, version, wave, run, now, unjudged, node_id))
         changed = from_state != to_state or from_mode != mode
         if changed:
             seconds = item.get('seconds_to_ready')
@@ -151,11 +171,14 @@ class NodesMixin:
                 if row is None:
                     mode = item.get('mode') or _modes.LIBP2P_ONLY
                     state = state_for_mode(mode)
+                    # Registered from an observation, not a switch: only a node found in dual_stack_testing
+                    # is (by its state) switched without a verdict.
                     tx.execute('INSERT INTO ledger_nodes (node_id, host, service_name, peer_id, state, mode, version, '
-                               'run_id, updated_at, health, health_at, health_data) '
-                               'VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+                               'run_id, updated_at, health, health_at, health_data, unjudged_since) '
+                               'VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
                                (node_id, host, service, item.get('peer_id'), state, mode, item.get('version'),
-                                run_id, now, health, now, _json(detail)))
+                                run_id, now, health, now, _json(detail),
+                                now if state == _modes.STATE_DUAL_STACK_TESTING else None))
                     tx.execute('INSERT INTO ledger_node_history (node_id, host, service_name, peer_id, from_state, '
                                'to_state, from_mode, to_mode, version, at, run_id, reason) '
                                'VALUES (?, ?, ?, ?, NULL, ?, NULL, ?, ?, ?, ?, ?)',
@@ -179,6 +202,44 @@ class NodesMixin:
         with self._db.transaction(write=False) as tx:
             rows = tx.query(sql, params)
         return [_node_row(row) for row in rows]
+
+    def unjudged_nodes(self, hosts=None):
+        """Nodes switched forward (any stage) that no gate has passed yet, oldest first."""
+        where, params = ['unjudged_since IS NOT NULL'], []
+        if hosts:
+            where.append(f'host IN ({_marks(hosts)})')
+            params += list(hosts)
+        with self._db.transaction(write=False) as tx:
+            rows = tx.query(f'SELECT * FROM ledger_nodes{_where(where)} ORDER BY host, service_name', params)
+        return [_node_row(row) for row in rows]
+
+    def mark_judged(self, hosts, reason, run_id=None):
+        """A gate passed ``hosts``: their nodes switched without a verdict are judged now.
+
+        ``dual_stack_testing`` nodes become ``dual_stack_stable`` (a transition with ``reason``); the
+        others (a promote's iroh_primary / iroh_only) keep their state and lose the mark. One
+        ``nodes_judged`` event lists them all. Returns the node ids.
+        """
+        run_id = _run_id(run_id)
+        now = self._now()
+        judged = []
+        with self._db.transaction() as tx:
+            if not hosts:
+                return judged
+            rows = tx.query(f'SELECT * FROM ledger_nodes WHERE unjudged_since IS NOT NULL AND host IN '
+                            f'({_marks(hosts)}) ORDER BY host, service_name', list(hosts))
+            for row in rows:
+                if row['state'] == _modes.STATE_DUAL_STACK_TESTING:
+                    self._apply_transition(tx, now, {
+                        'host': row['host'], 'service_name': row['service_name'],
+                        'to_state': _modes.STATE_DUAL_STACK_STABLE, 'mode': row['mode'], 'reason': reason}, run_id)
+                else:
+                    tx.execute('UPDATE ledger_nodes SET unjudged_since = NULL WHERE node_id = ?', (row['node_id'],))
+                judged.append(row['node_id'])
+            if judged:
+                self._event(tx, 'nodes_judged', run_id, {'reason': reason, 'nodes': judged[:500],
+                                                         'count': len(judged)}, now)
+        return judged
 
     def node(self, host, service_name):
         with self._db.transaction(write=False) as tx:

@@ -122,11 +122,20 @@ _V3 = (
     'ALTER TABLE ledger_flags ADD COLUMN cause TEXT',
 )
 
+# v4: since when a node has been switched forward without a verdict (any stage, not only dual_stack:
+# a promote interrupted mid-batch leaves iroh_primary nodes nobody judged). NULL once a gate passed
+# them or they went back. Nodes already in dual_stack_testing are exactly that.
+_V4 = (
+    'ALTER TABLE ledger_nodes ADD COLUMN unjudged_since {real}',
+    "UPDATE ledger_nodes SET unjudged_since = updated_at WHERE state = 'dual_stack_testing'",
+)
+
 # version -> statements that bring the schema from version-1 to version.
 MIGRATIONS = {
     1: _V1,
     2: _V2,
     3: _V3,
+    4: _V4,
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 

@@ -777,3 +777,71 @@ def test_lock_of_a_dead_controller_is_not_taken_over_while_its_workers_live(tmp_
     finally:
         worker.kill()
         worker.wait()
+
+
+# -- switched without a verdict (issue 11: a re-run gates every host switched without a verdict) ------------
+
+
+@pytest.mark.parametrize('stage', ['dual_stack', 'iroh_primary', 'iroh_only'])
+def test_a_forward_switch_at_any_stage_is_unjudged_until_a_gate_passes(ledger, clock, stage):
+    before = {'dual_stack': 'libp2p_only', 'iroh_primary': 'dual_stack_stable', 'iroh_only': 'iroh_primary'}[stage]
+    ledger.record_transition('h1', 'antnode1', None, before)
+    ledger.mark_judged(['h1'], 'earlier stage judged')
+    ledger.record_transition('h2', 'antnode1', None, before)
+    ledger.mark_judged(['h2'], 'earlier stage judged')
+    assert ledger.unjudged_nodes() == []
+    clock.advance(5)
+    ledger.record_transition('h1', 'antnode1', None, None, mode=stage)
+    ledger.record_transition('h2', 'antnode1', None, None, mode=stage)
+    unjudged = ledger.unjudged_nodes()
+    assert [n['node_id'] for n in unjudged] == ['h1/antnode1', 'h2/antnode1']
+    since = unjudged[0]['unjudged_since']
+    # Recording the same mode again (a re-run, an observation) keeps the clock; it does not judge.
+    clock.advance(5)
+    ledger.record_transition('h1', 'antnode1', None, None, mode=stage)
+    ledger.record_observation('h1', 'antnode1', mode=stage, healthy=True)
+    assert ledger.unjudged_nodes(hosts=['h1'])[0]['unjudged_since'] == since
+    # A gate passed h1: judged; dual_stack_testing becomes stable, a promote's state stays.
+    assert ledger.mark_judged(['h1'], 'passed the gate', run_id=None) == ['h1/antnode1']
+    assert [n['node_id'] for n in ledger.unjudged_nodes()] == ['h2/antnode1']
+    expected = 'dual_stack_stable' if stage == 'dual_stack' else stage
+    assert ledger.node_states()['h1/antnode1'] == expected
+    judged = ledger.events(kinds='nodes_judged')[0]['data']
+    assert judged['nodes'] == ['h1/antnode1'] and judged['reason'] == 'passed the gate'
+    # Judging again changes nothing.
+    assert ledger.mark_judged(['h1'], 'again') == []
+
+
+def test_a_node_that_goes_back_is_no_longer_unjudged(ledger):
+    ledger.record_transition('h1', 'antnode1', None, 'dual_stack_stable')
+    ledger.record_transition('h1', 'antnode1', None, None, mode='iroh_primary')
+    ledger.record_transition('h2', 'antnode1', None, None, mode='dual_stack')
+    assert len(ledger.unjudged_nodes()) == 2
+    ledger.record_transition('h1', 'antnode1', None, None, mode='dual_stack')   # back from iroh_primary
+    ledger.record_transition('h2', 'antnode1', None, None, mode='libp2p_only')  # rolled back
+    assert ledger.unjudged_nodes() == []
+    assert ledger.node_states() == {'h1/antnode1': 'dual_stack_stable', 'h2/antnode1': 'rolled_back'}
+
+
+def test_reconcile_records_an_unrecorded_promote_as_unjudged(ledger):
+    """A worker that switched a node after its controller died: the hosts report iroh_primary."""
+    ledger.record_transition('h1', 'antnode1', None, 'dual_stack_stable')
+    ledger.reconcile({'h1': [{'service_name': 'antnode1', 'mode': 'iroh_primary'},
+                             {'service_name': 'antnode2', 'mode': 'iroh_primary'}]}, fix=True)
+    assert [n['node_id'] for n in ledger.unjudged_nodes()] == ['h1/antnode1', 'h1/antnode2']
+
+
+def test_v3_ledger_keeps_its_testing_nodes_unjudged_after_the_upgrade(ledger_location, monkeypatch):
+    monkeypatch.setattr(ledger_core, 'SCHEMA_VERSION', 3)
+    old = ledger_lib.open_ledger(ledger_location)
+    with old._db.transaction() as tx:  # pylint: disable=protected-access  # rows as a v3 collection wrote them
+        for service, state in (('antnode1', 'dual_stack_testing'), ('antnode2', 'dual_stack_stable')):
+            tx.execute('INSERT INTO ledger_nodes (node_id, host, service_name, state, mode, updated_at) '
+                       'VALUES (?, ?, ?, ?, ?, ?)', ('h1/' + service, 'h1', service, state, 'dual_stack', 1.0e9))
+    old.close()
+    monkeypatch.setattr(ledger_core, 'SCHEMA_VERSION', _ledger_schema.SCHEMA_VERSION)
+    new = ledger_lib.open_ledger(ledger_location)
+    try:
+        assert [n['node_id'] for n in new.unjudged_nodes()] == ['h1/antnode1']
+    finally:
+        new.close()
