@@ -108,6 +108,7 @@ class ActionModule(ActionBase):
             return out
         verdict = ledger.canary_verdict()
         out['canary'] = verdict
+        out['unjudged_hosts'] = sorted({n['host'] for n in ledger.unjudged_nodes()})
         if args['require_canary']:
             if not verdict or verdict.get('verdict') != 'passed':
                 out.update(failed=True, refused='canary',

@@ -24,7 +24,7 @@ ARGUMENT_SPEC = dict(
     info_var=dict(type='str', default='wave_transport_info'),
     batches=dict(type='list', elements='raw', default=[1, '10%', '25%']),
     exclude_hosts=dict(type='list', elements='str', default=[]),
-    frozen_hosts=dict(type='list', elements='str', default=[]),
+    unjudged_hosts=dict(type='list', elements='str', default=[]),
     max_close_group_share=dict(type='float', default=0.4),
     switch_seconds=dict(type='list', elements='float', default=[]),
     default_switch_seconds=dict(type='float', default=60.0),
@@ -98,7 +98,7 @@ class ActionModule(ActionBase):
     def _canaries(result, nodes, args):
         try:
             hosts = wave_planning.select_canaries(nodes, args['canary_count'], args['exclude_hosts'],
-                                                  frozen_hosts=args['frozen_hosts'])
+                                                  unjudged_hosts=args['unjudged_hosts'])
         except wave_planning.PlanError as exc:
             return dict(result, failed=True, msg=str(exc))
         if not hosts:
@@ -107,11 +107,12 @@ class ActionModule(ActionBase):
         plan = {'stage': _modes.DUAL_STACK, 'hosts': hosts, 'batches': [hosts], 'batch_sizes': [len(hosts)],
                 'baseline_hosts': sorted({n['host'] for n in nodes if n['mode'] == _modes.LIBP2P_ONLY} - set(hosts)),
                 'nodes_to_switch': sum(1 for n in nodes if n['host'] in hosts)}
-        rejudged = [h for h in hosts if h in args['frozen_hosts']]
+        rejudged = [h for h in hosts if h in args['unjudged_hosts']]
         plan['rejudged_hosts'] = rejudged
         plan['message'] = 'canary: %s (%s)' % (', '.join(hosts), (
-            'the last canary\'s hosts, frozen without a verdict, judged again' if rejudged == hosts else
-            ('%s frozen without a verdict and judged again, then the first host(s) by name with every node on '
-             'libp2p_only' % ', '.join(rejudged)) if rejudged else
+            'switched without a verdict by an earlier canary (frozen or interrupted), judged again'
+            if rejudged == hosts else
+            ('%s switched without a verdict and judged again, then the first host(s) by name with every node '
+             'on libp2p_only' % ', '.join(rejudged)) if rejudged else
             'first %d host(s) by name with every node on libp2p_only' % args['canary_count']))
         return dict(result, changed=False, plan=plan, msg=plan['message'])

@@ -208,6 +208,11 @@ canary:
   description: The last canary verdict (verdict passed, failed or frozen; hosts, reason, at), or null.
   returned: op is check or status
   type: dict
+unjudged_hosts:
+  description: Hosts with nodes switched forward without a verdict yet (any stage).
+  returned: op is check
+  type: list
+  elements: str
 containment:
   description: With O(rollback_policy), V(rollback), V(freeze) or V(none) (see O(rollback_policy)).
   returned: op is check and rollback_policy is set

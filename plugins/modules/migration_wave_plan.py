@@ -78,10 +78,11 @@ options:
     type: list
     elements: str
     default: []
-  frozen_hosts:
+  unjudged_hosts:
     description:
-      - With O(canary_count), the hosts of the last canary, frozen without a verdict (monitoring was down).
-        They are chosen first - judged again, never left behind - and the count is filled up with fresh hosts.
+      - With O(canary_count), hosts with nodes switched to C(dual_stack) without a verdict (a canary frozen because
+        monitoring was down, or one whose controller died). They are chosen first - judged again, never left
+        behind - and the count is filled up with fresh hosts.
     type: list
     elements: str
     default: []

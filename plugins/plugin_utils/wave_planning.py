@@ -284,23 +284,26 @@ def eligible_hosts(nodes, stage, exclude_hosts=()):
     return out
 
 
-def select_canaries(nodes, count, exclude_hosts=(), frozen_hosts=()):
-    """The canary hosts: a frozen canary's hosts first, then the first hosts by name whose nodes all
-    run libp2p_only, ``count`` in all (deterministic).
+def select_canaries(nodes, count, exclude_hosts=(), unjudged_hosts=()):
+    """The canary hosts: hosts switched to dual_stack without a verdict first, then the first hosts by
+    name whose nodes all run libp2p_only, ``count`` in all (deterministic).
 
-    ``frozen_hosts``: the hosts of the last canary, frozen where they were because it could not be
-    judged (monitoring down): they are judged again, never left behind for other hosts. Those no
-    longer in the fleet, excluded, or with every node back on libp2p_only are dropped.
+    ``unjudged_hosts``: hosts with nodes switched without a verdict (a canary frozen because it could
+    not be judged, or one whose controller died): they are judged again, never left behind for
+    fresh hosts, even beyond ``count``. Those no longer in the fleet, excluded, with no node in
+    dual_stack or with a node beyond it (a promotion's, judged by promote.yml) are not taken.
     """
     if int(count) < 1:
         raise PlanError('canary_count must be at least 1, got %r' % (count,))
     by_host = _nodes_by_host(nodes)
     exclude = set(exclude_hosts or ())
-    frozen = [h for h in sorted(set(frozen_hosts or ())) if h in by_host and h not in exclude
-              and any(n.get('mode') != _modes.LIBP2P_ONLY for n in by_host[h])]
+    allowed = (_modes.LIBP2P_ONLY, _modes.DUAL_STACK)
+    again = [h for h in sorted(set(unjudged_hosts or ())) if h in by_host and h not in exclude
+             and any(n.get('mode') == _modes.DUAL_STACK for n in by_host[h])
+             and all(n.get('mode') in allowed for n in by_host[h])]
     fresh = [h for h, n_below in eligible_hosts(nodes, _modes.DUAL_STACK, exclude_hosts)
-             if n_below == len(by_host[h]) and h not in frozen]
-    return frozen + fresh[:max(0, int(count) - len(frozen))]
+             if n_below == len(by_host[h]) and h not in again]
+    return again + fresh[:max(0, int(count) - len(again))]
 
 
 def plan_rollback(nodes, target, strategy='fast', batches=('25%',), only_hosts=None):

@@ -201,11 +201,35 @@ def test_prometheus_lost_during_the_canary_soak_freezes_the_canary(fleet):
     again = fleet.play('canary.yml', 'canary_rollback_drill=false')
     assert again.rc == 0, again.tail()
     selected = fleet.events(kinds=['canary_selected'])[0]['data']
-    assert selected['hosts'] == canary and 'frozen without a verdict' in selected['source'], selected
+    assert selected['hosts'] == canary and 'without a verdict' in selected['source'], selected
     assert _canary_verdict(fleet)['verdict'] == 'passed'
     states = fleet.ledger_states()
     assert {states[n] for n in switched_uptimes} == {'dual_stack_stable'}, states
     assert hosts_in(fleet, DUAL) == canary
+
+
+def test_a_canary_killed_mid_soak_is_judged_again_by_the_next_canary(fleet):
+    proc = fleet.start_play('canary.yml', 'canary_rollback_drill=false')
+
+    def unjudged():
+        ledger = fleet.ledger()
+        try:
+            return [n['node_id'] for n in ledger.unjudged_nodes()]
+        finally:
+            ledger.close()
+    # The canary's switch is done and recorded: the soak is under way.
+    fleet.wait_until(lambda: len(unjudged()) == 4, timeout=180, what='the canary switched and recorded')
+    canary = hosts_in(fleet, DUAL)
+    fleet.kill(proc)  # the controller and its workers, mid-soak
+    assert _canary_verdict(fleet) is None
+    assert len(canary) == 1 and {n.split('/')[0] for n in unjudged()} == set(canary)
+    again = fleet.play('canary.yml', 'canary_rollback_drill=false')
+    assert again.rc == 0, again.tail()
+    selected = fleet.events(kinds=['canary_selected'])[0]['data']
+    assert selected['hosts'] == canary and 'without a verdict' in selected['source'], selected
+    assert _canary_verdict(fleet)['verdict'] == 'passed'
+    assert hosts_in(fleet, DUAL) == canary
+    assert set(fleet.ledger_states().values()) >= {'dual_stack_stable'}
 
 
 def _canary_verdict(fleet):

@@ -115,15 +115,18 @@ def test_rollback_limited_to_an_empty_host_list_touches_nothing():
     assert wp.plan_rollback(nodes, "libp2p_only", only_hosts=["h01"])["hosts"] == ["h01"]
 
 
-def test_a_frozen_canary_is_judged_again_before_fresh_hosts():
-    """Issue 11, finding 4: a canary frozen without a verdict (monitoring down) is never left behind."""
+def test_a_frozen_or_interrupted_canary_is_judged_again_before_fresh_hosts():
+    """Issue 11: a canary frozen without a verdict (monitoring down) or whose controller died is never
+    left behind for fresh hosts."""
     nodes = fleet(hosts=5, per_host=2, modes={"h03": "dual_stack"})
-    assert wp.select_canaries(nodes, 1, frozen_hosts=["h03"]) == ["h03"]
-    assert wp.select_canaries(nodes, 2, frozen_hosts=["h03"]) == ["h03", "h01"]
-    # All of a frozen canary is judged, even beyond the count.
+    assert wp.select_canaries(nodes, 1, unjudged_hosts=["h03"]) == ["h03"]
+    assert wp.select_canaries(nodes, 2, unjudged_hosts=["h03"]) == ["h03", "h01"]
+    # All of them are judged, even beyond the count.
     two = fleet(hosts=5, per_host=2, modes={"h03": "dual_stack", "h04": "dual_stack"})
-    assert wp.select_canaries(two, 1, frozen_hosts=["h04", "h03"]) == ["h03", "h04"]
-    # Gone from the fleet, excluded, or back on libp2p_only: not a frozen canary any more.
-    assert wp.select_canaries(nodes, 1, frozen_hosts=["h09"]) == ["h01"]
-    assert wp.select_canaries(nodes, 1, exclude_hosts=["h03"], frozen_hosts=["h03"]) == ["h01"]
-    assert wp.select_canaries(fleet(hosts=3, per_host=2), 1, frozen_hosts=["h02"]) == ["h01"]
+    assert wp.select_canaries(two, 1, unjudged_hosts=["h04", "h03"]) == ["h03", "h04"]
+    # Gone from the fleet, excluded, back on libp2p_only, or beyond dual_stack (a promotion's): not taken.
+    assert wp.select_canaries(nodes, 1, unjudged_hosts=["h09"]) == ["h01"]
+    assert wp.select_canaries(nodes, 1, exclude_hosts=["h03"], unjudged_hosts=["h03"]) == ["h01"]
+    assert wp.select_canaries(fleet(hosts=3, per_host=2), 1, unjudged_hosts=["h02"]) == ["h01"]
+    promoted = fleet(hosts=3, per_host=2, modes={"h02": "iroh_primary"})
+    assert wp.select_canaries(promoted, 1, unjudged_hosts=["h02"]) == ["h01"]
