@@ -17,6 +17,7 @@ from ansible.errors import AnsibleActionFail
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.parsing.splitter import parse_kv
 from ansible.plugins.action import ActionBase
+from ansible.utils.vars import load_extra_vars
 
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils import validation
 
@@ -109,8 +110,9 @@ class ActionModule(ActionBase):
                     values[name] = None
                     continue
                 given = spec['default']
-            if spec['kind'] != 'text' and _is_template(given):
-                # A non-text input set in the inventory from another variable; free text never is.
+            if spec['kind'] != 'text' and _is_template(given) and not self._from_extra_vars(source):
+                # A non-text input set in the inventory from another variable. Free text never is, and
+                # what the operator typed with -e (or AWX passed) never is: the validator refuses it.
                 given = self._templar.template(given)
             try:
                 values[name] = self._check(spec, given, source or name, groups)
@@ -129,6 +131,10 @@ class ActionModule(ActionBase):
             if candidate in task_vars and task_vars[candidate] is not None:
                 return task_vars[candidate], candidate
         return None, None
+
+    def _from_extra_vars(self, source):
+        """Whether the operator gave ``source`` with -e (a file with -e @, AWX's and ansible-runner's way too)."""
+        return bool(source) and source in load_extra_vars(self._loader)
 
     @staticmethod
     def _form(spec):
