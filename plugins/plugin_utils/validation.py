@@ -27,6 +27,8 @@ DURATION_FORM = 'seconds as an integer (e.g. 300) or a duration such as 30s, 5m,
 BOOLEAN_FORM = 'true or false (also yes/no, on/off, 1/0, as AWX passes them)'
 NAME_FORM = 'letters, digits and _ . : - only'
 COUNT_FORM = 'a whole number written as such, e.g. 2'
+BATCHES_FORM = 'a list of batch sizes, each a whole number of hosts or a percentage of the wave, e.g. [1, "10%", "25%"]'
+FRACTION_FORM = 'a number above 0 and at most 1, e.g. 0.4'
 TEXT_FORM = 'a text, e.g. -e \'{"NAME": "two words"}\' or -e \'NAME="two words"\''
 
 STRATEGIES = ('fast', 'gradual')
@@ -179,6 +181,44 @@ def text(value, name, required=False):
     return plain
 
 
+def batches(value, name='wave_batches'):
+    """A serial-style batch list: whole numbers of hosts (>= 1) or percentages 'N%' (0 < N <= 100)."""
+    if isinstance(value, (int, str)) and not isinstance(value, bool):
+        value = [value]
+    if not isinstance(value, (list, tuple)) or not value:
+        raise InputError(name, value, BATCHES_FORM, 'empty' if isinstance(value, (list, tuple)) else None)
+    out = []
+    for item in value:
+        if isinstance(item, str) and item.strip().endswith('%'):
+            try:
+                pct = float(item.strip()[:-1])
+            except ValueError:
+                raise InputError(name, value, BATCHES_FORM, 'batch %r is not a percentage' % (item,)) from None
+            if not 0 < pct <= 100:
+                raise InputError(name, value, BATCHES_FORM, 'batch %s is not in (0%%, 100%%]' % item.strip())
+            out.append(item.strip())
+            continue
+        try:
+            out.append(integer(item.strip() if isinstance(item, str) else item, name, minimum=1))
+        except InputError:
+            raise InputError(name, value, BATCHES_FORM, 'batch %r is not a whole number of hosts >= 1' % (item,)) \
+                from None
+    return out
+
+
+def fraction(value, name):
+    """A share: a number above 0 and at most 1."""
+    if isinstance(value, bool) or value is None:
+        raise InputError(name, value, FRACTION_FORM)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise InputError(name, value, FRACTION_FORM) from None
+    if not 0 < number <= 1:
+        raise InputError(name, value, FRACTION_FORM, 'out of range')
+    return number
+
+
 KINDS = {
     'wave_percent': lambda v, n, o: wave_percent(v, n),
     'duration': lambda v, n, o: duration(v, n),
@@ -190,6 +230,8 @@ KINDS = {
     'group': lambda v, n, o: group_name(v, n, o.get('groups'), o.get('allow_empty', False)),
     'hosts': lambda v, n, o: host_names(v, n, o.get('allowed'), o.get('allowed_label', 'fleet')),
     'text': lambda v, n, o: text(v, n, o.get('required', False)),
+    'batches': lambda v, n, o: batches(v, n),
+    'fraction': lambda v, n, o: fraction(v, n),
 }
 
 

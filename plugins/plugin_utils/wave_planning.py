@@ -24,35 +24,11 @@ class PlanError(ValueError):
 
 
 def parse_batches(spec):
-    """Validate a serial-style batch list: positive ints or 'N%' strings (0 < N <= 100)."""
-    if isinstance(spec, (int, str)):
-        spec = [spec]
-    if not spec:
-        raise PlanError('batches must not be empty; example: [1, "10%", "25%"]')
-    out = []
-    for item in spec:
-        if isinstance(item, bool):
-            raise PlanError('batch size %r is not a number or a percentage' % (item,))
-        if isinstance(item, int):
-            if item < 1:
-                raise PlanError('batch size %d must be at least 1' % item)
-            out.append(item)
-            continue
-        text = str(item).strip()
-        try:
-            if text.endswith('%'):
-                pct = float(text[:-1])
-                if not 0 < pct <= 100:
-                    raise PlanError('batch percentage %s must be in (0, 100]' % text)
-                out.append(text)
-            else:
-                value = int(text)
-                if value < 1:
-                    raise PlanError('batch size %d must be at least 1' % value)
-                out.append(value)
-        except ValueError:
-            raise PlanError('batch size %r is not a number or a percentage like "10%%"' % (item,)) from None
-    return out
+    """Validate a serial-style batch list: the one validator (validation.batches) decides."""
+    try:
+        return validation.batches(spec, 'batches')
+    except validation.InputError as exc:
+        raise PlanError(str(exc)) from None
 
 
 def batch_sizes(spec, host_count):

@@ -171,3 +171,23 @@ def test_every_playbook_checks_its_inputs_with_the_one_validator():
     for path in (ROOT / 'playbooks').glob('*.yml'):
         text = path.read_text()
         assert not re.search(r'\{\{\s*(reason|operator|trigger)\b', text), path.name
+
+
+@pytest.mark.parametrize('value,expected', [
+    ([1, '10%', '25%'], [1, '10%', '25%']), (['50%'], ['50%']), (2, [2]), ('3', [3]), ([' 25% ', '2'], ['25%', 2]),
+])
+def test_batches_accept_host_counts_and_percentages(value, expected):
+    assert v.batches(value, 'wave_batches') == expected
+
+
+@pytest.mark.parametrize('value', [[], [0], ['0%'], ['150%'], ['abc'], [True], [-3], [1.5], {'a': 1}, None, 'x%'])
+def test_batches_refuse_the_rest_naming_the_variable_and_form(value):
+    with pytest.raises(v.InputError, match=r'wave_batches=.* is not accepted.*\[1, "10%", "25%"\]'):
+        v.batches(value, 'wave_batches')
+
+
+def test_fractions():
+    assert v.fraction(0.4, 'share') == 0.4 and v.fraction('1', 'share') == 1.0
+    for bad in (0, -0.1, 1.5, 'abc', True, None):
+        with pytest.raises(v.InputError, match='share=.* above 0 and at most 1'):
+            v.fraction(bad, 'share')
