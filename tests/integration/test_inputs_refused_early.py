@@ -64,13 +64,16 @@ def test_a_template_typed_with_extra_vars_is_refused_and_never_run(tmp_path, pla
     ('promote.yml', 'wave_soak_seconds', '-1', 'whole number'),
     ('canary.yml', 'canary_ready_timeout', 0, 'less than 1'),
     ('canary.yml', 'canary_health_min_peers', -1, 'less than 0'),
+    ('rollback.yml', 'rollback_batches', ['0%'], 'batch 0% is not in'),
+    ('rollback.yml', 'rollback_ready_timeout', 0, 'less than 1'),
+    ('rollback.yml', 'rollback_pause_seconds', -5, 'less than 0'),
 ])
 def test_a_bad_role_setting_is_refused_before_any_host_is_read(tmp_path, playbook, setting, value, why):
     """Before, these reached the fleet: wave_gate_evaluations=0 or an unknown batch size failed only at
     the first batch's gate or plan, after the lock (and, for the gate, after the batch had switched)."""
     args = [str(BIN / 'ansible-playbook'), str(ROOT / 'playbooks' / playbook), '-i', str(ROOT / 'inventories' / 'sim'),
             '-e', json.dumps({setting: value})]
-    if playbook != 'canary.yml':
+    if playbook in ('rollout.yml', 'promote.yml'):
         args += ['-e', 'wave=5', '-e', 'wave_require_canary=false']
     env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / 'ansible.cfg'), ANSIBLE_NOCOLOR='1',
                ANT_MIGRATION_LEDGER=str(tmp_path / 'ledger.sqlite3'))
