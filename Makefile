@@ -35,12 +35,10 @@ sim-down:
 demo: setup
 	@scripts/demo.sh $(DEMO_HOSTS) $(DEMO_NODES)
 
+# Lint beside molecule, then pytest on TEST_WORKERS xdist workers (a file per worker); TEST_WORKERS=0: one by one.
 test: setup
 	@scripts/setup.sh --test
-	@$(MAKE) --no-print-directory lint
-	@$(MAKE) --no-print-directory molecule
-	@echo "==> pytest: unit, promtool rules, integration and scenarios (simulated fleet + real Prometheus, PostgreSQL)"
-	@$(BIN)/pytest tests
+	@scripts/test.sh
 
 molecule: setup
 	@echo "==> molecule (driver default, local connection, simulated fleet)"

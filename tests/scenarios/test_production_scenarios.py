@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 LIBP2P = 'libp2p_only'
@@ -61,6 +62,7 @@ def test_canary_failure_blocks_rollout(fleet):
 def test_gradual_migration_under_load(fleet):
     """Scenario 4: waves 5 -> 25 -> 50 -> 75 -> 100 with client traffic; reads stay >= 99.9 %."""
     start = fleet.stack.client_reads()
+    started = time.monotonic()
     canary = fleet.play('canary.yml')
     assert canary.rc == 0, canary.tail()
     for wave in (5, 25, 50, 75, 100):
@@ -71,8 +73,10 @@ def test_gradual_migration_under_load(fleet):
     total = end['total'] - start['total']
     assert total > 1000
     assert ok / total >= 0.999, 'client read success %.5f over the migration' % (ok / total)
-    # Throughout, not only on average: the worst 10 s window of the last 10 minutes.
-    worst = fleet.stack.query_value('min_over_time((%s)[10m:2s])' % (CLIENT_SUCCESS % (10, 10)))
+    # Throughout, not only on average: the worst of the 10 s windows that cover the migration, every
+    # one inside it (the fleet is shared by the module: what earlier tests did to it stays outside).
+    seconds = max(int(time.monotonic() - started) - 10, 10)
+    worst = fleet.stack.query_value('min_over_time((%s)[%ds:2s])' % (CLIENT_SUCCESS % (10, 10), seconds))
     assert worst is not None and worst >= 0.999, worst
     # Every node ends dual_stack_stable, and runs dual_stack.
     assert set(fleet.ledger_states().values()) == {'dual_stack_stable'}
