@@ -64,7 +64,7 @@ fi
 
 say "pytest: unit, promtool rules, integration and scenarios (simulated fleet + real Prometheus, PostgreSQL), $(stamp)"
 xdist=()
-((WORKERS > 0)) && xdist=(-n "$WORKERS" --dist loadfile)
+((WORKERS > 0)) && xdist=(-n "$WORKERS" --dist loadfile --no-loadscope-reorder)
 "$BIN/pytest" tests "${xdist[@]}" --durations=30
 rc=$?
 say "make test: pytest exit $rc, $(( $(date +%s) - started )) s in all ($(stamp))"
