@@ -208,6 +208,25 @@ def test_prometheus_lost_during_the_canary_soak_freezes_the_canary(fleet):
     assert hosts_in(fleet, DUAL) == canary
 
 
+def test_the_canary_is_refused_while_nothing_can_judge_it(fleet):
+    """Prometheus down before the canary: refused before any node is switched (not switched, then frozen)."""
+    uptimes = fleet.uptimes()
+    fleet.stack.stop_prometheus()
+    run = fleet.play('canary.yml', 'canary_rollback_drill=false')
+    assert run.rc != 0, run.tail()
+    assert 'The canary was refused before touching any host' in run.output and 'Connection refused' in run.output, \
+        run.tail()
+    assert set(fleet.modes().values()) == {LIBP2P}
+    after = fleet.uptimes()
+    assert all(after[n] >= u for n, u in uptimes.items()), 'a node restarted although the canary was refused'
+    assert fleet.flags() == {'paused': None, 'halted': None} and _canary_verdict(fleet) is None
+    ledger = fleet.ledger()
+    try:
+        assert ledger.lock() is None
+    finally:
+        ledger.close()
+
+
 def test_a_canary_killed_mid_soak_is_judged_again_by_the_next_canary(fleet):
     proc = fleet.start_play('canary.yml', 'canary_rollback_drill=false')
 
