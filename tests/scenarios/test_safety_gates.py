@@ -267,6 +267,23 @@ def _history(fleet):
         ledger.close()
 
 
+def test_the_scheduled_rollback_guard_rolls_nothing_back_while_nothing_watches(fleet):
+    """rollback_guard.yml (an AWX schedule) treated the gate's failure to reach Prometheus as a critical
+    alert and rolled every migrated host back. An outage is not a verdict: nothing moves, the run fails."""
+    run = fleet.play('rollout.yml', 'wave=100', NO_CANARY, '{"wave_batches": ["100%"]}')
+    assert run.rc == 0, run.tail()
+    fleet.wait_ready(timeout=90)
+    uptimes = fleet.uptimes()
+    fleet.stack.stop_prometheus()
+    guard = fleet.play('rollback_guard.yml')
+    assert guard.rc != 0, guard.tail()
+    assert 'could NOT judge the migrated hosts' in guard.output and 'Connection refused' in guard.output, guard.tail()
+    assert set(fleet.modes().values()) == {DUAL}
+    after = fleet.uptimes()
+    assert all(after[n] >= u for n, u in uptimes.items()), 'a node was restarted while nothing watched'
+    assert not fleet.events(kinds=['rollback_started'])
+
+
 # -- finding 3: controller death is survivable --------------------------------------------------------------
 
 
