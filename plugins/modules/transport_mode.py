@@ -251,6 +251,15 @@ reconfigured:
   returned: success or node failure
   type: list
   elements: str
+beyond_target:
+  description:
+    - Service names of the selected nodes whose previous mode (RV(nodes[].previous_mode), for a stopped node the mode
+      of its drop-in) is later than O(mode) - the nodes a rollback has to bring back, whatever happened to them
+      in this call. A rollback needs no separate read of the fleet to know which hosts it affected.
+  returned: success or node failure
+  type: list
+  elements: str
+  sample: [antnode1, antnode2]
 unchanged:
   description: Service names of the nodes that already ran the requested mode.
   returned: success or node failure
@@ -305,7 +314,8 @@ from ansible_collections.autonomi.network_migration.plugins.module_utils._modes 
 from ansible_collections.autonomi.network_migration.plugins.module_utils._systemd import dropin_text
 
 # Readiness polls back off from POLL_INTERVAL to POLL_INTERVAL_MAX seconds (x POLL_BACKOFF each round);
-# crash checks through antctl status come every STATUS_CHECK_INTERVAL seconds.
+# crash checks through antctl status come every STATUS_CHECK_INTERVAL seconds, and only while a pending node's
+# metrics do not answer (a node that answers is running: no antctl call for it).
 POLL_INTERVAL = 0.25
 POLL_INTERVAL_MAX = 1.0
 POLL_BACKOFF = 1.5
@@ -540,7 +550,9 @@ class ModeSwitcher:
         pause = POLL_INTERVAL
         while pending:
             seen = parallel_map(lambda item: (item[0], self._observe(item[1], mode)), list(pending.items()))
-            for name, (ok, last[name], _current) in seen:
+            silent = False  # a pending node whose metrics did not answer: only then may it have crashed
+            for name, (ok, last[name], current) in seen:
+                silent = silent or (not ok and current is None)
                 if ok:
                     ready[name] = round(self.clock() - since[name], 2)
                     del pending[name]
@@ -552,7 +564,7 @@ class ModeSwitcher:
                                 f"(need mode {mode} and more than {self.params['ready_peers']} connected peers)")
             if not pending:
                 break
-            if now - last_status_check >= STATUS_CHECK_INTERVAL:
+            if silent and now - last_status_check >= STATUS_CHECK_INTERVAL:
                 last_status_check = now
                 for name, status in self._statuses(pending).items():
                     stopped[name] = stopped.get(name, 0) + 1 if status != STATUS_RUNNING else 0
@@ -699,6 +711,8 @@ class ModeSwitcher:
             'nodes': [{k: v for k, v in e.items() if not k.startswith('_')} for e in entries],
             'switched': switched,
             'unchanged': names('unchanged'),
+            'beyond_target': [e['service_name'] for e in entries if e['previous_mode'] in MODES
+                              and MODES.index(e['previous_mode']) > MODES.index(self.target)],
             'reconfigured': reconfigured,
             'not_switched': names('failed', 'not_attempted', 'skipped', 'not_ready'),
             'not_ready': [{'service_name': e['service_name'], 'seconds_waited': e['seconds_waited'],

@@ -58,6 +58,7 @@ def merge(plan, done, stopped_reason=None, mode=None):
         'nodes': nodes,
         'switched': _names(nodes, ('switched',)),
         'unchanged': _names(nodes, ('unchanged',)),
+        'beyond_target': list(plan.get('beyond_target') or []),  # read before any batch ran
         'reconfigured': _names(nodes, ('reconfigured',)),
         'not_switched': _names(nodes, ('failed', 'not_attempted', 'skipped', 'not_ready')),
         'not_ready': [entry for result in done for entry in result.get('not_ready') or []],
