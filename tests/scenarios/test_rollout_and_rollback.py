@@ -87,6 +87,67 @@ def test_wave_migrates_whole_hosts_then_fast_rollback_inside_sla(fleet):
     fleet.wait_value('sum(ant_node_transport_mode{mode="dual_stack"})', lambda v: v == 0, timeout=30)
 
 
+def set_modes(fleet, hosts, mode):
+    """Switch whole hosts the way the collection does, straight through the simulator (no ledger)."""
+    for host in hosts:
+        fleet.stack.set_mode(host, [n['service_name'] for n in fleet.stack.antctl_status(host)['nodes']], mode)
+    fleet.wait_until(lambda: all(n['mode'] == mode and n['ready'] for n in fleet.stack.fleet()['nodes']
+                                 if n['host'] in hosts), timeout=120, what='hosts ready in %s' % mode)
+
+
+def newest(fleet, kind):
+    events = fleet.events(kinds=[kind])
+    assert events, '%s not recorded' % kind
+    return events[0]['data']
+
+
+def test_fast_rollback_reads_the_fleet_once_and_reports_exact_hosts(fleet):
+    """The fast rollback has no discover play: the switch itself finds the hosts beyond the target.
+
+    A host already at the target is not restarted and is not in the report; a host whose switch
+    fails before it could read its nodes is reported as failed and not rolled back (it could hide
+    nodes beyond the target); the next run takes only the host still beyond it.
+    """
+    migrated = ['sim-host-01', 'sim-host-02']
+    set_modes(fleet, migrated, DUAL)
+    broken = fleet.inventory_dir / 'host_vars' / 'sim-host-02.yml'
+    broken.parent.mkdir()
+    broken.write_text('ant_antctl_path: /nonexistent/antctl\n')
+    before = fleet.uptimes()
+
+    run = fleet.play('rollback.yml', 'rollback_strategy=fast', 'target=libp2p_only', 'reason=exact report')
+    assert run.rc != 0, run.tail()
+    assert "Read every node's transport mode" not in run.output  # no discover play
+    report = newest(fleet, 'rollback')
+    assert report['hosts'] == migrated
+    assert report['rolled_back_hosts'] == ['sim-host-01']
+    assert report['not_rolled_back_hosts'] == ['sim-host-02'] and report['failed_hosts'] == ['sim-host-02']
+    assert report['remaining_hosts'] == [] and report['outcome'] == 'failed'
+    started = newest(fleet, 'rollback_started')
+    # sim-host-02's nodes could not be read: only sim-host-01's are counted.
+    assert started['hosts'] == migrated and started['nodes'] == 4 and started['strategy'] == 'fast'
+    assert float(started['started_at']) > 0
+    after = fleet.uptimes()
+    untouched = [n for n in before if not n.startswith(('sim-host-01/', 'sim-host-02/'))]
+    assert untouched and all(after[n] >= before[n] for n in untouched), 'a host already at the target restarted'
+    modes = fleet.modes()
+    assert {modes[n] for n in modes if n.startswith('sim-host-01/')} == {LIBP2P}
+    assert {modes[n] for n in modes if n.startswith('sim-host-02/')} == {DUAL}
+
+    broken.unlink()
+    before = fleet.uptimes()
+    again = fleet.play('rollback.yml', 'rollback_strategy=fast', 'target=libp2p_only')
+    assert again.rc == 0, again.tail()
+    report = newest(fleet, 'rollback')
+    assert report['hosts'] == ['sim-host-02'] and report['rolled_back_hosts'] == ['sim-host-02']
+    assert report['not_rolled_back_hosts'] == [] and report['outcome'] == 'succeeded'
+    assert newest(fleet, 'rollback_started')['nodes'] == 4
+    after = fleet.uptimes()
+    assert all(after[n] >= before[n] for n in before if not n.startswith('sim-host-02/'))
+    assert set(fleet.modes().values()) == {LIBP2P}
+    assert 'rolled back 1 of 1 host(s) (sim-host-02)' in again.output, again.tail()
+
+
 def test_partition_after_first_batch_halts_and_rolls_the_wave_back(fleet):
     """Scenario 2: a partition injected after the first batch trips the gate on partition risk."""
     proc = fleet.start_play('rollout.yml', 'wave=100', NO_CANARY, '{"wave_batches": [1, 1]}')

@@ -539,3 +539,46 @@ def test_main_rollback_with_a_slow_node_succeeds(module_run):
     kind, result = module_run(host, args)
     assert kind == 'exit' and result['changed'] is True
     assert result['switched'] == ['antnode1'] and result['not_ready'][0]['service_name'] == 'antnode2'
+
+
+# -- what a rollback needs to know without reading the fleet first -------------------------
+
+
+def test_beyond_target_names_the_nodes_a_rollback_brings_back():
+    host = FakeHost('dual_stack', 'libp2p_only', 'iroh_primary', 'dual_stack')
+    host.nodes[3].status = 'Stopped'  # its drop-in says dual_stack
+    result = switch(host, mode='libp2p_only', allow_rollback=True)
+    # running nodes by their metric, the stopped one by its drop-in; the one already there is not named
+    assert result['beyond_target'] == ['antnode1', 'antnode3', 'antnode4']
+    assert result['switched'] == ['antnode1', 'antnode3'] and result['reconfigured'] == ['antnode4']
+    assert result['unchanged'] == ['antnode2']
+
+
+def test_host_already_at_the_target_is_not_touched_and_names_nothing():
+    host = FakeHost('libp2p_only', 'libp2p_only')
+    result = switch(host, mode='libp2p_only', allow_rollback=True)
+    assert result['beyond_target'] == [] and result['changed'] is False
+    assert host.restarts() == [] and [c for c in host.calls if c[0] != 'status'] == []
+
+
+def test_beyond_target_is_reported_when_a_node_fails_the_rollback():
+    host = FakeHost('dual_stack', 'dual_stack')
+    host.nodes[1].fault, host.nodes[1].fault_modes = 'crash', {'libp2p_only'}
+    result = switch(host, mode='libp2p_only', allow_rollback=True, ready_timeout=60)
+    assert result['failed'] is True
+    assert result['beyond_target'] == ['antnode1', 'antnode2']
+
+
+def test_readiness_asks_antctl_only_while_a_node_does_not_answer():
+    # Slow nodes that answer their metrics all along are running: no crash check through antctl status
+    # besides the plan's read, however long they take (10 s here, status checks were every 2 s).
+    host = FakeHost('dual_stack', 'dual_stack', restart_time=10.0)
+    result = switch(host, mode='libp2p_only', allow_rollback=True, ready_timeout=60)
+    assert result['switched'] == ['antnode1', 'antnode2']
+    assert host.calls.count(('status',)) == 1
+    # A node that stops answering is looked up (and found crashed) as before.
+    host = FakeHost('dual_stack', 'dual_stack', restart_time=10.0)
+    host.nodes[0].fault, host.nodes[0].fault_modes = 'crash', {'libp2p_only'}
+    result = switch(host, mode='libp2p_only', allow_rollback=True, ready_timeout=60)
+    assert 'stopped after the restart' in by_name(result)['antnode1']['error']
+    assert host.calls.count(('status',)) > 1
