@@ -314,12 +314,14 @@ from ansible_collections.autonomi.network_migration.plugins.module_utils._modes 
 from ansible_collections.autonomi.network_migration.plugins.module_utils._systemd import dropin_text
 
 # Readiness polls back off from POLL_INTERVAL to POLL_INTERVAL_MAX seconds (x POLL_BACKOFF each round);
-# crash checks through antctl status come every STATUS_CHECK_INTERVAL seconds, and only while a pending node's
-# metrics do not answer (a node that answers is running: no antctl call for it).
+# crash checks through antctl status come STATUS_CHECK_INTERVAL seconds after the restart, then at intervals
+# doubling up to STATUS_CHECK_INTERVAL_MAX, and only while a pending node's metrics do not answer (a node that
+# answers is running: no antctl call for it; one restarting under load may stay silent for seconds).
 POLL_INTERVAL = 0.25
 POLL_INTERVAL_MAX = 1.0
 POLL_BACKOFF = 1.5
 STATUS_CHECK_INTERVAL = 2.0
+STATUS_CHECK_INTERVAL_MAX = 8.0
 # A node must be seen stopped this many crash checks in a row to count as crashed.
 STOPPED_CHECKS_TO_FAIL = 2
 
@@ -547,6 +549,7 @@ class ModeSwitcher:
         since = {name: restarted.get(name, started) for name in pending}
         timeout = self.params['ready_timeout']
         last_status_check = self.clock()
+        status_interval = STATUS_CHECK_INTERVAL
         pause = POLL_INTERVAL
         while pending:
             seen = parallel_map(lambda item: (item[0], self._observe(item[1], mode)), list(pending.items()))
@@ -564,8 +567,9 @@ class ModeSwitcher:
                                 f"(need mode {mode} and more than {self.params['ready_peers']} connected peers)")
             if not pending:
                 break
-            if silent and now - last_status_check >= STATUS_CHECK_INTERVAL:
+            if silent and now - last_status_check >= status_interval:
                 last_status_check = now
+                status_interval = min(STATUS_CHECK_INTERVAL_MAX, status_interval * 2)
                 for name, status in self._statuses(pending).items():
                     stopped[name] = stopped.get(name, 0) + 1 if status != STATUS_RUNNING else 0
                     if stopped[name] >= STOPPED_CHECKS_TO_FAIL:
