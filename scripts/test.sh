@@ -33,12 +33,18 @@ lint_lane() {
 
 molecule_lane() {
   echo "==> molecule (driver default, local connection, simulated fleet)"
-  local s
+  # Each scenario gets an ephemeral directory (its fleet, ledger, Prometheus URL) of this run's own:
+  # molecule's default, ~/.ansible/tmp/molecule.<checksum of "extensions">.<scenario>, is the same
+  # for every checkout on the machine, so two checkouts testing at once would share one ledger.
+  local s eph
+  eph=$(mktemp -d "${TMPDIR:-/tmp}/make-test-molecule.XXXXXX")
   for s in extensions/molecule/*/; do
     s=$(basename "$s")
     echo "==> molecule scenario $s ($(stamp))"
-    (cd extensions && "$ROOT/$BIN/molecule" test -s "$s") || return 1
+    mkdir -p "$eph/$s"
+    (cd extensions && MOLECULE_EPHEMERAL_DIRECTORY="$eph/$s" "$ROOT/$BIN/molecule" test -s "$s") || { rm -rf "$eph"; return 1; }
   done
+  rm -rf "$eph"
 }
 
 failed=()
