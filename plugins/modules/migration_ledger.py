@@ -34,7 +34,7 @@ options:
         overrides a dead holder's lock and logs it); V(unlock) releases it.
       - V(mark) moves every node of O(hosts) in one of O(from_states) to O(state).
       - V(judged) tells the ledger that a gate passed O(hosts) - their nodes switched forward without a
-        verdict (any stage: C(dual_stack_testing) becomes C(dual_stack_stable), a promote's
+        verdict (at any stage, C(dual_stack_testing) becomes C(dual_stack_stable), a promote's
         C(iroh_primary)/C(iroh_only) nodes keep their state) are judged; a re-run's judge step gates
         the nodes still unjudged.
       - V(event) records an event of O(kind) with O(data); V(canary_verdict) records O(verdict).
