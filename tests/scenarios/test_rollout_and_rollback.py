@@ -133,6 +133,9 @@ def test_fast_rollback_reads_the_fleet_once_and_reports_exact_hosts(fleet):
     modes = fleet.modes()
     assert {modes[n] for n in modes if n.startswith('sim-host-01/')} == {LIBP2P}
     assert {modes[n] for n in modes if n.startswith('sim-host-02/')} == {DUAL}
+    # The ledger never saw these nodes leave libp2p_only (no read before the switch): the switch saw them.
+    states = fleet.ledger_states()
+    assert all(states['sim-host-01/antnode%d' % i] == 'rolled_back' for i in range(1, 5)), states
 
     broken.unlink()
     before = fleet.uptimes()

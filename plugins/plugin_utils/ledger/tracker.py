@@ -83,6 +83,10 @@ def transition_items(host, result, intent=None, wave=None):
         if outcome == 'failed' and node.get('restored') is not True:
             continue  # its mode is uncertain; the failure is recorded, reconcile settles the state
         to_state = intent if intent and _modes.STATE_MODE[intent] == mode else None
+        if (to_state is None and mode == _modes.LIBP2P_ONLY and outcome in ('switched', 'not_ready')
+                and node.get('previous_mode') in _modes.MODES and node['previous_mode'] != mode):
+            # The switch saw it run a later mode: rolled back, whether or not the ledger had seen it leave.
+            to_state = _modes.STATE_ROLLED_BACK
         if outcome == 'switched':
             reason = f"{node.get('previous_mode')} -> {mode} by transport_mode"
         elif outcome == 'failed':
