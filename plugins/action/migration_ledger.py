@@ -96,7 +96,8 @@ class ActionModule(ActionBase):
         out = {'changed': False, 'flags': flags}
         if args['rollback_policy']:
             # What a halt means for the nodes this run switched: the gate's one decision.
-            out['containment'] = gate.containment(flags.get('halted'), args['rollback_policy'])
+            out['containment'] = gate.containment(flags.get('halted'), args['rollback_policy'],
+                                                  pause_flag=flags.get('paused'))
         # The decision is the guard's (plugin_utils/guard.py); allow_halted / allow_paused hide a flag from it.
         snapshot = guard.snapshot_of(ledger)
         snapshot.flags = {'halted': None if args['allow_halted'] else flags.get('halted'),

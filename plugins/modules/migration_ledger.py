@@ -132,8 +132,8 @@ options:
   rollback_policy:
     description:
       - With O(op=check), also return RV(containment) - what a halt means for the nodes this run switched under
-        this policy - V(rollback) (a verdict on the nodes), V(freeze) (halt without a verdict, or the policy is
-        freeze) or V(none) (not halted). One decision, plugins/plugin_utils/gate.py C(containment()).
+        this policy - V(rollback) (a verdict on the nodes), V(freeze) (halt without a verdict, the policy is
+        freeze, or paused without a halt) or V(none) (neither halted nor paused). One decision, plugins/plugin_utils/gate.py C(containment()).
     type: str
     choices: [rollback, freeze]
 attributes:

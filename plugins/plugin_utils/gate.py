@@ -168,14 +168,15 @@ def _epoch(iso):
         return 0.0
 
 
-def containment(halt_flag, policy):
-    """What the wave does with its nodes after a halt: ``rollback`` or ``freeze``.
+def containment(halt_flag, policy, pause_flag=None):
+    """What a run does with the nodes it switched once it stopped: ``rollback``, ``freeze`` or ``none``.
 
     Only a verdict on the nodes rolls them back; a halt without one (cause ``no_verdict``: the
-    monitoring could not judge) freezes them where they are, whatever the policy.
+    monitoring could not judge) freezes them where they are, whatever the policy. A pause without a
+    halt (an operator's "stop where you are") freezes them too. Not stopped: ``none``.
     """
     if not halt_flag:
-        return 'none'
+        return 'freeze' if pause_flag else 'none'
     if (halt_flag.get('cause') or CAUSE_VERDICT) == CAUSE_NO_VERDICT:
         return 'freeze'
     return 'rollback' if policy == 'rollback' else 'freeze'

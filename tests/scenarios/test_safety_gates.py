@@ -208,6 +208,37 @@ def test_prometheus_lost_during_the_canary_soak_freezes_the_canary(fleet):
     assert hosts_in(fleet, DUAL) == canary
 
 
+def test_a_pause_during_the_canary_soak_freezes_the_canary(fleet):
+    """A pause is "stop where you are": not a failed canary, nothing rolled back; judged again after resume."""
+    proc = fleet.start_play('canary.yml', 'canary_rollback_drill=false')
+    fleet.wait_until(lambda: len(_unjudged(fleet)) == 4, timeout=180, what='the canary switched and recorded')
+    canary = hosts_in(fleet, DUAL)
+    with ledger_lib.open_ledger(str(fleet.ledger_path)) as ledger:
+        ledger.set_pause('look at the dashboards first', 'scenario-test')
+    proc.wait(timeout=600)
+    output = fleet.output_of(proc)
+    assert proc.returncode != 0, output[-3000:]
+    verdict = _canary_verdict(fleet)
+    assert verdict['verdict'] == 'frozen' and 'paused' in verdict['reason'], verdict
+    assert hosts_in(fleet, DUAL) == canary and len(_unjudged(fleet)) == 4
+    assert not [row for row in _history(fleet) if row['to_state'] == 'rolled_back']
+    assert fleet.flags()['halted'] is None
+    with ledger_lib.open_ledger(str(fleet.ledger_path)) as ledger:
+        ledger.resume('scenario-test')
+    again = fleet.play('canary.yml', 'canary_rollback_drill=false')
+    assert again.rc == 0, again.tail()
+    assert fleet.events(kinds=['canary_selected'])[0]['data']['hosts'] == canary
+    assert _canary_verdict(fleet)['verdict'] == 'passed' and _unjudged(fleet) == []
+
+
+def _unjudged(fleet):
+    ledger = fleet.ledger()
+    try:
+        return [n['node_id'] for n in ledger.unjudged_nodes()]
+    finally:
+        ledger.close()
+
+
 def test_the_canary_is_refused_while_nothing_can_judge_it(fleet):
     """Prometheus down before the canary: refused before any node is switched (not switched, then frozen)."""
     uptimes = fleet.uptimes()
@@ -229,19 +260,12 @@ def test_the_canary_is_refused_while_nothing_can_judge_it(fleet):
 
 def test_a_canary_killed_mid_soak_is_judged_again_by_the_next_canary(fleet):
     proc = fleet.start_play('canary.yml', 'canary_rollback_drill=false')
-
-    def unjudged():
-        ledger = fleet.ledger()
-        try:
-            return [n['node_id'] for n in ledger.unjudged_nodes()]
-        finally:
-            ledger.close()
     # The canary's switch is done and recorded: the soak is under way.
-    fleet.wait_until(lambda: len(unjudged()) == 4, timeout=180, what='the canary switched and recorded')
+    fleet.wait_until(lambda: len(_unjudged(fleet)) == 4, timeout=180, what='the canary switched and recorded')
     canary = hosts_in(fleet, DUAL)
     fleet.kill(proc)  # the controller and its workers, mid-soak
     assert _canary_verdict(fleet) is None
-    assert len(canary) == 1 and {n.split('/')[0] for n in unjudged()} == set(canary)
+    assert len(canary) == 1 and {n.split('/')[0] for n in _unjudged(fleet)} == set(canary)
     again = fleet.play('canary.yml', 'canary_rollback_drill=false')
     assert again.rc == 0, again.tail()
     selected = fleet.events(kinds=['canary_selected'])[0]['data']

@@ -339,6 +339,8 @@ def test_only_a_verdict_on_the_nodes_is_a_verdict_halt(ruleset, values, down, po
 ])
 def test_containment_rolls_back_only_on_a_verdict(flag, policy, expected):
     assert gate.containment(flag, policy) == expected
+    # A pause beside a halt changes nothing; a pause alone is "stop where you are".
+    assert gate.containment(flag, policy, pause_flag={'reason': 'p'}) == ('freeze' if flag is None else expected)
 
 
 def test_unjudged_nodes_are_learned_from_the_hosts_and_found(tmp_path, monkeypatch):
