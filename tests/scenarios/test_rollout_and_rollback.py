@@ -26,7 +26,7 @@ def hosts_in_mode(fleet, mode):
     (['wave=150'], "wave='150' is not accepted (more than 100): use an integer from 1 to 100"),
     (['wave=-1'], "wave='-1' is not accepted: use an integer from 1 to 100"),
     (['wave=abc'], "wave='abc' is not accepted: use an integer from 1 to 100"),
-    (['wave=25', '{"wave_batches": []}'], 'batches=[] (non-empty)'),
+    (['wave=25', '{"wave_batches": []}'], 'wave_batches=[] is not accepted (empty): use a list of batch sizes'),
 ])
 def test_bad_wave_input_is_refused_and_touches_nothing(fleet, extra, expected):
     before = fleet.uptimes()
