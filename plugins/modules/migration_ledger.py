@@ -133,7 +133,8 @@ options:
     description:
       - With O(op=check), also return RV(containment) - what a halt means for the nodes this run switched under
         this policy - V(rollback) (a verdict on the nodes), V(freeze) (halt without a verdict, the policy is
-        freeze, or paused without a halt) or V(none) (neither halted nor paused). One decision, plugins/plugin_utils/gate.py C(containment()).
+        freeze, or paused without a halt) or V(none) (neither halted nor paused). One decision,
+        plugins/plugin_utils/gate.py C(containment()).
     type: str
     choices: [rollback, freeze]
 attributes:
