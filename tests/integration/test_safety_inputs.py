@@ -59,8 +59,8 @@ def _wait_for_recorded_data(sim):
 
 def _inventory_dir(sim, path):
     """The stack's inventory, the committed sim group_vars, and a group with a host outside `fleet`."""
-    sim_inventory_dir(sim, path, {'canary_duration': 2, 'canary_check_interval': 1, 'canary_analysis_enabled': False,
-                                  'canary_rollback_drill': False, 'wave_soak_seconds': 1})
+    sim_inventory_dir(sim, path, {'canary_duration': 8, 'canary_check_interval': 4, 'canary_analysis_enabled': False,
+                                  'canary_rollback_drill': False, 'wave_soak_seconds': 8})
     (path / 'stray.yml').write_text(yaml.safe_dump({'all': {'children': {'stray': {'hosts': {
         'not-a-fleet-host': {'ansible_connection': 'local', 'ansible_python_interpreter': sys.executable}}}}}}))
     return path
