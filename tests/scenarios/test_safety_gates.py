@@ -17,6 +17,7 @@ import pytest
 from scenario_harness import Fleet
 
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils import ledger as ledger_lib
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger._common import controller_processes
 
 LIBP2P = 'libp2p_only'
 DUAL = 'dual_stack'
@@ -264,6 +265,9 @@ def test_a_canary_killed_mid_soak_is_judged_again_by_the_next_canary(fleet):
     fleet.wait_until(lambda: len(_unjudged(fleet)) == 4, timeout=180, what='the canary switched and recorded')
     canary = hosts_in(fleet, DUAL)
     fleet.kill(proc)  # the controller and its workers, mid-soak
+    # A module the dead run started may still finish its call; the lock is not taken over while it runs.
+    fleet.wait_until(lambda: not controller_processes(proc.pid), timeout=120,
+                     what="the killed canary's module processes ended")
     assert _canary_verdict(fleet) is None
     assert len(canary) == 1 and {n.split('/')[0] for n in _unjudged(fleet)} == set(canary)
     again = fleet.play('canary.yml', 'canary_rollback_drill=false')
