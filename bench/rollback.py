@@ -157,10 +157,12 @@ def measure(variant, argv, env, stack, acct, node_ok):
     """Run one ansible-playbook; wall time and CPU split (controller, modules, antctl, simulator)."""
     acct.reset()
     pid = stack.info['pid']
+    scrapes0 = api(stack, 'GET', '/api/health')['scrapes']
     sim0, cpu0, t0 = proc_cpu(pid), children_cpu(), time.monotonic()
     proc = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True)
     wall, total = time.monotonic() - t0, children_cpu() - cpu0
     sim = proc_cpu(pid) - sim0
+    scrapes = api(stack, 'GET', '/api/health')['scrapes'] - scrapes0
     sums, counts = acct.totals()
     nodes = stack.fleet()['nodes']
     wrong = [n for n in nodes if not node_ok(n)]
@@ -171,14 +173,15 @@ def measure(variant, argv, env, stack, acct, node_ok):
     return {'variant': variant, 'ok': ok, 'wall': wall, 'controller': total - sums['module'],
             'modules': sums['module'] - sums['antctl'], 'antctl': sums['antctl'], 'sim': sim,
             'module_runs': counts['module'], 'antctl_runs': counts['antctl'],
-            'ready': sum(1 for n in nodes if n['ready']), 'output': proc.stdout}
+            'ready': sum(1 for n in nodes if n['ready']), 'scrapes': scrapes, 'output': proc.stdout}
 
 
 def fmt(r, hosts):
     return ('%-14s %-4s wall %6.1f s | CPU controller %6.1f s (%5.2f/host)  modules %6.1f s (%5.2f/host)  '
-            'node tools %5.1f s  simulator %5.1f s | %d module runs, %d antctl/systemctl calls' % (
+            'node tools %5.1f s  simulator %5.1f s | %d module runs, %d antctl/systemctl calls, %d metrics scrapes' % (
                 r['variant'], 'ok' if r['ok'] else 'FAIL', r['wall'], r['controller'], r['controller'] / hosts,
-                r['modules'], r['modules'] / hosts, r['antctl'], r['sim'], r['module_runs'], r['antctl_runs']))
+                r['modules'], r['modules'] / hosts, r['antctl'], r['sim'], r['module_runs'], r['antctl_runs'],
+                r['scrapes']))
 
 
 def wide_port_search(total):

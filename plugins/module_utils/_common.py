@@ -98,14 +98,19 @@ class NodeReader:
     def nodes(self, selectors=None):
         return select_nodes(self.registry(), selectors)
 
-    def scrape(self, node, metadata=False):
-        """NodeMetrics of a node; raises MetricsError (MetricsUnreachable when it has no port)."""
+    def scrape(self, node, metadata=False, names=None):
+        """NodeMetrics of a node; raises MetricsError (MetricsUnreachable when it has no port).
+
+        ``names``: only these metrics are parsed (READINESS_METRICS for the mode and readiness).
+        """
         if not node.get('metrics_port'):
             raise MetricsUnreachable(f"{node['service_name']} has no metrics_port in antctl status")
+        extra = {}
         if metadata:
-            return self._scrape(node['metrics_port'], host=self.metrics_host, timeout=self.metrics_timeout,
-                                metadata=True)
-        return self._scrape(node['metrics_port'], host=self.metrics_host, timeout=self.metrics_timeout)
+            extra['metadata'] = True
+        if names is not None:
+            extra['names'] = names
+        return self._scrape(node['metrics_port'], host=self.metrics_host, timeout=self.metrics_timeout, **extra)
 
     def try_scrape(self, node, metadata=False):
         """(NodeMetrics, None) or (None, reason) — for loops that must not stop on one node."""

@@ -43,6 +43,8 @@ from ansible_collections.autonomi.network_migration.plugins.module_utils._node_i
 )
 
 DEFAULT_METRICS_HOST = '127.0.0.1'
+# What says whether a node runs a mode and is ready: NodeMetrics.mode and .connected_peers.
+READINESS_METRICS = (M_MODE, M_CONNECTED)
 DEFAULT_METRICS_TIMEOUT = 5.0
 
 _NAME_RE = re.compile(r'[a-zA-Z_:][a-zA-Z0-9_:]*')
@@ -108,21 +110,25 @@ def _parse_labels(line, pos, line_no):
             raise MetricsParseError(f'line {line_no}: expected , or }} in labels: {line}')
 
 
-def parse_text(text):
+def parse_text(text, names=None):
     """Parse Prometheus text exposition format (and the OpenMetrics subset nodes use).
 
     Returns a list of ``(name, labels, value)``. Comments, ``# HELP`` / ``# TYPE`` lines,
-    timestamps, exemplars and ``# EOF`` are accepted and ignored.
+    timestamps, exemplars and ``# EOF`` are accepted and ignored. ``names`` (a tuple of metric
+    names): only the samples of these metrics are parsed and returned, the other lines are skipped
+    unread (a readiness poll needs two metrics of a page of a hundred lines).
     """
     samples = []
     for line_no, raw in enumerate(text.split('\n'), 1):
         line = raw.strip()
-        if not line or line.startswith('#'):
+        if not line or line.startswith('#') or (names is not None and not line.startswith(names)):
             continue
         match = _NAME_RE.match(line)
         if not match:
             raise MetricsParseError(f'line {line_no}: no metric name: {raw}')
         name = match.group(0)
+        if names is not None and name not in names:
+            continue  # a longer name that starts with a wanted one
         pos = _skip_blanks(line, match.end())
         labels = {}
         if pos < len(line) and line[pos] == '{':
@@ -144,8 +150,8 @@ class Metrics:
             self._by_name.setdefault(name, []).append((labels, value))
 
     @classmethod
-    def from_text(cls, text):
-        return cls(parse_text(text))
+    def from_text(cls, text, names=None):
+        return cls(parse_text(text, names))
 
     def has(self, name):
         return name in self._by_name
@@ -197,16 +203,17 @@ def fetch_text(port, host=DEFAULT_METRICS_HOST, timeout=DEFAULT_METRICS_TIMEOUT,
         raise MetricsUnreachable(f'{url} cannot be read: {reason}', url=url) from None
 
 
-def scrape(port, host=DEFAULT_METRICS_HOST, timeout=DEFAULT_METRICS_TIMEOUT, metadata=False):
+def scrape(port, host=DEFAULT_METRICS_HOST, timeout=DEFAULT_METRICS_TIMEOUT, metadata=False, names=None):
     """Fetch and parse one node's metrics; return a NodeMetrics.
 
     ``metadata=True`` reads ``/metadata`` too (the version Info lives there); a node without it
-    is not an error: the version then comes from antctl.
+    is not an error: the version then comes from antctl. ``names``: parse only these metrics
+    (for example READINESS_METRICS); the others then read as absent.
     """
     text = fetch_text(port, host=host, timeout=timeout)
     url = metrics_url(port, host)
     try:
-        samples = parse_text(text)
+        samples = parse_text(text, names)
     except MetricsParseError as exc:
         raise MetricsParseError(f'{url}: {exc}', url=url) from None
     if metadata:

@@ -311,14 +311,16 @@ from ansible_collections.autonomi.network_migration.plugins.module_utils._modes 
     check_transition,
     partition_violations,
 )
+from ansible_collections.autonomi.network_migration.plugins.module_utils._node_metrics import READINESS_METRICS
 from ansible_collections.autonomi.network_migration.plugins.module_utils._systemd import dropin_text
 
-# Readiness polls back off from POLL_INTERVAL to POLL_INTERVAL_MAX seconds (x POLL_BACKOFF each round);
+# Readiness polls back off from POLL_INTERVAL to POLL_INTERVAL_MAX seconds (x POLL_BACKOFF each round; a round
+# scrapes one node until the batch comes up, so a short pause costs little and finds ready nodes sooner);
 # crash checks through antctl status come STATUS_CHECK_INTERVAL seconds after the restart, then at intervals
 # doubling up to STATUS_CHECK_INTERVAL_MAX, and only while a pending node's metrics do not answer (a node that
 # answers is running: no antctl call for it; one restarting under load may stay silent for seconds).
 POLL_INTERVAL = 0.25
-POLL_INTERVAL_MAX = 1.0
+POLL_INTERVAL_MAX = 0.5
 POLL_BACKOFF = 1.5
 STATUS_CHECK_INTERVAL = 2.0
 STATUS_CHECK_INTERVAL_MAX = 8.0
@@ -362,7 +364,7 @@ class ModeSwitcher:
         """The mode of a running node, from its metrics; NodeError when unknowable."""
         name = node['service_name']
         try:
-            metrics = self.reader.scrape(node)
+            metrics = self.reader.scrape(node, names=READINESS_METRICS)
             mode = metrics.mode
         except MetricsError as exc:
             raise NodeError(f'cannot read the transport mode of {name}: {exc}') from None
@@ -373,6 +375,15 @@ class ModeSwitcher:
 
     def _current_mode(self, node):
         return self._read_node(node)
+
+    def _read_modes(self, nodes):
+        """{service: mode, or the NodeError that says why it is unknowable} of running nodes, read in parallel."""
+        def read(node):
+            try:
+                return node['service_name'], self._read_node(node)
+            except NodeError as exc:
+                return node['service_name'], exc
+        return dict(parallel_map(read, nodes))
 
     def _blind_rollback(self, entry, node, exc):
         """Whether a node whose mode cannot be read is rolled back anyway.
@@ -409,6 +420,7 @@ class ModeSwitcher:
         all_nodes = select_nodes(registry)
         selected = select_nodes(registry, self.params['nodes'])
         selected_names = {n['service_name'] for n in selected}
+        modes = self._read_modes([n for n in selected if n['status'] == STATUS_RUNNING])
         entries, problems = [], []
         for node in selected:
             entry = {
@@ -422,12 +434,12 @@ class ModeSwitcher:
             if node['status'] != STATUS_RUNNING:
                 self._plan_stopped(entry, node)
                 continue
-            try:
-                entry['previous_mode'] = self._read_node(node)
-            except NodeError as exc:
-                if not self._blind_rollback(entry, node, exc):
-                    raise
+            found = modes[node['service_name']]
+            if isinstance(found, NodeError):
+                if not self._blind_rollback(entry, node, found):
+                    raise found
                 continue
+            entry['previous_mode'] = found
             entry['mode'] = entry['previous_mode']
             try:
                 entry['_kind'] = check_transition(entry['previous_mode'], self.target,
@@ -520,7 +532,7 @@ class ModeSwitcher:
     def _observe(self, entry, mode):
         """(ready, what was seen, current mode or None) of one node against ``mode``."""
         try:
-            metrics = self.reader.scrape(entry['_node'])
+            metrics = self.reader.scrape(entry['_node'], names=READINESS_METRICS)
             current, peers = metrics.mode, metrics.connected_peers
         except MetricsError as exc:
             return False, str(exc), None
@@ -532,7 +544,11 @@ class ModeSwitcher:
 
         Each node has ``ready_timeout`` seconds from its own restart (``restarted``; ``started``
         for a node with none). ``waited``: seconds waited for each node that timed out (also in
-        ``failed``). Each round scrapes every pending node in parallel; the pause backs off.
+        ``failed``). The pause between rounds backs off. Nodes restarted together come up
+        together, so a round scrapes one pending node in turn (the probe), every node whose
+        metrics did not answer last time (it may have crashed) and every node whose time is up
+        (never timed out on an old answer); when one of them is ready, the same round scrapes
+        every other pending node in parallel.
         """
         ready, failed, last, stopped, waited = {}, {}, {}, {}, {}
         restarted = restarted or {}
@@ -547,27 +563,40 @@ class ModeSwitcher:
                     continue
             pending[name] = entry
         since = {name: restarted.get(name, started) for name in pending}
+        order = sorted(pending, key=lambda n: (since[n], n))  # probes: the earliest restarted first
+        turn = 0
         timeout = self.params['ready_timeout']
         last_status_check = self.clock()
         status_interval = STATUS_CHECK_INTERVAL
         pause = POLL_INTERVAL
+        silent = set()  # pending nodes whose metrics did not answer at their last scrape
         while pending:
-            seen = parallel_map(lambda item: (item[0], self._observe(item[1], mode)), list(pending.items()))
-            silent = False  # a pending node whose metrics did not answer: only then may it have crashed
-            for name, (ok, last[name], current) in seen:
-                silent = silent or (not ok and current is None)
+            now = self.clock()
+            due = {n for n in pending if now >= since[n] + timeout}
+            probes = [n for n in order if n in pending]
+            probe = probes[turn % len(probes)]
+            turn += 1
+            observe = {probe} | (silent & set(pending)) | due
+            seen = dict(self._observe_many(pending, observe, mode))
+            if any(ok for ok, _seen, _current in seen.values()):
+                seen.update(self._observe_many(pending, set(pending) - observe, mode))
+            for name, (ok, last[name], current) in seen.items():
+                silent.discard(name)
                 if ok:
                     ready[name] = round(self.clock() - since[name], 2)
                     del pending[name]
+                elif current is None:
+                    silent.add(name)
             now = self.clock()
-            for name in [n for n in pending if now >= since[n] + timeout]:
+            for name in [n for n in due if n in pending]:
                 del pending[name]
                 waited[name] = round(now - since[name], 1)
                 failed[name] = (f"not ready within {timeout} s: {last.get(name, 'no answer')} "
                                 f"(need mode {mode} and more than {self.params['ready_peers']} connected peers)")
             if not pending:
                 break
-            if silent and now - last_status_check >= status_interval:
+            # Only a node that does not answer may have crashed: then ask antctl (backing off).
+            if silent & set(pending) and now - last_status_check >= status_interval:
                 last_status_check = now
                 status_interval = min(STATUS_CHECK_INTERVAL_MAX, status_interval * 2)
                 for name, status in self._statuses(pending).items():
@@ -581,6 +610,10 @@ class ModeSwitcher:
             self.sleep(max(0.0, min(pause, deadline - self.clock())))
             pause = min(POLL_INTERVAL_MAX, pause * POLL_BACKOFF)
         return ready, failed, waited
+
+    def _observe_many(self, pending, names, mode):
+        """[(service, (ready, seen, current mode))] of the ``names`` among ``pending``, scraped in parallel."""
+        return parallel_map(lambda name: (name, self._observe(pending[name], mode)), sorted(names))
 
     def _statuses(self, pending):
         try:

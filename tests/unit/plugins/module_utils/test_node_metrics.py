@@ -249,3 +249,18 @@ def test_connection_refused():
     sock.close()
     with pytest.raises(MetricsUnreachable, match=f'127.0.0.1:{free}/metrics cannot be read'):
         nm.scrape(free, timeout=1)
+
+
+def test_parse_only_the_named_metrics():
+    text = ('# HELP ant_node_transport_mode mode\n'
+            'ant_node_transport_mode{mode="dual_stack"} 1\n'
+            'ant_node_transport_mode_changes_total 3\n'  # a longer name that starts with a wanted one
+            'ant_networking_connected_peers 12\n'
+            'some_other_metric{this is not parsed at all\n')
+    samples = nm.parse_text(text, nm.READINESS_METRICS)
+    assert samples == [('ant_node_transport_mode', {'mode': 'dual_stack'}, 1.0),
+                       ('ant_networking_connected_peers', {}, 12.0)]
+    node = nm.NodeMetrics(nm.Metrics(samples))
+    assert node.mode == 'dual_stack' and node.connected_peers == 12
+    with pytest.raises(MetricsParseError):
+        nm.parse_text(text)  # the whole page is still checked when every metric is read

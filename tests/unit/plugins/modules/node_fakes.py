@@ -40,6 +40,7 @@ class FakeNode:
         self.requests = {'libp2p': [1000, 10], 'iroh': [1000, 5]}
         self.routing = 40
         self.restarts = 0
+        self.restart_time = None  # seconds to be ready after a restart; None: the host's
 
     @property
     def metrics_port(self):
@@ -120,6 +121,7 @@ class FakeHost:
         self.restart_time = restart_time
         self.nodes = [FakeNode(i + 1, mode, version=version) for i, mode in enumerate(modes)]
         self.calls = []
+        self.scrapes = []  # service names of the scrapes that answered, in order
         self.systemd = FakeSystemd(self)
         for node in self.nodes:  # the hosts were switched by this collection before: each has its drop-in
             self.systemd.files[node.service_name] = dropin_text(node.mode)
@@ -153,7 +155,7 @@ class FakeHost:
 
     def _start(self, node):
         node.status, node.peers, node.restarts = 'Running', 0, node.restarts + 1
-        node.ready_at = self.now + self.restart_time
+        node.ready_at = self.now + (self.restart_time if node.restart_time is None else node.restart_time)
         node.requests = {'libp2p': [0, 0], 'iroh': [0, 0]}
         if self._fires(node, node.mode, 'crash'):
             node.crash_at = self.now + 0.5
@@ -183,7 +185,7 @@ class FakeHost:
             lines.append(f'ant_networking_transport_requests_total{{transport="{transport}",outcome="error"}} {errors}')
         return '\n'.join(lines) + '\n'
 
-    def scrape(self, port, host='127.0.0.1', timeout=5.0, metadata=False):
+    def scrape(self, port, host='127.0.0.1', timeout=5.0, metadata=False, names=None):
         node = next(n for n in self.nodes if n.metrics_port == port)
         url = f'http://{host}:{port}/metrics'
         self._tick()
@@ -192,7 +194,8 @@ class FakeHost:
         if self._fires(node, node.mode, 'unresponsive'):
             self.now += timeout
             raise MetricsUnreachable(f'{url} cannot be read: timed out', url=url)
-        return NodeMetrics(Metrics.from_text(self.text(node)), url=url)
+        self.scrapes.append(node.service_name)
+        return NodeMetrics(Metrics.from_text(self.text(node), names), url=url)
 
     def reader(self):
         return NodeReader(self, scraper=self.scrape, systemd=self.systemd)

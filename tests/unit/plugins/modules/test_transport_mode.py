@@ -582,3 +582,54 @@ def test_readiness_asks_antctl_only_while_a_node_does_not_answer():
     result = switch(host, mode='libp2p_only', allow_rollback=True, ready_timeout=60)
     assert 'stopped after the restart' in by_name(result)['antnode1']['error']
     assert host.calls.count(('status',)) > 1
+
+
+# -- readiness polling: one probe per round until the batch comes up ----------------------
+
+
+def readiness_scrapes(host):
+    """Scrapes after the plan's read of every node (one each)."""
+    return host.scrapes[len(host.nodes):]
+
+
+def test_a_batch_coming_up_together_is_polled_through_one_node_until_it_is_ready():
+    host = FakeHost(*['dual_stack'] * 20, restart_time=4.0)
+    result = switch(host, mode='libp2p_only', allow_rollback=True, interval=0)
+    assert result['switched'] == [f'antnode{i}' for i in range(1, 21)]
+    polls = readiness_scrapes(host)
+    # Until the first node is ready, one node per round; then every node once (each was ready).
+    assert len(polls) < 20 + 12, polls
+    assert sorted(polls[-19:]) == sorted(f'antnode{i}' for i in range(1, 21) if f'antnode{i}' != polls[-20])
+    assert all(4.0 <= n['seconds_to_ready'] < 6.0 for n in result['nodes'])
+
+
+def test_a_probe_that_never_gets_ready_does_not_hold_the_others_back():
+    host = FakeHost(*['dual_stack'] * 5, restart_time=2.0)
+    host.nodes[0].fault, host.nodes[0].fault_modes = 'never_ready', {'libp2p_only'}  # the first probe
+    result = switch(host, mode='libp2p_only', allow_rollback=True, interval=0, ready_timeout=30)
+    assert result['switched'] == ['antnode2', 'antnode3', 'antnode4', 'antnode5']
+    assert all(n['seconds_to_ready'] < 2.0 + 3.0 for n in result['nodes'] if n['result'] == 'switched')
+    (slow,) = result['not_ready']
+    assert slow['service_name'] == 'antnode1' and slow['seconds_waited'] >= 30
+
+
+def test_a_node_that_crashes_beside_the_probe_is_found_by_the_crash_check():
+    host = FakeHost(*['libp2p_only'] * 4, restart_time=20.0)
+    host.nodes[2].fault, host.nodes[2].fault_modes = 'crash', {'dual_stack'}
+    start = host.now
+    result = switch(host, interval=0, ready_timeout=120, restore_on_failure=False)
+    crashed = by_name(result)['antnode3']
+    assert 'stopped after the restart' in crashed['error']
+    assert host.now - start < 120  # found by antctl status, not at the timeout
+    assert result['switched'] == ['antnode1', 'antnode2', 'antnode4']
+
+
+def test_a_node_is_timed_out_only_on_an_answer_read_at_its_deadline():
+    # antnode2 becomes ready just before its deadline while the probes look at antnode1 (never ready):
+    # the round at the deadline reads it again, so it is switched, not reported on an old answer.
+    host = FakeHost('dual_stack', 'dual_stack', restart_time=1.0)
+    host.nodes[0].fault, host.nodes[0].fault_modes = 'never_ready', {'libp2p_only'}
+    host.nodes[1].restart_time = 9.95
+    result = switch(host, mode='libp2p_only', allow_rollback=True, interval=0, ready_timeout=10)
+    assert result['switched'] == ['antnode2']
+    assert [n['service_name'] for n in result['not_ready']] == ['antnode1']
