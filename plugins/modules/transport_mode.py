@@ -314,8 +314,8 @@ from ansible_collections.autonomi.network_migration.plugins.module_utils._modes 
 from ansible_collections.autonomi.network_migration.plugins.module_utils._node_metrics import READINESS_METRICS
 from ansible_collections.autonomi.network_migration.plugins.module_utils._systemd import dropin_text
 
-# Readiness polls back off from POLL_INTERVAL to POLL_INTERVAL_MAX seconds (x POLL_BACKOFF each round; a round
-# scrapes one node until the batch comes up, so a short pause costs little and finds ready nodes sooner);
+# Readiness polls come every POLL_INTERVAL seconds while a round scrapes one node (the probe: until the batch
+# comes up); rounds that scrape more (nodes not answering) back off to POLL_INTERVAL_MAX (x POLL_BACKOFF each);
 # crash checks through antctl status come STATUS_CHECK_INTERVAL seconds after the restart, then at intervals
 # doubling up to STATUS_CHECK_INTERVAL_MAX, and only while a pending node's metrics do not answer (a node that
 # answers is running: no antctl call for it; one restarting under load may stay silent for seconds).
@@ -608,7 +608,8 @@ class ModeSwitcher:
                     break
             deadline = min(since[n] for n in pending) + timeout
             self.sleep(max(0.0, min(pause, deadline - self.clock())))
-            pause = min(POLL_INTERVAL_MAX, pause * POLL_BACKOFF)
+            # A round of one scrape (the probe) costs next to nothing: only wider rounds back off.
+            pause = POLL_INTERVAL if len(seen) <= 1 else min(POLL_INTERVAL_MAX, pause * POLL_BACKOFF)
         return ready, failed, waited
 
     def _observe_many(self, pending, names, mode):

@@ -245,15 +245,14 @@ class SimDaemon:
             conn.drop()
         ep.connections.clear()
 
+    def _refresh_now(self):
+        """Bring the fleet up to now; the listeners follow (ports opening or closing) shortly after."""
+        self.fleet.refresh(changed=())
+        self.fleet.version += 1
+        asyncio.ensure_future(self.sync_listeners(nodes=self.fleet.drain_changed()))
+
     def schedule_refresh(self, delay):
-        loop = asyncio.get_running_loop()
-
-        def refresh():
-            self.fleet.refresh(changed=())
-            self.fleet.version += 1
-            asyncio.ensure_future(self.sync_listeners(nodes=self.fleet.drain_changed()))
-
-        loop.call_later(max(0.0, delay) + 0.02, refresh)
+        asyncio.get_running_loop().call_later(max(0.0, delay) + 0.02, self._refresh_now)
 
     def write_registries(self, force=False, hosts=None):
         """Rewrite the node_registry.json of the hosts whose nodes changed (``hosts``: only these).
@@ -305,6 +304,11 @@ class SimDaemon:
 
     def _metrics(self, ep):
         fleet = self.fleet
+        if fleet.timer_due():
+            # A real node's gauges are live (ant-node/src/networking/driver/event/swarm.rs sets
+            # connected_peers on every connection event): a node that became ready or crashed since
+            # the last tick shows it in this scrape, not at the next tick.
+            self._refresh_now()
         if ep.cache_version != fleet.version:
             figures = fleet.node_metrics(ep.node)
             if figures is None:

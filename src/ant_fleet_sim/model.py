@@ -371,6 +371,12 @@ class Fleet:
             return None
         return self._refresh_incremental(now, changed)
 
+    def timer_due(self, now=None):
+        """Whether a node's port opening, readiness or crash moment has passed since the last refresh."""
+        if not self.incremental or self._cat is None or not self._timers:
+            return False
+        return self._timers[0][0] <= (self.clock() if now is None else now)
+
     def _node_events(self, node, now):
         """Crash-on-switch firing and the last healthy mode (the same rule for both paths)."""
         if node.crash_at is not None and now >= node.crash_at and node.status == STATUS_RUNNING:

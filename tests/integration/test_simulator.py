@@ -340,3 +340,25 @@ def test_upgrade_refuses_to_download_and_a_dead_rpc_aborts_antctl(sim_stack):
         res = sim_stack.antctl(host, *args)
         assert res.returncode == 1 and f"0: Could not connect to RPC endpoint '{addr}'" in res.stderr, args
     assert all(n['status'] == 'Running' for n in sim_stack.antctl_status(host)['nodes'])  # nothing was done
+
+
+def test_metrics_show_a_node_ready_when_it_is_not_at_the_next_tick(sim_stack_factory):
+    # A real node's connected-peers gauge changes on every connection event; the simulator's ticks are
+    # a minute apart here, so only a scrape that brings the fleet up to now can show the node ready.
+    stack = sim_stack_factory(hosts=1, nodes_per_host=8, prometheus=False, tick=60.0, ready_delay=5.0)
+    host, svc = stack.host_names[0], 'antnode3'
+    port = stack.node(host, svc)['metrics_port']
+
+    def peers():
+        try:
+            with urllib.request.urlopen('http://127.0.0.1:%d/metrics' % port, timeout=5) as resp:
+                text = resp.read().decode()
+        except OSError:
+            return None  # restarting: the port is closed
+        line = next(x for x in text.splitlines() if x.startswith('ant_networking_connected_peers '))
+        return float(line.split()[1])
+
+    assert peers() > 5
+    assert systemctl(stack, host, 'restart', svc).returncode == 0
+    wait_for(lambda: peers() is not None and peers() <= 5, 20, interval=0.05, what='the restarted node ramping up')
+    wait_for(lambda: (peers() or 0) > 5, 20, interval=0.2, what='the node ready in its metrics, before the next tick')
