@@ -50,7 +50,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 CLK_TCK = os.sysconf('SC_CLK_TCK')
 TIME = '/usr/bin/time'
-VARIANTS = ('collection', 'oneliner_wait', 'oneliner')
+VARIANTS = ('collection', 'oneliner_wait', 'oneliner_ready', 'oneliner')
 
 
 def children_cpu():
@@ -149,7 +149,8 @@ def run_variant(variant, stack, inventory, tmp, acct, forks):
                          'retry_files_enabled = False\n' % (ROOT / 'collections'))
         env['ANSIBLE_CONFIG'] = str(plain)
         argv = [str(BIN / 'ansible-playbook'), 'bench/oneliner_rollback.yml', '-i', str(inventory),
-                '-e', 'target=libp2p_only', '-e', 'wait=%s' % (variant == 'oneliner_wait'), '-f', str(forks)]
+                '-e', 'target=libp2p_only', '-e', 'wait=%s' % (variant in ('oneliner_wait', 'oneliner_ready')),
+                '-e', 'ready=%s' % (variant == 'oneliner_ready'), '-f', str(forks)]
     return measure(variant, argv, env, stack, acct, lambda n: n['mode'] == 'libp2p_only')
 
 
@@ -229,7 +230,7 @@ def bench_size(hosts, nodes, args, results):
             results[(hosts, nodes)] = runs
             best = {v: min(rs, key=lambda r: r['wall']) for v, rs in runs.items()}
             c = best.get('collection')
-            for other in ('oneliner_wait', 'oneliner'):
+            for other in ('oneliner_wait', 'oneliner_ready', 'oneliner'):
                 o = best.get(other)
                 if c and o and c['ok'] and o['ok']:
                     print('ratio collection/%-13s wall %.2f  controller CPU %.2f  module CPU %.2f  all CPU %.2f' % (

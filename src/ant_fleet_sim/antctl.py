@@ -160,15 +160,21 @@ def print_table(doc, details=False):
     if details:
         for node in doc['nodes']:
             print('%s - %s' % (node['service_name'], node['status'].upper()))
-            for key in ('version', 'peer_id', 'rpc_socket_addr', 'metrics_port', 'data_dir_path', 'log_dir_path',
-                        'connected_peers_count'):
+            for key in ('version', 'peer_id', 'rpc_socket_addr', 'metrics_port', 'data_dir_path', 'log_dir_path'):
                 print('%s: %s' % (key.replace('_', ' ').capitalize(), node.get(key)))
+            print('Connected peers: %s' % peers_count(node))
             print()
         return
     print('%-18s %-53s %-8s %s' % ('Service Name', 'Peer ID', 'Status', 'Connected Peers'))
     for node in doc['nodes']:
         print('%-18s %-53s %-8s %s' % (node['service_name'], node['peer_id'], node['status'].upper(),
-                                       node.get('connected_peers_count', 0)))
+                                       peers_count(node)))
+
+
+def peers_count(node):
+    """The connected-peers figure antctl prints: the number of peers, ``-`` when unknown."""
+    peers = node.get('connected_peers')
+    return '-' if peers is None else len(peers)
 
 
 def run(argv):
@@ -217,6 +223,16 @@ def run(argv):
             if args.json:
                 print(json.dumps(doc, indent=2))
             else:
+                # Without --json antctl does a full refresh first (ant-node-manager/src/lib.rs status_report:
+                # refresh_node_registry(full_refresh = !output_json)): every running node over its RPC, so the
+                # table's connected peers are current; --json shows those of the last full refresh.
+                if any(n.get('status') == 'Running' for n in doc['nodes']):
+                    error = rpc_refresh(doc)
+                    if error:
+                        return fail(error, location='ant-service-management/src/rpc.rs')
+                    code, doc = sim.call('GET', '/api/hosts/%s/status' % sim.host)
+                    if code != 200:
+                        return fail(doc.get('error', 'status failed'))
                 print_table(doc, args.details)
             if args.fail and any(n['status'] != 'Running' for n in doc['nodes']):
                 return fail('One or more nodes are not in a running state')

@@ -898,7 +898,10 @@ class Fleet:
         """What antctl's full refresh of a node over its RPC records: its connected peers now."""
         now = self.clock() if now is None else now
         serving = node.status == STATUS_RUNNING and self.is_serving(node, now)
-        node.registry_peers = self._connected_peer_ids(node) if serving and node.net and node.net.connected else None
+        if not serving:
+            node.registry_peers = None
+        else:  # the RPC's network_info: a list, empty while the node has no peer yet
+            node.registry_peers = self._connected_peer_ids(node) if node.net and node.net.connected else []
 
     def _connected_peer_ids(self, node):
         """Up to ``connected`` peer ids of reachable peers, nearest by XOR first (as Kademlia would).

@@ -362,3 +362,24 @@ def test_metrics_show_a_node_ready_when_it_is_not_at_the_next_tick(sim_stack_fac
     assert systemctl(stack, host, 'restart', svc).returncode == 0
     wait_for(lambda: peers() is not None and peers() <= 5, 20, interval=0.05, what='the restarted node ramping up')
     wait_for(lambda: (peers() or 0) > 5, 20, interval=0.2, what='the node ready in its metrics, before the next tick')
+
+
+def test_status_json_shows_the_last_full_refresh_and_the_table_refreshes(sim_stack_factory):
+    # ant-node-manager/src/lib.rs status_report: refresh_node_registry(full_refresh = !output_json). Right after
+    # a restart, --json still shows the peers of the last full refresh; the table asks every node over RPC.
+    stack = sim_stack_factory(hosts=1, nodes_per_host=8, prometheus=False, ready_delay=30.0)
+    host, svc = stack.host_names[0], 'antnode3'
+
+    def table_peers():
+        res = stack.antctl(host, 'status')
+        assert res.returncode == 0, res.stderr
+        row = next(line.split() for line in res.stdout.splitlines() if line.startswith(svc + ' '))
+        return row[3]
+
+    before = len(next(n for n in stack.antctl_status(host)['nodes'] if n['service_name'] == svc)['connected_peers'])
+    assert before > 5 and int(table_peers()) > 5
+    assert systemctl(stack, host, 'restart', svc).returncode == 0
+    wait_for(lambda: stack.node(host, svc)['serving'], 30, what='the restarted node serving')
+    node = next(n for n in stack.antctl_status(host)['nodes'] if n['service_name'] == svc)
+    assert len(node['connected_peers']) == before  # stale: no full refresh with --json
+    assert int(table_peers()) <= 5  # ramping up for 30 s: what the node says now
