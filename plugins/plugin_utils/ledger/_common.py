@@ -74,6 +74,29 @@ def _pid_alive(pid):
     return True
 
 
+def _pid_started_at(pid):
+    """When process ``pid`` started (epoch seconds, Linux /proc), or None when unknown."""
+    try:
+        with open(f'/proc/{int(pid)}/stat', encoding='ascii', errors='replace') as handle:
+            ticks = int(handle.read().rsplit(')', 1)[1].split()[19])
+        with open('/proc/stat', encoding='ascii') as handle:
+            boot = next(int(line.split()[1]) for line in handle if line.startswith('btime '))
+        return boot + ticks / os.sysconf('SC_CLK_TCK')
+    except (OSError, ValueError, IndexError, StopIteration, TypeError):
+        return None
+
+
+def pid_is_holder(pid, since):
+    """Whether ``pid`` still runs and is the process that took a lock at ``since`` (epoch seconds):
+    a pid reused by a process started after the lock was taken is not the holder."""
+    if not _pid_alive(pid):
+        return False
+    started = _pid_started_at(pid)
+    if started is None or since is None:
+        return True
+    return started <= float(since) + 1.0
+
+
 def controller_processes(pid):
     """Live processes of this host that belong to controller ``pid``: its environment names it.
 

@@ -10,10 +10,10 @@ import socket
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger import slices
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger._common import (
     _iso,
-    _pid_alive,
     _run_id,
     controller_pid,
     controller_processes,
+    pid_is_holder,
 )
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger.errors import (
     HaltNeedsAcknowledgement,
@@ -139,7 +139,8 @@ class ControlMixin:
             return None
         return {'holder': row['holder'], 'host': row['holder_host'], 'pid': row['holder_pid'],
                 'playbook': row['playbook'], 'run_id': row['run_id'], 'started_at': _iso(row['started_at']),
-                'heartbeat_at': _iso(row['heartbeat_at']), '_heartbeat': row['heartbeat_at']}
+                'heartbeat_at': _iso(row['heartbeat_at']), '_heartbeat': row['heartbeat_at'],
+                '_started': row['started_at']}
 
     def _locked_message(self, lock):
         age = self._now() - (lock['_heartbeat'] or 0)
@@ -170,8 +171,11 @@ class ControlMixin:
 
     @staticmethod
     def _holder_state(lock):
-        """(controller gone from this host, pids of the processes it started that still run)."""
-        dead = lock['host'] == socket.gethostname() and lock['pid'] is not None and not _pid_alive(lock['pid'])
+        """(controller gone from this host, pids of the processes it started that still run).
+
+        Gone also when its pid now belongs to a process started after the lock was taken (pid reuse)."""
+        dead = (lock['host'] == socket.gethostname() and lock['pid'] is not None
+                and not pid_is_holder(lock['pid'], lock['_started']))
         return dead, (controller_processes(lock['pid']) if dead else [])
 
     def acquire_lock(self, holder, playbook, stale_after=DEFAULT_STALE_AFTER, run_id=None):

@@ -845,3 +845,23 @@ def test_v3_ledger_keeps_its_testing_nodes_unjudged_after_the_upgrade(ledger_loc
         assert [n['node_id'] for n in new.unjudged_nodes()] == ['h1/antnode1']
     finally:
         new.close()
+
+
+def test_lock_whose_pid_now_belongs_to_a_newer_process_is_recovered(ledger_location):
+    # A killed controller's pid can be reused on a busy host (pid_max 32768): a process that started after
+    # the lock was taken is not its holder, so the lock is recovered instead of refused until it goes stale.
+    with ledger_lib.open_ledger(ledger_location) as ledger:
+        with ledger._db.transaction() as tx:
+            tx.execute('UPDATE ledger_lock SET holder = ?, holder_host = ?, holder_pid = ?, playbook = ?, '
+                       'run_id = ?, started_at = ?, heartbeat_at = ? WHERE id = 1',
+                       ('ghost@here pid x', socket.gethostname(), os.getpid(), 'canary.yml', None,
+                        time.time() + 3600, time.time()))
+        # the lock says it was taken in an hour: this (live) process started before it, so it is its holder
+        with pytest.raises(ledger_lib.LedgerLocked, match='ghost@here'):
+            ledger.acquire_lock('me', 'rollout.yml')
+        with ledger._db.transaction() as tx:
+            tx.execute('UPDATE ledger_lock SET started_at = ? WHERE id = 1', (time.time() - 3600 * 24 * 365,))
+        # taken a year ago, long before this process started: the pid was reused
+        assert ledger.live_lock() is None
+        assert ledger.acquire_lock('me', 'rollout.yml')['holder'] == 'me'
+        assert 'is gone' in ledger.events(kinds='lock_recovered')[0]['data']['reason']
