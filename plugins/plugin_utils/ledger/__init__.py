@@ -33,6 +33,7 @@ from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger.
     REDACTED,
     controller_pid,
     default_holder,
+    hold_controller_mark,
     redact,
 )
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger.backends import (
@@ -89,7 +90,7 @@ from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger.
 __all__ = [
     'DEFAULT_LEDGER', 'DEFAULT_STALE_AFTER', 'DSN_PREFIXES', 'ENV_CONTROLLER_PID', 'ENV_LEDGER', 'ENV_LOCK_HOLDER',
     'ENV_RUN_ID', 'INI_KEY', 'INI_SECTION',
-    'EVENT_KINDS', 'controller_pid', 'node_id_for',
+    'EVENT_KINDS', 'controller_pid', 'hold_controller_mark', 'node_id_for',
     'HaltNeedsAcknowledgement', 'Ledger', 'LedgerError', 'LedgerForeignDatabase', 'LedgerHalted',
     'LedgerLocked', 'LedgerPaused', 'LedgerSchemaTooNew', 'LedgerUnavailable', 'REDACTED', 'SCHEMA_VERSION',
     'awx_slice_key', 'slice_holder',

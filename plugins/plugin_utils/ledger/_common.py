@@ -13,6 +13,8 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import socket
+import time
 
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils import identity, redaction
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger.errors import LedgerError
@@ -97,14 +99,78 @@ def pid_is_holder(pid, since):
     return started <= float(since) + 1.0
 
 
-def controller_processes(pid):
-    """Live processes of this host that belong to controller ``pid``: its environment names it.
+# Ansible forks its workers from the controller without exec: their /proc environ is the one the
+# controller was started with, which does not name it. What they do inherit is every open descriptor:
+# the controller binds an abstract Unix socket named after its pid, and the socket lives on until the
+# last process holding it (the controller or a worker forked from it) exits. Linux only.
+CONTROLLER_MARK = 'autonomi.network_migration/controller/'
+_marks_held = {}
 
-    The callback exports ANT_MIGRATION_CONTROLLER_PID before Ansible forks its workers, so the
-    workers (and the modules they run locally) carry it. A killed controller's workers outlive it;
-    its lock must not be taken over while they run. Linux (/proc); elsewhere none are found.
+
+def hold_controller_mark(pid=None):
+    """Bind this controller's mark (see above) before it forks any worker; idempotent. False when
+    the platform has no abstract sockets: only the processes it executes are then found."""
+    pid = os.getpid() if pid is None else int(pid)
+    if pid in _marks_held:
+        return True
+    try:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    except (OSError, AttributeError):
+        return False
+    # A reused pid whose previous owner's workers still run: a second, distinct name.
+    for name in (f'{CONTROLLER_MARK}{pid}', f'{CONTROLLER_MARK}{pid}/{time.time_ns()}'):
+        try:
+            sock.bind('\0' + name)
+        except OSError:
+            continue
+        _marks_held[pid] = sock
+        return True
+    sock.close()
+    return False
+
+
+def _mark_inodes(pid):
+    """Socket inodes of controller ``pid``'s mark that some process still holds."""
+    name = f'@{CONTROLLER_MARK}{pid}'
+    inodes = set()
+    try:
+        with open('/proc/net/unix', encoding='utf-8', errors='replace') as handle:
+            next(handle, None)
+            for line in handle:
+                fields = line.split()
+                if len(fields) >= 8 and (fields[7] == name or fields[7].startswith(name + '/')):
+                    inodes.add(f'socket:[{fields[6]}]')
+    except OSError:
+        pass
+    return inodes
+
+
+def _holds_any(entry, targets):
+    try:
+        fds = os.listdir(f'/proc/{entry}/fd')
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            if os.readlink(f'/proc/{entry}/fd/{fd}') in targets:
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def controller_processes(pid):
+    """Live processes of this host that belong to controller ``pid``: the processes it forked
+    (Ansible's workers hold its mark, see hold_controller_mark) and the ones they executed (modules,
+    and the commands those run: the callback exports ANT_MIGRATION_CONTROLLER_PID before the first
+    worker forks, so their environment names it).
+
+    A killed controller's workers outlive it (each runs in its own session) and go on with the task
+    they were given; its lock must not be taken over while any of them runs. Linux (/proc);
+    elsewhere none are found.
     """
     needle = f'{ENV_CONTROLLER_PID}={pid}'.encode()
+    marks = _mark_inodes(pid)
     found = []
     try:
         entries = os.listdir('/proc')
@@ -117,6 +183,9 @@ def controller_processes(pid):
             with open(f'/proc/{entry}/environ', 'rb') as handle:
                 if needle in handle.read().split(b'\0'):
                     found.append(int(entry))
+                    continue
         except OSError:
             continue
+        if marks and _holds_any(entry, marks):
+            found.append(int(entry))
     return sorted(found)

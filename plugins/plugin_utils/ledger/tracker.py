@@ -215,6 +215,9 @@ class MigrationTracker:
         else:
             self.run_id = self._safe('record the run start', self.ledger.start_run, self.playbook, self.operator,
                                      extra_vars)
+        # Before the first worker forks: the workers inherit the mark and the environment that name
+        # this controller, so a lock it leaves behind is not taken over while they run (ledger/_common.py).
+        ledger_lib.hold_controller_mark()
         self._environ[ledger_lib.ENV_CONTROLLER_PID] = str(os.getpid())
         self._environ[identity.ENV_OPERATOR] = self.operator   # one run, one operator (workers read it)
         if self.run_id is not None:

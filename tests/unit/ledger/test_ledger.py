@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime
 import os
+import pathlib
+import signal
 import socket
 import sqlite3
 import subprocess
@@ -16,6 +18,7 @@ import pytest
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils import ledger as ledger_lib
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger import core as ledger_core
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger import schema as _ledger_schema
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger._common import controller_processes
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 WRITER = os.path.join(HERE, 'ledger_writer.py')
@@ -777,6 +780,66 @@ def test_lock_of_a_dead_controller_is_not_taken_over_while_its_workers_live(tmp_
     finally:
         worker.kill()
         worker.wait()
+
+
+
+_CONTROLLER = """
+import multiprocessing, os, sys, time
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils import ledger
+ledger.hold_controller_mark()                        # what the migration_tracker callback does at start
+os.environ[ledger.ENV_CONTROLLER_PID] = str(os.getpid())
+
+
+def work():                                          # an Ansible worker: forked, its own session, no exec
+    os.setsid()
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    time.sleep(300)
+
+
+worker = multiprocessing.get_context('fork').Process(target=work)
+worker.start()
+print(os.getpid(), worker.pid, flush=True)
+os._exit(0)                                          # killed: the worker is not waited for
+"""
+
+
+def test_a_forked_worker_of_a_dead_controller_keeps_its_lock(tmp_path):
+    """Ansible's workers are forked, not executed: their /proc environ does not name the controller
+    (it exports the variable after it started). The flaky killed-canary scenario was refused by a module
+    such a worker started after the lock check had found nothing. The mark they inherit names them."""
+    collections = pathlib.Path(ledger_lib.__file__).parents[6]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(collections), os.environ.get('PYTHONPATH', '')]))
+    env.pop(ledger_lib.ENV_CONTROLLER_PID, None)
+    controller = subprocess.run([sys.executable, '-c', _CONTROLLER], env=env, capture_output=True, text=True,
+                                timeout=60, check=True)
+    dead, worker = (int(pid) for pid in controller.stdout.split())
+    try:
+        with open(f'/proc/{worker}/environ', 'rb') as handle:
+            assert ledger_lib.ENV_CONTROLLER_PID.encode() not in handle.read()   # what made it invisible
+        # The controller is gone (subprocess.run reaped it); its worker lives on.
+        assert controller_processes(dead) == [worker]
+        with ledger_lib.open_ledger(str(tmp_path / 'l.sqlite3')) as ledger:
+            with ledger._db.transaction() as tx:
+                tx.execute('UPDATE ledger_lock SET holder = ?, holder_host = ?, holder_pid = ?, playbook = ?, '
+                           'started_at = ?, heartbeat_at = ? WHERE id = 1',
+                           ('alice@here', socket.gethostname(), dead, 'canary.yml', time.time(),
+                            time.time()))
+            assert ledger.live_lock()['holder'] == 'alice@here'
+            with pytest.raises(ledger_lib.LedgerLocked, match=r'still run \(pids %d\)' % worker):
+                ledger.acquire_lock('bob@here pid 1', 'rollout.yml')
+            os.kill(worker, signal.SIGKILL)
+            deadline = time.monotonic() + 30
+            while controller_processes(dead) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert ledger.live_lock() is None
+            assert ledger.acquire_lock('bob@here pid 1', 'rollout.yml')['holder'] == 'bob@here pid 1'
+    finally:
+        try:
+            os.kill(worker, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 # -- switched without a verdict (issue 11: a re-run gates every host switched without a verdict) ------------
