@@ -129,8 +129,13 @@ def describe_flag(word, flag):
 
 
 def describe_lock(lock):
-    return (f"the run lock is held by {lock.get('holder')} (playbook {lock.get('playbook')}, run {lock.get('run_id')}, "
+    text = (f"the run lock is held by {lock.get('holder')} (playbook {lock.get('playbook')}, run {lock.get('run_id')}, "
             f"since {lock.get('started_at')})")
+    orphans = lock.get('gone_controller_processes')
+    if orphans:
+        text += (f"; its controller process {lock.get('pid')} is gone but {len(orphans)} process(es) it started still"
+                 f" run (pids {', '.join(map(str, orphans[:10]))}): they end with the task in flight, try again then")
+    return text
 
 
 def _shown(nodes, limit=10):

@@ -160,13 +160,17 @@ class ControlMixin:
 
     def live_lock(self):
         """The lock, or None when it is free or its holder is gone from this host with every process
-        it started (the next acquire_lock() recovers it). What the guard judges."""
+        it started (the next acquire_lock() recovers it). What the guard judges. A lock whose holder
+        is gone but whose processes still run carries their pids in ``gone_controller_processes``."""
         with self._db.transaction(write=False) as tx:
             lock = self._lock_row(tx.one('SELECT * FROM ledger_lock WHERE id = 1'))
         if lock:
             dead, workers = self._holder_state(lock)
             if dead and not workers:
                 return None
+            if dead:
+                # A killed controller whose workers still run: say so, the holder's pid alone looks stale.
+                return dict(self._public(lock), gone_controller_processes=workers)
         return self._public(lock)
 
     @staticmethod

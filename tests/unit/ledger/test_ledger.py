@@ -15,6 +15,7 @@ import time
 
 import pytest
 
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils import guard
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils import ledger as ledger_lib
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger import core as ledger_core
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger import schema as _ledger_schema
@@ -826,7 +827,10 @@ def test_a_forked_worker_of_a_dead_controller_keeps_its_lock(tmp_path):
                            'started_at = ?, heartbeat_at = ? WHERE id = 1',
                            ('alice@here', socket.gethostname(), dead, 'canary.yml', time.time(),
                             time.time()))
-            assert ledger.live_lock()['holder'] == 'alice@here'
+            held = ledger.live_lock()
+            assert held['holder'] == 'alice@here' and held['gone_controller_processes'] == [worker]
+            assert 'its controller process %d is gone but 1 process(es) it started still run (pids %d)' % (
+                dead, worker) in guard.describe_lock(held)
             with pytest.raises(ledger_lib.LedgerLocked, match=r'still run \(pids %d\)' % worker):
                 ledger.acquire_lock('bob@here pid 1', 'rollout.yml')
             os.kill(worker, signal.SIGKILL)
