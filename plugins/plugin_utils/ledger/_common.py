@@ -14,6 +14,8 @@ import datetime
 import json
 import os
 import socket
+import sys
+import threading
 import time
 
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils import identity, redaction
@@ -107,10 +109,15 @@ CONTROLLER_MARK = 'autonomi.network_migration/controller/'
 _marks_held = {}
 
 
-def hold_controller_mark(pid=None):
-    """Bind this controller's mark (see above) before it forks any worker; idempotent. False when
-    the platform has no abstract sockets: only the processes it executes are then found."""
-    pid = os.getpid() if pid is None else int(pid)
+def hold_controller_mark():
+    """Called by the controller before it forks any worker; idempotent.
+
+    Binds its mark (see above), so that the workers of a killed controller keep its lock while they
+    run, and makes every worker it forks watch for that moment (``_orphan_watch``): a worker whose
+    controller is gone ends once its task is done, instead of blocking for ever on the delivery of its
+    result to a controller that no longer reads. False when the platform has no abstract sockets: only
+    the processes the workers execute are then found."""
+    pid = os.getpid()
     if pid in _marks_held:
         return True
     try:
@@ -124,9 +131,50 @@ def hold_controller_mark(pid=None):
         except OSError:
             continue
         _marks_held[pid] = sock
+        os.register_at_fork(after_in_child=lambda: _start_orphan_watch(pid))
         return True
     sock.close()
     return False
+
+
+def _start_orphan_watch(controller):
+    if os.getppid() != controller:   # forked by a worker, not by the controller
+        return
+    threading.Thread(target=_orphan_watch, args=(controller, threading.get_ident()), daemon=True,
+                     name='orphan-watch').start()
+
+
+def _delivery(frame):
+    """The frame of ``put`` of a multiprocessing queue the worker's main thread is in, or None: its
+    task is done and its result (or a display message) is being handed to the controller (Ansible's
+    FinalQueue)."""
+    while frame is not None:
+        code = frame.f_code
+        if code.co_name == 'put' and code.co_filename.replace('\\', '/').endswith('/multiprocessing/queues.py'):
+            return frame
+        frame = frame.f_back
+    return None
+
+
+def _orphan_watch(controller, main, interval=0.5):
+    """In a worker: once the controller is gone (the worker was re-parented), end the worker when its
+    main thread is blocked handing something to the controller (the same call seen twice, so a quick
+    display message in the middle of a task is not taken for it). Nobody reads that pipe any more:
+    once it is full (64 KiB, a few dozen results) the worker would wait for ever and, holding the mark,
+    keep the dead controller's lock. A worker still in its task (a module in flight, the ledger writes
+    after it) finishes that first."""
+    blocked = None
+    while True:
+        time.sleep(interval)
+        if os.getppid() == controller:
+            continue
+        frame = sys._current_frames().get(main)
+        if frame is None:
+            os._exit(0)
+        delivery = _delivery(frame)
+        if delivery is not None and delivery is blocked:
+            os._exit(0)
+        blocked = delivery
 
 
 def _mark_inodes(pid):

@@ -846,6 +846,62 @@ def test_a_forked_worker_of_a_dead_controller_keeps_its_lock(tmp_path):
             pass
 
 
+
+_CONTROLLER_OF_MANY = """
+import multiprocessing, os, sys, time
+from ansible.executor.task_queue_manager import FinalQueue
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils import ledger
+ledger.hold_controller_mark()
+results = FinalQueue()                               # the queue Ansible's workers hand their results to
+done = sys.argv[1]
+
+
+def work(n):
+    os.setsid()
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    if n == 0:                                       # still in its task when the controller dies
+        time.sleep(3)
+        open(done, 'w').close()                      # the task's last step ran
+    results.put(b'r' * 40000)                        # a result: 40 KB, the pipe holds 64 KiB
+    results.put(b'd' * 40000)
+
+
+workers = [multiprocessing.get_context('fork').Process(target=work, args=(n,)) for n in range(4)]
+for worker in workers:
+    worker.start()
+print(os.getpid(), *[w.pid for w in workers], flush=True)
+time.sleep(0.5)
+os._exit(0)                                          # killed, never reads the queue
+"""
+
+
+def test_orphan_workers_end_once_their_task_is_done_instead_of_blocking_for_ever(tmp_path):
+    """A killed controller's workers hand their results to a pipe nobody reads: once it is full they
+    would block for ever and, holding the mark, keep the lock for ever (a re-run of an emergency
+    rollback refused until someone kills them). They end when blocked there; one still in its task
+    finishes it first."""
+    collections = pathlib.Path(ledger_lib.__file__).parents[6]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(collections), os.environ.get('PYTHONPATH', '')]))
+    done = tmp_path / 'task-finished'
+    controller = subprocess.run([sys.executable, '-c', _CONTROLLER_OF_MANY, str(done)], env=env,
+                                capture_output=True, text=True, timeout=60, check=True)
+    dead, *workers = (int(pid) for pid in controller.stdout.split())
+    try:
+        deadline = time.monotonic() + 60
+        while controller_processes(dead) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert controller_processes(dead) == []
+        assert done.exists(), 'the worker still in its task was ended before it finished it'
+    finally:
+        for pid in workers:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
 # -- switched without a verdict (issue 11: a re-run gates every host switched without a verdict) ------------
 
 
