@@ -783,7 +783,6 @@ def test_lock_of_a_dead_controller_is_not_taken_over_while_its_workers_live(tmp_
         worker.wait()
 
 
-
 _CONTROLLER = """
 import multiprocessing, os, sys, time
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils import ledger
@@ -844,7 +843,6 @@ def test_a_forked_worker_of_a_dead_controller_keeps_its_lock(tmp_path):
             os.kill(worker, signal.SIGKILL)
         except ProcessLookupError:
             pass
-
 
 
 _CONTROLLER_OF_MANY = """
