@@ -386,3 +386,31 @@ def _orphan_checks(fleet, stage, playbook, extra, before):
                 and 'without a verdict' in (row['reason'] or '')} == after
     else:
         assert set(before.values()) == {DUAL}
+
+
+def test_a_fast_rollback_whose_controller_is_killed_is_finished_by_the_next_one(fleet):
+    """The rollback is the promise of last resort: a controller killed in the middle of it (OOM, a lost
+    session) must not leave the fleet half back or the lock stuck. Its workers finish the hosts in flight
+    and end (they hold its lock until then, and do not wait for ever on the dead controller); the next
+    rollback takes the lock over and brings every node back."""
+    forward = fleet.play('rollout.yml', 'wave=100', NO_CANARY, '{"wave_batches": ["100%"]}')
+    assert forward.rc == 0, forward.tail()
+    fleet.wait_ready(timeout=90)
+    proc = fleet.start_play('rollback.yml', 'rollback_strategy=fast')
+    fleet.wait_until(lambda: LIBP2P in fleet.modes().values(), timeout=180, what='a first node rolled back')
+    os.kill(proc.pid, signal.SIGKILL)  # the controller alone: its workers live on
+    proc.wait(timeout=30)
+    try:
+        fleet.wait_until(lambda: not controller_processes(proc.pid), timeout=180,
+                         what="the killed rollback's workers and modules ended")
+        rerun = fleet.play('rollback.yml', 'rollback_strategy=fast')
+        assert rerun.rc == 0, rerun.tail()
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    assert set(fleet.modes().values()) == {LIBP2P}
+    recovered = fleet.events(kinds=['lock_recovered'])
+    assert recovered and 'is gone' in recovered[-1]['data']['reason'], recovered
+    assert set(fleet.ledger_states().values()) <= {'rolled_back', 'libp2p_only'}, fleet.ledger_states()
