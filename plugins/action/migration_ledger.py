@@ -12,10 +12,13 @@ import time
 from ansible.errors import AnsibleActionFail
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.plugins.action import ActionBase
+from ansible.utils.display import Display
 
 from ansible_collections.autonomi.network_migration.plugins.module_utils import _modes
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils import gate, guard, identity, redaction
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils import ledger as ledger_lib
+
+display = Display()
 
 ARGUMENT_SPEC = dict(
     op=dict(type='str', required=True,
@@ -99,11 +102,13 @@ class ActionModule(ActionBase):
             out['containment'] = gate.containment(flags.get('halted'), args['rollback_policy'],
                                                   pause_flag=flags.get('paused'))
         # The decision is the guard's (plugin_utils/guard.py); allow_halted / allow_paused hide a flag from it.
+        check_lock = not (args['allow_halted'] and args['allow_paused'])
+        if check_lock:
+            ledger.wait_for_gone_controller(progress=display.warning)
         snapshot = guard.snapshot_of(ledger)
         snapshot.flags = {'halted': None if args['allow_halted'] else flags.get('halted'),
                           'paused': None if args['allow_paused'] else flags.get('paused')}
-        decision = guard.decide(snapshot, guard.Actor.from_environment(),
-                                check_lock=not (args['allow_halted'] and args['allow_paused']))
+        decision = guard.decide(snapshot, guard.Actor.from_environment(), check_lock=check_lock)
         if not decision.allowed:
             out.update(failed=True, refused=decision.refused, msg=decision.reason)
             return out
@@ -169,6 +174,8 @@ class ActionModule(ActionBase):
         if args['force']:
             reason = self._need(args, 'reason', 'forcing the lock needs a reason')
             ledger.force_unlock(args['operator'], reason)
+        else:
+            ledger.wait_for_gone_controller(progress=display.warning)
         ledger.acquire_lock(holder, args['playbook'] or 'unknown', stale_after=args['stale_after'],
                             run_id=identity.run_id())
         # The run lock lives only as long as the run: taking and releasing it is not a change of

@@ -71,9 +71,12 @@ def refuse_unless_guard_allows(handle, rollback=False):
     """Refuse (exit 3) when the guard says this run may not start now: halted or paused (a rollback
     passes both), or the run lock held by a live run. The one guard decides
     (plugin_utils/guard.py); a lock whose holder is gone from this host with all its processes is
-    not live, and the playbook takes it over with a logged event."""
+    not live, and the playbook takes it over with a logged event. Processes of a gone holder that
+    still run are waited for first (Ledger.wait_for_gone_controller)."""
     from ansible_collections.autonomi.network_migration.plugins.plugin_utils import guard
 
+    # Right after a crash: the dead run's workers finish what they hold, then the lock is free.
+    handle.wait_for_gone_controller(progress=lambda message: click.echo(f'waiting: {message}', err=True))
     snapshot = guard.Snapshot(flags=handle.get_flags(), lock=handle.live_lock())
     decision = guard.decide(snapshot, guard.Actor(), ignore_pause=rollback, allow_rollback=rollback)
     if not decision.allowed:

@@ -44,6 +44,9 @@ class EmptyLedger:
     def live_lock(self):
         return None
 
+    def wait_for_gone_controller(self, timeout=None, progress=None):
+        return []
+
     def nodes(self, states=None, hosts=None):
         return []
 

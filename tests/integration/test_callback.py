@@ -213,6 +213,8 @@ def test_sigkill_mid_wave_then_rerun_resumes(fleet, tmp_path):
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
         proc.communicate(timeout=60)
+    # Its forked workers outlive it (own sessions): the one in flight stops at its next node batch and
+    # keeps the lock until then; the re-run below, started at once, waits for it (wait_for_gone_controller).
     fleet.wait_ready(timeout=60)
     with ledger_lib.open_ledger(str(ledger_path)) as ledger:
         states = ledger.node_states()

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import socket
+import time
 
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger import slices
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger._common import (
@@ -27,6 +28,9 @@ _REFUSAL_ERRORS = {'halted': LedgerHalted, 'paused': LedgerPaused, 'locked': Led
 
 # A lock whose holder has not sent a heartbeat for this long is taken over (with a logged event).
 DEFAULT_STALE_AFTER = 900
+# How long a run started right after a crash waits for the dead controller's processes to end (a node
+# batch in flight: up to a ready timeout, 60 s by default, after the restart) before it is refused.
+ORPHAN_WAIT = 180
 
 
 class ControlMixin:
@@ -172,6 +176,30 @@ class ControlMixin:
                 # A killed controller whose workers still run: say so, the holder's pid alone looks stale.
                 return dict(self._public(lock), gone_controller_processes=workers)
         return self._public(lock)
+
+    def wait_for_gone_controller(self, timeout=None, progress=None, poll=0.5):
+        """When the lock's controller is gone from this host but processes it started still run (a
+        killed ``ansible-playbook``'s workers finish the task or node batch in flight, then stop), wait
+        up to ``timeout`` seconds (default ORPHAN_WAIT) for them to end. ``progress(message)`` is called
+        once when there is something to wait for. Returns the pids still running then ([] when none):
+        a run started right after a crash waits instead of being refused ("try again in a moment")."""
+        timeout = ORPHAN_WAIT if timeout is None else timeout
+        with self._db.transaction(write=False) as tx:
+            lock = self._lock_row(tx.one('SELECT * FROM ledger_lock WHERE id = 1'))
+        if not lock or slices.is_shared_holder(lock['holder']):
+            return []
+        dead, workers = self._holder_state(lock)
+        if not (dead and workers):
+            return []
+        if progress is not None:
+            progress(f"the run lock's holder {lock['holder']} (playbook {lock['playbook']}, run {lock['run_id']}) is "
+                     f"gone but {len(workers)} process(es) it started still run (pids "
+                     f"{', '.join(map(str, workers[:10]))}): waiting up to {timeout:.0f} s for them to end")
+        deadline = time.monotonic() + timeout
+        while workers and time.monotonic() < deadline:
+            time.sleep(min(poll, max(0.0, deadline - time.monotonic())))
+            workers = controller_processes(lock['pid'])
+        return workers
 
     @staticmethod
     def _holder_state(lock):

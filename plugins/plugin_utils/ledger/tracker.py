@@ -227,6 +227,7 @@ class MigrationTracker:
             holder = (ledger_lib.slice_holder(self.slice_key) if self.slice_key
                       else ledger_lib.default_holder(self.operator))
             try:
+                self.ledger.wait_for_gone_controller(progress=self._warn)
                 self.ledger.acquire_lock(holder, self.playbook, stale_after=self.config.lock_stale_after,
                                          run_id=self.run_id)
             except ledger_lib.LedgerLocked:

@@ -795,7 +795,7 @@ def work():                                          # an Ansible worker: forked
     null = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
         os.dup2(null, fd)
-    time.sleep(300)
+    time.sleep(float(sys.argv[1]) if len(sys.argv) > 1 else 300)
 
 
 worker = multiprocessing.get_context('fork').Process(target=work)
@@ -805,27 +805,43 @@ os._exit(0)                                          # killed: the worker is not
 """
 
 
+def _dead_controller(script, *args):
+    """Run ``script`` as a controller that forks and dies; its printed pids (the controller's first)."""
+    collections = pathlib.Path(ledger_lib.__file__).parents[6]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(collections), os.environ.get('PYTHONPATH', '')]))
+    env.pop(ledger_lib.ENV_CONTROLLER_PID, None)
+    controller = subprocess.run([sys.executable, '-c', script, *args], env=env, capture_output=True, text=True,
+                                timeout=60, check=True)
+    return [int(pid) for pid in controller.stdout.split()]
+
+
+def _lock_held_by(ledger, pid, playbook):
+    with ledger._db.transaction() as tx:
+        tx.execute('UPDATE ledger_lock SET holder = ?, holder_host = ?, holder_pid = ?, playbook = ?, '
+                   'started_at = ?, heartbeat_at = ? WHERE id = 1',
+                   ('alice@here', socket.gethostname(), pid, playbook, time.time(), time.time()))
+
+
+def _kill_all(pids):
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
 def test_a_forked_worker_of_a_dead_controller_keeps_its_lock(tmp_path):
     """Ansible's workers are forked, not executed: their /proc environ does not name the controller
     (it exports the variable after it started). The flaky killed-canary scenario was refused by a module
     such a worker started after the lock check had found nothing. The mark they inherit names them."""
-    collections = pathlib.Path(ledger_lib.__file__).parents[6]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(collections), os.environ.get('PYTHONPATH', '')]))
-    env.pop(ledger_lib.ENV_CONTROLLER_PID, None)
-    controller = subprocess.run([sys.executable, '-c', _CONTROLLER], env=env, capture_output=True, text=True,
-                                timeout=60, check=True)
-    dead, worker = (int(pid) for pid in controller.stdout.split())
+    dead, worker = _dead_controller(_CONTROLLER)
     try:
         with open(f'/proc/{worker}/environ', 'rb') as handle:
             assert ledger_lib.ENV_CONTROLLER_PID.encode() not in handle.read()   # what made it invisible
         # The controller is gone (subprocess.run reaped it); its worker lives on.
         assert controller_processes(dead) == [worker]
         with ledger_lib.open_ledger(str(tmp_path / 'l.sqlite3')) as ledger:
-            with ledger._db.transaction() as tx:
-                tx.execute('UPDATE ledger_lock SET holder = ?, holder_host = ?, holder_pid = ?, playbook = ?, '
-                           'started_at = ?, heartbeat_at = ? WHERE id = 1',
-                           ('alice@here', socket.gethostname(), dead, 'canary.yml', time.time(),
-                            time.time()))
+            _lock_held_by(ledger, dead, 'canary.yml')
             held = ledger.live_lock()
             assert held['holder'] == 'alice@here' and held['gone_controller_processes'] == [worker]
             assert 'its controller process %d is gone but 1 process(es) it started still run (pids %d)' % (
@@ -839,10 +855,26 @@ def test_a_forked_worker_of_a_dead_controller_keeps_its_lock(tmp_path):
             assert ledger.live_lock() is None
             assert ledger.acquire_lock('bob@here pid 1', 'rollout.yml')['holder'] == 'bob@here pid 1'
     finally:
-        try:
-            os.kill(worker, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        _kill_all([worker])
+
+
+def test_a_run_started_after_a_crash_waits_for_the_dead_runs_workers(tmp_path):
+    """Refusing ("try again in a moment") made the operator's re-run of an emergency rollback fail
+    right after a crash; it waits for the workers instead, saying what for, within a bound."""
+    dead, worker = _dead_controller(_CONTROLLER, '3')
+    said = []
+    try:
+        with ledger_lib.open_ledger(str(tmp_path / 'l.sqlite3')) as ledger:
+            assert ledger.wait_for_gone_controller(progress=said.append) == []    # no lock: nothing to wait for
+            _lock_held_by(ledger, dead, 'rollback.yml')
+            # A bound shorter than the worker's task: still there, and said so.
+            assert ledger.wait_for_gone_controller(timeout=0.2, progress=said.append) == [worker]
+            assert said == [f"the run lock's holder alice@here (playbook rollback.yml, run None) is gone but 1 "
+                            f"process(es) it started still run (pids {worker}): waiting up to 0 s for them to end"]
+            assert ledger.wait_for_gone_controller(timeout=60) == []    # the worker's task ends after 3 s
+            assert ledger.acquire_lock('bob@here pid 1', 'rollback.yml')['holder'] == 'bob@here pid 1'
+    finally:
+        _kill_all([worker])
 
 
 _CONTROLLER_OF_MANY = """
@@ -880,12 +912,8 @@ def test_orphan_workers_end_once_their_task_is_done_instead_of_blocking_for_ever
     would block for ever and, holding the mark, keep the lock for ever (a re-run of an emergency
     rollback refused until someone kills them). They end when blocked there; one still in its task
     finishes it first."""
-    collections = pathlib.Path(ledger_lib.__file__).parents[6]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(collections), os.environ.get('PYTHONPATH', '')]))
     done = tmp_path / 'task-finished'
-    controller = subprocess.run([sys.executable, '-c', _CONTROLLER_OF_MANY, str(done)], env=env,
-                                capture_output=True, text=True, timeout=60, check=True)
-    dead, *workers = (int(pid) for pid in controller.stdout.split())
+    dead, *workers = _dead_controller(_CONTROLLER_OF_MANY, str(done))
     try:
         deadline = time.monotonic() + 60
         while controller_processes(dead) and time.monotonic() < deadline:
@@ -893,11 +921,7 @@ def test_orphan_workers_end_once_their_task_is_done_instead_of_blocking_for_ever
         assert controller_processes(dead) == []
         assert done.exists(), 'the worker still in its task was ended before it finished it'
     finally:
-        for pid in workers:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        _kill_all(workers)
 
 
 # -- switched without a verdict (issue 11: a re-run gates every host switched without a verdict) ------------
