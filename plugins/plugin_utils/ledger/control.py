@@ -146,6 +146,10 @@ class ControlMixin:
                 'heartbeat_at': _iso(row['heartbeat_at']), '_heartbeat': row['heartbeat_at'],
                 '_started': row['started_at']}
 
+    def _lock_in(self, tx):
+        """The lock row read in transaction ``tx`` (see _lock_row), or None when the lock is free."""
+        return self._lock_row(tx.one('SELECT * FROM ledger_lock WHERE id = 1'))
+
     def _locked_message(self, lock):
         age = self._now() - (lock['_heartbeat'] or 0)
         return (f"the migration ledger is locked by {lock['holder']} since {lock['started_at']} (playbook "
@@ -160,14 +164,14 @@ class ControlMixin:
     def lock(self):
         """The current lock ({holder, host, pid, playbook, run_id, started_at, heartbeat_at}) or None."""
         with self._db.transaction(write=False) as tx:
-            return self._public(self._lock_row(tx.one('SELECT * FROM ledger_lock WHERE id = 1')))
+            return self._public(self._lock_in(tx))
 
     def live_lock(self):
         """The lock, or None when it is free or its holder is gone from this host with every process
         it started (the next acquire_lock() recovers it). What the guard judges. A lock whose holder
         is gone but whose processes still run carries their pids in ``gone_controller_processes``."""
         with self._db.transaction(write=False) as tx:
-            lock = self._lock_row(tx.one('SELECT * FROM ledger_lock WHERE id = 1'))
+            lock = self._lock_in(tx)
         if lock:
             dead, workers = self._holder_state(lock)
             if dead and not workers:
@@ -185,7 +189,7 @@ class ControlMixin:
         a run started right after a crash waits instead of being refused ("try again in a moment")."""
         timeout = ORPHAN_WAIT if timeout is None else timeout
         with self._db.transaction(write=False) as tx:
-            lock = self._lock_row(tx.one('SELECT * FROM ledger_lock WHERE id = 1'))
+            lock = self._lock_in(tx)
         if not lock or slices.is_shared_holder(lock['holder']):
             return []
         dead, workers = self._holder_state(lock)
@@ -221,7 +225,7 @@ class ControlMixin:
         host, pid = socket.gethostname(), controller_pid()
         run_id = _run_id(run_id)
         with self._db.transaction() as tx:
-            lock = self._lock_row(tx.one('SELECT * FROM ledger_lock WHERE id = 1'))
+            lock = self._lock_in(tx)
             if lock and lock['holder'] != holder:
                 age = now - (lock['_heartbeat'] or 0)
                 dead, workers = self._holder_state(lock)
@@ -257,7 +261,7 @@ class ControlMixin:
             if slices.is_shared_holder(holder):
                 # The slices of one sliced AWX job hold the lock together (see ledger/slices.py).
                 slices.lock_join(tx, pid)
-            return self._public(self._lock_row(tx.one('SELECT * FROM ledger_lock WHERE id = 1')))
+            return self._public(self._lock_in(tx))
 
     def heartbeat(self, holder=None, pid=None):
         """Refresh the lock's heartbeat; False when it is not held by ``holder`` (any more).
@@ -281,7 +285,7 @@ class ControlMixin:
         """Release the lock if it was taken on this host for controller process ``pid``; returns the lock."""
         run_id = _run_id(run_id)
         with self._db.transaction() as tx:
-            lock = self._lock_row(tx.one('SELECT * FROM ledger_lock WHERE id = 1'))
+            lock = self._lock_in(tx)
             if lock and slices.is_shared_holder(lock['holder']):
                 if not slices.lock_member(tx, pid) or slices.lock_leave(tx, pid):
                     return None     # not ours, or other slices of the job still hold it
@@ -310,7 +314,7 @@ class ControlMixin:
         if not reason:
             raise LedgerError('force_unlock needs a reason (why is the holder known to be gone?)')
         with self._db.transaction() as tx:
-            lock = self._lock_row(tx.one('SELECT * FROM ledger_lock WHERE id = 1'))
+            lock = self._lock_in(tx)
             tx.execute('UPDATE ledger_lock SET holder = NULL, holder_host = NULL, holder_pid = NULL, playbook = NULL, '
                        'run_id = NULL, started_at = NULL, heartbeat_at = NULL WHERE id = 1')
             slices.lock_reset(tx)
