@@ -18,8 +18,8 @@ import argparse
 import json
 import os
 import sys
-import urllib.error
-import urllib.request
+
+from . import wire
 
 DEFAULT_CONNECTION_TIMEOUT_S = 300
 RPC_TIMEOUT_S = 3.0
@@ -102,18 +102,14 @@ class Sim:
         if not self.api_url:
             raise ConnectionError('the simulated fleet is not running (no %s/sim.json with a pid)' % self.state_dir)
         data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(self.api_url + path, data=data, method=method,
-                                     headers={'Content-Type': 'application/json'})
         try:
-            with urllib.request.urlopen(req, timeout=timeout) as resp:
-                return resp.status, json.loads(resp.read() or b'{}')
-        except urllib.error.HTTPError as exc:
-            try:
-                return exc.code, json.loads(exc.read() or b'{}')
-            except ValueError:
-                return exc.code, {'error': str(exc)}
-        except (urllib.error.URLError, OSError) as exc:
+            status, payload = wire.request(self.api_url + path, method=method, body=data, timeout=timeout)
+        except (OSError, ValueError) as exc:
             raise ConnectionError('cannot reach the simulator at %s: %s' % (self.api_url, exc)) from None
+        try:
+            return status, json.loads(payload or b'{}')
+        except ValueError:
+            return status, {'error': 'HTTP %d: %s' % (status, payload[:200].decode('utf-8', 'replace'))}
 
     def offline_status(self):
         """The registry file when the simulator is down: every service is Stopped (its process is gone)."""
@@ -137,9 +133,10 @@ def rpc_refresh(doc):
             continue
         addr = node['rpc_socket_addr']
         try:
-            with urllib.request.urlopen('http://%s/network_info' % addr, timeout=RPC_TIMEOUT_S) as resp:
-                resp.read()
-        except (urllib.error.URLError, OSError, ValueError):
+            status, _payload = wire.request('http://%s/network_info' % addr, timeout=RPC_TIMEOUT_S)
+        except (OSError, ValueError):
+            status = None
+        if status != 200:
             return "Could not connect to RPC endpoint '%s'" % addr
     return None
 
