@@ -175,15 +175,17 @@ def measure(variant, argv, env, stack, acct, node_ok):
     return {'variant': variant, 'ok': ok, 'wall': wall, 'controller': total - sums['module'],
             'modules': sums['module'] - sums['antctl'], 'antctl': sums['antctl'], 'sim': sim,
             'module_runs': counts['module'], 'antctl_runs': counts['antctl'],
-            'ready': sum(1 for n in nodes if n['ready']), 'scrapes': scrapes, 'output': proc.stdout}
+            'ready': sum(1 for n in nodes if n['ready']), 'nodes': len(nodes), 'scrapes': scrapes,
+            'output': proc.stdout}
 
 
 def fmt(r, hosts):
     return ('%-14s %-4s wall %6.1f s | CPU controller %6.1f s (%5.2f/host)  modules %6.1f s (%5.2f/host)  '
-            'node tools %5.1f s  simulator %5.1f s | %d module runs, %d antctl/systemctl calls, %d metrics scrapes' % (
+            'node tools %5.1f s  simulator %5.1f s | %d module runs, %d antctl/systemctl calls, %d metrics scrapes'
+            ' | %d/%d nodes ready when it returned' % (
                 r['variant'], 'ok' if r['ok'] else 'FAIL', r['wall'], r['controller'], r['controller'] / hosts,
                 r['modules'], r['modules'] / hosts, r['antctl'], r['sim'], r['module_runs'], r['antctl_runs'],
-                r['scrapes']))
+                r['scrapes'], r['ready'], r['nodes']))
 
 
 def wide_port_search(total):
