@@ -28,20 +28,15 @@ def handler(request):
 @pytest.fixture(scope='module')
 def port():
     loop = asyncio.new_event_loop()
-    ready = threading.Event()
-    found = {}
-
-    async def serve():
-        server = await loop.create_server(lambda: HTTPProtocol(handler), '127.0.0.1', 0)
-        found['port'] = server.sockets[0].getsockname()[1]
-        ready.set()
-        await server.serve_forever()
-
-    thread = threading.Thread(target=loop.run_until_complete, args=(serve(),), daemon=True)
+    server = loop.run_until_complete(loop.create_server(lambda: HTTPProtocol(handler), '127.0.0.1', 0))
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
-    assert ready.wait(10)
-    yield found['port']
+    yield server.sockets[0].getsockname()[1]
     loop.call_soon_threadsafe(loop.stop)
+    thread.join(10)
+    server.close()
+    loop.run_until_complete(server.wait_closed())
+    loop.close()
 
 
 def test_get_and_post_with_a_json_body(port):
