@@ -15,8 +15,8 @@ import time
 
 def request(url, method='GET', body=None, timeout=30.0, content_type='application/json'):
     """(status, body) of one HTTP request to ``http://host:port/path``, within ``timeout`` seconds in
-    all (None: no limit). OSError (refused, reset, TimeoutError) when it cannot be made; ValueError for an answer that
-    is not HTTP."""
+    all (None: no limit). OSError (refused, reset, TimeoutError) when it cannot be made; ValueError
+    for an answer that is not HTTP."""
     if not url.startswith('http://'):
         raise ValueError('not an http:// URL: %s' % url)
     authority, _slash, path = url[len('http://'):].partition('/')

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from ant_fleet_sim import wire
+from ant_fleet_sim import layout, wire
 from ant_fleet_sim.httpserve import HTTPProtocol, Response
 
 
@@ -58,10 +58,7 @@ def test_the_timeout_bounds_a_request_that_is_never_answered(port):
 
 
 def test_refused_and_not_http():
-    sock = socket.socket()
-    sock.bind(('127.0.0.1', 0))
-    free = sock.getsockname()[1]
-    sock.close()
+    free = layout.free_port()
     with pytest.raises(ConnectionRefusedError):
         wire.request('http://127.0.0.1:%d/' % free, timeout=2)
     with pytest.raises(ValueError):
