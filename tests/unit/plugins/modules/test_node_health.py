@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from node_fakes import FakeHost, dumps
 
+from ansible_collections.autonomi.network_migration.plugins.module_utils import _health as node_health
 from ansible_collections.autonomi.network_migration.plugins.module_utils._antctl import parse_status
 from ansible_collections.autonomi.network_migration.plugins.module_utils._node_metrics import Metrics, NodeMetrics
-from ansible_collections.autonomi.network_migration.plugins.modules import node_health
 
 FIXTURES = Path(__file__).resolve().parents[3] / 'unit' / 'fixtures'
 

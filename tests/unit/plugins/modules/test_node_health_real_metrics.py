@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 from node_fakes import dumps
 
+from ansible_collections.autonomi.network_migration.plugins.module_utils import _health as node_health
 from ansible_collections.autonomi.network_migration.plugins.module_utils._node_metrics import (
     Metrics,
     NodeMetrics,
     closest_peers_window,
     parse_text,
 )
-from ansible_collections.autonomi.network_migration.plugins.modules import node_health
 
 REAL = Path(__file__).resolve().parents[3] / 'unit' / 'fixtures' / 'metrics' / 'real'
 NODE = {'service_name': 'antnode1', 'peer_id': '12D3KooWFake0001', 'status': 'Running', 'connected_peer_ids': None}

@@ -10,6 +10,7 @@ from ansible.module_utils import basic
 from ansible.module_utils.testing import patch_module_args
 from node_fakes import FakeHost, dumps, params
 
+from ansible_collections.autonomi.network_migration.plugins.module_utils import _mode_switch
 from ansible_collections.autonomi.network_migration.plugins.module_utils._errors import NodeError, SystemdError
 from ansible_collections.autonomi.network_migration.plugins.module_utils._modes import MODES, TransitionError
 from ansible_collections.autonomi.network_migration.plugins.modules import transport_mode
@@ -18,8 +19,8 @@ FORWARD_ONE_STEP = {('libp2p_only', 'dual_stack'), ('dual_stack', 'iroh_primary'
 
 
 def switch(host, check_mode=False, **overrides):
-    switcher = transport_mode.ModeSwitcher(params(**overrides), host.reader(), check_mode=check_mode,
-                                           clock=host.clock, sleep=host.sleep)
+    switcher = _mode_switch.ModeSwitcher(params(**overrides), host.reader(), check_mode=check_mode,
+                                         clock=host.clock, sleep=host.sleep)
     return dumps(switcher.run())
 
 
@@ -358,9 +359,9 @@ def test_restore_puts_the_drop_in_back_and_restarts_a_crashed_node():
     ('metrics_timeout', 0.0, 'metrics_timeout must be positive'),
 ])
 def test_out_of_range_options(name, value, message):
-    problems = transport_mode.check_params(params(**{name: value}))
+    problems = _mode_switch.check_params(params(**{name: value}))
     assert len(problems) == 1 and message in problems[0]
-    assert transport_mode.check_params(params()) == []
+    assert _mode_switch.check_params(params()) == []
 
 
 def test_main_refuses_out_of_range_options(module_run):
@@ -598,7 +599,7 @@ def test_a_batch_coming_up_together_is_polled_through_one_node_until_it_is_ready
     assert result['switched'] == [f'antnode{i}' for i in range(1, 21)]
     polls = readiness_scrapes(host)
     # Until the first node is ready (4 s), one node per round; then every other node once (each was ready).
-    assert len(polls) <= 4.0 / transport_mode.POLL_INTERVAL + 2 + 19, polls
+    assert len(polls) <= 4.0 / _mode_switch.POLL_INTERVAL + 2 + 19, polls
     assert sorted(polls[-19:]) == sorted(f'antnode{i}' for i in range(1, 21) if f'antnode{i}' != polls[-20])
     assert all(4.0 <= n['seconds_to_ready'] < 6.0 for n in result['nodes'])
 
