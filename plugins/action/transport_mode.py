@@ -95,7 +95,7 @@ def record_orphaned(location, host, result):
         from ansible_collections.autonomi.network_migration.plugins.plugin_utils import (  # noqa: I001
             ledger as ledger_lib,  # pylint: disable=import-outside-toplevel
         )
-        from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger.tracker import (
+        from ansible_collections.autonomi.network_migration.plugins.plugin_utils.runtime.tracker import (
             transition_items,  # pylint: disable=import-outside-toplevel
         )
         ledger = ledger_lib.open_ledger(ledger_lib.resolve_ledger_location(location))

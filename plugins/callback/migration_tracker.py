@@ -143,7 +143,8 @@ from ansible import context
 from ansible.plugins.callback import CallbackBase
 
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils import ledger as ledger_lib
-from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger.tracker import (
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils import run_kinds
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils.runtime.tracker import (
     LOCK_VAR,
     MigrationTracker,
     TrackerConfig,
@@ -190,8 +191,9 @@ class CallbackModule(CallbackBase):
             truthy((play.vars or {}).get(LOCK_VAR, False)) for play in plays)
         try:
             self.tracker.start_playbook(playbook._file_name, extra_vars=extra_vars, lock=lock,
-                                        check_mode=bool(context.CLIARGS.get('check')))
-        except ledger_lib.LedgerError as exc:
+                                        check_mode=bool(context.CLIARGS.get('check')),
+                                        kind=run_kinds.declared_kind(plays))
+        except (ledger_lib.LedgerError, ValueError) as exc:
             # Nothing has run yet: stopping here is clean, and a migration playbook must not start.
             self._display.error(f'migration_tracker: {exc}. The playbook was not started; nothing was touched.')
             raise SystemExit(1) from None

@@ -33,6 +33,7 @@ import time
 
 from ansible_collections.autonomi.network_migration.plugins.module_utils import _modes
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils import alert_rules, guard, identity, redaction
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils.errors import MigrationError
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils.prometheus import PrometheusError
 
 GATE = 'autonomi.network_migration.migration_gate'
@@ -47,11 +48,11 @@ CAUSE_VERDICT = 'verdict'        # a verdict on the nodes: the rollback policy a
 CAUSE_NO_VERDICT = 'no_verdict'  # nobody could judge the nodes (monitoring outage, no data): freeze
 
 
-class GateConfigError(ValueError):
+class GateConfigError(MigrationError, ValueError):
     """The gate was asked something it cannot do; nothing was evaluated."""
 
 
-class LedgerProblem(Exception):
+class LedgerProblem(MigrationError):
     """The ledger exists but could not be read or written: the gate fails closed."""
 
 

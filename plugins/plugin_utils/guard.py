@@ -30,13 +30,11 @@ import socket
 from dataclasses import dataclass, field
 
 from ansible_collections.autonomi.network_migration.plugins.module_utils import _modes
-from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger._common import (
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils.identity import (
     ENV_LOCK_HOLDER,
     controller_pid,
 )
-from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger._common import (
-    _pid_alive as pid_alive,
-)
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils.runtime.controller import pid_alive
 
 ALLOWED = 'allowed'
 CONTROLLER_GONE = 'controller_gone'

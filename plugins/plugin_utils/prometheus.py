@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass
 
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils import redaction
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils.errors import MigrationError
 
 ENV_PREFIX = 'MIGRATION_PROMETHEUS_'
 # option -> environment variable used when the option is not set.
@@ -48,7 +49,7 @@ CONNECTION_ARGSPEC = {
 }
 
 
-class PrometheusError(Exception):
+class PrometheusError(MigrationError):
     """Base class of the client's errors."""
 
 

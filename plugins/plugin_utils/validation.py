@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 
 from ansible_collections.autonomi.network_migration.plugins.module_utils import _modes
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils.errors import MigrationError
 
 # Accepted forms, as the messages (and docs) state them.
 WAVE_FORM = 'an integer from 1 to 100 written as such, e.g. wave=25'
@@ -47,7 +48,7 @@ _TRUE = ('true', 'yes', 'on', '1')
 _FALSE = ('false', 'no', 'off', '0')
 
 
-class InputError(ValueError):
+class InputError(MigrationError, ValueError):
     """An operator input that is not accepted. ``name`` is the operator's variable."""
 
     def __init__(self, name, value, accepted, why=None):

@@ -17,9 +17,10 @@ import math
 
 from ansible_collections.autonomi.network_migration.plugins.module_utils import _kademlia, _modes
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils import validation
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils.errors import MigrationError
 
 
-class PlanError(ValueError):
+class PlanError(MigrationError, ValueError):
     """The wave cannot be planned as asked; the message says why and what to change."""
 
 

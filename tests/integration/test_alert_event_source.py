@@ -49,15 +49,20 @@ def test_one_rollback_per_firing_until_it_ends(guard, tmp_path):
     # The rollback has not taken the lock yet: a second firing starts nothing.
     second = guard.events_for({'alerts': [alert()]})[0]['migration']
     assert second['actionable'] is False and 'still running' in second['why']
-    # It runs (lock held by rollback.yml): still nothing.
+    # It runs (lock held by the rollback run; its playbook file is named anything, its kind is rollback).
     with ledger_lib.open_ledger(str(tmp_path / 'ledger.sqlite3')) as book:
-        run = book.start_run('/x/project/autonomi.network_migration.rollback', 'eda')
-        book.acquire_lock('eda@controller', 'rollback.yml', run_id=run)
+        run = book.start_run('/x/project/fleet-recovery.yml', 'eda', kind='rollback')
+        book.acquire_lock('eda@controller', 'fleet-recovery.yml', run_id=run)
     third = guard.events_for({'alerts': [alert()]})[0]['migration']
     assert third['actionable'] is False and 'lock is held by eda@controller' in third['why']
-    # It ended: the next firing may start a rollback again.
+    # A run that merely has "rollback" in its file name but is of another kind ending changes nothing.
     with ledger_lib.open_ledger(str(tmp_path / 'ledger.sqlite3')) as book:
         book.release_lock('eda@controller', run_id=run)
+        other = book.start_run('/x/project/rollback.yml', 'bob', kind='status')
+        book.end_run(other, 'ok')
+    assert guard.events_for({'alerts': [alert()]})[0]['migration']['actionable'] is False
+    # The rollback run ended: the next firing may start a rollback again.
+    with ledger_lib.open_ledger(str(tmp_path / 'ledger.sqlite3')) as book:
         book.end_run(run, 'ok')
     assert guard.events_for({'alerts': [alert()]})[0]['migration']['actionable'] is True
 

@@ -328,3 +328,31 @@ def test_two_concurrent_runs_the_second_is_refused_naming_the_first(fleet, tmp_p
         assert outcomes == ['ok', 'refused_locked']
         assert len(ledger.history(limit=100)) == 12  # only the first run switched nodes
         assert ledger.lock() is None
+
+
+def test_a_renamed_rollback_playbook_keeps_its_kind_and_the_eda_source_sees_it_end(fleet, tmp_path):
+    """The run's kind is what the playbook declares, recorded when it starts: a copy of rollback.yml under
+    another name is still a rollback, and the EDA source's "did the rollback I started end" sees it."""
+    ledger_path = tmp_path / 'ledger.sqlite3'
+    renamed = tmp_path / 'fleet-recovery-2026.yml'
+    renamed.write_text((ROOT / 'playbooks' / 'rollback.yml').read_text())
+    spec = importlib.util.spec_from_file_location(
+        'eda_source', ROOT / 'extensions' / 'eda' / 'plugins' / 'event_source' / 'alertmanager.py')
+    source = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(source)
+    clock = {'now': time.time() - 5}
+    guard = source.RollbackGuard(str(ledger_path), dispatch_timeout=3600, clock=lambda: clock['now'])
+    firing = {'status': 'firing', 'startsAt': '2026-12-07T00:00:00Z',
+              'labels': {'alertname': 'NetworkPartitionRisk', 'severity': 'critical',
+                         'rule_id': 'network_partition_risk', 'figure': 'partition_risk'}}
+    assert guard.events_for({'alerts': [firing]})[0]['migration']['actionable'] is True   # dispatched
+    assert guard.events_for({'alerts': [firing]})[0]['migration']['actionable'] is False  # still running
+    proc = subprocess.run([ANSIBLE_PLAYBOOK, '-i', str(fleet.inventory), str(renamed), '-e', 'rollback_strategy=fast'],
+                          cwd=ROOT, env=env_for(ledger_path), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    with ledger_lib.open_ledger(str(ledger_path)) as ledger:
+        run_row = ledger.runs()[0]
+        assert run_row['playbook'].endswith('fleet-recovery-2026.yml') and run_row['kind'] == 'rollback'
+        assert run_row['ended_at']
+    clock['now'] = time.time()
+    assert guard.events_for({'alerts': [firing]})[0]['migration']['actionable'] is True

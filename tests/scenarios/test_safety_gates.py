@@ -17,7 +17,7 @@ import pytest
 from scenario_harness import Fleet
 
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils import ledger as ledger_lib
-from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger._common import controller_processes
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils.runtime.controller import controller_processes
 
 LIBP2P = 'libp2p_only'
 DUAL = 'dual_stack'

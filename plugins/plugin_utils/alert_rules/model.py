@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 
 import yaml
 
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils.errors import MigrationError
+
 _COLLECTION_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 DEFAULT_RULES_FILE = os.path.join(_COLLECTION_ROOT, 'rules', 'alert_rules.yml')
 SCHEMA_FILE = os.path.join(_COLLECTION_ROOT, 'rules', 'alert_rules.schema.json')
@@ -53,7 +55,7 @@ _COMPARE = {
 }
 
 
-class AlertRulesError(ValueError):
+class AlertRulesError(MigrationError, ValueError):
     """The rules file, an override or a setting is invalid. The message names the field."""
 
 

@@ -16,7 +16,7 @@ write or none of it.
 
 The package is split by job (docs/ledger.md): ``core`` (backend, schema migration), ``runs``,
 ``nodes``, ``control`` (pause, halt, lock), ``events``, ``metrics``, ``backends`` (SQLite,
-PostgreSQL), ``location``, ``schema``, ``errors`` and ``tracker`` (the callback's logic).
+PostgreSQL), ``location``, ``schema`` and ``errors``.
 ``from ...plugin_utils import ledger`` gives every public name.
 """
 

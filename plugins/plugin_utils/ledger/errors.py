@@ -5,8 +5,10 @@
 
 from __future__ import annotations
 
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils.errors import MigrationError
 
-class LedgerError(Exception):
+
+class LedgerError(MigrationError):
     """Base class of every ledger error."""
 
 

@@ -8,11 +8,14 @@ from __future__ import annotations
 import os
 import socket
 
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils import run_kinds
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger._common import (
     _iso,
     _json,
+    _marks,
     _run_id,
     _unjson,
+    _where,
     redact,
 )
 
@@ -20,17 +23,23 @@ from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger.
 class RunsMixin:
     """Ledger operations on runs and the canary verdict."""
 
-    def start_run(self, playbook, operator, extra_vars=None, controller=None, pid=None):
-        """Record the start of a run; returns its id. Secrets in extra_vars are redacted."""
+    def _insert_run(self, tx, playbook, operator, extra_vars, kind, now, controller=None, pid=None, **event):
+        """Insert a run row and its run_started event in ``tx``; returns the run id."""
+        kind = run_kinds.normalise(kind)
+        run_id = tx.insert(
+            'INSERT INTO ledger_runs (playbook, operator, controller, pid, extra_vars, started_at, kind) '
+            'VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id',
+            (str(playbook), str(operator), controller or socket.gethostname(),
+             pid if pid is not None else os.getpid(), _json(redact(extra_vars or {})), now, kind))
+        self._event(tx, 'run_started', run_id, dict(event, playbook=str(playbook), operator=str(operator),
+                                                    kind=kind), now)
+        return run_id
+
+    def start_run(self, playbook, operator, extra_vars=None, controller=None, pid=None, kind=None):
+        """Record the start of a run of ``kind`` (run_kinds); returns its id. Secrets in extra_vars are redacted."""
         now = self._now()
         with self._db.transaction() as tx:
-            run_id = tx.insert(
-                'INSERT INTO ledger_runs (playbook, operator, controller, pid, extra_vars, started_at) '
-                'VALUES (?, ?, ?, ?, ?, ?) RETURNING id',
-                (str(playbook), str(operator), controller or socket.gethostname(),
-                 pid if pid is not None else os.getpid(), _json(redact(extra_vars or {})), now))
-            self._event(tx, 'run_started', run_id, {'playbook': str(playbook), 'operator': str(operator)}, now)
-        return run_id
+            return self._insert_run(tx, playbook, operator, extra_vars, kind, now, controller=controller, pid=pid)
 
     def end_run(self, run_id, outcome, summary=None):
         run_id = _run_id(run_id)
@@ -45,9 +54,19 @@ class RunsMixin:
             row = tx.one('SELECT * FROM ledger_runs WHERE id = ?', (run_id,))
         return self._run_row(row) if row else None
 
-    def runs(self, limit=20):
+    def runs(self, limit=20, kinds=None, since=None):
+        """Newest first; ``kinds``: only runs of these kinds; ``since``: started at or after (epoch seconds)."""
+        where, params = [], []
+        if kinds:
+            kinds = [kinds] if isinstance(kinds, str) else list(kinds)
+            where.append(f'kind IN ({_marks(kinds)})')
+            params += kinds
+        if since is not None:
+            where.append('started_at >= ?')
+            params.append(float(since))
         with self._db.transaction(write=False) as tx:
-            rows = tx.query('SELECT * FROM ledger_runs ORDER BY id DESC LIMIT ?', (int(limit),))
+            rows = tx.query(f'SELECT * FROM ledger_runs{_where(where)} ORDER BY id DESC LIMIT ?',
+                            params + [int(limit)])
         return [self._run_row(row) for row in rows]
 
     @staticmethod
@@ -57,6 +76,7 @@ class RunsMixin:
         out['summary'] = _unjson(row['summary']) if row.get('summary') else None
         out['started_at'] = _iso(row['started_at'])
         out['ended_at'] = _iso(row['ended_at'])
+        out['kind'] = row.get('kind') or run_kinds.OTHER
         return out
 
     # -- canary ---------------------------------------------------------------------------

@@ -130,12 +130,19 @@ _V4 = (
     "UPDATE ledger_nodes SET unjudged_since = updated_at WHERE state = 'dual_stack_testing'",
 )
 
+# v5: what kind of run a run is (plugins/plugin_utils/run_kinds.py), declared by its playbook and recorded
+# at its start; runs recorded before carry NULL (read as "other").
+_V5 = (
+    'ALTER TABLE ledger_runs ADD COLUMN kind TEXT',
+)
+
 # version -> statements that bring the schema from version-1 to version.
 MIGRATIONS = {
     1: _V1,
     2: _V2,
     3: _V3,
     4: _V4,
+    5: _V5,
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 

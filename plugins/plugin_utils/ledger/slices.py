@@ -31,7 +31,6 @@ from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger.
     _json,
     _run_id,
     controller_pid,
-    redact,
 )
 
 OUTCOME_ORDER = ('ok', 'failed', 'halted', 'refused_locked')
@@ -93,8 +92,8 @@ def lock_reset(tx):
 class SlicesMixin:
     """One run for the slices of one sliced job."""
 
-    def join_run(self, key, playbook, operator, extra_vars=None, pid=None):
-        """Start the run of the sliced job ``key`` or join it; returns the run id."""
+    def join_run(self, key, playbook, operator, extra_vars=None, pid=None, kind=None):
+        """Start the run of the sliced job ``key`` (a run of ``kind``) or join it; returns the run id."""
         now = self._now()
         pid = pid if pid is not None else os.getpid()
         with self._db.transaction() as tx:
@@ -102,14 +101,8 @@ class SlicesMixin:
             row = tx.one('SELECT id, ended_at, outcome, summary FROM ledger_runs WHERE id = ?',
                          (run_id,)) if run_id else None
             if row is None:
-                run_id = tx.insert(
-                    'INSERT INTO ledger_runs (playbook, operator, controller, pid, extra_vars, started_at) '
-                    'VALUES (?, ?, ?, ?, ?, ?) RETURNING id',
-                    (str(playbook), str(operator), socket.gethostname(), pid,
-                     _json(redact(extra_vars or {})), now))
+                run_id = self._insert_run(tx, playbook, operator, extra_vars, kind, now, pid=pid, sliced_job=key)
                 meta_set(tx, 'slice_run ' + key, run_id)
-                self._event(tx, 'run_started', run_id, {'playbook': str(playbook), 'operator': str(operator),
-                                                        'sliced_job': key}, now)
             elif row['ended_at'] is not None:
                 # A slice AWX started after the others ended (no capacity meanwhile): the same run again.
                 tx.execute('UPDATE ledger_runs SET ended_at = NULL WHERE id = ?', (run_id,))

@@ -19,7 +19,7 @@ from ansible_collections.autonomi.network_migration.plugins.plugin_utils import 
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils import ledger as ledger_lib
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger import core as ledger_core
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger import schema as _ledger_schema
-from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger._common import controller_processes
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils.runtime.controller import controller_processes
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 WRITER = os.path.join(HERE, 'ledger_writer.py')

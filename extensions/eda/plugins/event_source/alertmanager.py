@@ -55,7 +55,6 @@ import time
 logger = logging.getLogger(__name__)
 
 _SAFE = re.compile(r'[^A-Za-z0-9_.:-]')
-_ROLLBACK_PLAYBOOK = re.compile(r'(^|[/.])rollback(\.ya?ml)?$')
 MAX_BODY = 1024 * 1024
 
 
@@ -115,12 +114,12 @@ class RollbackGuard:
         ledger = _ledger_module()
         return ledger.open_ledger(self.ledger_location or None)
 
-    def _rollback_finished_since(self, ledger, since):
-        started = {e['run_id'] for e in ledger.events(kinds=['run_started'], since=since - 1, limit=200)
-                   if _ROLLBACK_PLAYBOOK.search(str((e.get('data') or {}).get('playbook', '')))}
-        if not started:
-            return False
-        return any(e['run_id'] in started for e in ledger.events(kinds=['run_ended'], since=since - 1, limit=200))
+    @staticmethod
+    def _rollback_finished_since(ledger, since):
+        """Whether a rollback run (by its recorded kind, never its playbook's name) started since then and ended."""
+        from ansible_collections.autonomi.network_migration.plugins.plugin_utils import run_kinds  # noqa: I001
+
+        return any(run['ended_at'] for run in ledger.runs(kinds=run_kinds.ROLLBACK_KINDS, since=since - 1, limit=50))
 
     def judge(self, alert):
         """(actionable, why, lock) for one alert."""

@@ -17,7 +17,7 @@ from ansible.plugins.loader import callback_loader
 from ansible.vars.manager import VariableManager
 
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils import ledger as ledger_lib
-from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger.tracker import (
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils.runtime.tracker import (
     MigrationTracker,
     TrackerConfig,
     short_action,

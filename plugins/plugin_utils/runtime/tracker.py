@@ -16,7 +16,7 @@ import os
 import time
 
 from ansible_collections.autonomi.network_migration.plugins.module_utils import _modes
-from ansible_collections.autonomi.network_migration.plugins.plugin_utils import identity, validation
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils import identity, run_kinds, validation
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils import ledger as ledger_lib
 
 COLLECTION = 'autonomi.network_migration.'
@@ -55,9 +55,9 @@ def truthy(value):
     return str(value).strip().lower() in ('1', 'true', 'yes', 'on')
 
 
-def wave_label(playbook, extra_vars):
-    """What ledger_nodes.wave records for the nodes a playbook switches: 'canary' or the wave's percent."""
-    if os.path.basename(str(playbook)) == 'canary.yml':
+def wave_label(kind, extra_vars):
+    """What ledger_nodes.wave records for the nodes a run of ``kind`` switches: 'canary' or the wave's percent."""
+    if kind == run_kinds.CANARY:
         return 'canary'
     try:
         return str(validation.wave_percent((extra_vars or {}).get('wave')))
@@ -137,6 +137,7 @@ class MigrationTracker:
         self.run_id = None
         self.operator = config.operator
         self.playbook = None
+        self.kind = run_kinds.OTHER
         self.wave = None
         self.holder = None
         self.slice_key = None
@@ -183,8 +184,9 @@ class MigrationTracker:
 
     # -- playbook ------------------------------------------------------------------------
 
-    def start_playbook(self, playbook, extra_vars=None, lock=False, check_mode=False):
-        """Open the ledger and the run; take the lock when ``lock``.
+    def start_playbook(self, playbook, extra_vars=None, lock=False, check_mode=False, kind=None):
+        """Open the ledger and the run (of ``kind``, run_kinds: what the playbook declares); take the lock
+        when ``lock``.
 
         Raises LedgerError when the ledger cannot be opened or the lock is refused and ``lock`` is
         set (a migration playbook must not start then); otherwise only warns.
@@ -194,7 +196,8 @@ class MigrationTracker:
         self.check_mode = bool(check_mode)
         extra_vars = extra_vars or {}
         self.operator = identity.operator(extra_vars, explicit=self.config.operator)
-        self.wave = wave_label(self.playbook, extra_vars)
+        self.kind = run_kinds.normalise(kind)
+        self.wave = wave_label(self.kind, extra_vars)
         try:
             self.location = ledger_lib.resolve_ledger_location(self.config.ledger)
             self.ledger = self._open(self.location)
@@ -210,13 +213,13 @@ class MigrationTracker:
         self.slice_key = ledger_lib.awx_slice_key(extra_vars)
         if self.slice_key:
             self.run_id = self._safe('join the sliced job\'s run', self.ledger.join_run, self.slice_key,
-                                     self.playbook, self.operator, extra_vars)
+                                     self.playbook, self.operator, extra_vars, kind=self.kind)
             self._environ[ledger_lib.ENV_LOCK_HOLDER] = ledger_lib.slice_holder(self.slice_key)
         else:
             self.run_id = self._safe('record the run start', self.ledger.start_run, self.playbook, self.operator,
-                                     extra_vars)
+                                     extra_vars, kind=self.kind)
         # Before the first worker forks: the workers inherit the mark and the environment that name
-        # this controller, so a lock it leaves behind is not taken over while they run (ledger/_common.py).
+        # this controller, so a lock it leaves behind is not taken over while they run (runtime/controller.py).
         ledger_lib.hold_controller_mark()
         self._environ[ledger_lib.ENV_CONTROLLER_PID] = str(os.getpid())
         self._environ[identity.ENV_OPERATOR] = self.operator   # one run, one operator (workers read it)
