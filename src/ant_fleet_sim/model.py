@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from ansible_collections.autonomi.network_migration.plugins.module_utils._kademlia import (
     CLOSE_GROUP_SIZE,
     node_key,
+    peer_id_from_ed25519,
+    record_key,
 )
 from ansible_collections.autonomi.network_migration.plugins.module_utils._modes import (
     DUAL_STACK,
@@ -57,7 +59,6 @@ TRANSPORT_SHARE = {
 # antctl service statuses ('Added' and 'Removed' exist in antctl; the simulator never uses them).
 STATUS_RUNNING, STATUS_STOPPED = 'Running', 'Stopped'
 MODE_ENV = 'ANT_TRANSPORT_MODE'
-BASE58 = '123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz'
 
 
 class AntctlError(Exception):
@@ -116,16 +117,16 @@ class SimConfig:
 
 
 def make_peer_id(seed, host, number):
-    """A deterministic libp2p-looking peer id: ``12D3KooW`` + 44 base58 characters."""
-    digest = hashlib.sha256(('%s/%s/%s' % (seed, host, number)).encode()).digest()
-    value = int.from_bytes(digest, 'big')
-    chars = []
-    while len(chars) < 44:
-        value, rem = divmod(value, 58)
-        chars.append(BASE58[rem])
-        if value == 0:
-            value = int.from_bytes(hashlib.sha256(digest + bytes(chars[-1], 'ascii')).digest(), 'big')
-    return '12D3KooW' + ''.join(chars)
+    """A deterministic real libp2p peer id: the Ed25519 key pair whose 32-byte secret is SHA-256 of
+    ``seed/host/number``, its public key as libp2p encodes it (identity multihash of the protobuf
+    PublicKey, base58btc: ``12D3KooW`` + 44 characters; ``_kademlia.peer_id_from_ed25519``). It
+    decodes like a real node's, so close groups are computed over the keys the network uses."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    secret = hashlib.sha256(('%s/%s/%s' % (seed, host, number)).encode()).digest()
+    public = Ed25519PrivateKey.from_private_bytes(secret).public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    return peer_id_from_ed25519(public)
 
 
 def lognormal_cdf(x, median, sigma):
@@ -271,9 +272,10 @@ class Fleet:
 
     # ------------------------------------------------------------------ records
     def _init_records(self):
-        """Random record keys and their close groups (the 5 nodes nearest by XOR)."""
+        """Random records (32-byte XorNames, keyed as the network keys them: ``_kademlia.record_key``)
+        and their close groups (the 5 nodes nearest by XOR)."""
         count = self.config.records
-        keys = [self.rng.getrandbits(256) for _ in range(count)]
+        keys = [record_key(self.rng.getrandbits(256).to_bytes(32, 'big')) for _ in range(count)]
         node_keys = [(n.key, n.index) for n in self.nodes]
         size = min(CLOSE_GROUP_SIZE, len(self.nodes))
         self.record_holders = []

@@ -6,6 +6,7 @@ import pytest
 from click.testing import CliRunner
 
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils import ledger as ledger_mod
+from ant_fleet_sim.model import make_peer_id  # real peer ids: close groups need keys that decode
 
 HOSTS = [f'sim-host-{i:02d}' for i in range(1, 7)]
 NODES_PER_HOST = 3
@@ -17,10 +18,10 @@ def ledger_path(tmp_path):
     path = tmp_path / 'ledger.sqlite3'
     with ledger_mod.open_ledger(str(path)) as handle:
         items = []
-        for h, host in enumerate(HOSTS, 1):
+        for host in HOSTS:
             for n in range(1, NODES_PER_HOST + 1):
                 state = 'dual_stack_stable' if host == 'sim-host-01' else 'libp2p_only'
-                items.append({'host': host, 'service_name': f'antnode{n}', 'peer_id': f'12D3KooWtest{h:02d}{n:02d}',
+                items.append({'host': host, 'service_name': f'antnode{n}', 'peer_id': make_peer_id(1, host, n),
                               'to_state': state})
         handle.record_transitions(items)
         handle.record_event('gate_verdict', verdict='pass', rule='high_error_rate_iroh', value=0.01, threshold=0.05)

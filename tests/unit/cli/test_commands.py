@@ -8,6 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils import ledger as ledger_mod
+from ant_fleet_sim.model import make_peer_id  # real peer ids: close groups need keys that decode
 from ant_network_migration_cli import errors
 from ant_network_migration_cli.main import cli
 
@@ -145,7 +146,7 @@ def test_dry_run_without_ledger_does_not_create_it(cli_runner, tmp_path, invento
 
     def discover(source, hosts):
         seen['hosts'] = hosts
-        return [{'host': h, 'service_name': 'antnode1', 'peer_id': f'12D3KooW{h}', 'mode': 'libp2p_only'}
+        return [{'host': h, 'service_name': 'antnode1', 'peer_id': make_peer_id(1, h, 1), 'mode': 'libp2p_only'}
                 for h in hosts], {}
 
     monkeypatch.setattr(fleet, 'discover_nodes', discover)

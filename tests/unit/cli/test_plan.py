@@ -7,6 +7,7 @@ import json
 import jsonschema
 import pytest
 
+from ant_fleet_sim.model import make_peer_id  # real peer ids: close groups need keys that decode
 from ant_network_migration_cli import plan
 
 
@@ -103,7 +104,7 @@ def test_unknown_rule_ids_are_named():
 
 def fleet(hosts=10, per_host=5, modes=None):
     modes = modes or {}
-    return [{'host': f'h{h:02d}', 'service_name': f'antnode{i}', 'peer_id': f'12D3KooWpeer{h:02d}{i:02d}',
+    return [{'host': f'h{h:02d}', 'service_name': f'antnode{i}', 'peer_id': make_peer_id(1, f'h{h:02d}', i),
              'mode': modes.get(f'h{h:02d}', 'libp2p_only')}
             for h in range(1, hosts + 1) for i in range(1, per_host + 1)]
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils import wave_planning as wp
+from ant_fleet_sim.model import make_peer_id  # real peer ids: close groups need keys that decode
 
 
 def fleet(hosts=6, per_host=4, modes=None):
     modes = modes or {}
-    return [{'host': 'h%02d' % h, 'service_name': 'antnode%d' % i, 'peer_id': '12D3KooWpeer%02d%02d' % (h, i),
+    return [{'host': 'h%02d' % h, 'service_name': 'antnode%d' % i, 'peer_id': make_peer_id(1, 'h%02d' % h, i),
              'mode': modes.get('h%02d' % h, 'libp2p_only')}
             for h in range(1, hosts + 1) for i in range(1, per_host + 1)]
 
