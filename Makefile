@@ -8,6 +8,10 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 DEMO_HOSTS ?= 10
 DEMO_NODES ?= 5
+# make sim-up SIM_HOSTS=500 SIM_NODES=20 [SIM_SHARDS=4]: the fleet's shape (0 shards: as its size needs).
+SIM_HOSTS ?= $(DEMO_HOSTS)
+SIM_NODES ?= $(DEMO_NODES)
+SIM_SHARDS ?= 0
 
 .PHONY: help setup demo test test-unit test-integration test-scenarios molecule lint sanity \
         sim-up sim-down bench build clean
@@ -17,6 +21,8 @@ help:
 	@echo "make test    set up, then run the whole test suite (lint, unit, integration, scenarios, molecule)"
 	@echo "make setup   set-up alone (idempotent)"
 	@echo "make sim-up / sim-down   start / stop the simulated fleet and Prometheus ($(STATE)/)"
+	@echo "             SIM_HOSTS=500 SIM_NODES=20 [SIM_SHARDS=4]: the fleet's shape (default 10 x 5, shards as needed)"
+	@echo "             a new fleet starts clean; SIM_KEEP=1 keeps the last fleet's drop-ins and ledger"
 	@echo "             SIM_SSH=1 make sim-up: every simulated host reached over SSH (needs root)"
 	@echo "make lint    ruff, ansible-lint (production profile), ansible-test sanity"
 	@echo "make bench   benchmarks"
@@ -25,7 +31,7 @@ setup:
 	@scripts/setup.sh
 
 sim-up: setup
-	@scripts/sim-up.sh $(DEMO_HOSTS) $(DEMO_NODES)
+	@scripts/sim-up.sh $(SIM_HOSTS) $(SIM_NODES) $(SIM_SHARDS)
 
 sim-down:
 	@if [[ -x $(BIN)/ant-fleet-sim ]]; then $(BIN)/python -m ant_fleet_sim.ssh down --state-dir $(STATE); \

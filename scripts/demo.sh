@@ -8,11 +8,8 @@ export ANSIBLE_CONFIG=$PWD/ansible.cfg
 export PATH=$PWD/.venv/bin:$PATH
 say() { printf '\n\033[1;36m==> %s\033[0m\n' "$*"; }
 
-say "starting a simulated fleet of $HOSTS hosts x $NODES nodes and Prometheus (scripts/sim-up.sh)"
+say "starting a simulated fleet of $HOSTS hosts x $NODES nodes and Prometheus (scripts/sim-up.sh: a clean fleet, a fresh ledger)"
 scripts/sim-up.sh "$HOSTS" "$NODES"
-
-say "a fresh ledger for the demo (.state/ledger.sqlite3)"
-rm -f .state/ledger.sqlite3 .state/ledger.sqlite3-wal .state/ledger.sqlite3-shm
 
 DASHBOARD_PORT=${DASHBOARD_PORT:-8090}
 say "starting the live dashboard (ant-network-migration dashboard): open http://127.0.0.1:$DASHBOARD_PORT/ to watch the canary and the wave"

@@ -55,23 +55,30 @@ def main():
               help='Let antctl upgrade download releases (by default the hosts are offline: only --path works).')
 @click.option('--without-metric', 'without_metrics', multiple=True,
               help='A contract metric family the nodes do not serve (repeatable), to see the conformance check fail.')
+@click.option('--shards', default=0, show_default=True, type=int,
+              help='Daemon processes holding the nodes (whole hosts each); 0: as many as the fleet needs '
+                   '(one per 2,500 nodes: a process may hold 20,000 open files, a node needs 3).')
+@click.option('--fresh', is_flag=True,
+              help='Remove what the last fleet under STATE_DIR left (hosts with their drop-ins, the ledger '
+                   'STATE_DIR/ledger.sqlite3, Alertmanager and Prometheus data) before starting.')
 @click.option('--foreground', is_flag=True, help='Run in this process (debugging) instead of in the background.')
 def up(hosts, nodes_per_host, state_dir, base_port, api_port, ready_delay, restart_time, initial_mode, request_rate,
-       client_read_rate, tick, seed, rpc_start_delay, release_repo_online, without_metrics, foreground):
+       client_read_rate, tick, seed, rpc_start_delay, release_repo_online, without_metrics, shards, fresh, foreground):
     """Start a simulated fleet of HOSTS x NODES-PER-HOST nodes in the background."""
     config = SimConfig(hosts=hosts, nodes_per_host=nodes_per_host, base_port=base_port, api_port=api_port,
                        ready_delay=ready_delay, restart_time=restart_time, initial_mode=initial_mode,
                        request_rate=request_rate, client_read_rate=client_read_rate, tick=tick, seed=seed,
                        rpc_start_delay=rpc_start_delay, release_repo_online=release_repo_online,
-                       without_metrics=_csv(list(without_metrics)))
+                       without_metrics=_csv(list(without_metrics)), shards=shards)
     try:
         if foreground:
             sys.exit(control.run_foreground(state_dir, config))
-        info = control.launch(state_dir, config)
+        info = control.launch(state_dir, config, timeout=max(120.0, hosts * nodes_per_host / 50.0), fresh=fresh)
     except control.SimError as exc:
         _fail(exc)
     state = layout.StateDir(state_dir)
-    click.echo('simulated fleet up: %d hosts x %d nodes (pid %s)' % (hosts, nodes_per_host, info['pid']))
+    click.echo('simulated fleet up: %d hosts x %d nodes in %d shard process(es) (pid %s)' % (
+        hosts, nodes_per_host, info.get('shards', 1), info['pid']))
     click.echo('  metrics ports  127.0.0.1:%d-%d' % (base_port, base_port + hosts * nodes_per_host - 1))
     click.echo('  control API    %s' % info['api_url'])
     click.echo('  inventory      %s' % state.inventory)
@@ -237,20 +244,24 @@ def fault_clear(state_dir, fault_id):
 # ---------------------------------------------------------------------------- prometheus
 @main.group()
 def prometheus():
-    """Run a Prometheus server that scrapes the fleet every 2 s."""
+    """Run a Prometheus server that scrapes the fleet (every 2 s up to 1,000 nodes, every 15 s above)."""
 
 
 @prometheus.command('up')
 @STATE_DIR
 @click.option('--port', default=19090, show_default=True, type=int)
-def prometheus_up(state_dir, port):
+@click.option('--scrape-interval', help='e.g. 15s; default: 2s up to 1,000 nodes, 15s (timeout 10s) above.')
+def prometheus_up(state_dir, port, scrape_interval):
     """Start Prometheus (config, rules dir, TSDB and log under STATE_DIR/prometheus); wait until ready."""
     try:
-        url = prom.start(layout.StateDir(state_dir), port)
+        url = prom.start(layout.StateDir(state_dir), port, scrape_interval=scrape_interval)
     except prom.PrometheusError as exc:
         click.echo('Error: %s' % exc, err=True)
         sys.exit(2 if 'clash' in str(exc) or 'already' in str(exc) else 1)
-    click.echo('prometheus up: %s (config %s)' % (url, layout.StateDir(state_dir).prometheus_dir / 'prometheus.yml'))
+    pinfo = prom.info(layout.StateDir(state_dir))
+    click.echo('prometheus up: %s, scraping every %s (timeout %s; config %s)' % (
+        url, pinfo['scrape']['interval'], pinfo['scrape']['timeout'],
+        layout.StateDir(state_dir).prometheus_dir / 'prometheus.yml'))
 
 
 @prometheus.command('down')

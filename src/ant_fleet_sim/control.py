@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import time
 import urllib.error
@@ -69,11 +70,13 @@ def check_ports(config):
                        % (len(clashes), shown, config.api_port, config.base_port, ports[-1]), exit_code=2)
 
 
-def launch(state_dir, config, timeout=120.0, owner_pid=None):
+def launch(state_dir, config, timeout=120.0, owner_pid=None, fresh=False):
     """Start the daemon in the background (detached) and wait until every node listens.
 
     With ``owner_pid`` (SimStack passes its own pid) the daemon stops itself and the Prometheus
     under the same directory when that process dies, so a killed test run leaves nothing behind.
+    ``fresh``: remove what the last fleet under the directory left behind first (drop-ins, the
+    ledger beside it, Alertmanager's and Prometheus' data): the new fleet starts clean.
     """
     state = layout.StateDir(state_dir)
     try:
@@ -85,6 +88,15 @@ def launch(state_dir, config, timeout=120.0, owner_pid=None):
         raise SimError('a simulator already runs under %s (pid %d); stop it first with: ant-fleet-sim down '
                        '--state-dir %s' % (state.root, pid, state.root), exit_code=2)
     check_ports(config)
+    if fresh:
+        if prom.running_pid(state) or prom.alertmanager_running_pid(state):
+            raise SimError('Prometheus or Alertmanager still runs under %s; stop them first with: ant-fleet-sim down '
+                           '--state-dir %s' % (state.root, state.root), exit_code=2)
+        for path in state.last_fleet_leftovers():
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
     state.root.mkdir(parents=True, exist_ok=True)
     try:
         state.sim_file.unlink()

@@ -1,8 +1,17 @@
-"""The simulator daemon: one asyncio process that plays every node of the fleet.
+"""The simulator daemon: asyncio processes that play every node of the fleet.
 
 Each node listens on its own loopback metrics port; the control API (fleet view, antctl
 operations, faults, client reads, the simulator's own /metrics) listens on ``api_port``.
 Run with ``python -m ant_fleet_sim.daemon --state-dir DIR`` (``ant-fleet-sim up`` does it).
+
+A large fleet is sharded (``SimConfig.shards``; docs/simulator.md, "Shards"): a process may hold
+20,000 open files here, and a node needs three. The process started first (shard 0) holds the
+control API, decides every operation and holds its own hosts' listeners; it starts one worker per
+other shard (``--shard K``) and talks to it over the worker's stdin and stdout, one JSON object a
+line. Every process models the whole fleet (``model.Fleet``): the workers replay the primary's
+journal of operations, with their moments, before the primary answers the request that made them,
+so the network model, close groups, client reads, faults and partitions span the fleet while each
+process serves its own nodes. A worker whose stdin closes (the primary stopped or died) stops.
 """
 
 from __future__ import annotations
@@ -13,6 +22,7 @@ import json
 import os
 import re
 import signal
+import subprocess
 import sys
 import time
 
@@ -21,15 +31,19 @@ from . import systemd as sd
 from .faults import FaultError
 from .httpserve import HTTPProtocol, Response
 from .metrics import CONTENT_TYPE, render, render_metadata, render_sim_metrics, without
-from .model import MODE_ENV, AntctlError, Fleet, mode_from_env
+from .model import MODE_ENV, AntctlError, Fleet
 
 HOST_OP = re.compile(r'^/api/hosts/([^/]+)/(status|start|stop|upgrade|systemctl)$')
 FAULT_ID = re.compile(r'^/api/faults/([^/]+)$')
 
 
+LOG = {'stream': sys.stdout, 'prefix': ''}
+CHANNEL_LIMIT = 1 << 26     # one line of the shard channel (a boot journal of 10,000 environments)
+
+
 def log(message):
-    sys.stdout.write('%s %s\n' % (time.strftime('%Y-%m-%dT%H:%M:%S'), message))
-    sys.stdout.flush()
+    LOG['stream'].write('%s %s%s\n' % (time.strftime('%Y-%m-%dT%H:%M:%S'), LOG['prefix'], message))
+    LOG['stream'].flush()
 
 
 class NodeEndpoint:
@@ -52,17 +66,57 @@ class NodeEndpoint:
         self.cache = None
 
 
+class Worker:
+    """The primary's end of one shard worker: its process, the channel, the requests awaiting an answer."""
+
+    def __init__(self, shard, proc):
+        self.shard = shard
+        self.proc = proc
+        self.seq = 0
+        self.pending = {}
+        self.reader_task = None
+
+    def send(self, message):
+        """Send one command; returns the future of the worker's answer (its ``ack``)."""
+        self.seq += 1
+        future = asyncio.get_running_loop().create_future()
+        self.pending[self.seq] = future
+        self.proc.stdin.write((json.dumps(dict(message, seq=self.seq)) + '\n').encode())
+        return future
+
+    def fail_pending(self, why):
+        for future in self.pending.values():
+            if not future.done():
+                future.set_exception(RuntimeError(why))
+        self.pending.clear()
+
+
 class SimDaemon:
-    def __init__(self, state_dir, config, owner=None):
+    def __init__(self, state_dir, config, owner=None, shard=0, epoch=None):
         self.owner = owner
         self.state = layout.StateDir(state_dir)
         self.config = config
-        self.fleet = Fleet(config)
-        self.endpoints = [NodeEndpoint(n) for n in self.fleet.nodes]
+        self.shard = shard
+        self.shards = config.shard_count()
+        self.primary = shard == 0
+        # Every process starts its fleet from the same moment (the machine's monotonic clock is one
+        # clock for all processes), so that the staggered uptimes are the same everywhere.
+        self.epoch = time.monotonic() if epoch is None else epoch
+        owned = config.shard_nodes(shard) if self.shards > 1 else None
+        self.fleet = Fleet(config, epoch=self.epoch, owned=owned, primary=self.primary)
+        if self.primary and self.shards > 1:
+            self.fleet.journal = []
+        self.endpoints = {n.index: NodeEndpoint(n) for n in self.fleet.owned}
+        self.workers = []
+        self.channel = None         # a worker's writer to the primary
+        self.requests = {}          # a worker's requests to the primary awaiting the answer
+        self._request_seq = 0
         self.api_server = None
         self.stop_event = None
         self.registry_sigs = {}
         self.api_url = 'http://127.0.0.1:%d' % config.api_port
+        # This fleet's name among the fleets that ran under the directory (its Prometheus data is its own).
+        self.fleet_id = '%s-%d' % (time.strftime('%Y%m%dT%H%M%SZ', time.gmtime()), os.getpid())
         self.scrapes = 0
         self._events_logged = 0
         # The registry-wide environment of each host (antctl add --env; replaced by upgrade --env),
@@ -75,6 +129,8 @@ class SimDaemon:
 
     # ------------------------------------------------------------------ lifecycle
     async def run(self):
+        if not self.primary:
+            return await self.run_worker()
         loop = asyncio.get_running_loop()
         self.stop_event = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -86,49 +142,200 @@ class SimDaemon:
         except OSError as exc:
             log('ERROR: cannot listen on API port %d: %s (port clash?)' % (self.config.api_port, exc))
             return 2
-        failed = await self.sync_listeners(initial=True)
-        if failed:
-            log('ERROR: cannot listen on metrics port(s) %s (port clash?)' % ', '.join(map(str, failed[:10])))
+        try:
+            await self.start_workers()
+            failed = await self.sync_listeners(initial=True)
+            layout.write_antctl_wrappers(self.state, self.fleet)
+            self.boot_systemd()
+            await self.replicate()
+            for answer in await asyncio.gather(*(w.send({'cmd': 'open'}) for w in self.workers)):
+                failed += answer['failed']
+                for index, port in answer['rpc_ports'].items():
+                    self.fleet.nodes[int(index)].rpc_port = port
+        except (OSError, RuntimeError) as exc:
+            log('ERROR: a shard worker failed to start: %s' % exc)
+            failed = None
+        if failed is None or failed:
+            if failed:
+                log('ERROR: cannot listen on metrics port(s) %s (port clash?)' % ', '.join(map(str, failed[:10])))
             self.api_server.close()
+            await self.stop_workers()
             return 2
-        layout.write_antctl_wrappers(self.state, self.fleet)
-        self.boot_systemd()
         layout.write_file_sd(self.state, self.fleet)
         layout.write_inventory(self.state, self.fleet, self.api_url)
         self.write_registries(force=True)
         self.write_sim_file('running')
-        log('simulated fleet up: %d hosts x %d nodes, metrics ports %d-%d, API %s (%.2f s)' % (
-            self.config.hosts, self.config.nodes_per_host, self.config.base_port,
+        log('simulated fleet up: %d hosts x %d nodes in %d shard process(es), metrics ports %d-%d, API %s (%.2f s)' % (
+            self.config.hosts, self.config.nodes_per_host, self.shards, self.config.base_port,
             self.config.base_port + len(self.fleet.nodes) - 1, self.api_url, time.monotonic() - started))
         ticker = asyncio.ensure_future(self.tick_loop())
         await self.stop_event.wait()
         ticker.cancel()
         log('stopping')
         self.api_server.close()
-        for ep in self.endpoints:
+        for ep in self.endpoints.values():
             self._close_endpoint(ep)
+        await self.stop_workers()
         self.write_sim_file('stopped', running=False)
         return 0
+
+    # ------------------------------------------------------------------ shards: the primary's side
+    async def start_workers(self):
+        """Start one worker process per other shard; they build their fleets while this one boots."""
+        for shard in range(1, self.shards):
+            proc = await asyncio.create_subprocess_exec(
+                layout.python_interpreter(), '-m', 'ant_fleet_sim.daemon', '--state-dir', str(self.state.root),
+                '--shard', str(shard), '--epoch', repr(self.epoch),
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, limit=CHANNEL_LIMIT)
+            worker = Worker(shard, proc)
+            worker.reader_task = asyncio.ensure_future(self._read_worker(worker))
+            self.workers.append(worker)
+
+    async def _read_worker(self, worker):
+        """Answers and requests from one worker, until its stdout closes."""
+        while True:
+            line = await worker.proc.stdout.readline()
+            if not line:
+                break
+            message = json.loads(line)
+            if 'ack' in message:
+                future = worker.pending.pop(message['ack'], None)
+                if future is not None and not future.done():
+                    future.set_result(message)
+            elif 'network_info' in message:
+                # antctl's RPC refresh reached a node of that worker: antctl records the peers (the
+                # registry lives here), and the node answers with them.
+                node = self.fleet.nodes[message['network_info']]
+                self.fleet.full_refresh(node)
+                worker.proc.stdin.write((json.dumps({'re': message['req'], 'peers': node.registry_peers or []})
+                                         + '\n').encode())
+        worker.fail_pending('shard %d exited (code %s)' % (worker.shard, worker.proc.returncode))
+        if not self.stop_event.is_set():
+            log('ERROR: shard worker %d is gone; stopping the fleet' % worker.shard)
+            self.stop_event.set()
+
+    async def replicate(self):
+        """Send the operations journaled since the last call to every worker; return once all applied them
+        (a request's answer must not come before every shard shows its effect)."""
+        journal = self.fleet.journal
+        if not self.workers or not journal:
+            return
+        self.fleet.journal = []
+        await asyncio.gather(*(w.send({'ops': journal}) for w in self.workers))
+
+    async def stop_workers(self, timeout=15.0):
+        for worker in self.workers:
+            if worker.proc.stdin and not worker.proc.stdin.is_closing():
+                worker.proc.stdin.close()
+        for worker in self.workers:
+            try:
+                await asyncio.wait_for(worker.proc.wait(), timeout)
+            except TimeoutError:
+                worker.proc.kill()
+                await worker.proc.wait()
+            if worker.reader_task is not None:
+                await asyncio.gather(worker.reader_task, return_exceptions=True)
+        self.workers = []
+
+    async def workers_health(self):
+        answers = await asyncio.gather(*(w.send({'cmd': 'health'}) for w in self.workers))
+        return sum(a['listening'] for a in answers), sum(a['scrapes'] for a in answers)
+
+    # ------------------------------------------------------------------ shards: a worker's side
+    async def run_worker(self):
+        """Serve this shard's nodes; apply the primary's commands from stdin, answer on stdout."""
+        LOG.update(stream=sys.stderr, prefix='[shard %d] ' % self.shard)
+        loop = asyncio.get_running_loop()
+        self.stop_event = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stop_event.set)
+        reader = asyncio.StreamReader(limit=CHANNEL_LIMIT)
+        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin.buffer)
+        transport, protocol = await loop.connect_write_pipe(asyncio.streams.FlowControlMixin, sys.stdout.buffer)
+        self.channel = asyncio.StreamWriter(transport, protocol, reader, loop)
+        commands = asyncio.ensure_future(self._read_primary(reader))
+        stopping = asyncio.ensure_future(self.stop_event.wait())
+        try:
+            await asyncio.wait([commands, stopping], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (commands, stopping):
+                task.cancel()
+            for ep in self.endpoints.values():
+                self._close_endpoint(ep)
+        return 0
+
+    async def _read_primary(self, reader):
+        ticker = None
+        try:
+            while True:
+                line = await reader.readline()
+                if not line:
+                    return          # the primary closed the channel (stopping, or gone)
+                message = json.loads(line)
+                if 're' in message:
+                    future = self.requests.pop(message['re'], None)
+                    if future is not None and not future.done():
+                        future.set_result(message)
+                    continue
+                answer = {'ack': message['seq']}
+                if 'ops' in message:
+                    await self.apply_journal(message['ops'])
+                elif message.get('cmd') == 'open':
+                    failed = await self.sync_listeners(initial=True)
+                    answer.update(failed=failed, rpc_ports={i: ep.node.rpc_port for i, ep in self.endpoints.items()
+                                                            if ep.rpc_bound})
+                    ticker = ticker or asyncio.ensure_future(self.tick_loop())
+                elif message.get('cmd') == 'health':
+                    answer.update(listening=sum(1 for ep in self.endpoints.values() if ep.server is not None),
+                                  scrapes=self.scrapes)
+                self.channel.write((json.dumps(answer) + '\n').encode())
+        finally:
+            if ticker is not None:
+                ticker.cancel()
+
+    async def apply_journal(self, ops):
+        """Replay the primary's operations, then bring this shard's listeners and timers along."""
+        fleet = self.fleet
+        named = []
+        for op in ops:
+            fleet.replay(op)
+            if op[0] in ('start', 'stop', 'upgrade'):
+                named.append(fleet.nodes[op[1]])
+                if op[0] != 'stop':
+                    self.schedule_refresh(self.config.restart_time)
+        fleet.events.clear()        # the primary logs them
+        changed = fleet.drain_changed()
+        if changed is not None:
+            changed = [n for n in {n.index: n for n in named + changed}.values()]
+        await self.sync_listeners(nodes=changed)
+
+    async def _ask_primary(self, message):
+        self._request_seq += 1
+        future = asyncio.get_running_loop().create_future()
+        self.requests[self._request_seq] = future
+        self.channel.write((json.dumps(dict(message, req=self._request_seq)) + '\n').encode())
+        return await future
+
+    async def _network_info_from_primary(self, node):
+        answer = await self._ask_primary({'network_info': node.index})
+        return Response.json(200, {'connected_peers': answer['peers'],
+                                   'listeners': ['/ip4/127.0.0.1/udp/%d/quic-v1' % node.node_port]})
 
     def boot_systemd(self):
         """Install every node's unit (keeping drop-ins left in the state directory) and load them, as a
         host's systemd does at boot; the nodes run what was loaded."""
         root = str(self.state.root)
+        envs = {}
         for host in self.fleet.hosts:
             host_dir = self.state.host_dir(host)
             for node in self.fleet.by_host[host]:
                 sd.write_unit(host_dir, self.fleet.registry_record(node, root), self.host_env[host])
             self.daemon_reload(host)
             for node in self.fleet.by_host[host]:
-                env = self.loaded_env[node.ref]
-                try:
-                    node.mode = mode_from_env(env)
-                    node.stable_mode = node.mode
-                    node.env = dict(env)
-                except AntctlError as exc:
-                    log('WARNING: %s keeps %s: %s' % (node.ref, node.mode, exc))
-        self.fleet.version += 1
-        self.fleet.refresh()
+                envs[node.index] = self.loaded_env[node.ref]
+        for index, error in self.fleet.boot(envs).items():
+            node = self.fleet.nodes[index]
+            log('WARNING: %s keeps %s: %s' % (node.ref, node.mode, error))
 
     def daemon_reload(self, host):
         host_dir = self.state.host_dir(host)
@@ -140,6 +347,7 @@ class SimDaemon:
         cfg = self.config
         layout.atomic_write(self.state.sim_file, json.dumps({
             'status': status,
+            'fleet_id': self.fleet_id,
             'pid': os.getpid() if running else None,
             'api_url': self.api_url,
             'api_port': cfg.api_port,
@@ -147,6 +355,7 @@ class SimDaemon:
             'nodes_per_host': cfg.nodes_per_host,
             'total_nodes': len(self.fleet.nodes),
             'base_port': cfg.base_port,
+            'shards': self.shards,
             'state_dir': str(self.state.root),
             'inventory': str(self.state.inventory),
             'file_sd': str(self.state.file_sd),
@@ -159,7 +368,7 @@ class SimDaemon:
         while True:
             next_at += interval
             await asyncio.sleep(max(0.0, next_at - time.monotonic()))
-            if self.owner and self.fleet.tick_no % 4 == 0 and not layout.owner_alive(self.owner):
+            if self.primary and self.owner and self.fleet.tick_no % 4 == 0 and not layout.owner_alive(self.owner):
                 log('the process that started this fleet (%s) is gone: stopping it and its Prometheus' % self.owner)
                 from . import prometheus as prom
                 prom.stop(self.state)
@@ -169,8 +378,11 @@ class SimDaemon:
                 self.fleet.tick()
                 self.fleet.drain_changed()
                 await self.sync_listeners()
-                self.write_registries()
-                self._log_events()
+                if self.primary:
+                    self.write_registries()
+                    self._log_events()
+                else:
+                    self.fleet.events.clear()
             except Exception as exc:  # keep the fleet alive; the log says what broke
                 log('ERROR in tick: %r' % exc)
 
@@ -193,7 +405,8 @@ class SimDaemon:
         loop = asyncio.get_running_loop()
         now = self.fleet.clock()
         to_open = []
-        endpoints = self.endpoints if nodes is None else [self.endpoints[n.index] for n in nodes]
+        endpoints = (self.endpoints.values() if nodes is None
+                     else [self.endpoints[n.index] for n in nodes if n.index in self.endpoints])
         for ep in endpoints:
             want = self.fleet.is_serving(ep.node, now)
             if want and ep.server is None and not ep.opening:
@@ -297,6 +510,8 @@ class SimDaemon:
             return Response.json(200, {'peer_id': node.peer_id, 'pid': node.pid, 'version': node.version,
                                        'uptime_s': max(0, int(fleet.clock() - node.started_at))})
         if request.path == '/network_info':
+            if not self.primary:
+                return self._network_info_from_primary(node)
             fleet.full_refresh(node)  # what antctl records from it: the connected peers now
             return Response.json(200, {'connected_peers': node.registry_peers or [],
                                        'listeners': ['/ip4/127.0.0.1/udp/%d/quic-v1' % node.node_port]})
@@ -341,11 +556,29 @@ class SimDaemon:
     # ------------------------------------------------------------------ control API
     def handle_api(self, request):
         try:
-            return self._route(request)
+            result = self._route(request)
         except (FaultError, AntctlError) as exc:
-            return Response.json(400, {'error': str(exc)})
+            result = Response.json(400, {'error': str(exc)})
         except ValueError as exc:
-            return Response.json(400, {'error': 'bad request: %s' % exc})
+            result = Response.json(400, {'error': 'bad request: %s' % exc})
+        if self.workers and (not isinstance(result, Response) or self.fleet.journal):
+            return self._replicated(result)
+        return result
+
+    async def _replicated(self, result):
+        """Answer once every shard applied what the request changed."""
+        if not isinstance(result, Response):
+            result = await result
+        await self.replicate()
+        return result
+
+    async def _health(self):
+        listening, scrapes = await self.workers_health() if self.workers else (0, 0)
+        return Response.json(200, {'status': 'ok', 'pid': os.getpid(), 'nodes': len(self.fleet.nodes),
+                                   'shards': self.shards,
+                                   'listening': listening + sum(1 for ep in self.endpoints.values()
+                                                                if ep.server is not None),
+                                   'scrapes': scrapes + self.scrapes})
 
     def _route(self, request):
         method, path = request.method, request.path.rstrip('/') or '/'
@@ -353,9 +586,7 @@ class SimDaemon:
         if path == '/metrics' and method == 'GET':
             return Response(200, render_sim_metrics(fleet), CONTENT_TYPE)
         if path == '/api/health':
-            return Response.json(200, {'status': 'ok', 'pid': os.getpid(), 'nodes': len(fleet.nodes),
-                                       'listening': sum(1 for ep in self.endpoints if ep.server is not None),
-                                       'scrapes': self.scrapes})
+            return self._health()
         if path == '/api/fleet' and method == 'GET':
             return Response.json(200, fleet.fleet_view(str(self.state.root)))
         if path == '/api/hosts' and method == 'GET':
@@ -524,6 +755,7 @@ class SimDaemon:
                 fleet.start_node(node, env=self.loaded_env.get(node.ref))
                 self.schedule_refresh(self.config.restart_time)
                 results.append({'service_name': node.service_name, 'result': 'started'})
+                await self.replicate()
                 # antctl waits RPC_START_UP_DELAY_MS, then asks the node over RPC (ant-node-manager/src/lib.rs).
                 await asyncio.sleep(self.config.rpc_start_delay)
                 if fleet.rpc_unresponsive(node) is not None:  # antctl's query of the started node
@@ -553,6 +785,7 @@ class SimDaemon:
                 if message.startswith('upgraded'):
                     fleet.events.append((fleet.clock(), 'upgrade %s: %s -> %s' % (node.ref, old_mode, node.mode)))
             self._after_change(nodes=[node])
+            await self.replicate()
             if (op != 'stop' and not interval and body.get('connection_timeout') and node.status == 'Running'
                     and results[-1]['result'] in ('started', 'upgraded and restarted')):
                 # antctl without --interval: wait until the node connected (> 5 peers) or time out.
@@ -569,10 +802,12 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog='ant_fleet_sim.daemon')
     parser.add_argument('--state-dir', required=True)
     parser.add_argument('--owner', help='pid:starttime of a process whose death stops this fleet')
+    parser.add_argument('--shard', type=int, default=0, help='a worker of the primary (started by it)')
+    parser.add_argument('--epoch', type=float, help="the primary's fleet epoch (monotonic clock)")
     args = parser.parse_args(argv)
     state = layout.StateDir(args.state_dir)
     config = state.read_config()
-    daemon = SimDaemon(state.root, config, owner=args.owner)
+    daemon = SimDaemon(state.root, config, owner=args.owner, shard=args.shard, epoch=args.epoch)
     return asyncio.run(daemon.run())
 
 

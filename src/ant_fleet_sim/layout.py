@@ -63,6 +63,19 @@ class StateDir:
     def unit_dir(self, host):
         return self.host_dir(host) / 'systemd' / 'system'
 
+    @property
+    def ledger(self):
+        """The migration ledger kept beside the fleet (ansible.cfg's default ``.state/ledger.sqlite3``)."""
+        return self.root / 'ledger.sqlite3'
+
+    def last_fleet_leftovers(self):
+        """What a fleet that ran here before leaves behind for the next one: its hosts (units, drop-ins,
+        registries), the ledger beside it, Alertmanager's data (silences, what it notified) and
+        Prometheus' series. ``up --fresh`` removes them."""
+        paths = [self.root / 'hosts', self.root / 'alertmanager' / 'data', self.prometheus_dir / 'data']
+        paths += [self.root / (self.ledger.name + suffix) for suffix in ('', '-wal', '-shm', '-journal')]
+        return [p for p in paths if p.exists()]
+
     # config and runtime info
     def write_config(self, config):
         self.root.mkdir(parents=True, exist_ok=True)

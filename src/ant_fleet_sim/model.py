@@ -59,6 +59,13 @@ TRANSPORT_SHARE = {
 # antctl service statuses ('Added' and 'Removed' exist in antctl; the simulator never uses them).
 STATUS_RUNNING, STATUS_STOPPED = 'Running', 'Stopped'
 MODE_ENV = 'ANT_TRANSPORT_MODE'
+# Sharding: a process may hold at most 20,000 open files on these machines (hard limit). A node costs
+# its shard three: the metrics and RPC listeners and the scraper's keep-alive connection; antctl's RPC
+# refreshes and the modules' scrapes come and go. Auto-sharding keeps well below the limit.
+OPEN_FILES_LIMIT = 20000
+FILES_PER_NODE = 3
+MAX_NODES_PER_SHARD = (OPEN_FILES_LIMIT - 2000) // FILES_PER_NODE
+NODES_PER_SHARD = 2500
 
 
 class AntctlError(Exception):
@@ -87,6 +94,7 @@ class SimConfig:
     rpc_start_delay: float = 3.0      # antctl start: wait before it asks the started node over RPC
     release_repo_online: bool = False  # antctl upgrade can download releases (hosts are offline by default)
     without_metrics: list = field(default_factory=list)  # contract metrics the nodes do not serve
+    shards: int = 0                   # daemon processes holding the nodes' listeners; 0: as the fleet's size needs
 
     def validate(self):
         if self.hosts < 1 or self.nodes_per_host < 1:
@@ -104,6 +112,17 @@ class SimConfig:
             raise ValueError('tick must be positive')
         if self.rpc_start_delay < 0:
             raise ValueError('rpc_start_delay must not be negative')
+        if self.shards < 0:
+            raise ValueError('shards must not be negative (0 picks them from the fleet size)')
+        if self.shards > self.hosts:
+            raise ValueError('%d shards for %d hosts: a host lives in one shard, so at most %d shards'
+                             % (self.shards, self.hosts, self.hosts))
+        per_shard = -(-self.hosts // self.shard_count()) * self.nodes_per_host
+        if per_shard > MAX_NODES_PER_SHARD:
+            raise ValueError('%d nodes in a shard: a process may hold %d open files here and a node needs %d '
+                             '(metrics and RPC listeners, the scraper\'s connection); use at least %d shards'
+                             % (per_shard, OPEN_FILES_LIMIT, FILES_PER_NODE,
+                                -(-self.hosts * self.nodes_per_host // MAX_NODES_PER_SHARD)))
         families = [item[0] for item in CONTRACT_METRICS]
         unknown = [m for m in self.without_metrics if m not in families]
         if unknown:
@@ -114,6 +133,22 @@ class SimConfig:
     def host_names(self):
         width = max(2, len(str(self.hosts)))
         return ['%s%0*d' % (self.host_prefix, width, i + 1) for i in range(self.hosts)]
+
+    def shard_count(self):
+        """The number of daemon processes: ``shards``, or (0) the fewest that keep each one's nodes
+        within NODES_PER_SHARD."""
+        if self.shards:
+            return self.shards
+        return max(1, min(self.hosts, -(-self.hosts * self.nodes_per_host // NODES_PER_SHARD)))
+
+    def shard_of_host(self, host_index):
+        """The shard holding the host at ``host_index``: contiguous blocks of hosts, as even as they go."""
+        return host_index * self.shard_count() // self.hosts
+
+    def shard_nodes(self, shard):
+        """The indexes of the nodes whose listeners ``shard`` holds (every node of its hosts)."""
+        return [h * self.nodes_per_host + n for h in range(self.hosts) if self.shard_of_host(h) == shard
+                for n in range(self.nodes_per_host)]
 
 
 def make_peer_id(seed, host, number):
@@ -176,7 +211,7 @@ class Node:
         self.status = STATUS_RUNNING
         self.started_at = 0.0       # process start (uptime origin)
         self.up_at = 0.0            # metrics port open from here
-        self.stable_mode = mode     # last mode in which the node came up healthy
+        self.stable_mode = mode     # last mode in which the node came up healthy (as of its last operation)
         self.crash_at = None        # crash-on-switch: the service dies at this time
         self.stuck = False          # crash-on-switch (never_ready): never gets past 5 peers
         self.pid = None
@@ -227,14 +262,29 @@ class NodeNet:
 
 
 class Fleet:
-    def __init__(self, config, clock=time.monotonic):
+    """The whole fleet's state. A sharded daemon runs one per process (docs/simulator.md, "Shards"):
+    the primary (the control API's process) decides every operation and records it in ``journal``;
+    each replica replays that journal (:meth:`replay`) at the same moments, so every process holds the
+    same fleet-wide state - network views, close groups, partitions - and serves its own nodes from it.
+
+    ``epoch``: the moment the fleet's staggered uptimes count from (the same in every process; the
+    clock is the machine's monotonic clock). ``owned``: the node indexes whose traffic this process
+    accumulates (its listeners'; None: all). ``primary``: keeps what only the control API reports
+    (antctl's view of the peers at its last full refresh, client reads).
+    """
+
+    journal = None              # a list on the primary of a sharded fleet: the operations to replay
+
+    def __init__(self, config, clock=time.monotonic, epoch=None, owned=None, primary=True):
         self.config = config.validate()
         self.clock = clock
+        self.primary = primary
+        self._replaying = 0
         self.rng = random.Random(config.seed)
         self.hosts = config.host_names()
         self.nodes = []
         self.by_host = {h: [] for h in self.hosts}
-        now = clock()
+        now = clock() if epoch is None else epoch
         for h_i, host in enumerate(self.hosts):
             for n in range(1, config.nodes_per_host + 1):
                 index = h_i * config.nodes_per_host + n - 1
@@ -247,6 +297,10 @@ class Fleet:
                 self.nodes.append(node)
                 self.by_host[host].append(node)
         self.by_ref = {n.ref: n for n in self.nodes}
+        self.owned = self.nodes if owned is None else [self.nodes[i] for i in sorted(owned)]
+        order = sorted(range(len(self.nodes)), key=lambda i: self.nodes[i].key)
+        self._key_order = order     # node indexes sorted by Kademlia key (XOR-nearest lookups)
+        self._sorted_keys = [self.nodes[i].key for i in order]
         self.faults = {}
         self._fault_seq = 0
         self.version = 0            # bumped on every state change (caches key on it)
@@ -263,12 +317,10 @@ class Fleet:
         self._now = now
         if os.environ.get('ANT_SIM_FULL_RECOMPUTE') == '1':   # bench/sim_restarts.py: the old way
             self.incremental = False
-        order = sorted(range(len(self.nodes)), key=lambda i: self.nodes[i].key)
-        self._key_order = order     # node indexes sorted by Kademlia key (XOR-nearest lookups)
-        self._sorted_keys = [self.nodes[i].key for i in order]
         self.refresh(now)
-        for node in self.nodes:     # antctl's last full refresh: when the nodes were started
-            self.full_refresh(node, now)
+        if primary:
+            for node in self.nodes:     # antctl's last full refresh: when the nodes were started
+                self.full_refresh(node, now)
 
     # ------------------------------------------------------------------ records
     def _init_records(self):
@@ -276,18 +328,44 @@ class Fleet:
         and their close groups (the 5 nodes nearest by XOR)."""
         count = self.config.records
         keys = [record_key(self.rng.getrandbits(256).to_bytes(32, 'big')) for _ in range(count)]
-        node_keys = [(n.key, n.index) for n in self.nodes]
         size = min(CLOSE_GROUP_SIZE, len(self.nodes))
         self.record_holders = []
         held = [0] * len(self.nodes)
         for k in keys:
-            holders = tuple(i for _, i in heapq.nsmallest(size, ((nk ^ k, i) for nk, i in node_keys)))
+            holders = tuple(self._xor_nearest(k, size))
             self.record_holders.append(holders)
             for i in holders:
                 held[i] += 1
         # Each simulated record stands for many real ones; a node stores its share of them.
         for node in self.nodes:
             node.records_stored = 1200 + held[node.index] * 37
+
+    def _xor_nearest(self, key, want, eligible=None):
+        """The indexes of the ``want`` nodes nearest to ``key`` by XOR (nearest first) among those
+        ``eligible`` accepts (every node when None).
+
+        Nodes sharing a longer key prefix with ``key`` are nearer than all others, and the nodes
+        sharing a prefix form a contiguous block of the key-sorted fleet: widen the block until it
+        holds enough eligible nodes, then sort only the block (exactly the full scan's answer).
+        """
+        if want <= 0:
+            return []
+        keys, order, nodes = self._sorted_keys, self._key_order, self.nodes
+        bits = max(0, int(math.log2(max(1.0, len(keys) / (4.0 * want)))))
+        while True:
+            shift = 256 - bits
+            low = (key >> shift) << shift
+            lo = bisect.bisect_left(keys, low)
+            hi = bisect.bisect_left(keys, low + (1 << shift))
+            if eligible is None:
+                cands = [(keys[j] ^ key, order[j]) for j in range(lo, hi)]
+            else:
+                cands = [(keys[j] ^ key, order[j]) for j in range(lo, hi) if eligible(nodes[order[j]])]
+            if len(cands) >= want or bits == 0:
+                break
+            bits -= 1
+        cands.sort()
+        return [i for _, i in cands[:want]]
 
     # ------------------------------------------------------------------ state queries
     def is_serving(self, node, now=None):
@@ -380,12 +458,21 @@ class Fleet:
         return self._timers[0][0] <= (self.clock() if now is None else now)
 
     def _node_events(self, node, now):
-        """Crash-on-switch firing and the last healthy mode (the same rule for both paths)."""
+        """Crash-on-switch firing (the same rule for both paths)."""
         if node.crash_at is not None and now >= node.crash_at and node.status == STATUS_RUNNING:
             node.status = STATUS_STOPPED
             node.pid = None
             node.counters = Counters()
             self.events.append((now, '%s crashed after switching to %s' % (node.ref, node.mode)))
+
+    def _before_operation(self, node, now):
+        """What happened to ``node`` up to ``now`` counts before an operation changes it: a crash that
+        was due, and the mode it came up healthy in (what crash-on-switch compares a switch with).
+
+        Settled here, at the operation's own moment, rather than whenever a refresh happens to run, so
+        that every process of a sharded fleet (whose refreshes run at their own moments) settles it alike.
+        """
+        self._node_events(node, now)
         if node.status == STATUS_RUNNING and node.mode != node.stable_mode and self.is_ready(node, now):
             node.stable_mode = node.mode
 
@@ -564,8 +651,6 @@ class Fleet:
                 node.pid = None
                 node.counters = Counters()
                 self.events.append((now, '%s crashed after switching to %s' % (node.ref, node.mode)))
-            if node.status == STATUS_RUNNING and node.mode != node.stable_mode and self.is_ready(node, now):
-                node.stable_mode = node.mode
         sides = {h: self.host_side(h) for h in self.hosts}
         responsive = {}
         classes = {}
@@ -635,14 +720,15 @@ class Fleet:
         self.tick_no += 1
         self.refresh(now, changed=())
         self._accumulate_traffic(dt, now)
-        self._accumulate_client_reads(dt)
+        if self.primary:
+            self._accumulate_client_reads(dt)
         self.version += 1
 
     def _accumulate_traffic(self, dt, now):
         cfg = self.config
         sigma = cfg.latency_sigma
         mean_factor = math.exp(sigma * sigma / 2.0)
-        for node in self.nodes:
+        for node in self.owned:
             if not self.is_serving(node, now):
                 continue
             net = node.net
@@ -791,8 +877,13 @@ class Fleet:
         (the unit's, as systemd loaded it; None keeps the last one). The node takes its transport
         mode from ANT_TRANSPORT_MODE (libp2p_only without it); an invalid value is refused."""
         now = self.clock() if now is None else now
+        mode = mode_from_env(env) if env is not None else None
+        self._record('start', node.index, now, env)
+        self._before_operation(node, now)
+        self._start(node, now, env, mode)
+
+    def _start(self, node, now, env=None, mode=None):
         if env is not None:
-            mode = mode_from_env(env)
             node.env = dict(env)
             node.mode = mode
         node.status = STATUS_RUNNING
@@ -814,6 +905,11 @@ class Fleet:
 
     def stop_node(self, node, now=None):
         now = self.clock() if now is None else now
+        self._record('stop', node.index, now)
+        self._before_operation(node, now)
+        self._stop(node, now)
+
+    def _stop(self, node, now):
         node.status = STATUS_STOPPED
         node.pid = None
         node.crash_at = None
@@ -843,15 +939,71 @@ class Fleet:
         now = self.clock() if now is None else now
         if not force and (version is None or _version_tuple(version) <= _version_tuple(node.version)):
             return 'no upgrade required (running %s)' % node.version
-        node.mode = mode_from_env(env)
+        mode = mode_from_env(env)
+        self._record('upgrade', node.index, env, version, force, start, now)
+        self._before_operation(node, now)
+        node.mode = mode
         node.env = dict(env)
         if version:
             node.version = version
         if not start:
-            self.stop_node(node, now)
+            self._stop(node, now)
             return 'upgraded, not started (--do-not-start)'
-        self.start_node(node, now)
+        self._start(node, now)
         return 'upgraded and restarted'
+
+    # ------------------------------------------------------------------ replication (shards)
+    def _record(self, *op):
+        """Journal one operation of the primary (with the moment it happened at), for the replicas."""
+        if self.journal is not None and not self._replaying:
+            self.journal.append(list(op))
+
+    def replay(self, op):
+        """Apply one journal entry of the primary: the same method, with the same moment."""
+        kind, args = op[0], op[1:]
+        self._replaying += 1
+        try:
+            if kind == 'start':
+                index, now, env = args
+                self.start_node(self.nodes[index], now=now, env=env)
+            elif kind == 'stop':
+                index, now = args
+                self.stop_node(self.nodes[index], now=now)
+            elif kind == 'upgrade':
+                index, env, version, force, start, now = args
+                self.upgrade_node(self.nodes[index], env, version=version, force=force, start=start, now=now)
+            elif kind == 'fault':
+                self.add_fault(args[0], now=args[1])
+            elif kind == 'unfault':
+                self.remove_fault(args[0], now=args[1])
+            elif kind == 'clear':
+                self.clear_faults(now=args[0])
+            elif kind == 'boot':
+                self.boot({int(i): env for i, env in args[0].items()}, now=args[1])
+            else:
+                raise ValueError('unknown journal entry %r' % (op,))
+        finally:
+            self._replaying -= 1
+
+    def boot(self, envs, now=None):
+        """The environment each node's unit had when the host's systemd loaded it at boot ({index: env}):
+        the nodes run that mode from the start. Returns {index: error} for the envs refused (the node
+        keeps its mode)."""
+        now = self.clock() if now is None else now
+        self._record('boot', {str(i): env for i, env in envs.items()}, now)
+        errors = {}
+        for index, env in envs.items():
+            node = self.nodes[index]
+            try:
+                node.mode = mode_from_env(env)
+            except AntctlError as exc:
+                errors[index] = str(exc)
+                continue
+            node.stable_mode = node.mode
+            node.env = dict(env)
+        self.version += 1
+        self.refresh(now)
+        return errors
 
     def registry_record(self, node, state_dir, now=None):
         """The node as ``antctl status --json`` and node_registry.json describe it."""
@@ -914,34 +1066,15 @@ class Fleet:
         """
         if not self.incremental:
             return self._connected_peer_ids_full(node)
-        want = node.net.connected
-        if want <= 0:
-            return []
         mine = set(node.transports)
         side = node.net.side
         now = self.clock()
-        keys, order, nodes = self._sorted_keys, self._key_order, self.nodes
-        total = len(keys)
-        key = node.key
-        bits = max(0, int(math.log2(max(1.0, total / (4.0 * want)))))
-        while True:
-            shift = 256 - bits
-            low = (key >> shift) << shift
-            lo = bisect.bisect_left(keys, low)
-            hi = bisect.bisect_left(keys, low + (1 << shift))
-            cands = []
-            for j in range(lo, hi):
-                other = nodes[order[j]]
-                if other is node or other.net is None or other.net.side != side:
-                    continue
-                if not self.is_serving(other, now) or not mine.intersection(other.transports):
-                    continue
-                cands.append((other.key ^ key, other.peer_id))
-            if len(cands) >= want or bits == 0:
-                break
-            bits -= 1
-        cands.sort()
-        return [p for _, p in cands[:want]]
+
+        def eligible(other):
+            return (other is not node and other.net is not None and other.net.side == side
+                    and self.is_serving(other, now) and bool(mine.intersection(other.transports)))
+
+        return [self.nodes[i].peer_id for i in self._xor_nearest(node.key, node.net.connected, eligible)]
 
     def _connected_peer_ids_full(self, node):
         """The reference: scan the whole fleet (O(fleet log fleet) per node)."""
@@ -958,31 +1091,37 @@ class Fleet:
         return [p for _, p in cands[:want]]
 
     # ------------------------------------------------------------------ faults
-    def add_fault(self, request):
+    def add_fault(self, request, now=None):
+        now = self.clock() if now is None else now
         fault = validate_fault(request, self.hosts, self.by_ref)
+        self._record('fault', request, now)
         self._fault_seq += 1
         fault = {'id': 'f%d' % self._fault_seq, **fault}
         self.faults[fault['id']] = fault
         self.version += 1
-        self.refresh()
-        self.events.append((self.clock(), 'fault added: %s' % fault))
+        self.refresh(now)
+        self.events.append((now, 'fault added: %s' % fault))
         return fault
 
-    def remove_fault(self, fault_id):
+    def remove_fault(self, fault_id, now=None):
+        now = self.clock() if now is None else now
         if fault_id not in self.faults:
             raise FaultError('no fault with id %r; active: %s' % (fault_id, ', '.join(self.faults) or 'none'))
+        self._record('unfault', fault_id, now)
         fault = self.faults.pop(fault_id)
         self._unstick()
         self.version += 1
-        self.refresh()
+        self.refresh(now)
         return fault
 
-    def clear_faults(self):
+    def clear_faults(self, now=None):
+        now = self.clock() if now is None else now
+        self._record('clear', now)
         removed = list(self.faults.values())
         self.faults.clear()
         self._unstick()
         self.version += 1
-        self.refresh()
+        self.refresh(now)
         return removed
 
     def _unstick(self):

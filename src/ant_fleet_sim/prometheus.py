@@ -1,8 +1,11 @@
 """A Prometheus server and an Alertmanager for the simulated fleet: config, start (wait until ready), stop.
 
-Layout under ``DIR/prometheus``: ``prometheus.yml``, ``data/`` (TSDB), ``rules/`` (rule files
+Layout under ``DIR/prometheus``: ``prometheus.yml``, ``data/<fleet id>/`` (the TSDB of the fleet
+running under DIR: a new fleet starts with no series of the last one), ``rules/`` (rule files
 rendered by the monitoring role, loaded through ``rule_files`` and ``POST /-/reload``),
 ``prometheus.log``, ``prometheus.pid``.
+
+Scrape settings follow the fleet's size (:func:`scrape_settings`).
 
 Under ``DIR/alertmanager``: ``alertmanager.yml`` (a placeholder that only logs, until the
 monitoring role writes the routing and reloads it), ``data/``, ``alertmanager.log``,
@@ -28,8 +31,15 @@ from . import layout
 NODE_JOB = 'ant_node'
 SIM_JOB = 'ant_fleet_sim'
 DASHBOARD_JOB = 'autonomi_migration_dashboard'
-SCRAPE_INTERVAL = '2s'
-SCRAPE_TIMEOUT = '1500ms'
+# Scrape settings by fleet size. Up to SMALL_FLEET nodes: every 2 s (timeout 1.5 s), which the
+# simulated inventory's short windows need (rate window 10 s = 5 scrapes, `for: 10s`; tests finish in
+# seconds). Larger fleets get what an operator runs at that size: every 15 s with a 10 s timeout and
+# rules evaluated every 15 s (Prometheus' defaults are 1 m and 10 s; 15-30 s is the usual choice for
+# node targets), so the alert windows must be at least a minute (4 scrapes; docs/simulator.md).
+SMALL_FLEET = 1000
+SMALL_SCRAPE = {'interval': '2s', 'timeout': '1500ms'}
+LARGE_SCRAPE = {'interval': '15s', 'timeout': '10s'}
+SCRAPE_INTERVAL = SMALL_SCRAPE['interval']   # of the small fleets the tests and the demo run
 
 
 class PrometheusError(RuntimeError):
@@ -44,29 +54,45 @@ def find_binary():
     return binary
 
 
-def config_text(state, api_url=None, alertmanager_url=None):
+def _seconds(duration):
+    units = {'ms': 0.001, 's': 1, 'm': 60, 'h': 3600}
+    for unit in ('ms', 's', 'm', 'h'):
+        if duration.endswith(unit) and duration[:-len(unit)].replace('.', '', 1).isdigit():
+            return float(duration[:-len(unit)]) * units[unit]
+    raise PrometheusError('not a duration: %r (e.g. 2s, 15s, 1m)' % duration)
+
+
+def scrape_settings(total_nodes=0, interval=None):
+    """{'interval', 'timeout'} for a fleet of ``total_nodes`` (rules are evaluated at the scrape
+    interval); ``interval`` (a duration) overrides the size's, with a timeout of 3/4 of it (at most 10 s)."""
+    if interval:
+        seconds = _seconds(interval)
+        if seconds <= 0:
+            raise PrometheusError('the scrape interval must be positive, not %r' % interval)
+        return {'interval': interval, 'timeout': '%dms' % int(min(10.0, 0.75 * seconds) * 1000)}
+    return dict(SMALL_SCRAPE if total_nodes <= SMALL_FLEET else LARGE_SCRAPE)
+
+
+def config_text(state, api_url=None, alertmanager_url=None, scrape=None):
     pdir = state.prometheus_dir
-    scrape_configs = [{
+    scrape = scrape or SMALL_SCRAPE
+    timing = {'scrape_interval': scrape['interval'], 'scrape_timeout': scrape['timeout']}
+    scrape_configs = [dict({
         'job_name': NODE_JOB,
-        'scrape_interval': SCRAPE_INTERVAL,
-        'scrape_timeout': SCRAPE_TIMEOUT,
         'file_sd_configs': [{'files': [str(state.file_sd)], 'refresh_interval': '5s'}],
-    }]
+    }, **timing)]
     if api_url:
         target = api_url.split('://', 1)[-1].rstrip('/')
-        scrape_configs.append({
+        scrape_configs.append(dict({
             'job_name': SIM_JOB,
-            'scrape_interval': SCRAPE_INTERVAL,
-            'scrape_timeout': SCRAPE_TIMEOUT,
             'static_configs': [{'targets': [target]}],
-        })
+        }, **timing))
     # The migration dashboard's /metrics: the monitoring role writes its targets here (monitoring_dashboard_targets).
-    scrape_configs.append({'job_name': DASHBOARD_JOB, 'scrape_interval': SCRAPE_INTERVAL,
-                           'scrape_timeout': SCRAPE_TIMEOUT, 'file_sd_configs': [
-                               {'files': [str(pdir / 'file_sd' / '*.json')], 'refresh_interval': '5s'}]})
+    scrape_configs.append(dict({'job_name': DASHBOARD_JOB, 'file_sd_configs': [
+        {'files': [str(pdir / 'file_sd' / '*.json')], 'refresh_interval': '5s'}]}, **timing))
     config = {
-        'global': {'scrape_interval': SCRAPE_INTERVAL, 'evaluation_interval': SCRAPE_INTERVAL,
-                   'scrape_timeout': SCRAPE_TIMEOUT, 'external_labels': {'fleet': 'ant-fleet-sim'}},
+        'global': {'scrape_interval': scrape['interval'], 'evaluation_interval': scrape['interval'],
+                   'scrape_timeout': scrape['timeout'], 'external_labels': {'fleet': 'ant-fleet-sim'}},
         'rule_files': [str(pdir / 'rules' / '*.yml')],
         'scrape_configs': scrape_configs,
     }
@@ -105,14 +131,34 @@ def is_ready(url, timeout=1.0):
         return False
 
 
-def start(state, port, api_url=None, timeout=60.0, retention='2d'):
-    """Write the config and start Prometheus on 127.0.0.1:port; return its URL once ready."""
+def data_dir(state):
+    """The TSDB directory of the fleet that runs under ``state`` (``data/<fleet id>``)."""
+    sim = state.read_sim() or {}
+    return state.prometheus_dir / 'data' / str(sim.get('fleet_id') or 'no-fleet')
+
+
+def _drop_other_fleets_data(state, keep):
+    """Remove the series of fleets that ran under ``state`` before (Prometheus is not running)."""
+    root = state.prometheus_dir / 'data'
+    for entry in root.iterdir():
+        if entry != keep:
+            if entry.is_dir():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink()
+
+
+def start(state, port, api_url=None, timeout=60.0, retention='2d', scrape_interval=None):
+    """Write the config and start Prometheus on 127.0.0.1:port; return its URL once ready.
+
+    The scrape settings follow the fleet's size (:func:`scrape_settings`; ``scrape_interval``
+    overrides). The TSDB is the running fleet's own: the data of earlier fleets is removed.
+    """
     state = state if isinstance(state, layout.StateDir) else layout.StateDir(state)
     binary = find_binary()
     pdir = state.prometheus_dir
     (pdir / 'rules').mkdir(parents=True, exist_ok=True)
     (pdir / 'file_sd').mkdir(parents=True, exist_ok=True)
-    (pdir / 'data').mkdir(parents=True, exist_ok=True)
     if api_url is None:
         api_url = state.api_url()
     pid = running_pid(state)
@@ -121,9 +167,13 @@ def start(state, port, api_url=None, timeout=60.0, retention='2d'):
                               % (pdir, pid))
     if layout.port_in_use(port):
         raise PrometheusError('port %d is already in use (port clash); choose another with --port' % port)
+    scrape = scrape_settings((state.read_sim() or {}).get('total_nodes', 0), scrape_interval)
+    tsdb = data_dir(state)
+    tsdb.mkdir(parents=True, exist_ok=True)
+    _drop_other_fleets_data(state, tsdb)
     config = pdir / 'prometheus.yml'
     am = alertmanager_info(state) if alertmanager_running_pid(state) else None
-    layout.atomic_write(config, config_text(state, api_url, am['url'] if am else None))
+    layout.atomic_write(config, config_text(state, api_url, am['url'] if am else None, scrape))
     check = shutil.which('promtool')
     if check:
         res = subprocess.run([check, 'check', 'config', str(config)], capture_output=True, text=True)
@@ -132,14 +182,15 @@ def start(state, port, api_url=None, timeout=60.0, retention='2d'):
     url = 'http://127.0.0.1:%d' % port
     log = open(pdir / 'prometheus.log', 'ab')
     proc = subprocess.Popen(
-        [binary, '--config.file=%s' % config, '--storage.tsdb.path=%s' % (pdir / 'data'),
+        [binary, '--config.file=%s' % config, '--storage.tsdb.path=%s' % tsdb,
          '--storage.tsdb.retention.time=%s' % retention, '--web.listen-address=127.0.0.1:%d' % port,
          '--web.enable-lifecycle', '--web.enable-admin-api', '--log.level=info'],
         stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True, close_fds=True)
     log.close()
     layout.atomic_write(_pidfile(state), '%d\n' % proc.pid)
     layout.atomic_write(pdir / 'prometheus.json',
-                        json.dumps({'url': url, 'port': port, 'pid': proc.pid, 'api_url': api_url}) + '\n')
+                        json.dumps({'url': url, 'port': port, 'pid': proc.pid, 'api_url': api_url, 'scrape': scrape,
+                                    'data': str(tsdb)}) + '\n')
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -223,7 +274,8 @@ def _repoint_prometheus(state, alertmanager_url):
     if not pinfo:
         return False
     config = state.prometheus_dir / 'prometheus.yml'
-    layout.atomic_write(config, config_text(state, pinfo.get('api_url') or state.api_url(), alertmanager_url))
+    layout.atomic_write(config, config_text(state, pinfo.get('api_url') or state.api_url(), alertmanager_url,
+                                            pinfo.get('scrape')))
     return reload(pinfo['url'])
 
 

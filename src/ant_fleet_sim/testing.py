@@ -91,9 +91,12 @@ def wait_for(predicate, timeout=30.0, interval=0.2, what='condition'):
 
 class SimStack:
     def __init__(self, directory, hosts=4, nodes_per_host=3, ready_delay=0.5, restart_time=0.2, prometheus=True,
-                 tick=0.5, startup_timeout=120.0, alertmanager=False, ssh=False, **config):
+                 tick=0.5, startup_timeout=120.0, alertmanager=False, ssh=False, fresh=False, scrape_interval=None,
+                 **config):
         self.directory = Path(directory)
         self.ssh = ssh
+        self.fresh = fresh
+        self.scrape_interval = scrape_interval
         self.ssh_info = None
         if ssh:
             self.directory.mkdir(parents=True, exist_ok=True)
@@ -129,7 +132,7 @@ class SimStack:
     def start(self):
         try:
             self.info = control.launch(self.state_dir, self.config, timeout=self.startup_timeout,
-                                       owner_pid=os.getpid())
+                                       owner_pid=os.getpid(), fresh=self.fresh)
         except control.SimError as exc:
             if 'port clash' not in str(exc):
                 raise
@@ -137,7 +140,7 @@ class SimStack:
             self.config.base_port = layout.free_port_range(self.hosts * self.nodes_per_host)
             self.config.api_port = layout.free_port()
             self.info = control.launch(self.state_dir, self.config, timeout=self.startup_timeout,
-                                       owner_pid=os.getpid())
+                                       owner_pid=os.getpid(), fresh=self.fresh)
         self.api_url = self.info['api_url']
         self.client = control.ApiClient(self.api_url)
         try:
@@ -182,7 +185,8 @@ class SimStack:
         self.prometheus_port = port or self.prometheus_port or layout.free_port()
         for attempt in range(3):
             try:
-                self.prometheus_url = prom.start(self.state, self.prometheus_port, api_url=self.api_url)
+                self.prometheus_url = prom.start(self.state, self.prometheus_port, api_url=self.api_url,
+                                                 scrape_interval=self.scrape_interval)
                 return self.prometheus_url
             except prom.PrometheusError as exc:
                 if port or attempt == 2 or not ('port' in str(exc) or 'address already in use' in str(exc)):
@@ -324,4 +328,4 @@ class SimStack:
             targets = self.targets()
             return len(targets) >= expected and all(t['health'] == 'up' for t in targets)
 
-        return wait_for(all_up, timeout, 0.3, what='%d Prometheus targets up' % expected)
+        return wait_for(all_up, timeout, 0.3 if expected < 2000 else 5.0, what='%d Prometheus targets up' % expected)

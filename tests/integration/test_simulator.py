@@ -383,3 +383,128 @@ def test_status_json_shows_the_last_full_refresh_and_the_table_refreshes(sim_sta
     node = next(n for n in stack.antctl_status(host)['nodes'] if n['service_name'] == svc)
     assert len(node['connected_peers']) == before  # stale: no full refresh with --json
     assert int(table_peers()) <= 5  # ramping up for 30 s: what the node says now
+
+
+# ---------------------------------------------------------------------------- shards
+SHARDED = dict(hosts=6, nodes_per_host=3, ready_delay=0.5, prometheus=False, seed=5)
+GAUGES = ('ant_node_transport_mode', 'ant_networking_connected_peers', 'ant_networking_peers_in_routing_table',
+          'ant_networking_transport_connected_peers', 'ant_networking_estimated_network_size',
+          'ant_networking_records_stored')
+
+
+def node_gauges(port):
+    """The gauges of one node's /metrics (counters move with time), 'closed' or 'hung'."""
+    try:
+        with urllib.request.urlopen('http://127.0.0.1:%d/metrics' % port, timeout=2) as resp:
+            text = resp.read().decode()
+    except urllib.error.URLError as exc:
+        return 'hung' if isinstance(exc.reason, TimeoutError) else 'closed'
+    except TimeoutError:
+        return 'hung'
+    return sorted(line for line in text.splitlines() if line.startswith(GAUGES))
+
+
+def fleet_figures(stack):
+    """Everything the fleet shows that does not depend on ports or on when it is read."""
+    view = stack.fleet()
+    for node in view['nodes']:
+        node.pop('uptime')
+        node['gauges'] = node_gauges(node.pop('metrics_port'))
+    view['client_reads'] = view['client_reads']['current_success']
+    hosts = {}
+    for host in stack.host_names:
+        table = stack.antctl(host, 'status')  # asks every running node over its RPC (another shard's, too)
+        rows = [line.split() for line in table.stdout.splitlines() if line.startswith('antnode')]
+        status = stack.antctl_status(host)['nodes']
+        hosts[host] = {'rc': table.returncode, 'rows': rows, 'error': '0: Could not connect' in table.stderr,
+                       'peers': [(n['service_name'], n['status'], n['connected_peers']) for n in status]}
+    return view, hosts
+
+
+def settled(stack):
+    return all(n['ready'] for n in stack.fleet()['nodes'] if n['status'] == 'Running')
+
+
+def test_a_sharded_fleet_behaves_as_the_single_process_one(sim_stack_factory):
+    """The same operations and faults on a fleet in one process and on the same fleet in three: every
+    node shows the same state, network view, gauges and antctl view, read from the process serving it."""
+    single = sim_stack_factory(shards=1, **SHARDED)
+    sharded = sim_stack_factory(shards=3, **SHARDED)
+    assert (single.info['shards'], sharded.info['shards']) == (1, 3)
+    assert sharded.client.get('/api/health')['listening'] == 18
+
+    def act(stack):
+        every = [n['service_name'] for n in stack.antctl_status('sim-host-02')['nodes']]
+        stack.set_mode('sim-host-02', every, 'dual_stack')
+        stack.set_mode('sim-host-05', every, 'iroh_only')  # libp2p-only and iroh-only nodes cannot meet
+        stack.fault('crash_on_switch', hosts=['sim-host-03'], mode='iroh_primary')
+        stack.set_mode('sim-host-03', ['antnode1'], 'iroh_primary')
+        stack.fault('unresponsive', nodes=['sim-host-04/antnode2'])
+        stack.fault('partition', groups=[['sim-host-01', 'sim-host-02'], ['sim-host-03', 'sim-host-04']])
+        assert stack.antctl('sim-host-06', 'stop', '--service-name', 'antnode3').returncode == 0
+
+    def compare():
+        for stack in (single, sharded):
+            wait_for(lambda stack=stack: settled(stack), 60, what='every running node ready')
+        (view_1, hosts_1), (view_3, hosts_3) = fleet_figures(single), fleet_figures(sharded)
+        for a, b in zip(view_1['nodes'], view_3['nodes'], strict=True):
+            assert a == b, 'node %s/%s differs' % (a['host'], a['service_name'])
+        assert view_1 == view_3
+        assert hosts_1 == hosts_3
+        return view_3, hosts_3
+
+    for stack in (single, sharded):
+        act(stack)
+    view, hosts = compare()
+    # The faults are there, in every shard: a crashed node, a hung one, a partition, a mode split.
+    by_ref = {(n['host'], n['service_name']): n for n in view['nodes']}
+    assert by_ref[('sim-host-03', 'antnode1')]['status'] == 'Stopped'
+    assert by_ref[('sim-host-04', 'antnode2')]['gauges'] == 'hung' and hosts['sim-host-04']['error']
+    assert by_ref[('sim-host-06', 'antnode3')]['gauges'] == 'closed'
+    assert by_ref[('sim-host-05', 'antnode1')]['connected_peers'] == 2  # iroh-only: its own host only
+    assert view['partition_risk'] > 0.7 and view['client_reads'] < 1
+    for stack in (single, sharded):
+        stack.clear_faults()
+        stack.set_mode('sim-host-05', ['antnode1', 'antnode2', 'antnode3'], 'dual_stack')
+        assert stack.antctl('sim-host-03', 'start', '--interval', '100').returncode == 0
+    view, _ = compare()
+    assert view['ready'] == 17 and view['client_reads'] == 1.0
+
+
+# ---------------------------------------------------------------------------- a new fleet starts clean
+def test_a_fresh_fleet_starts_clean_and_prometheus_keeps_each_fleets_series_apart(tmp_path):
+    """`make sim-up` (``up --fresh``) starts a new fleet without the last one's drop-ins, ledger and
+    Alertmanager data; without it they are kept. Either way each fleet's series live in a TSDB of their
+    own: the old fleet's figures never dilute the new one's (they did for Prometheus' 5 min lookback)."""
+    from ant_fleet_sim import prometheus as prom
+    from ant_fleet_sim.testing import SimStack
+
+    first = SimStack(tmp_path, hosts=3, nodes_per_host=2, tick=0.5).start()
+    try:
+        first.wait_targets_up()
+        first.set_mode('sim-host-01', ['antnode1'], 'dual_stack')
+        wait_for(lambda: first.query_value('count(ant_networking_connected_peers)') == 6, 30, what='6 series')
+        first.state.ledger.write_text('the last fleet\'s ledger')
+        (first.state.root / 'alertmanager' / 'data').mkdir(parents=True)
+        (first.state.root / 'alertmanager' / 'data' / 'silences').write_text('old silences')
+        old_data = prom.data_dir(first.state)
+    finally:
+        first.stop()
+
+    def second_fleet(fresh):
+        stack = SimStack(tmp_path, hosts=1, nodes_per_host=2, tick=0.5, fresh=fresh).start()
+        try:
+            stack.wait_targets_up()
+            wait_for(lambda: stack.query('count(ant_networking_connected_peers)'), 30, what='a first scrape')
+            return (stack.node('sim-host-01', 'antnode1')['mode'],
+                    stack.query_value('count(ant_networking_connected_peers)'), prom.data_dir(stack.state),
+                    stack.state.ledger.exists(), (stack.state.root / 'alertmanager' / 'data').exists())
+        finally:
+            stack.stop()
+
+    mode, series, data, ledger, am_data = second_fleet(fresh=False)
+    assert (mode, series, ledger, am_data) == ('dual_stack', 2, True, True)  # kept: booted from the drop-in
+    assert data != old_data and not old_data.exists()
+    mode, series, data_2, ledger, am_data = second_fleet(fresh=True)
+    assert (mode, series, ledger, am_data) == ('libp2p_only', 2, False, False)
+    assert data_2 != data

@@ -64,8 +64,8 @@ def random_fault(rng, fleet):
 
 
 def apply_step(rng, fleets, step):
-    """Draw one random operation and apply it to both fleets (same op, same time)."""
-    (new, _), _ = fleets
+    """Draw one random operation and apply it to every fleet of ``fleets`` (same op, same time)."""
+    new = fleets[0][0]
     roll = rng.random()
     host = rng.choice(new.hosts)
     names = [n.service_name for n in new.by_host[host]]
