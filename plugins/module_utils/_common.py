@@ -26,6 +26,7 @@ from ansible_collections.autonomi.network_migration.plugins.module_utils._errors
 from ansible_collections.autonomi.network_migration.plugins.module_utils._node_interface import (
     DEFAULT_SYSTEMCTL,
     DEFAULT_UNIT_DIR,
+    no_metrics_port_reason,
 )
 from ansible_collections.autonomi.network_migration.plugins.module_utils._node_metrics import (
     DEFAULT_METRICS_HOST,
@@ -104,7 +105,7 @@ class NodeReader:
         ``names``: only these metrics are parsed (READINESS_METRICS for the mode and readiness).
         """
         if not node.get('metrics_port'):
-            raise MetricsUnreachable(f"{node['service_name']} has no metrics_port in antctl status")
+            raise MetricsUnreachable(no_metrics_port_reason(node['service_name']))
         extra = {}
         if metadata:
             extra['metadata'] = True

@@ -178,7 +178,7 @@ class ModeSwitcher:
         """Write the node's drop-in for ``mode`` (nothing in check mode); remember it for the diff."""
         name = entry['service_name']
         before = self.systemd.read_dropin(name)
-        after = dropin_text(mode)
+        after = dropin_text(mode, service=name, peer_id=entry['peer_id'])
         if before != after:
             first = self.dropin_diffs.get(name, {}).get('before', before)
             self.dropin_diffs[name] = {'before': first, 'after': after}

@@ -28,6 +28,20 @@ DROPIN_NAME = 'ant-transport-mode.conf'
 # A dual-stack capable node started without ANT_TRANSPORT_MODE runs this mode.
 MODE_WITHOUT_ENV = 'libp2p_only'
 
+# A node serves metrics only when antctl added it with --enable-metrics-server or --metrics-port
+# (ant-node-manager/src/add_services/mod.rs: metrics_port is None otherwise, and antctl then starts the
+# node without --metrics-server-port); nothing the collection does can work without them.
+METRICS_SERVER_FIX = 'antctl add --enable-metrics-server'
+
+
+def no_metrics_port_reason(service):
+    """Why a node whose ``metrics_port`` is null cannot be read, and what to do about it."""
+    return (f'{service} has no metrics port (metrics_port is null in antctl status --json: antctl added it without '
+            '--enable-metrics-server or --metrics-port, so it serves no metrics and its mode and readiness cannot be '
+            f'read); antctl cannot turn the metrics server on for an existing node: add nodes with '
+            f'`{METRICS_SERVER_FIX}` (or --metrics-port PORT)')
+
+
 # Paths a node serves on its metrics port.
 METRICS_PATH = '/metrics'
 METADATA_PATH = '/metadata'

@@ -46,7 +46,11 @@ DEFAULT_METRICS_HOST = '127.0.0.1'
 # What says whether a node runs a mode and is ready: NodeMetrics.mode and .connected_peers.
 READINESS_METRICS = (M_MODE, M_CONNECTED)
 DEFAULT_METRICS_TIMEOUT = 5.0
+# The two exposition formats a node may serve (both are parsed).
+OPENMETRICS = 'openmetrics'
+PROMETHEUS_TEXT = 'prometheus_text'
 
+_TYPE_RE = re.compile(r'^#\s*TYPE\s+(\S+)\s+(\S+)')
 _NAME_RE = re.compile(r'[a-zA-Z_:][a-zA-Z0-9_:]*')
 _LABEL_NAME_RE = re.compile(r'[a-zA-Z_][a-zA-Z0-9_]*')
 _ESCAPES = {'\\': '\\', '"': '"', 'n': '\n'}
@@ -190,17 +194,46 @@ def metrics_url(port, host=DEFAULT_METRICS_HOST, path=METRICS_PATH):
     return f"http://{host if ':' not in host else f'[{host}]'}:{port}{path}"
 
 
-def fetch_text(port, host=DEFAULT_METRICS_HOST, timeout=DEFAULT_METRICS_TIMEOUT, path=METRICS_PATH):
-    """GET a node's metrics page; raise MetricsUnreachable on any network or HTTP error."""
+def fetch_page(port, host=DEFAULT_METRICS_HOST, timeout=DEFAULT_METRICS_TIMEOUT, path=METRICS_PATH):
+    """GET a node's metrics page: (text, Content-Type); raise MetricsUnreachable on any network or HTTP error."""
     url = metrics_url(port, host, path)
     try:
         with _opener().open(url, timeout=timeout) as response:
-            return response.read().decode('utf-8', errors='replace')
+            return response.read().decode('utf-8', errors='replace'), response.headers.get('Content-Type') or ''
     except urllib.error.HTTPError as exc:
         raise MetricsUnreachable(f'{url} answered HTTP {exc.code}', url=url) from None
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, 'reason', exc)
         raise MetricsUnreachable(f'{url} cannot be read: {reason}', url=url) from None
+
+
+def fetch_text(port, host=DEFAULT_METRICS_HOST, timeout=DEFAULT_METRICS_TIMEOUT, path=METRICS_PATH):
+    """GET a node's metrics page; raise MetricsUnreachable on any network or HTTP error."""
+    return fetch_page(port, host=host, timeout=timeout, path=path)[0]
+
+
+def exposition_format(text, content_type=''):
+    """``openmetrics`` or ``prometheus_text``: what a page is, by its Content-Type, else by its ``# EOF``.
+
+    Real nodes serve OpenMetrics (prometheus-client: ``application/openmetrics-text;charset=utf-8;
+    version=1.0.0``, integer counters, ``# EOF``); the classic text format 0.0.4 (``text/plain``) is
+    accepted too. :func:`parse_text` reads both.
+    """
+    if 'openmetrics' in (content_type or '').lower():
+        return OPENMETRICS
+    if 'text/plain' in (content_type or '').lower():
+        return PROMETHEUS_TEXT
+    return OPENMETRICS if text.rstrip().endswith('# EOF') else PROMETHEUS_TEXT
+
+
+def declared_types(text):
+    """{family name: type} from the ``# TYPE`` lines of a page, whether or not samples follow.
+
+    prometheus-client 0.23.1 (pinned by ant-node) declares a labelled family that was never touched
+    with ``# HELP`` / ``# TYPE`` and no sample (prometheus/client_rust #271, changed in 0.24.1): such
+    a family is there and its value is zero, not missing.
+    """
+    return {m.group(1): m.group(2) for m in map(_TYPE_RE.match, text.splitlines()) if m}
 
 
 def scrape(port, host=DEFAULT_METRICS_HOST, timeout=DEFAULT_METRICS_TIMEOUT, metadata=False, names=None):

@@ -34,11 +34,28 @@ from ansible_collections.autonomi.network_migration.plugins.module_utils._node_i
 
 DEFAULT_SYSTEMCTL_TIMEOUT = 120
 _HEADER = '# Managed by autonomi.network_migration (transport_mode); antctl upgrades leave this file alone.\n'
+# The node a drop-in was written for: a drop-in outlives its node (antctl remove / reset delete only the
+# unit file), and a node added later under the same service name must not inherit it unnoticed.
+_OWNER = '# Node: {service} peer_id={peer_id}\n'
+_OWNER_RE = re.compile(r'^# Node: (?P<service>\S+) peer_id=(?P<peer_id>\S+)$', re.MULTILINE)
+UNKNOWN_PEER = 'unknown'
 
 
-def dropin_text(mode):
-    """The drop-in that sets ``mode``."""
-    return f'{_HEADER}[Service]\nEnvironment={TRANSPORT_MODE_ENV}={mode}\n'
+def dropin_text(mode, service=None, peer_id=None):
+    """The drop-in that sets ``mode``, naming the node it was written for when ``service`` is given
+    (``peer_id`` None: a node that never ran and has no peer id yet)."""
+    owner = _OWNER.format(service=service, peer_id=peer_id or UNKNOWN_PEER) if service else ''
+    return f'{_HEADER}{owner}[Service]\nEnvironment={TRANSPORT_MODE_ENV}={mode}\n'
+
+
+def dropin_owner(text):
+    """(service, peer id or None) a drop-in says it was written for; None when it says nothing (a drop-in
+    written before drop-ins named their node)."""
+    match = _OWNER_RE.search(text or '')
+    if not match:
+        return None
+    peer_id = match.group('peer_id')
+    return match.group('service'), None if peer_id == UNKNOWN_PEER else peer_id
 
 
 def parse_environment(text):
@@ -119,6 +136,26 @@ class Systemd:
             return None
         except OSError as exc:
             raise SystemdError(f'cannot read {path}: {exc.strerror or exc}') from None
+
+    def dropin_services(self):
+        """Service names that have the collection's drop-in under ``unit_dir`` (whether or not a unit or a
+        node still goes with it), sorted."""
+        try:
+            names = os.listdir(self.unit_dir)
+        except OSError:
+            return []
+        suffix = '.service.d'
+        return sorted(name[:-len(suffix)] for name in names if name.endswith(suffix) and name[:-len(suffix)]
+                      and os.path.isfile(os.path.join(self.unit_dir, name, DROPIN_NAME)))
+
+    def remove_dropin(self, service):
+        """Remove the drop-in, and its ``.service.d`` directory when nothing else is left in it."""
+        self.write_dropin(service, None)
+        directory = os.path.dirname(self.dropin_path(service))
+        try:
+            os.rmdir(directory)
+        except OSError:
+            pass  # not empty (another drop-in of the service) or already gone
 
     def configured_mode(self, service):
         """The mode the drop-in sets (what the service runs at its next start), or None."""

@@ -14,6 +14,9 @@ description:
     transport mode and connected peers per transport read from the node's metrics.
   - Read only. Used for fleet-wide reports and to reconcile the migration ledger with reality.
   - A node whose metrics cannot be read is still listed, with V(null) figures and the reason in C(metrics_error).
+  - Reports, with a warning, the transport-mode drop-ins that no longer belong to their node (RV(stale_dropins)):
+    orphaned by C(antctl remove) / C(antctl reset), or inherited by a node that C(antctl add) gave the name of an
+    earlier one. The wave's discovery runs this module on every host, so such a node is reported before any wave.
 author:
   - Autonomi network operations (@autonomi)
 extends_documentation_fragment:
@@ -127,16 +130,54 @@ modes:
   returned: always
   type: dict
   sample: {libp2p_only: 3, dual_stack: 2, iroh_primary: 0, iroh_only: 0, unknown: 0}
+stale_dropins:
+  description:
+    - The host's transport-mode drop-ins that do not belong to their node, whatever O(nodes) selects.
+      V(orphaned) - no node of antctl has the service, its node is C(Removed), or its unit file is gone;
+      V(inherited) - the service's node is not the one the drop-in was written for (another peer id, or a node that
+      never ran). A node added after C(antctl reset) starts in the inherited mode.
+    - C(playbooks/reconcile.yml -e remove_stale_dropins=true) (module M(autonomi.network_migration.transport_dropins))
+      removes them.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    service_name:
+      description: The service the drop-in is for.
+      type: str
+    kind:
+      description: V(orphaned) or V(inherited).
+      type: str
+    reason:
+      description: Why it does not belong.
+      type: str
+    path:
+      description: The drop-in file.
+      type: str
+    mode:
+      description: The C(ANT_TRANSPORT_MODE) it sets.
+      type: str
+    written_for:
+      description: The peer id the drop-in names (null when it names none).
+      type: str
+    node_status:
+      description: The status of the service's node in antctl, null when there is none.
+      type: str
+    peer_id:
+      description: The peer id of the service's node now, null when unknown.
+      type: str
 """
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.autonomi.network_migration.plugins.module_utils._antctl import select_nodes
 from ansible_collections.autonomi.network_migration.plugins.module_utils._common import (
     fail_from_error,
     node_argument_spec,
     parallel_map,
     reader_from_params,
 )
+from ansible_collections.autonomi.network_migration.plugins.module_utils._dropins import REMOVE_HINT, audit, describe
 from ansible_collections.autonomi.network_migration.plugins.module_utils._errors import MetricsError, NodeError
 from ansible_collections.autonomi.network_migration.plugins.module_utils._modes import MODES
 
@@ -144,7 +185,7 @@ REGISTRY_FIELDS = ('service_name', 'peer_id', 'number', 'status', 'version', 'me
                    'node_port', 'data_dir_path', 'log_dir_path', 'connected_peers', 'configured_mode')
 
 
-def describe(reader, node, gather_metrics=True):
+def describe_node(reader, node, gather_metrics=True):
     entry = {field: node.get(field) for field in REGISTRY_FIELDS}
     entry.update(mode=None, connected_peers_by_transport={}, routing_table_size=None, uptime_seconds=None,
                  metrics_error=None)
@@ -171,12 +212,18 @@ def describe(reader, node, gather_metrics=True):
 
 
 def gather(reader, selectors, gather_metrics=True):
-    nodes = parallel_map(lambda node: describe(reader, node, gather_metrics), reader.nodes(selectors))
+    registry = reader.registry()
+    nodes = parallel_map(lambda node: describe_node(reader, node, gather_metrics), select_nodes(registry, selectors))
     modes = {mode: 0 for mode in MODES}
     modes['unknown'] = 0
     for node in nodes:
         modes[node['mode'] or 'unknown'] += 1
-    return {'changed': False, 'nodes': nodes, 'modes': modes}
+    stale = audit(registry, reader.systemd)
+    result = {'changed': False, 'nodes': nodes, 'modes': modes, 'stale_dropins': stale}
+    if stale:
+        result['warnings'] = [f'{len(stale)} transport-mode drop-in(s) do not belong to their node: '
+                              + '; '.join(describe(stale)) + f'; {REMOVE_HINT}']
+    return result
 
 
 def main():
@@ -188,6 +235,8 @@ def main():
         result = gather(reader, module.params['nodes'], module.params['gather_metrics'])
     except NodeError as exc:
         fail_from_error(module, exc, changed=False)
+    for warning in result.pop('warnings', []):
+        module.warn(warning)
     module.exit_json(**result)
 
 
