@@ -1,15 +1,17 @@
-"""Fast rollback: the collection against the one-liner per host, CPU split by process kind.
+"""Fast rollback: the collection against the plain playbook per host, CPU split by process kind.
 
 For each fleet size (hosts x nodes, default 10x20, 20x20, 50x20) a simulated fleet on free ports
 (SimStack, no Prometheus: a fast rollback asks no gate) is put in dual_stack, then rolled back to
-libp2p_only three ways, all in the same run on the same machine:
+libp2p_only by each variant, one after the other in the same run on the same machine:
 
 - collection: ``playbooks/rollback.yml -e strategy=fast`` with the ledger (SQLite) and the
   migration_tracker callback, forks ``--forks``.
-- one-liner + wait (the anchor to beat): bench/oneliner_rollback.yml - one ``ansible.builtin.command``
-  per host writing every node's drop-in and running systemctl for every node of the host, then an
-  ``until`` loop on ``antctl status --json`` until every node has more than 5 peers; forks ``--forks``, no callback.
-- one-liner: the same without the readiness wait.
+- plain (the anchor, issue 24): bench/oneliner_rollback.yml - one ``ansible.builtin.command`` per host
+  writing every node's drop-in, one daemon-reload, one restart of every node, then an ``until`` loop
+  until every node's metrics show the target mode and more than 5 peers; forks ``--forks``, no callback.
+  plain_one_task: the same switch and wait in one command per host.
+- oneliner_wait (issue 14's anchor, whose ``antctl status --json`` wait does not wait), oneliner_ready
+  (a wait on ``antctl status``, which asks every node), oneliner (no wait: the floor).
 
 Each run ends with every node in libp2p_only (checked; the collection and the wait variant also
 ready). CPU is split per process kind (only the first runs on the controller of a real fleet):
@@ -23,7 +25,7 @@ every node, ``systemctl daemon-reload``, ``systemctl restart`` of the node servi
 
     .venv/bin/python bench/rollback.py [--sizes 10x20,20x20,50x20] [--forks 50] [--repeat 1]
         [--background 20x20]   # another fleet + Prometheus loading the machine meanwhile
-        [--variants collection,oneliner_wait,oneliner]
+        [--variants collection,plain,plain_one_task,oneliner_wait,oneliner_ready,oneliner]
 """
 
 from __future__ import annotations
@@ -51,7 +53,15 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 CLK_TCK = os.sysconf('SC_CLK_TCK')
 TIME = '/usr/bin/time'
-VARIANTS = ('collection', 'oneliner_wait', 'oneliner_ready', 'oneliner')
+VARIANTS = ('collection', 'plain', 'plain_one_task', 'oneliner_wait', 'oneliner_ready', 'oneliner')
+# The plain playbook's options per variant (bench/oneliner_rollback.yml): its readiness wait, one task or two.
+PLAIN_VARIANTS = {
+    'plain': ('wait=metrics', 'one_task=false'),            # issue 24: switch, then a wait on every node's metrics
+    'plain_one_task': ('wait=metrics', 'one_task=true'),    # the same in one command per host
+    'oneliner_wait': ('wait=json', 'one_task=false'),       # issue 14 as written: antctl status --json
+    'oneliner_ready': ('wait=table', 'one_task=false'),     # antctl status, which asks every node
+    'oneliner': ('wait=none', 'one_task=false'),            # no wait: the floor
+}
 
 
 def children_cpu():
@@ -60,9 +70,20 @@ def children_cpu():
 
 
 def proc_cpu(pid):
+    """CPU seconds of ``pid`` and of its child processes (a sharded simulator's workers)."""
     with open('/proc/%d/stat' % pid) as fh:
         fields = fh.read().rsplit(')', 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    total = (int(fields[11]) + int(fields[12])) / CLK_TCK
+    try:
+        children = open('/proc/%d/task/%d/children' % (pid, pid)).read().split()
+    except OSError:
+        children = []
+    for child in children:
+        try:
+            total += proc_cpu(int(child))
+        except OSError:
+            pass
+    return total
 
 
 def api(stack, method, path, body=None, timeout=600):
@@ -150,8 +171,9 @@ def run_variant(variant, stack, inventory, tmp, acct, forks):
                          'retry_files_enabled = False\n' % (ROOT / 'collections'))
         env['ANSIBLE_CONFIG'] = str(plain)
         argv = [str(BIN / 'ansible-playbook'), 'bench/oneliner_rollback.yml', '-i', str(inventory),
-                '-e', 'target=libp2p_only', '-e', 'wait=%s' % (variant in ('oneliner_wait', 'oneliner_ready')),
-                '-e', 'ready=%s' % (variant == 'oneliner_ready'), '-f', str(forks)]
+                '-e', 'target=libp2p_only', '-f', str(forks)]
+        for item in PLAIN_VARIANTS[variant]:
+            argv += ['-e', item]
     return measure(variant, argv, env, stack, acct, lambda n: n['mode'] == 'libp2p_only')
 
 
@@ -233,7 +255,7 @@ def bench_size(hosts, nodes, args, results):
             results[(hosts, nodes)] = runs
             best = {v: min(rs, key=lambda r: r['wall']) for v, rs in runs.items()}
             c = best.get('collection')
-            for other in ('oneliner_wait', 'oneliner_ready', 'oneliner'):
+            for other in VARIANTS[1:]:
                 o = best.get(other)
                 if c and o and c['ok'] and o['ok']:
                     print('ratio collection/%-13s wall %.2f  controller CPU %.2f  module CPU %.2f  all CPU %.2f' % (
@@ -243,7 +265,7 @@ def bench_size(hosts, nodes, args, results):
                         / sum(o[k] for k in ('controller', 'modules', 'antctl', 'sim'))), flush=True)
             # The same repetition ran the variants one after the other, under about the same load: its
             # ratio is the fairer comparison on a shared machine; best-of-repeat above is the floor.
-            for other in ('oneliner_wait', 'oneliner_ready', 'oneliner'):
+            for other in VARIANTS[1:]:
                 pairs = [c_run['wall'] / o_run['wall']
                          for c_run, o_run in zip(runs.get('collection', []), runs.get(other, []), strict=False)
                          if c_run['ok'] and o_run['ok']]
@@ -296,7 +318,7 @@ def main(argv=None):
     parser.add_argument('--forks', type=int, default=50)
     parser.add_argument('--ready-delay', type=float, default=2.0, help='seconds a restarted node takes to be ready')
     parser.add_argument('--repeat', type=int, default=1, help='runs of each variant per size (best wall shown)')
-    parser.add_argument('--variants', default=','.join(VARIANTS))
+    parser.add_argument('--variants', default='collection,plain,plain_one_task', help=', '.join(VARIANTS))
     parser.add_argument('--project', type=int, default=500, help='hosts to project the collection to')
     parser.add_argument('--sla', type=int, default=300, help='rollback SLA, seconds')
     parser.add_argument('--switch-seconds', type=float, default=30.0,

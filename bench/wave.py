@@ -55,8 +55,8 @@ def main(argv=None):
             plain.write_text('[defaults]\ncollections_path = %s\nhost_key_checking = False\n' % (ROOT / 'collections'))
             env = dict(os.environ, ANSIBLE_CONFIG=str(plain), ANSIBLE_NOCOLOR='1')
             argv = [str(BIN / 'ansible-playbook'), 'bench/oneliner_rollback.yml', '-i', str(fleet.inventory_dir),
-                    '-e', 'target=dual_stack', '-e', 'wait=true', '-f', str(args.forks), '--limit', ','.join(moved)]
-            one = measure('oneliner_wait', argv, env, stack, acct,
+                    '-e', 'target=dual_stack', '-e', 'wait=metrics', '-f', str(args.forks), '--limit', ','.join(moved)]
+            one = measure('plain', argv, env, stack, acct,
                           lambda n: (n['mode'] == 'dual_stack') == (n['host'] in moved))
             print(fmt(one, len(moved)), flush=True)
             print('ratio wave batch/one-liner+wait: wall %.2f  controller CPU %.2f  module CPU %.2f '
