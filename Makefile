@@ -14,7 +14,7 @@ SIM_NODES ?= $(DEMO_NODES)
 SIM_SHARDS ?= 0
 
 .PHONY: help setup demo test test-unit test-integration test-scenarios molecule lint sanity \
-        sim-up sim-down bench build clean
+        sim-up sim-down bench bench-parts build clean
 
 help:
 	@echo "make demo    set up, start a simulated fleet + Prometheus, run canary and a 25% wave, print status"
@@ -25,7 +25,8 @@ help:
 	@echo "             a new fleet starts clean; SIM_KEEP=1 keeps the last fleet's drop-ins and ledger"
 	@echo "             SIM_SSH=1 make sim-up: every simulated host reached over SSH (needs root)"
 	@echo "make lint    ruff, ansible-lint (production profile), ansible-test sanity"
-	@echo "make bench   benchmarks"
+	@echo "make bench   every step's cost at 1,000 / 5,000 / 10,000 nodes and the alert -> rollback chain (~2 h)"
+	@echo "             BENCH_SIZES=50x20 BENCH_STEPS=rollback for a quick one; make bench-parts: the narrower ones"
 
 setup:
 	@scripts/setup.sh
@@ -61,14 +62,31 @@ lint: setup
 sanity: setup
 	@scripts/sanity.sh
 
-# BENCH_SIZES: fleets of the rollback benchmark (HOSTSxNODES,...); `make bench BENCH_SIZES=10x20` is quick.
-BENCH_SIZES ?= 10x20,20x20,50x20
+# make bench: every step's cost at 1,000, 5,000 and 10,000 nodes (bench/scale.py, docs/benchmarks.md), then
+# the alert -> Alertmanager -> EDA -> fast rollback chain at 1,000 nodes (bench/chain.py). About two hours on
+# two cores; every figure is printed with the load it ran under, and written to $(STATE)/bench-scale.json.
+# BENCH_SIZES=50x20 (one size) or BENCH_STEPS=rollback (one step) for a quicker run; BENCH_SHARDS=0: as needed.
+BENCH_SIZES ?= 50x20,250x20,500x20
+BENCH_SHARDS ?= 0
+BENCH_REPEAT ?= 2
+BENCH_STEPS ?= rollback,wave,gate,status,ledger
+BENCH_CHAIN_RUNS ?= 3
 bench: setup
+	@mkdir -p $(STATE)
+	@echo "==> every step's cost as the fleet grows: $(BENCH_SIZES) (bench/scale.py)"
+	@$(BIN)/python bench/scale.py --sizes $(BENCH_SIZES) --shards $(BENCH_SHARDS) --repeat $(BENCH_REPEAT) \
+	  --steps $(BENCH_STEPS) --json $(STATE)/bench-scale.json
+	@echo "==> alert -> Alertmanager -> EDA rulebook -> fast rollback at 1,000 nodes (bench/chain.py)"
+	@$(BIN)/python bench/chain.py --runs $(BENCH_CHAIN_RUNS)
+
+# The earlier, narrower benchmarks (docs/benchmarks.md): simulator CPU, gate queries, rollback at 10-50 hosts,
+# one wave batch, the dashboard.
+bench-parts: setup
 	@echo "==> simulator CPU per 1,000 node restarts (old full recompute vs incremental)"; $(BIN)/python bench/sim_restarts.py
 	@echo "==> simulator load (1,000 nodes)"; $(BIN)/python bench/sim_load.py
 	@echo "==> gate queries vs fleet size"; $(BIN)/python bench/gate_queries.py
-	-@echo "==> fast rollback: collection vs one-liner (with and without readiness wait)"; $(BIN)/python bench/rollback.py --sizes $(BENCH_SIZES)
-	@echo "==> one wave batch with its gate vs the one-liner"; $(BIN)/python bench/wave.py
+	-@echo "==> fast rollback: collection vs the plain playbook"; $(BIN)/python bench/rollback.py --sizes 10x20,20x20,50x20
+	@echo "==> one wave batch with its gate vs the plain playbook"; $(BIN)/python bench/wave.py
 	@echo "==> dashboard: /status at 50 and 1,000 nodes, 50 WebSocket clients"; $(BIN)/python bench/dashboard.py
 
 build: setup

@@ -159,7 +159,9 @@ def write_inventory(tmp, stack, acct, inventory=None):
     return inventory
 
 
-def run_variant(variant, stack, inventory, tmp, acct, forks):
+def run_variant(variant, stack, inventory, tmp, acct, forks, timeline=None):
+    """One rollback of the whole fleet to libp2p_only by ``variant``; ``timeline``: a file where the
+    bench_timeline callback writes when each play and task started (both kinds of playbook get it)."""
     env = dict(os.environ, ANSIBLE_NOCOLOR='1', ANT_MIGRATION_LEDGER=str(tmp / ('ledger-%d.sqlite3' % time.time_ns())))
     if variant == 'collection':
         env['ANSIBLE_CONFIG'] = str(ROOT / 'ansible.cfg')
@@ -174,7 +176,35 @@ def run_variant(variant, stack, inventory, tmp, acct, forks):
                 '-e', 'target=libp2p_only', '-f', str(forks)]
         for item in PLAIN_VARIANTS[variant]:
             argv += ['-e', item]
+    if timeline is not None:
+        Path(timeline).write_text('')
+        env.update(timeline_env(timeline, tracker=variant == 'collection'))
     return measure(variant, argv, env, stack, acct, lambda n: n['mode'] == 'libp2p_only')
+
+
+TIMELINE_PLUGINS = Path(__file__).resolve().parent / 'callback_plugins'
+
+
+def timeline_env(path, tracker=True):
+    """Environment that makes ansible-playbook write when each play and task starts (bench_timeline)."""
+    enabled = ['autonomi.network_migration.migration_tracker'] if tracker else []
+    return {'ANSIBLE_CALLBACK_PLUGINS': str(TIMELINE_PLUGINS), 'ANT_BENCH_TIMELINE': str(path),
+            'ANSIBLE_CALLBACKS_ENABLED': ','.join(enabled + ['bench_timeline'])}
+
+
+def play_times(path, started, ended):
+    """[(phase, seconds)]: start-up until the first play, each play (until the next), and the exit."""
+    marks = []
+    for line in Path(path).read_text().splitlines():
+        stamp, kind, name = line.split(' ', 2)
+        if kind in ('play', 'end'):
+            marks.append((float(stamp), name if kind == 'play' else 'exit'))
+    if not marks:
+        return []
+    phases = [('start-up', marks[0][0] - started)]
+    for (at, name), (nxt, _) in zip(marks, marks[1:] + [(ended, '')], strict=True):
+        phases.append((name[:40], nxt - at))
+    return phases
 
 
 def measure(variant, argv, env, stack, acct, node_ok):
@@ -182,9 +212,9 @@ def measure(variant, argv, env, stack, acct, node_ok):
     acct.reset()
     pid = stack.info['pid']
     scrapes0 = api(stack, 'GET', '/api/health')['scrapes']
-    sim0, cpu0, t0 = proc_cpu(pid), children_cpu(), time.monotonic()
+    sim0, cpu0, t0, started = proc_cpu(pid), children_cpu(), time.monotonic(), time.time()
     proc = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True)
-    wall, total = time.monotonic() - t0, children_cpu() - cpu0
+    wall, total, ended = time.monotonic() - t0, children_cpu() - cpu0, time.time()
     sim = proc_cpu(pid) - sim0
     scrapes = api(stack, 'GET', '/api/health')['scrapes'] - scrapes0
     sums, counts = acct.totals()
@@ -198,7 +228,8 @@ def measure(variant, argv, env, stack, acct, node_ok):
             'modules': sums['module'] - sums['antctl'], 'antctl': sums['antctl'], 'sim': sim,
             'module_runs': counts['module'], 'antctl_runs': counts['antctl'],
             'ready': sum(1 for n in nodes if n['ready']), 'nodes': len(nodes), 'scrapes': scrapes,
-            'output': proc.stdout}
+            'output': proc.stdout, 'phases': play_times(env['ANT_BENCH_TIMELINE'], started, ended)
+            if env.get('ANT_BENCH_TIMELINE') else []}
 
 
 def fmt(r, hosts):

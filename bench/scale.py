@@ -56,6 +56,7 @@ from rollback import (  # noqa: E402
     measure,
     run_variant,
     set_fleet_mode,
+    timeline_env,
     wide_port_search,
     write_inventory,
 )
@@ -123,10 +124,12 @@ class Size:
             for variant in self.args.variants:
                 set_fleet_mode(self.stack, 'dual_stack')
                 before = load()
-                r = run_variant(variant, self.stack, self.inventory, self.tmp, self.acct, self.args.forks)
+                r = run_variant(variant, self.stack, self.inventory, self.tmp, self.acct, self.args.forks,
+                                timeline=self.tmp / 'timeline-rollback.log')
                 r.pop('output', None)
                 r.update(rep=rep, load=(before, load()))
                 say('  %s  load %.1f -> %.1f' % (fmt(r, self.hosts), *r['load']))
+                say('    where the time went: %s' % ', '.join('%s %.1f s' % kv for kv in r['phases']))
                 runs.setdefault(variant, []).append(r)
         pairs = [c['wall'] / p['wall'] for c, p in zip(runs.get('collection', []), runs.get('plain', []), strict=False)
                  if c['ok'] and p['ok']]
@@ -176,12 +179,11 @@ class Size:
         before = load()
         timeline = self.tmp / ('timeline-%s.log' % backend)
         timeline.write_text('')
-        started = time.time()
-        r = measure('wave %s' % backend, argv, self.env(ledger, timeline_env(timeline, extra_env)), self.stack,
-                    self.acct, lambda n: True)
+        env = self.env(ledger, dict(timeline_env(timeline), **(extra_env or {})))
+        r = measure('wave %s' % backend, argv, env, self.stack, self.acct, lambda n: True)
         output = r.pop('output')
         moved = sorted({n['host'] for n in self.stack.fleet()['nodes'] if n['mode'] == 'dual_stack'})
-        r.update(load=(before, load()), hosts_moved=len(moved), phases=play_times(timeline, started, time.time()))
+        r.update(load=(before, load()), hosts_moved=len(moved))
         r['ok'] = r['ok'] and len(moved) == batch
         say('  %s  load %.1f -> %.1f' % (fmt(r, batch), *r['load']))
         say('    %d hosts moved; where the time went: %s' % (len(moved), ', '.join(
@@ -310,32 +312,6 @@ class Size:
                 '%s %.1f MiB (%.0f ms per batch, %d write transactions per batch)' % (
                     name, b['bytes'] / 2 ** 20, 1000 * b['batch_seconds'], b['transactions_per_batch'])
                 for name, b in result['backends'].items()), *result['load']))
-
-
-TIMELINE_PLUGINS = Path(__file__).resolve().parent / 'callback_plugins'
-
-
-def timeline_env(path, extra=None):
-    """Environment that makes ansible-playbook write when each play and task starts (bench_timeline)."""
-    env = {'ANSIBLE_CALLBACK_PLUGINS': str(TIMELINE_PLUGINS), 'ANT_BENCH_TIMELINE': str(path),
-           'ANSIBLE_CALLBACKS_ENABLED': 'autonomi.network_migration.migration_tracker,bench_timeline'}
-    env.update(extra or {})
-    return env
-
-
-def play_times(path, started, ended):
-    """[(phase, seconds)]: start-up until the first play, each play, and the exit after the last."""
-    marks = []
-    for line in Path(path).read_text().splitlines():
-        stamp, kind, name = line.split(' ', 2)
-        if kind in ('play', 'end'):
-            marks.append((float(stamp), name if kind == 'play' else 'exit'))
-    if not marks:
-        return []
-    phases = [('start-up', marks[0][0] - started)]
-    for (at, name), (nxt, _) in zip(marks, marks[1:] + [(ended, '')], strict=True):
-        phases.append((name[:40], nxt - at))
-    return phases
 
 
 def sql_trace_summary(trace):
