@@ -85,6 +85,12 @@ def transition_kind(current, target):
     return 'forward'
 
 
+def previous_mode(mode):
+    """The mode before ``mode`` in the forward order: where a stage's nodes go back to (None for libp2p_only)."""
+    index = mode_index(mode)
+    return MODES[index - 1] if index else None
+
+
 def check_transition(current, target, allow_rollback=False, node=None):
     """Validate one node's mode change; return its kind ('none', 'forward', 'backward')."""
     who = 'node %s: ' % node if node else ''

@@ -43,9 +43,16 @@ author:
   - Autonomi network operations (@autonomi)
 options:
   rules:
-    description: Ids of the rules to evaluate, default every enabled rule.
+    description: Ids of the rules to evaluate, default every enabled rule. Mutually exclusive with O(rollback_rules).
     type: list
     elements: str
+  rollback_rules:
+    description:
+      - Evaluate the rules whose firing rolls migrated nodes back - the enabled rules of severity C(critical) in the
+        rules file, with the operator's overrides (plugins/plugin_utils/services/alerts.py). The scheduled rollback
+        guard asks this; no list of rule ids is kept anywhere else.
+    type: bool
+    default: false
   rules_file:
     description: Rules file, default the collection's C(rules/alert_rules.yml).
     type: path

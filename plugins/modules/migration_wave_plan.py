@@ -86,6 +86,16 @@ options:
     type: list
     elements: str
     default: []
+  canary_group:
+    description: With O(canary_count), the name of the inventory group of canaries (named in the plan's message).
+    type: str
+  canary_group_hosts:
+    description:
+      - With O(canary_count), the hosts of that group. When it has hosts they are the canaries (sorted by name) and
+        no fleet read is needed; when empty the canaries are chosen automatically (see O(unjudged_hosts)).
+    type: list
+    elements: str
+    default: []
   max_close_group_share:
     description: Largest share of one close group (5 nodes) allowed in one batch.
     type: float

@@ -169,6 +169,10 @@ def _epoch(iso):
         return 0.0
 
 
+# What a run does with the nodes it switched once it stopped (containment()).
+ROLLBACK, FREEZE, NO_CONTAINMENT = 'rollback', 'freeze', 'none'
+
+
 def containment(halt_flag, policy, pause_flag=None):
     """What a run does with the nodes it switched once it stopped: ``rollback``, ``freeze`` or ``none``.
 
@@ -177,10 +181,10 @@ def containment(halt_flag, policy, pause_flag=None):
     halt (an operator's "stop where you are") freezes them too. Not stopped: ``none``.
     """
     if not halt_flag:
-        return 'freeze' if pause_flag else 'none'
+        return FREEZE if pause_flag else NO_CONTAINMENT
     if (halt_flag.get('cause') or CAUSE_VERDICT) == CAUSE_NO_VERDICT:
-        return 'freeze'
-    return 'rollback' if policy == 'rollback' else 'freeze'
+        return FREEZE
+    return ROLLBACK if policy == ROLLBACK else FREEZE
 
 
 # ---------------------------------------------------------------------------- the gate
@@ -409,3 +413,14 @@ def record_outcome(ledger, outcome, result, policy, source=GATE):
     elif outcome.verdict == INCONCLUSIVE and policy == 'fail':
         ledger.halt('gate inconclusive (inconclusive=fail): %s' % outcome.reason, source=source,
                     cause=CAUSE_NO_VERDICT, inconclusive_rules=result['inconclusive_rules'])
+
+
+def record_analysis_outcome(ledger, verdict, reason, failed, source, hosts, **event):
+    """Tell the ledger about a canary analysis: its event (unless Prometheus could not be asked), and a halt
+    with cause no_verdict when it could not judge the canaries (unavailable, or inconclusive and failing), so
+    that they are frozen where they are, not rolled back while nothing watches (containment())."""
+    if verdict != UNAVAILABLE:
+        ledger.record('canary_analysis', source=source, verdict=verdict, canary_hosts=hosts, reason=reason, **event)
+    if verdict == UNAVAILABLE or (verdict == INCONCLUSIVE and failed):
+        what = 'could not judge' if verdict == UNAVAILABLE else 'inconclusive'
+        ledger.halt('canary analysis %s: %s' % (what, reason), source=source, cause=CAUSE_NO_VERDICT, scope=hosts)

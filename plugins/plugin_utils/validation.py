@@ -39,7 +39,7 @@ ROLLBACK_POLICIES = ('rollback', 'freeze')
 
 # The plan schema's and argument specs' patterns are these (checked by tests).
 NAME_PATTERN = r'^[A-Za-z0-9_.:-]+$'
-DURATION_PATTERN = r'^[0-9]+(ms|s|m|h|d|w)$'
+DURATION_PATTERN = r'^([0-9]+(ms|s|m|h|d|w|y))+$'
 _NAME = re.compile(NAME_PATTERN)
 _DURATION = re.compile(DURATION_PATTERN)
 _DIGITS = re.compile(r'^[0-9]+$')
@@ -82,22 +82,64 @@ def wave_percent(value, name='wave'):
 
 
 def duration(value, name):
-    """Seconds (int) from an integer or a Prometheus-style duration string (``5m``)."""
+    """Whole seconds (int, rounded up) from an integer or a duration string (``5m``, ``1h30m``): seconds()'s
+    grammar, without fractions typed as numbers."""
+    if isinstance(value, float) or (isinstance(value, str) and '.' in value):
+        raise InputError(name, value, DURATION_FORM)
+    total = seconds(value, name)
+    return int(total) if total == int(total) else int(total) + 1
+
+
+_DURATION_PARTS = re.compile(r'([0-9]+)(ms|s|m|h|d|w|y)')
+_DECIMAL = re.compile(r'^[0-9]+(\.[0-9]+)?$')
+_PART_SECONDS = dict(_UNIT_SECONDS, y=31536000)
+
+
+def seconds(value, name):
+    """Seconds (float) from a number >= 0 or a Prometheus duration (``90s``, ``5m``, ``1h30m``, ``500ms``).
+
+    The one grammar of durations: operator inputs (duration(), the gate's interval and soak), and the alert
+    rules' ``for`` and windows (alert_rules.parse_duration) read it.
+    """
     if isinstance(value, bool) or value is None:
         raise InputError(name, value, DURATION_FORM)
-    if isinstance(value, int):
-        if value < 0:
-            raise InputError(name, value, DURATION_FORM, 'negative')
-        return value
+    if isinstance(value, (int, float)):
+        if value < 0 or value != value:
+            raise InputError(name, value, DURATION_FORM, 'negative' if value < 0 else 'not a number')
+        return float(value)
     if isinstance(value, str):
-        if _DIGITS.match(value):
-            return int(value)
-        match = _DURATION.match(value)
-        if match:
-            unit = match.group(1)
-            seconds = int(value[:-len(unit)]) * _UNIT_SECONDS[unit]
-            return int(seconds) if seconds == int(seconds) else int(seconds) + 1
+        text = value.strip()
+        if _DECIMAL.match(text):
+            return float(text)
+        if _DURATION.match(text):
+            return float(sum(int(n) * _PART_SECONDS[u] for n, u in _DURATION_PARTS.findall(text)))
     raise InputError(name, value, DURATION_FORM)
+
+
+def number(value, name, minimum=None, maximum=None, above=None, below=None):
+    """A number (not a bool) within the given bounds: ``minimum``/``maximum`` inclusive, ``above``/``below`` not."""
+    accepted = 'a number' + ''.join(' %s %s' % (word, bound) for word, bound in (
+        ('>=', minimum), ('<=', maximum), ('>', above), ('<', below)) if bound is not None)
+    if isinstance(value, bool) or value is None:
+        raise InputError(name, value, accepted)
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        raise InputError(name, value, accepted) from None
+    if ((minimum is not None and out < minimum) or (maximum is not None and out > maximum)
+            or (above is not None and out <= above) or (below is not None and out >= below)):
+        raise InputError(name, value, accepted, 'out of range')
+    return out
+
+
+_UNSAFE_NAME_CHARS = re.compile(r'[^A-Za-z0-9_.:-]')
+
+
+def safe_name(text, default='unknown', limit=120):
+    """``text`` reduced to the name alphabet (NAME_FORM, at most ``limit`` characters), for identifiers taken
+    from outside (an alert's name) that go into extra vars, logs and the ledger."""
+    cleaned = _UNSAFE_NAME_CHARS.sub('_', str(text or ''))[:limit]
+    return cleaned or default
 
 
 def boolean(value, name):

@@ -283,6 +283,35 @@ def select_canaries(nodes, count, exclude_hosts=(), unjudged_hosts=()):
     return again + fresh[:max(0, int(count) - len(again))]
 
 
+def plan_canary(nodes, count, exclude_hosts=(), unjudged_hosts=(), group=None, group_hosts=()):
+    """The canary's hosts and how they were chosen.
+
+    The inventory group ``group`` when it has hosts (``group_hosts``); else hosts an earlier canary switched
+    without a verdict (judged again), then the first eligible hosts by name (select_canaries()).
+    Raises PlanError when no host can be the canary.
+    """
+    if group_hosts:
+        hosts = sorted(group_hosts)
+        return {'stage': _modes.DUAL_STACK, 'hosts': hosts, 'batches': [hosts], 'batch_sizes': [len(hosts)],
+                'rejudged_hosts': [], 'source': 'group',
+                'message': 'canary: %s (group %s)' % (', '.join(hosts), group)}
+    hosts = select_canaries(nodes, count, exclude_hosts, unjudged_hosts=unjudged_hosts)
+    if not hosts:
+        raise PlanError('no canary host: no fleet host outside the excluded ones has all its nodes on libp2p_only')
+    rejudged = [h for h in hosts if h in unjudged_hosts]
+    if rejudged == hosts:
+        how = 'switched without a verdict by an earlier canary (frozen or interrupted), judged again'
+    elif rejudged:
+        how = ('%s switched without a verdict and judged again, then the first host(s) by name with every node on '
+               'libp2p_only' % ', '.join(rejudged))
+    else:
+        how = 'first %d host(s) by name with every node on libp2p_only' % count
+    return {'stage': _modes.DUAL_STACK, 'hosts': hosts, 'batches': [hosts], 'batch_sizes': [len(hosts)],
+            'baseline_hosts': sorted({n['host'] for n in nodes if n['mode'] == _modes.LIBP2P_ONLY} - set(hosts)),
+            'nodes_to_switch': sum(1 for n in nodes if n['host'] in hosts), 'rejudged_hosts': rejudged,
+            'source': 'automatic', 'message': 'canary: %s (%s)' % (', '.join(hosts), how)}
+
+
 def plan_rollback(nodes, target, strategy='fast', batches=('25%',), only_hosts=None):
     """Hosts with a node beyond ``target`` (by name), and how a rollback takes them.
 
@@ -313,6 +342,82 @@ def plan_rollback(nodes, target, strategy='fast', batches=('25%',), only_hosts=N
                     % (strategy, target, sum(len(v) for v in affected.values()), len(hosts), len(sizes))
                     if hosts else 'nothing to roll back: no node runs beyond %s' % target),
     }
+
+
+def plan_fast_rollback(fleet_hosts, target, only_hosts=None):
+    """The fast rollback's plan, made without reading the fleet: every host in scope in one batch.
+
+    Each host's switch reads its own nodes, leaves a host already at ``target`` untouched and reports the
+    nodes it found beyond it; rollback_outcome() then names the hosts and nodes the rollback really had
+    (``from_switch``). ``only_hosts`` None means the whole fleet; a list (even empty) limits it to those.
+    """
+    if target not in (_modes.LIBP2P_ONLY, _modes.DUAL_STACK):
+        raise PlanError('target must be libp2p_only or dual_stack, got %r' % (target,))
+    scope = sorted(set(fleet_hosts) if only_hosts is None else set(fleet_hosts) & set(only_hosts))
+    return {
+        'target': target,
+        'strategy': 'fast',
+        'hosts': scope,
+        'batch_sizes': [len(scope)] if scope else [],
+        'nodes_to_switch': None,
+        'from_switch': True,
+        'whole_fleet': only_hosts is None,
+        'message': ('fast rollback to %s: every node beyond it on %d host(s) in one batch (each host\'s switch reads '
+                    'and reports its nodes; a host already at %s is not touched)' % (target, len(scope), target)
+                    if scope else 'nothing to roll back: no host in scope'),
+    }
+
+
+ROLLBACK_OUTCOMES = ('succeeded', 'degraded', 'stopped_early', 'incomplete', 'failed')
+
+
+def rollback_outcome(plan, switch_results, stopped_early=False, unknown_hosts=None):
+    """How a rollback ended, from what its switch did on each host of the plan.
+
+    ``switch_results``: {host: the transport_mode result registered on it} (absent or skipped: it never
+    ran there). For a fast plan (``from_switch``) the rollback's hosts and nodes are what the switch found
+    beyond the target. ``unknown_hosts``: {host: [service names]} the ledger has beyond the target but the
+    inventory lacks: nobody could reach them, so the rollback cannot have succeeded.
+
+    Outcome: ``failed`` (a switch failed or a host was unreachable), ``incomplete`` (hosts not attempted,
+    or migrated hosts outside the inventory), ``stopped_early`` (a gradual rollback stopped by its gate
+    with hosts left), ``degraded`` (every host back in the target mode but some nodes not ready),
+    ``succeeded``.
+    """
+    from_switch = bool(plan.get('from_switch'))
+    results = []
+    for host in plan['hosts']:
+        result = switch_results.get(host)
+        ran = isinstance(result, dict) and not result.get('skipped')
+        ok = ran and not result.get('failed') and not result.get('unreachable')
+        beyond = result.get('beyond_target') if ran else None
+        affected = not from_switch or not ok or beyond is None or len(beyond) > 0
+        results.append({'host': host, 'ran': ran, 'ok': ok, 'affected': affected, 'beyond': list(beyond or []),
+                        'not_ready': list(result.get('not_ready') or []) if ran else []})
+    mine = [r for r in results if r['affected']]
+    hosts = [r['host'] for r in mine]
+    nodes = (sum(len(r['beyond']) for r in mine) if from_switch else plan.get('nodes_to_switch'))
+    rolled_back = [r['host'] for r in mine if r['ok']]
+    failed = [r['host'] for r in mine if r['ran'] and not r['ok']]
+    remaining = [r['host'] for r in mine if not r['ran']]
+    not_ready = [{'host': r['host'], 'service_name': n.get('service_name'), 'seconds_waited': n.get('seconds_waited'),
+                  'mode': n.get('mode')} for r in mine if r['ran'] for n in r['not_ready']]
+    unknown = {h: sorted(v) for h, v in sorted((unknown_hosts or {}).items())}
+    if failed:
+        outcome = 'failed'
+    elif unknown:
+        outcome = 'incomplete'
+    elif not_ready and not remaining:
+        outcome = 'degraded'
+    elif stopped_early and remaining:
+        outcome = 'stopped_early'
+    elif remaining:
+        outcome = 'incomplete'
+    else:
+        outcome = 'succeeded'
+    return {'outcome': outcome, 'hosts': hosts, 'nodes_to_switch': nodes, 'rolled_back_hosts': rolled_back,
+            'not_rolled_back_hosts': [h for h in hosts if h not in rolled_back], 'failed_hosts': failed,
+            'remaining_hosts': remaining, 'not_ready_nodes': not_ready, 'unknown_hosts': unknown}
 
 
 def _fmt(value):

@@ -47,7 +47,7 @@ def test_build_install_and_use_outside_the_checkout(tmp_path):
       register: plan
       ignore_errors: true
     - name: Read an empty ledger
-      autonomi.network_migration.migration_ledger:
+      autonomi.network_migration.migration_ledger_info:
         op: status
       register: status
     - name: Check

@@ -229,6 +229,8 @@ def test_rollback_guard_changes_nothing_on_a_healthy_fleet(fleet):
     guard = fleet.play('rollback_guard.yml')
     assert guard.rc == 0, guard.tail()
     assert 'nothing to do' in guard.output
+    # Nothing to do is all it says: no rollback plan, no "rolled back 0 of 0".
+    assert 'rolled back 0 of' not in guard.output and 'fast rollback to' not in guard.output, guard.tail()
     assert fleet.modes() == before
 
 
@@ -246,6 +248,25 @@ def test_rollback_guard_rolls_back_hosts_with_a_critical_alert(fleet):
     events = fleet.events(kinds=['rollback'])
     assert events and events[0]['data']['trigger'] == 'guard'
     assert sorted(events[0]['data']['hosts']) == migrated
+
+
+def test_rollback_guard_rolls_back_only_the_host_the_alert_names(fleet):
+    """A critical alert on one of four migrated hosts rolls back that host, not the healthy ones."""
+    run = fleet.play('rollout.yml', 'wave=60', NO_CANARY, '{"wave_batches": [4]}')
+    assert run.rc == 0, run.tail()
+    migrated = hosts_in_mode(fleet, DUAL)
+    assert len(migrated) == 4, migrated
+    faulty = migrated[1]
+    fleet.stack.fault('transport', transport='iroh', error_rate=0.5, hosts=[faulty])
+    fleet.wait_value('count(ALERTS{alertname="HighErrorRateIroh", alertstate="firing"})', lambda v: v >= 1,
+                     timeout=90)
+    guard = fleet.play('rollback_guard.yml')
+    assert guard.rc == 0, guard.tail()
+    assert hosts_in_mode(fleet, DUAL) == [h for h in migrated if h != faulty]
+    assert faulty in hosts_in_mode(fleet, LIBP2P)
+    event = fleet.events(kinds=['rollback'])[0]['data']
+    assert event['trigger'] == 'guard' and event['hosts'] == [faulty] and event['outcome'] == 'succeeded'
+    assert 'high_error_rate_iroh on %s' % faulty in guard.output, guard.tail()
 
 
 def test_iroh_only_is_refused_while_libp2p_only_nodes_remain(fleet):

@@ -11,11 +11,11 @@ import copy
 import json
 import math
 import os
-import re
 from dataclasses import dataclass, field
 
 import yaml
 
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils import validation
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils.errors import MigrationError
 
 _COLLECTION_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
@@ -45,8 +45,6 @@ FIGURES = {
 }
 TRANSPORT_FIGURES = tuple(f for f in FIGURES if f != 'partition_risk')
 
-_DURATION_RE = re.compile(r'(\d+)(ms|s|m|h|d|w|y)')
-_DURATION_SECONDS = {'ms': 0.001, 's': 1, 'm': 60, 'h': 3600, 'd': 86400, 'w': 604800, 'y': 31536000}
 _COMPARE = {
     '>': lambda v, t: v > t,
     '>=': lambda v, t: v >= t,
@@ -61,14 +59,11 @@ class AlertRulesError(MigrationError, ValueError):
 
 # ---------------------------------------------------------------------------- durations
 def parse_duration(text):
-    """Seconds of a Prometheus duration string (``90s``, ``5m``, ``1h30m``)."""
-    if isinstance(text, (int, float)) and not isinstance(text, bool):
-        return float(text)
-    text = str(text).strip()
-    parts = _DURATION_RE.findall(text)
-    if not parts or ''.join(n + u for n, u in parts) != text:
-        raise AlertRulesError('%r is not a Prometheus duration (examples: 30s, 5m, 1h30m)' % (text,))
-    return float(sum(int(n) * _DURATION_SECONDS[u] for n, u in parts))
+    """Seconds of a Prometheus duration string (``90s``, ``5m``, ``1h30m``): validation.seconds()'s grammar."""
+    try:
+        return validation.seconds(text, 'duration')
+    except validation.InputError:
+        raise AlertRulesError('%r is not a Prometheus duration (examples: 30s, 5m, 1h30m)' % (text,)) from None
 
 
 # ---------------------------------------------------------------------------- the rules

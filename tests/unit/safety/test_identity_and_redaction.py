@@ -81,9 +81,37 @@ def test_redact_structures_and_known_secrets():
 
 
 def test_the_gate_returns_a_redacted_ledger_location():
-    """The gate's and canary_analysis's results carry the ledger location through the one redaction."""
-    from pathlib import Path
+    """The gate's result carries the ledger location through the one redaction, whatever the verdict."""
+    from ansible_collections.autonomi.network_migration.plugins.plugin_utils import alert_rules
+    from ansible_collections.autonomi.network_migration.plugins.plugin_utils.prometheus import PrometheusUnavailable
+    from ansible_collections.autonomi.network_migration.plugins.plugin_utils.services import gating
 
-    for name in ('migration_gate.py', 'canary_analysis.py'):
-        source = (Path(__file__).resolve().parents[3] / 'plugins' / 'action' / name).read_text()
-        assert "'location': redaction.redact_location(ledger.location)" in source, name
+    class Ledger:
+        location, enabled, note = 'postgresql://migration:S3cret-pw@db.example/ledger', True, None
+
+        def __init__(self):
+            self.written = []
+
+        def refusal(self, stop_on_pause=True):
+            return None
+
+        def record(self, kind, **data):
+            self.written.append(kind)
+
+        def halt(self, reason, source, cause=None, **data):
+            self.written.append('halt')
+
+    class Down:
+        queries = 0
+
+        class settings:  # noqa: N801
+            url = 'http://prometheus.example:9090'
+
+        def query(self, promql):
+            raise PrometheusUnavailable('connection refused')
+
+    request = gating.GateRequest.from_options(alert_rules.load_rules(), {'evaluations': 1})
+    result = gating.judge(request, Down(), Ledger())
+    assert result['verdict'] == 'unavailable' and result['failed'] and result['ledger']['written'] == ['gate_verdict',
+                                                                                                       'halt']
+    assert 'S3cret-pw' not in repr(result) and result['ledger']['location'].endswith('@db.example/ledger')

@@ -1,0 +1,82 @@
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the autonomi.network_migration collection
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Which alert rolls back, and which hosts it rolls back.
+
+The answer comes from the rules' severities in rules/alert_rules.yml (with the operator's
+overrides): a rule of severity ``critical`` rolls back; nothing else keeps a list of rule ids. The
+scheduled guard (rollback_guard.yml), the EDA event source and the docs ask these functions.
+"""
+
+from __future__ import annotations
+
+ROLLBACK_SEVERITY = 'critical'
+# A figure of the whole fleet (partition risk): its alert names no host, it concerns every migrated one.
+FLEET_WIDE = 'all'
+
+
+def rollback_rules(ruleset):
+    """The enabled rules whose firing rolls migrated nodes back (severity critical)."""
+    return [rule for rule in ruleset.select() if rule.severity == ROLLBACK_SEVERITY]
+
+
+def rollback_rule_ids(ruleset):
+    return [rule.id for rule in rollback_rules(ruleset)]
+
+
+def hosts_for_failed_rules(rule_results, migrated_hosts):
+    """The hosts a set of failing rollback rules rolls back, and why.
+
+    ``rule_results``: the gate's per-rule results (``rules`` of a migration_gate result: id, verdict,
+    transport, hosts {host: value}, ...). A rule on a fleet-wide figure (partition risk) takes the whole
+    migrated set, said as such; any other takes exactly the migrated hosts whose own figure breaches it.
+    Returns {hosts, reasons: [one line per failing rule], fleet_wide: bool}.
+    """
+    migrated = sorted(set(migrated_hosts or ()))
+    hosts, reasons, fleet_wide = set(), [], False
+    for rule in rule_results or ():
+        if rule.get('verdict') != 'fail':
+            continue
+        if rule.get('transport') == FLEET_WIDE:
+            fleet_wide = True
+            hosts.update(migrated)
+            reasons.append('%s (fleet-wide figure): every migrated host (%s)' % (rule['id'], ', '.join(migrated)))
+            continue
+        named = sorted(set(rule.get('hosts') or {}) & set(migrated))
+        hosts.update(named)
+        reasons.append('%s on %s' % (rule['id'], ', '.join(named)) if named else
+                       '%s breached over its window but no migrated host breaches it now: none rolled back for it'
+                       % rule['id'])
+    return {'hosts': sorted(hosts), 'reasons': reasons, 'fleet_wide': fleet_wide}
+
+
+def guard_decision(status, gate_result=None):
+    """What the scheduled rollback guard rolls back: hosts a critical alert names, and hosts whose nodes
+    soaked in dual_stack_testing past the deadline.
+
+    ``status``: control.status() (migrated_hosts, nodes_overdue); ``gate_result``: the migration_gate
+    result for the rollback rules on the migrated hosts (None when no host is migrated). An outage is no
+    verdict: nothing is rolled back for alerts then, and ``no_verdict`` says why.
+    Returns {hosts, reason, no_verdict, msg}.
+    """
+    overdue = sorted({n['host'] for n in status.get('nodes_overdue') or ()})
+    verdict = (gate_result or {}).get('verdict')
+    alerting = {'hosts': [], 'reasons': [], 'fleet_wide': False}
+    if verdict == 'fail':
+        alerting = hosts_for_failed_rules(gate_result.get('rules'), status.get('migrated_hosts'))
+    no_verdict = (gate_result or {}).get('msg', '') if verdict == 'unavailable' else ''
+    hosts = sorted(set(overdue) | set(alerting['hosts']))
+    reasons = ['critical alert: ' + r for r in alerting['reasons']]
+    if overdue:
+        reasons.append('dual_stack_testing past the deadline: %s' % ', '.join(overdue))
+    if hosts:
+        msg = 'rolling back %s: %s' % (', '.join(hosts), '; '.join(reasons))
+    elif no_verdict:
+        msg = 'nothing rolled back for alerts: the gate could not judge (%s)' % no_verdict
+    elif reasons:
+        msg = 'nothing to roll back: %s' % '; '.join(reasons)
+    else:
+        msg = 'nothing to do: no critical alert for migrated nodes, no overdue soak'
+    return {'hosts': hosts, 'reason': '; '.join(reasons), 'no_verdict': no_verdict, 'msg': msg,
+            'fleet_wide': alerting['fleet_wide']}

@@ -1,0 +1,108 @@
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the autonomi.network_migration collection
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Use case of the gate: judge a scope against the alert rules, tell the ledger, say what it means.
+
+The state machine (consecutive failures, confirmations, verdicts, what the ledger is told) is
+plugins/plugin_utils/gate.py; the rule evaluation is alert_rules.evaluate(). This module puts them
+together for one gate task: the migration_gate action plugin builds the request from its options and
+returns the result as it is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils import alert_rules, redaction, validation
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils.gate import (
+    GATE,
+    GateRun,
+    LedgerProblem,
+    check_rules_can_fail,
+    consecutive_setting,
+    gate_result,
+    plan_notes,
+    record_outcome,
+)
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils.services import alerts
+
+
+@dataclass
+class GateRequest:
+    """What one gate task asks, checked: the rules, the scope and how to judge."""
+    ruleset: object
+    rules: list
+    hosts: list | None = None
+    evaluations: int = 1
+    interval: float = 0.0
+    confirm_interval: float = 0.0
+    consecutive: dict = field(default_factory=dict)
+    min_samples: int = 3
+    min_targets: int = 1
+    inconclusive: str = 'pause'
+    record: bool = True
+    check_ledger: bool = True
+    stop_on_pause: bool = True
+    notes: list = field(default_factory=list)
+
+    @classmethod
+    def from_options(cls, ruleset, options):
+        """Check the task's options (the one validator for counts and durations); GateConfigError / InputError."""
+        if options.get('rollback_rules'):
+            rules = alerts.rollback_rules(ruleset)
+        else:
+            rules = ruleset.select(options.get('rules'))
+        consecutive = consecutive_setting(options.get('consecutive_failures'))
+        evaluations = validation.integer(options.get('evaluations', 1), 'evaluations', minimum=1)
+        min_targets = validation.integer(options.get('min_targets', 1), 'min_targets', minimum=1)
+        min_samples = validation.integer(options.get('min_samples', 3), 'min_samples', minimum=1)
+        step = alert_rules.parse_duration(ruleset.step)
+        interval = step if options.get('interval') is None else validation.seconds(options['interval'], 'interval')
+        check_rules_can_fail(rules, consecutive, asked_for=bool(options.get('rules')))
+        # A confirmation needs new data: at least one rule evaluation of Prometheus apart.
+        confirm_interval = max(interval, step)
+        record = bool(options.get('record', True))
+        check_ledger = record if options.get('check_ledger') is None else bool(options['check_ledger'])
+        return cls(ruleset=ruleset, rules=rules, hosts=list(options['hosts']) if options.get('hosts') else None,
+                   evaluations=evaluations, interval=interval, confirm_interval=confirm_interval,
+                   consecutive=consecutive, min_samples=min_samples, min_targets=min_targets,
+                   inconclusive=options.get('inconclusive', 'pause'), record=record, check_ledger=check_ledger,
+                   stop_on_pause=bool(options.get('stop_on_pause', True)),
+                   notes=plan_notes(rules, consecutive, evaluations, confirm_interval))
+
+
+def judge(request, client, ledger, check_mode=False):
+    """Run the gate for ``request`` against ``client`` (Prometheus); record the verdict and the halt or pause
+    it asks for in ``ledger`` (gate.LedgerAdapter) unless ``record`` is off or in check mode. Returns the
+    task result: verdict, every rule's figures, the message with the next step, ``failed``."""
+    scope = alert_rules.Scope(hosts=request.hosts)
+
+    def evaluate():
+        return alert_rules.evaluate(client, request.ruleset, scope, request.rules, min_samples=request.min_samples,
+                                    min_targets=request.min_targets)
+
+    def halted():
+        return ledger.refusal(stop_on_pause=request.stop_on_pause) if request.check_ledger else None
+
+    try:
+        outcome = GateRun(evaluate, evaluations=request.evaluations, interval=request.interval,
+                          consecutive=request.consecutive, halted=halted,
+                          confirm_interval=request.confirm_interval).run()
+        result = gate_result(outcome, scope, request.ruleset, client, request.inconclusive)
+        if request.record and not outcome.halted and not check_mode:
+            record_outcome(ledger, outcome, result, request.inconclusive)
+            if 'halt' in ledger.written:
+                result['msg'] += ('. The migration is halted in the ledger; acknowledge the halt '
+                                  '(resume with ack) once the cause is understood')
+            elif 'pause' in ledger.written:
+                result['msg'] += '. The migration is paused in the ledger; resume it to go on'
+    except LedgerProblem as exc:
+        result = {'failed': True, 'changed': False, 'verdict': alert_rules.FAIL,
+                  'msg': '%s: %s; failing closed' % (GATE, exc)}
+    result['notes'] = request.notes
+    result['ledger'] = {'location': redaction.redact_location(ledger.location) if ledger.enabled else None,
+                        'written': ledger.written}
+    if ledger.note:
+        result.setdefault('warnings', []).append(ledger.note)
+    return result
