@@ -25,10 +25,13 @@ use, hence ``12D3KooW...``) or 0x12 (SHA-256 of a longer key, ``Qm...``)
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import heapq
+import math
 
 CLOSE_GROUP_SIZE = 5
+KEY_BITS = 256  # SHA-256 keys
 
 BASE58_ALPHABET = '123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz'
 _BASE58_INDEX = {c: i for i, c in enumerate(BASE58_ALPHABET)}
@@ -152,19 +155,45 @@ def close_group(key, peer_ids, size=CLOSE_GROUP_SIZE):
     return [p for _distance, p in heapq.nsmallest(size, keyed)]
 
 
+def xor_nearest(sorted_keys, key, count, accept=None):
+    """The positions in ``sorted_keys`` (ascending ints) of the ``count`` keys nearest to ``key`` by XOR,
+    nearest first, among the positions ``accept`` accepts (all when None).
+
+    O(log n + block): keys sharing a longer prefix with ``key`` are nearer to it than all others, and
+    the keys sharing a prefix are a contiguous block of the sorted list, so the nearest are found in
+    the smallest prefix block that holds enough accepted keys - exactly the answer of comparing every
+    key. Used by close_groups_of_nodes and the fleet simulator.
+    """
+    if count <= 0:
+        return []
+    bits = int(math.log2(max(1.0, len(sorted_keys) / (4.0 * count))))
+    while True:
+        shift = KEY_BITS - bits
+        low = (key >> shift) << shift
+        lo = bisect.bisect_left(sorted_keys, low)
+        hi = bisect.bisect_left(sorted_keys, low + (1 << shift))
+        block = [(sorted_keys[j] ^ key, j) for j in range(lo, hi) if accept is None or accept(j)]
+        if len(block) >= count or bits == 0:
+            break
+        bits -= 1
+    return [j for _distance, j in heapq.nsmallest(count, block)]
+
+
 def close_groups_of_nodes(peer_ids, size=CLOSE_GROUP_SIZE):
     """Each node's close group: the node itself and its ``size - 1`` nearest peers by XOR.
 
     Returns ``{peer_id: [peer_id, nearest, ...]}`` (the node first). A peer id that does not
     decode is a ValueError naming it: closeness over anything else is not the network's.
+    O(n log n) (xor_nearest); comparing every pair took 32 s of CPU for 10,000 nodes.
     """
     peer_ids = list(peer_ids)
     keys = {p: node_key(p) for p in peer_ids}
+    ordered = sorted((keys[q], q) for q in peer_ids)
+    sorted_keys = [k for k, _q in ordered]
     groups = {}
     for p in peer_ids:
-        kp = keys[p]
-        nearest = heapq.nsmallest(size - 1, ((keys[q] ^ kp, q) for q in peer_ids if q != p))
-        groups[p] = [p] + [q for _distance, q in nearest]
+        nearest = xor_nearest(sorted_keys, keys[p], size - 1, lambda j, p=p: ordered[j][1] != p)
+        groups[p] = [p] + [ordered[j][1] for j in nearest]
     return groups
 
 

@@ -19,7 +19,6 @@ when some holder is ready, responsive and reachable from the client's entry node
 
 from __future__ import annotations
 
-import bisect
 import hashlib
 import heapq
 import math
@@ -33,6 +32,7 @@ from ansible_collections.autonomi.network_migration.plugins.module_utils._kademl
     node_key,
     peer_id_from_ed25519,
     record_key,
+    xor_nearest,
 )
 from ansible_collections.autonomi.network_migration.plugins.module_utils._modes import (
     DUAL_STACK,
@@ -342,30 +342,10 @@ class Fleet:
 
     def _xor_nearest(self, key, want, eligible=None):
         """The indexes of the ``want`` nodes nearest to ``key`` by XOR (nearest first) among those
-        ``eligible`` accepts (every node when None).
-
-        Nodes sharing a longer key prefix with ``key`` are nearer than all others, and the nodes
-        sharing a prefix form a contiguous block of the key-sorted fleet: widen the block until it
-        holds enough eligible nodes, then sort only the block (exactly the full scan's answer).
-        """
-        if want <= 0:
-            return []
-        keys, order, nodes = self._sorted_keys, self._key_order, self.nodes
-        bits = max(0, int(math.log2(max(1.0, len(keys) / (4.0 * want)))))
-        while True:
-            shift = 256 - bits
-            low = (key >> shift) << shift
-            lo = bisect.bisect_left(keys, low)
-            hi = bisect.bisect_left(keys, low + (1 << shift))
-            if eligible is None:
-                cands = [(keys[j] ^ key, order[j]) for j in range(lo, hi)]
-            else:
-                cands = [(keys[j] ^ key, order[j]) for j in range(lo, hi) if eligible(nodes[order[j]])]
-            if len(cands) >= want or bits == 0:
-                break
-            bits -= 1
-        cands.sort()
-        return [i for _, i in cands[:want]]
+        ``eligible`` accepts (every node when None): _kademlia.xor_nearest over the key-sorted fleet."""
+        order, nodes = self._key_order, self.nodes
+        accept = None if eligible is None else (lambda j: eligible(nodes[order[j]]))
+        return [order[j] for j in xor_nearest(self._sorted_keys, key, want, accept)]
 
     # ------------------------------------------------------------------ state queries
     def is_serving(self, node, now=None):
