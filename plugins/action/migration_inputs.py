@@ -13,13 +13,12 @@ reason is stored and shown verbatim and runs nothing.
 from __future__ import annotations
 
 from ansible import context
-from ansible.errors import AnsibleActionFail
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.parsing.splitter import parse_kv
-from ansible.plugins.action import ActionBase
 from ansible.utils.vars import load_extra_vars
 
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils import validation
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils.adapters.action import MigrationAction
 
 ARGUMENT_SPEC = dict(
     inputs=dict(type='dict', required=True),
@@ -74,25 +73,22 @@ def _is_template(value):
     return isinstance(value, str) and any(mark in value for mark in _TEMPLATE_MARKS)
 
 
-class ActionModule(ActionBase):
+class ActionModule(MigrationAction):
     """Read each named variable raw, validate it by kind, return the normalised values as a fact."""
 
-    TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(ARGUMENT_SPEC)
+    NAME = 'autonomi.network_migration.migration_inputs'
+    ARGUMENT_SPEC = ARGUMENT_SPEC
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
         task_vars = task_vars or {}
-        validation_result = ArgumentSpecValidator(ARGUMENT_SPEC).validate(self._task.args)
-        if validation_result.error_messages:
-            raise AnsibleActionFail('migration_inputs: %s' % '; '.join(validation_result.error_messages))
-        args = validation_result.validated_parameters
+        args = self.validated_args()
         values, problems = {}, []
         groups = task_vars.get('groups') or {}
         for name, raw_spec in args['inputs'].items():
             checked = ArgumentSpecValidator(INPUT_SPEC).validate(raw_spec or {})
             if checked.error_messages:
-                raise AnsibleActionFail('migration_inputs: input %s: %s' % (name, '; '.join(checked.error_messages)))
+                self.fail('input %s: %s' % (name, '; '.join(checked.error_messages)))
             spec = checked.validated_parameters
             given, source = self._raw(task_vars, name, spec['aliases'])
             if spec['kind'] == 'text' and source and '_raw_params' in task_vars:
@@ -146,22 +142,8 @@ class ActionModule(ActionBase):
     def _check(spec, value, name, groups):
         kind = spec['kind']
         if kind == 'group':
-            # A group the operator names must exist and have hosts (no silent fallback); a default
-            # group may be absent, which the roles read as "choose automatically" ('').
-            if not spec['given'] and value not in groups:
-                return ''
-            group = validation.group_name(value, name, groups if spec['must_exist'] else None,
-                                          allow_empty=spec['allow_empty'])
-            if group and spec['given'] and not groups.get(group):
-                raise validation.InputError(name, value, 'the name of an inventory group with hosts',
-                                            'the group %s has no hosts' % group)
-            if group and spec['within']:
-                outside = sorted(set(groups.get(group) or []) - set(groups.get(spec['within']) or []))
-                if outside:
-                    raise validation.InputError(name, value, 'a group whose hosts all belong to %s' % spec['within'],
-                                                'host(s) %s of %s are not in %s'
-                                                % (', '.join(outside), group, spec['within']))
-            return group
+            return validation.inventory_group(value, name, groups, given=spec['given'], must_exist=spec['must_exist'],
+                                              within=spec['within'], allow_empty=spec['allow_empty'])
         options = {k: spec[k] for k in ('choices', 'minimum', 'maximum') if spec[k] is not None}
         if kind == 'count' and 'minimum' not in options:
             options['minimum'] = 0

@@ -143,12 +143,11 @@ from ansible import context
 from ansible.plugins.callback import CallbackBase
 
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils import ledger as ledger_lib
-from ansible_collections.autonomi.network_migration.plugins.plugin_utils import run_kinds
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils import run_kinds, validation
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils.runtime.tracker import (
     LOCK_VAR,
     MigrationTracker,
     TrackerConfig,
-    truthy,
 )
 
 
@@ -187,9 +186,9 @@ class CallbackModule(CallbackBase):
         extra_vars = {}
         if plays and plays[0].get_variable_manager() is not None:
             extra_vars = dict(plays[0].get_variable_manager().extra_vars)
-        lock = truthy(extra_vars.get(LOCK_VAR, False)) or any(
-            truthy((play.vars or {}).get(LOCK_VAR, False)) for play in plays)
         try:
+            lock = validation.boolean(extra_vars.get(LOCK_VAR, False), LOCK_VAR) or any(
+                validation.boolean((play.vars or {}).get(LOCK_VAR, False), LOCK_VAR) for play in plays)
             self.tracker.start_playbook(playbook._file_name, extra_vars=extra_vars, lock=lock,
                                         check_mode=bool(context.CLIARGS.get('check')),
                                         kind=run_kinds.declared_kind(plays))

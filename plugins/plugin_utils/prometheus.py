@@ -18,7 +18,7 @@ import os
 import re
 from dataclasses import dataclass
 
-from ansible_collections.autonomi.network_migration.plugins.plugin_utils import redaction
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils import redaction, validation
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils.errors import MigrationError
 
 ENV_PREFIX = 'MIGRATION_PROMETHEUS_'
@@ -68,12 +68,6 @@ class PrometheusQueryError(PrometheusUnavailable):
     """Prometheus answered but rejected the query (HTTP 400/422): a rules bug."""
 
 
-def _truthy(value):
-    if isinstance(value, bool):
-        return value
-    return str(value).strip().lower() in ('1', 'true', 'yes', 'on')
-
-
 @dataclass
 class PrometheusSettings:
     url: str
@@ -118,7 +112,10 @@ class PrometheusSettings:
             raise PrometheusConfigError('a Prometheus password needs a username')
         settings = cls(url=url)
         if 'validate_certs' in values:
-            settings.validate_certs = _truthy(values['validate_certs'])
+            try:
+                settings.validate_certs = validation.boolean(values['validate_certs'], 'validate_certs')
+            except validation.InputError as exc:
+                raise PrometheusConfigError(str(exc)) from None
         for name in ('ca_path', 'username', 'password', 'token'):
             if values.get(name):
                 setattr(settings, name, str(values[name]))

@@ -192,6 +192,25 @@ def group_name(value, name, groups=None, allow_empty=False):
     return value
 
 
+def inventory_group(value, name, groups, given=True, must_exist=True, within=None, allow_empty=False):
+    """A group of the inventory ``groups`` ({name: [hosts]}) named by the operator (``given``) or by default.
+
+    A group the operator names must exist and have hosts (no silent fallback), all of them in ``within``
+    when given; a default group may be absent, which the roles read as "choose automatically" ('').
+    """
+    if not given and value not in groups:
+        return ''
+    group = group_name(value, name, groups if must_exist else None, allow_empty=allow_empty)
+    if group and given and not groups.get(group):
+        raise InputError(name, value, 'the name of an inventory group with hosts', f'the group {group} has no hosts')
+    if group and within:
+        outside = sorted(set(groups.get(group) or []) - set(groups.get(within) or []))
+        if outside:
+            raise InputError(name, value, f'a group whose hosts all belong to {within}',
+                             f"host(s) {', '.join(outside)} of {group} are not in {within}")
+    return group
+
+
 def host_names(values, name, allowed=None, allowed_label='fleet'):
     """A list of host names; with ``allowed``, each must be one of them."""
     if isinstance(values, str):

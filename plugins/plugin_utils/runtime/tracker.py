@@ -49,12 +49,6 @@ def short_action(action):
     return action if action in OWN_ACTIONS else None
 
 
-def truthy(value):
-    if isinstance(value, bool):
-        return value
-    return str(value).strip().lower() in ('1', 'true', 'yes', 'on')
-
-
 def wave_label(kind, extra_vars):
     """What ledger_nodes.wave records for the nodes a run of ``kind`` switches: 'canary' or the wave's percent."""
     if kind == run_kinds.CANARY:
@@ -112,7 +106,7 @@ class TrackerConfig:
         self.ledger = ledger
         self.failure_budget = int(failure_budget)
         self.batch_failure_percent = float(batch_failure_percent)
-        self.halt_on_unhealthy = truthy(halt_on_unhealthy)
+        self.halt_on_unhealthy = validation.boolean(halt_on_unhealthy, 'halt_on_unhealthy')
         self.metrics_textfile = metrics_textfile or None
         self.operator = operator or None
         self.lock_stale_after = int(lock_stale_after)
