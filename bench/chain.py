@@ -44,6 +44,9 @@ from ansible_collections.autonomi.network_migration.plugins.plugin_utils import 
 from ant_fleet_sim import receivers
 from ant_fleet_sim.testing import SimStack, wait_for
 
+# The event source refuses notifications without its bearer token; Alertmanager's webhook receiver sends it.
+EDA_TOKEN = 'bench-eda-token'
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 RULEBOOK_BIN = ROOT / '.venv-eda' / 'bin' / 'ansible-rulebook'
@@ -113,7 +116,7 @@ def start_rulebook(inv, directory, env):
 
         port = layout.free_port()
         variables = Path(directory) / ('eda-vars-%d.yml' % attempt)
-        variables.write_text(yaml.safe_dump({'eda_alertmanager_port': port}))
+        variables.write_text(yaml.safe_dump({'eda_alertmanager_port': port, 'eda_alertmanager_token': EDA_TOKEN}))
         log = Path(directory) / ('rulebook-%d.log' % attempt)
         with open(log, 'wb') as out:
             proc = subprocess.Popen([str(RULEBOOK_BIN), '--rulebook', str(RULEBOOK), '-i', str(inv), '--vars',
@@ -273,7 +276,8 @@ def main(argv=None):
                 # The rulebook's own port first (the route names it), then the rules and routing.
                 probe = inventory(stack, tmp / 'probe', [{'type': 'webhook', 'url': hook.url}])
                 rulebook, port, log = start_rulebook(probe, tmp, env)
-                inv = inventory(stack, tmp, [{'type': 'webhook', 'url': 'http://127.0.0.1:%d/alerts' % port},
+                inv = inventory(stack, tmp, [{'type': 'webhook', 'url': 'http://127.0.0.1:%d/alerts' % port,
+                                              'token': EDA_TOKEN},
                                              {'type': 'webhook', 'url': hook.url}])
                 proc = subprocess.run([str(BIN / 'ansible-playbook'), '-i', str(inv),
                                        str(ROOT / 'playbooks' / 'monitoring.yml')], cwd=ROOT, env=env,

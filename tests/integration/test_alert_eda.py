@@ -16,6 +16,7 @@ import base64
 import json
 import subprocess
 import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -27,6 +28,7 @@ from ansible_collections.autonomi.network_migration.plugins.plugin_utils import 
 pytestmark = pytest.mark.integration
 
 RULEBOOK = ROOT / 'extensions' / 'eda' / 'rulebooks' / 'rollback_on_alert.yml'
+TOKEN = 'eda-test-token-0f3c'
 PARTITIONED = ['sim-host-01', 'sim-host-02']
 
 testing = pytest.importorskip('ant_fleet_sim.testing')
@@ -42,7 +44,7 @@ def start_rulebook(inv, directory, env, attempts=3):
     for attempt in range(attempts):
         port = testing.layout.free_port()
         variables = directory / ('eda-vars-%d.yml' % attempt)
-        variables.write_text(yaml.safe_dump({'eda_alertmanager_port': port}))
+        variables.write_text(yaml.safe_dump({'eda_alertmanager_port': port, 'eda_alertmanager_token': TOKEN}))
         log = directory / ('rulebook-%d.log' % attempt)
         with open(log, 'wb') as out:
             proc = subprocess.Popen(
@@ -95,7 +97,7 @@ def eda(tmp_path_factory):
             settings = inv / 'group_vars' / 'all' / 'zz_test.yml'
             extra = yaml.safe_load(settings.read_text())
             extra['monitoring_alertmanager_receivers'] = {
-                'page': [{'type': 'webhook', 'url': 'http://127.0.0.1:%d/alerts' % port},
+                'page': [{'type': 'webhook', 'url': 'http://127.0.0.1:%d/alerts' % port, 'token': TOKEN},
                          {'type': 'webhook', 'url': hook.url}]}
             settings.write_text(yaml.safe_dump(extra, sort_keys=False))
             proc = playbook(inv, 'monitoring.yml', ledger)
@@ -107,11 +109,13 @@ def eda(tmp_path_factory):
             stop(rulebook)
 
 
-def post_alert(port, alert):
+def post_alert(port, alert, token=TOKEN):
     body = json.dumps({'version': '4', 'status': alert['status'], 'receiver': 'page', 'alerts': [alert],
                        'groupLabels': {}, 'commonLabels': alert['labels'], 'groupKey': 'test'}).encode()
-    req = urllib.request.Request('http://127.0.0.1:%d/alerts' % port, data=body, method='POST',
-                                 headers={'Content-Type': 'application/json'})
+    headers = {'Content-Type': 'application/json'}
+    if token:
+        headers['Authorization'] = 'Bearer %s' % token
+    req = urllib.request.Request('http://127.0.0.1:%d/alerts' % port, data=body, method='POST', headers=headers)
     with urllib.request.urlopen(req, timeout=10) as resp:
         return json.loads(resp.read())
 
@@ -175,6 +179,20 @@ def test_partition_is_rolled_back_by_the_rulebook(eda):
     # The second alert was seen and refused: one rollback run only, and the rulebook says why.
     assert len(rollback_runs(ledger)) == 1
     assert 'nothing started' in eda['log'].read_text()
+
+
+def test_a_notification_without_the_token_is_refused(eda):
+    """Anyone who can reach the listener could otherwise roll the fleet back: no token, 401, no event."""
+    forged = {'status': 'firing', 'startsAt': '2026-12-01T00:00:00Z', 'fingerprint': 'forged',
+              'labels': {'alertname': 'NetworkPartitionRisk', 'severity': 'critical',
+                         'rule_id': 'network_partition_risk', 'figure': 'partition_risk'}}
+    for token in (None, 'wrong-token'):
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            post_alert(eda['port'], forged, token=token)
+        assert refused.value.code == 401
+    assert 'refused a notification' in eda['log'].read_text()
+    with ledger_lib.open_ledger(str(eda['ledger'])) as book:
+        assert not [e for e in book.events(kinds=['alert_fired'], limit=50) if e['data'].get('fingerprint') == 'forged']
 
 
 def test_alert_text_is_never_templated(eda, tmp_path):

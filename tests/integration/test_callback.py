@@ -355,4 +355,7 @@ def test_a_renamed_rollback_playbook_keeps_its_kind_and_the_eda_source_sees_it_e
         assert run_row['playbook'].endswith('fleet-recovery-2026.yml') and run_row['kind'] == 'rollback'
         assert run_row['ended_at']
     clock['now'] = time.time()
-    assert guard.events_for({'alerts': [firing]})[0]['migration']['actionable'] is True
+    # The rollback ended: another alert may start one (the same firing never again: one rollback per firing).
+    other = dict(firing, fingerprint='other', labels=dict(firing['labels'], alertname='HighErrorRateIroh',
+                                                          rule_id='high_error_rate_iroh', figure='error_rate'))
+    assert guard.events_for({'alerts': [other]})[0]['migration']['actionable'] is True

@@ -66,3 +66,21 @@ def _marks(values):
 
 def _where(conditions):
     return ' WHERE ' + ' AND '.join(conditions) if conditions else ''
+
+
+def meta_get(tx, key, default=None):
+    row = tx.one('SELECT value FROM ledger_meta WHERE key = ?', (key,))
+    if not row:
+        return default
+    try:
+        return json.loads(row['value'])
+    except ValueError:
+        return default
+
+
+def meta_set(tx, key, value):
+    if value is None:
+        tx.execute('DELETE FROM ledger_meta WHERE key = ?', (key,))
+        return
+    tx.execute('INSERT INTO ledger_meta (key, value) VALUES (?, ?) '
+               'ON CONFLICT (key) DO UPDATE SET value = excluded.value', (key, json.dumps(value)))

@@ -12,7 +12,11 @@ from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger.
     _run_id,
     _unjson,
     _where,
+    meta_get,
+    meta_set,
 )
+
+ALERT_KEY = 'alert_acted '
 
 EVENT_KINDS = (
     'gate_verdict', 'alert_fired', 'alert_resolved', 'halt', 'halt_ack', 'pause', 'resume',
@@ -55,3 +59,33 @@ class EventsMixin:
             rows = tx.query(sql, params + [int(limit)])
         return [{'id': r['id'], 'kind': r['kind'], 'at': _iso(r['at']), 'run_id': r['run_id'],
                  'data': _unjson(r['data'])} for r in rows]
+
+    # -- alerts acted on -------------------------------------------------------------------
+
+    def claim_alert(self, fingerprint, starts_at, **data):
+        """Remember that a rollback was started for this firing of an alert (``fingerprint`` and its
+        ``starts_at``) until it resolves; returns None when claimed now, else the earlier claim (one
+        rollback per firing, for its whole lifetime: repeats and re-deliveries start nothing). Atomic."""
+        key = ALERT_KEY + str(fingerprint)
+        now = self._now()
+        with self._db.transaction() as tx:
+            earlier = meta_get(tx, key)
+            if earlier and earlier.get('starts_at') == str(starts_at):
+                return earlier
+            claim = dict(data, starts_at=str(starts_at), at=_iso(now))
+            meta_set(tx, key, claim)
+            self._event(tx, 'alert_fired', None, dict(data, fingerprint=str(fingerprint), starts_at=str(starts_at),
+                                                      acted=True), now)
+        return None
+
+    def release_alert(self, fingerprint, **data):
+        """The alert resolved: forget its claim (its next firing may act again); True when there was one."""
+        key = ALERT_KEY + str(fingerprint)
+        with self._db.transaction() as tx:
+            earlier = meta_get(tx, key)
+            if not earlier:
+                return False
+            meta_set(tx, key, None)
+            self._event(tx, 'alert_resolved', None, dict(data, fingerprint=str(fingerprint),
+                                                         starts_at=earlier.get('starts_at')))
+        return True

@@ -31,6 +31,8 @@ from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger.
     _json,
     _run_id,
     controller_pid,
+    meta_get,
+    meta_set,
 )
 
 OUTCOME_ORDER = ('ok', 'failed', 'halted', 'refused_locked')
@@ -42,24 +44,6 @@ def is_shared_holder(holder):
 
 def me(pid=None):
     return '%s %s' % (socket.gethostname(), pid or controller_pid())
-
-
-def meta_get(tx, key, default=None):
-    row = tx.one('SELECT value FROM ledger_meta WHERE key = ?', (key,))
-    if not row:
-        return default
-    try:
-        return json.loads(row['value'])
-    except ValueError:
-        return default
-
-
-def meta_set(tx, key, value):
-    if value is None:
-        tx.execute('DELETE FROM ledger_meta WHERE key = ?', (key,))
-        return
-    tx.execute('INSERT INTO ledger_meta (key, value) VALUES (?, ?) '
-               'ON CONFLICT (key) DO UPDATE SET value = excluded.value', (key, json.dumps(value)))
 
 
 LOCK_PARTICIPANTS = 'lock_participants'

@@ -11,6 +11,8 @@ scheduled guard (rollback_guard.yml), the EDA event source and the docs ask thes
 
 from __future__ import annotations
 
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils import validation
+
 ROLLBACK_SEVERITY = 'critical'
 # A figure of the whole fleet (partition risk): its alert names no host, it concerns every migrated one.
 FLEET_WIDE = 'all'
@@ -80,3 +82,41 @@ def guard_decision(status, gate_result=None):
         msg = 'nothing to do: no critical alert for migrated nodes, no overdue soak'
     return {'hosts': hosts, 'reason': '; '.join(reasons), 'no_verdict': no_verdict, 'msg': msg,
             'fleet_wide': alerting['fleet_wide']}
+
+
+def alert_decision(alert, ruleset):
+    """Whether one Alertmanager alert, on its own terms, may start a rollback - before the lock, the
+    rollback in flight and the one-per-firing claim are asked (the EDA event source does that).
+
+    The alert is not trusted: it acts only when its ``rule_id`` is one of the collection's rules whose
+    severity *in the rules* rolls back (the alert's own severity label is not believed), its ``alertname``
+    is that rule's, and it is firing. The strategy comes from the rule: a fleet-wide figure (partition
+    risk) is rolled back fast, every host at once; anything else gradually.
+    Returns {actionable, resolved, why, rule_id, strategy, trigger, fingerprint, starts_at}.
+    """
+    alert = alert if isinstance(alert, dict) else {}
+    labels = alert.get('labels') if isinstance(alert.get('labels'), dict) else {}
+    status = alert.get('status')
+    rules = {rule.id: rule for rule in ruleset.select()}
+    rule = rules.get(labels.get('rule_id')) if isinstance(labels.get('rule_id'), str) else None
+    out = {'actionable': False, 'resolved': False, 'rule_id': rule.id if rule else '',
+           'trigger': 'alert:%s' % validation.safe_name(labels.get('alertname')), 'strategy': None,
+           'fingerprint': str(alert.get('fingerprint') or '') or None, 'starts_at': str(alert.get('startsAt') or '')}
+    if rule is None:
+        out['why'] = ('not one of the collection\'s alert rules (rule_id %r): ignored'
+                      % validation.safe_name(labels.get('rule_id'), default=''))
+    elif labels.get('alertname') != rule.name:
+        out['why'] = 'alertname %r is not the name of rule %s (%s): ignored' % (
+            validation.safe_name(labels.get('alertname')), rule.id, rule.name)
+    elif rule.severity != ROLLBACK_SEVERITY:
+        out['why'] = 'rule %s does not roll back (its severity in the rules is %s)' % (rule.id, rule.severity)
+    elif status == 'resolved':
+        out.update(resolved=True, why='resolved')
+    elif status != 'firing':
+        out['why'] = 'alert is %s, not firing' % validation.safe_name(status)
+    else:
+        out.update(actionable=True, strategy='fast' if rule.transport == FLEET_WIDE else 'gradual',
+                   why='%s firing' % rule.id)
+    if out['fingerprint'] is None and rule is not None:
+        out['fingerprint'] = rule.id    # Alertmanager before 0.20 sends none: one claim per rule
+    return out
