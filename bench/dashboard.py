@@ -29,6 +29,10 @@ from pathlib import Path
 
 import httpx
 import websockets
+from ansible.plugins.loader import init_plugin_loader
+
+# The collection as ansible-playbook finds it (ansible.cfg's collections_path: ./collections).
+init_plugin_loader()
 
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils import ledger as ledger_lib
 from ant_network_migration_dashboard import status, testing

@@ -19,6 +19,10 @@ import time
 from pathlib import Path
 
 import yaml
+from ansible.plugins.loader import init_plugin_loader
+
+# The collection as ansible-playbook finds it (ansible.cfg's collections_path: ./collections).
+init_plugin_loader()
 
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils import alert_rules
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils.prometheus import (

@@ -43,6 +43,10 @@ import urllib.request
 from pathlib import Path
 
 import yaml
+from ansible.plugins.loader import init_plugin_loader
+
+# The collection as ansible-playbook finds it (ansible.cfg's collections_path: ./collections).
+init_plugin_loader()
 
 from ansible_collections.autonomi.network_migration.plugins.module_utils._node_interface import DROPIN_NAME
 from ansible_collections.autonomi.network_migration.plugins.module_utils._systemd import dropin_text

@@ -24,6 +24,11 @@ import time
 import urllib.request
 from pathlib import Path
 
+from ansible.plugins.loader import init_plugin_loader
+
+# The collection as ansible-playbook finds it (ansible.cfg's collections_path: ./collections).
+init_plugin_loader()
+
 from ansible_collections.autonomi.network_migration.plugins.module_utils._node_interface import DROPIN_NAME
 from ansible_collections.autonomi.network_migration.plugins.module_utils._systemd import dropin_text
 from ant_fleet_sim.model import Fleet, SimConfig

@@ -3,7 +3,6 @@
 # collection linked into ./collections, Prometheus (and, with --postgres, PostgreSQL).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROOT=$(pwd)
 PY=${PYTHON:-python3}
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 
@@ -31,9 +30,10 @@ fi
 say "linking this checkout as collections/ansible_collections/autonomi/network_migration"
 mkdir -p collections/ansible_collections/autonomi
 ln -sfn ../../.. collections/ansible_collections/autonomi/network_migration
-# Let plain Python (CLI, tests) import the collection's plugin_utils.
-site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
-echo "$ROOT/collections" > "$site/autonomi_network_migration_collection.pth"
+# The tools, the simulator and the tests find the collection through Ansible's collection loader
+# (ansible.cfg's collections_path = ./collections), as ansible-playbook does; no .pth file. Remove
+# the one earlier set-ups wrote, so that nothing here imports the collection by another way.
+rm -f "$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/autonomi_network_migration_collection.pth"
 
 apt_install() {
   if command -v apt-get >/dev/null 2>&1 && [[ $(id -u) == 0 ]]; then
@@ -89,8 +89,7 @@ if [[ ! -f "$eda_stamp" ]]; then
 else
   say "ansible-rulebook up to date (.venv-eda)"
 fi
-eda_site=$(.venv-eda/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
-echo "$ROOT/collections" > "$eda_site/autonomi_network_migration_collection.pth"
+rm -f "$(.venv-eda/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/autonomi_network_migration_collection.pth"
 
 if (( want_test )); then
   if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then

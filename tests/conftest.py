@@ -1,9 +1,16 @@
-"""Shared pytest set-up: make the collection importable as autonomi.network_migration."""
+"""Shared pytest set-up: the collection imported as autonomi.network_migration through Ansible's own
+collection loader, from ./collections (the checkout linked there by `make setup`), as ansible-playbook
+finds it - no sys.path entry, no .pth file.
+
+Every process of the suite gets it the same way: this file runs in each pytest-xdist worker; the
+subprocesses a test starts (ansible-playbook, the CLI, the simulator, the dashboard) inherit
+ANSIBLE_CONFIG, whose collections_path is ./collections, and set Ansible's finder up themselves
+(ant_network_migration_common.collection).
+"""
 
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -11,11 +18,16 @@ COLLECTIONS = ROOT / "collections"
 
 if not (COLLECTIONS / "ansible_collections" / "autonomi" / "network_migration").exists():
     raise RuntimeError("collections/ansible_collections/autonomi/network_migration is missing: run `make setup` first")
-if str(COLLECTIONS) not in sys.path:
-    sys.path.insert(0, str(COLLECTIONS))
 
-# Every ansible-playbook a test starts uses the checkout's configuration.
+# Every ansible-playbook a test starts uses the checkout's configuration (read by ansible.constants
+# below, so it is set first).
 os.environ.setdefault("ANSIBLE_CONFIG", str(ROOT / "ansible.cfg"))
+
+from ansible.plugins.loader import init_plugin_loader  # noqa: E402
+from ansible.utils.collection_loader import AnsibleCollectionConfig  # noqa: E402
+
+if AnsibleCollectionConfig.collection_finder is None:
+    init_plugin_loader([str(COLLECTIONS)])
 
 # The files that take longest (measured: `pytest --durations`), longest first. pytest runs them
 # first, each file's tests in their own order, then every other file in collection order. Under

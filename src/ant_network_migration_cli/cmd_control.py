@@ -8,6 +8,9 @@ from __future__ import annotations
 import click
 from rich.markup import escape
 
+from ansible_collections.autonomi.network_migration.plugins.module_utils import _modes as modes
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils import wave_planning
+
 from . import common, ledger_io, render
 from .errors import EXIT_CODES_HELP, BadInput, Refused
 
@@ -87,9 +90,6 @@ def rollback(settings, strategy, target, reason, yes, operator):
       ant-network-migration rollback                         # fast, to libp2p_only, asks first
       ant-network-migration rollback --strategy gradual --target dual_stack --yes
     """
-    from ansible_collections.autonomi.network_migration.plugins.module_utils import _modes as modes
-    from ansible_collections.autonomi.network_migration.plugins.plugin_utils import wave_planning
-
     location = settings.ledger_location()
     console = common.make_console()
     with ledger_io.opened(location) as handle:

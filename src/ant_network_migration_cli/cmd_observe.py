@@ -8,8 +8,21 @@ from __future__ import annotations
 import click
 from rich.markup import escape
 
-from . import common, dashboard, fleet, ledger_io, render
+from ansible_collections.autonomi.network_migration.plugins.module_utils import _modes as modes
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils import prometheus
+from ant_network_migration_common import figures as figures_lib
+
+from . import common, fleet, ledger_io, render
 from .errors import EXIT_CODES_HELP, EXIT_FAILED, BadInput, RunFailed
+
+
+def prometheus_client(url=None, default_url=None):
+    """The collection's Prometheus client: --prometheus-url, else MIGRATION_PROMETHEUS_URL, else the
+    inventory's migration_prometheus_url. TLS and auth come from MIGRATION_PROMETHEUS_* variables."""
+    try:
+        return prometheus.client_from_options({'url': url} if url else None, default_url=default_url)
+    except prometheus.PrometheusConfigError as exc:
+        raise BadInput(f'Prometheus: {exc}') from None
 
 
 def _inventory_or_none(settings):
@@ -30,10 +43,10 @@ def _inventory_prometheus_url(inventory):
 def _figures(settings, inventory):
     """(figures, error): Prometheus figures, or the reason they are not available."""
     default = None if settings.prometheus_url else _inventory_prometheus_url(inventory)
-    client = dashboard.prometheus_client(settings.prometheus_url, default_url=default)
+    client = prometheus_client(settings.prometheus_url, default_url=default)
     try:
-        return dashboard.query_figures(client), None
-    except dashboard.unavailable_errors() as exc:
+        return figures_lib.query_figures(client), None
+    except prometheus.PrometheusError as exc:
         return None, str(exc)
     finally:
         client.close()
@@ -43,8 +56,6 @@ def _node_health(handle, transport=None):
     nodes = handle.nodes()
     unhealthy = [n for n in nodes if n.get('health') == 'unhealthy']
     if transport:
-        from ansible_collections.autonomi.network_migration.plugins.module_utils import _modes as modes
-
         unhealthy = [n for n in unhealthy
                      if transport in modes.MODE_TRANSPORTS.get(n.get('mode') or modes.STATE_MODE[n['state']], ())]
     return {
@@ -58,7 +69,7 @@ def _node_health(handle, transport=None):
 
 
 @click.command(epilog=EXIT_CODES_HELP)
-@click.option('--transport', type=click.Choice(dashboard.TRANSPORTS), help='Only this transport.')
+@click.option('--transport', type=click.Choice(figures_lib.TRANSPORTS), help='Only this transport.')
 @click.option('--check-nodes', is_flag=True,
               help='First run playbooks/health.yml (node_health on every host) to refresh the node verdicts.')
 @click.option('--json', 'as_json', is_flag=True, help='Print JSON instead of tables.')
@@ -88,11 +99,11 @@ def health(settings, transport, check_nodes, as_json):
     inventory = _inventory_or_none(settings)
     figures, prometheus_error = _figures(settings, inventory)
     overrides = common.inventory_var(inventory, 'migration_alert_overrides') if inventory else None
-    verdicts = dashboard.judge(figures, transport, overrides if isinstance(overrides, dict) else None) \
+    verdicts = figures_lib.judge(figures, transport, overrides if isinstance(overrides, dict) else None) \
         if figures else []
     with ledger_io.opened(location, create=False) as handle:
         nodes = _node_health(handle, transport)
-    transports = [transport] if transport else list(dashboard.TRANSPORTS)
+    transports = [transport] if transport else list(figures_lib.TRANSPORTS)
     problems = []
     if prometheus_error:
         problems.append(prometheus_error)
@@ -152,11 +163,11 @@ def metrics(settings, fmt):
                                    'units': figures.units if figures else None,
                                    'migration': progress, 'prometheus_error': prometheus_error}))
     elif fmt == 'prometheus':
-        click.echo((dashboard.prometheus_text(figures) if figures else '') + ledger_text, nl=False)
+        click.echo((figures_lib.prometheus_text(figures) if figures else '') + ledger_text, nl=False)
     else:
         console = common.make_console()
         if figures:
-            console.print(render.transport_table(figures, list(dashboard.TRANSPORTS)))
+            console.print(render.transport_table(figures, list(figures_lib.TRANSPORTS)))
         console.print(render.summary_table(progress, {}, None, short=True))
     if prometheus_error:
         click.echo(f'Error: {prometheus_error}', err=True)

@@ -11,6 +11,10 @@ import datetime
 import click
 from rich.markup import escape
 
+from ansible_collections.autonomi.network_migration.plugins.module_utils import _modes as modes
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils import alert_rules
+from ant_network_migration_common.ledger_status import PLAN_EVENT
+
 from . import common, fleet, ledger_io, plan, render
 from .errors import EXIT_CODES_HELP, BadInput, Refused, RunFailed, redact
 
@@ -33,9 +37,8 @@ def _check_rule_ids(data):
     if not data.get('thresholds'):
         return
     try:
-        from ansible_collections.autonomi.network_migration.plugins.plugin_utils import alert_rules
         rule_ids = [rule.id for rule in alert_rules.load_rules().rules]
-    except (ImportError, ValueError):  # rule definitions unreadable: the playbooks validate overrides too
+    except ValueError:  # rule definitions unreadable: the playbooks validate overrides too
         return
     plan.check_rule_ids(data, rule_ids)
 
@@ -51,8 +54,6 @@ def _canary_passed(verdict):
 def _fleet_nodes(handle, inventory):
     """Every node of the fleet with the mode it runs: from the ledger, and for hosts the ledger
     does not know yet, from the hosts themselves (transport_info, read-only)."""
-    from ansible_collections.autonomi.network_migration.plugins.module_utils import _modes as modes
-
     fleet_hosts = set(inventory.fleet)
     nodes = [{'host': n['host'], 'service_name': n.get('service_name') or n.get('node'),
               'peer_id': n.get('peer_id'), 'mode': modes.STATE_MODE.get(n.get('state'))}
@@ -255,7 +256,7 @@ def start(settings, plan_file, dry_run, operator):
         console.print('[green]plan is valid; a real run would start now[/green]')
         return
     with ledger_io.opened(location) as handle:
-        handle.record_event(common.PLAN_EVENT, **_plan_event(plan_file, data, operator))
+        handle.record_event(PLAN_EVENT, **_plan_event(plan_file, data, operator))
     inventory_source = inventory.source
     groups = _run_groups(data, inventory)
     waves = iter(data['waves'])

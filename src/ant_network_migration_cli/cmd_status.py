@@ -5,55 +5,13 @@
 
 from __future__ import annotations
 
-import datetime
-
 import click
 from rich.markup import escape
 
+from ant_network_migration_common.ledger_status import status_data
+
 from . import common, ledger_io, render
 from .errors import EXIT_CODES_HELP, redact
-
-GATE_EVENT_KINDS = ('gate_verdict',)
-LAST_VERDICTS = 5
-
-
-def _last_gate_verdicts(handle):
-    """The latest gate verdicts. The gate records each evaluation with its rules (value,
-    threshold, verdict) and the tracker records the same verdict with the task that asked; keep
-    the gate's own record when there is one, so each evaluation is listed once."""
-    events = handle.events(kinds=list(GATE_EVENT_KINDS), limit=4 * LAST_VERDICTS)
-    with_rules = [e for e in events if isinstance(e.get('data'), dict) and e['data'].get('rules')]
-    return (with_rules or events)[:LAST_VERDICTS]
-
-
-def _plan_target(handle):
-    """The last plan started from the CLI, with its completion deadline judged against the ETA."""
-    events = handle.events(kinds=common.PLAN_EVENT, limit=1)
-    if not events:
-        return None
-    data = dict(events[0]['data'] or {}, started_at=events[0]['at'])
-    eta = handle.progress().get('eta')
-    deadline = data.get('deadline')
-    if deadline and eta:
-        late = (eta - datetime.datetime.fromisoformat(deadline)).total_seconds()
-        data['on_track'] = late <= 0
-        data['late_seconds'] = max(0, round(late))
-    return data
-
-
-def status_data(handle, detailed):
-    """What `status` shows (and the dashboard serves): progress, flags, canary, last gate verdicts, plan."""
-    data = {
-        'progress': handle.progress(),
-        'flags': handle.get_flags(),
-        'canary': handle.canary_verdict(),
-        'gate_verdicts': _last_gate_verdicts(handle),
-        'plan': _plan_target(handle),
-    }
-    if detailed:
-        data['nodes'] = handle.nodes()
-        data['events'] = handle.events(limit=20)
-    return data
 
 
 @click.command(epilog=EXIT_CODES_HELP)

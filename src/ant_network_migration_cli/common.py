@@ -11,11 +11,10 @@ from dataclasses import dataclass
 import click
 from rich.console import Console
 
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils import guard, identity
+
 from . import fleet, ledger_io, runs
 from .errors import Refused, RunFailed
-
-# Event the CLI records when it starts a plan; status reads the latest one.
-PLAN_EVENT = 'plan_started'
 
 
 @dataclass
@@ -35,8 +34,6 @@ def make_console():
 
 
 def operator_option():
-    from ansible_collections.autonomi.network_migration.plugins.plugin_utils import identity
-
     return click.option('--operator', envvar=identity.ENV_OPERATOR, show_envvar=True, default=identity.os_user,
                         show_default='current user', help='Who is acting; recorded in the ledger.')
 
@@ -73,8 +70,6 @@ def refuse_unless_guard_allows(handle, rollback=False):
     (plugin_utils/guard.py); a lock whose holder is gone from this host with all its processes is
     not live, and the playbook takes it over with a logged event. Processes of a gone holder that
     still run are waited for first (Ledger.wait_for_gone_controller)."""
-    from ansible_collections.autonomi.network_migration.plugins.plugin_utils import guard
-
     # Right after a crash: the dead run's workers finish what they hold, then the lock is free.
     handle.wait_for_gone_controller(progress=lambda message: click.echo(f'waiting: {message}', err=True))
     snapshot = guard.Snapshot(flags=handle.get_flags(), lock=handle.live_lock())

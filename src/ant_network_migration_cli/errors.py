@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import click
 
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils import redaction
+
 EXIT_OK = 0
 EXIT_FAILED = 1      # a playbook run (or a check it reports) failed; Prometheus unreachable
 EXIT_BAD_INPUT = 2   # invalid options, plan, inventory or ledger location; nothing was run
@@ -22,10 +24,6 @@ Exit codes:
 
 def redact(text):
     """The collection's one redaction (passwords in DSNs and URLs), for everything the CLI prints."""
-    try:
-        from ansible_collections.autonomi.network_migration.plugins.plugin_utils import redaction
-    except ImportError:   # the CLI without its collection: nothing of the ledger's can be shown anyway
-        return str(text)
     return redaction.redact_text(text)
 
 

@@ -15,16 +15,11 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ant_network_migration_common.collection import root as collection_root
+
 from .errors import BadInput
 
 FLEET_GROUP = 'fleet'
-
-
-def collection_root():
-    """The collection's directory (holds playbooks/ and ansible.cfg in a checkout)."""
-    import ansible_collections.autonomi.network_migration as collection
-
-    return Path(next(iter(collection.__path__))).resolve()
 
 
 def playbook_path(name):
@@ -185,7 +180,7 @@ def discover_nodes(inventory_source, hosts):
     ``(nodes, unreachable)``: node dicts (host, service_name, peer_id, mode, status) and the
     hosts that did not answer, with the reason.
     """
-    import ansible_runner
+    import ansible_runner  # 0.1 s to import: only the commands that run something load it
 
     env = ansible_env()
     # Replace callbacks_enabled (the migration_tracker) with a stdout-type callback, which Ansible

@@ -7,21 +7,14 @@ opens it and turns its errors into exit codes."""
 from __future__ import annotations
 
 import contextlib
-import os
+
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils import ledger
+from ant_network_migration_common.ledger_status import exists
 
 from .errors import BadInput, CliError, Refused
 
 
-def _module():
-    try:
-        from ansible_collections.autonomi.network_migration.plugins.plugin_utils import ledger
-    except ImportError as exc:
-        raise CliError(f'cannot import the collection ledger ({exc}); run `make setup`') from None
-    return ledger
-
-
 def resolve_location(explicit=None):
-    ledger = _module()
     try:
         return ledger.resolve_ledger_location(explicit)
     except ledger.LedgerError as exc:
@@ -57,17 +50,12 @@ class EmptyLedger:
         return []
 
 
-def exists(location):
-    return _module().is_dsn(location) or os.path.exists(location)
-
-
 @contextlib.contextmanager
 def opened(location, create=True):
     """Open the ledger at ``location`` for the duration of a ``with`` block.
 
     ``create=False``: a SQLite ledger that does not exist yet is not created; BadInput is raised.
     """
-    ledger = _module()
     if not create and not exists(location):
         raise BadInput(f'no ledger at {location}: nothing has been recorded there yet '
                        '(check --ledger, ANT_MIGRATION_LEDGER or ansible.cfg)')
@@ -85,10 +73,6 @@ def opened(location, create=True):
 
 def translate(exc):
     """The CLI error for a ledger exception (None when ``exc`` is not one)."""
-    try:
-        ledger = _module()
-    except CliError:
-        return None
     if isinstance(exc, getattr(ledger, 'LedgerLocked', ())):
         return Refused(f'the ledger is locked: {exc}')
     if isinstance(exc, (getattr(ledger, 'LedgerHalted', ()), getattr(ledger, 'LedgerPaused', ()))):

@@ -13,9 +13,7 @@ import os
 
 import click
 
-from ant_network_migration_dashboard.command import dashboard as dashboard_command
-
-from . import cmd_control, cmd_observe, cmd_start, cmd_status, common, fleet, ledger_io
+from . import cmd_control, cmd_dashboard, cmd_observe, cmd_start, cmd_status, common, fleet, ledger_io
 from .errors import EXIT_CODES_HELP
 
 COMPLETION_HELP = """\b
@@ -75,7 +73,7 @@ def cli(ctx, inventory, ledger, prometheus_url, verbosity):
 
 
 for _command in (cmd_status.status, cmd_start.start, cmd_control.pause, cmd_control.resume, cmd_control.rollback,
-                 cmd_control.unlock, cmd_observe.health, cmd_observe.metrics, dashboard_command):
+                 cmd_control.unlock, cmd_observe.health, cmd_observe.metrics, cmd_dashboard.dashboard):
     cli.add_command(_command)
 
 

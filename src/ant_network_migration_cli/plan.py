@@ -21,6 +21,7 @@ import jsonschema
 import yaml
 
 from ansible_collections.autonomi.network_migration.plugins.module_utils import _modes as modes
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils import validation, wave_planning
 
 DEFAULT_BATCHES = (1, '10%', '25%')
 
@@ -78,8 +79,6 @@ def _describe(error):
 def parse_duration(value, name='duration'):
     """Seconds (int) from an integer or a Prometheus-style duration string (``5m``): the
     collection's one duration validator (plugin_utils/validation.py)."""
-    from ansible_collections.autonomi.network_migration.plugins.plugin_utils import validation
-
     return validation.duration(value, name)
 
 
@@ -96,8 +95,6 @@ def validate(data, source='plan'):
         raise PlanError(source, problems)
     # What the schema cannot say: JSON Schema's "integer" accepts 25.0; the collection's one
     # validator (the playbooks use it too) wants an integer written as such.
-    from ansible_collections.autonomi.network_migration.plugins.plugin_utils import validation
-
     for index, wave in enumerate(data['waves']):
         try:
             validation.wave_percent(wave['percent'], f'waves[{index}].percent')
@@ -208,8 +205,6 @@ def select_plan(nodes: Sequence[Mapping], waves: Sequence[Mapping], exclude: Ite
     are what the rollout would refuse it for.
     Raises PlanError (with the wave named) when a wave cannot be planned at all.
     """
-    from ansible_collections.autonomi.network_migration.plugins.plugin_utils import wave_planning
-
     fleet = [dict(n) for n in nodes]
     exclude = sorted(set(exclude))
 

@@ -132,7 +132,7 @@ def run_playbook(name, extravars=None, inventory=None, ledger_location=None, con
     sink = _EventSink(progress, task_id, label, console,
                       echo_hosts=console is not None and not use_bar and not show_ansible)
 
-    import ansible_runner
+    import ansible_runner  # 0.1 s to import: only the commands that run something load it
 
     write_extravars(private_dir, extravars)
     kwargs = dict(private_data_dir=private_dir, project_dir=str(root), playbook=str(playbook),

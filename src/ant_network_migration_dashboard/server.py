@@ -71,12 +71,18 @@ def url_for(host, port):
     return f'http://{shown}:{port}/'
 
 
-def serve(service, host, port, on_ready=None):
-    """Run the service under uvicorn until interrupted."""
+def serve(ledger_location, host, port, prometheus_url=None, token=None, poll_interval=1.0, prometheus_interval=5.0,
+          overrides=None, on_ready=None):
+    """Run the service under uvicorn until interrupted; 0 once it served, 1 when it could not start.
+    ``on_ready(service)`` is called once it listens."""
+    # uvicorn, Starlette and prometheus_client take 0.25 s to import: only this command loads them,
+    # not every other command of the CLI that imports this module.
     import uvicorn
 
-    from .app import create_app
+    from .app import Service, create_app
 
+    service = Service(ledger_location, prometheus_url=prometheus_url, poll_interval=poll_interval,
+                      prometheus_interval=prometheus_interval, token=token, overrides=overrides)
     config = uvicorn.Config(create_app(service), host=host, port=port, log_level='warning', ws='websockets-sansio',
                             ws_ping_interval=20.0, lifespan='on', access_log=False)
     server = uvicorn.Server(config)
@@ -86,7 +92,7 @@ def serve(service, host, port, on_ready=None):
         async def startup(sockets=None):
             await original(sockets=sockets)
             if server.started:
-                on_ready()
+                on_ready(service)
 
         server.startup = startup
     server.run()

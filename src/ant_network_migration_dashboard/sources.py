@@ -4,9 +4,10 @@
 """The dashboard's two sources, read through the collection's own code.
 
 - the ledger: plugins/plugin_utils/ledger (progress, phase, velocity, ETA, flags, lock, runs,
-  events), the same calls as ``ant-network-migration status`` (cmd_status);
-- Prometheus: the CLI's dashboard figures (the monitoring role's recording rules, named by
-  plugins/plugin_utils/alert_rules) judged by the alert rules, and the ALERTS series.
+  events), the same reads as ``ant-network-migration status`` (ant_network_migration_common.ledger_status);
+- Prometheus: the migration's figures (ant_network_migration_common.figures: the monitoring role's
+  recording rules, named by plugins/plugin_utils/alert_rules) judged by the alert rules, and the
+  ALERTS series.
 
 Each reader is used from one worker thread at a time and never raises: a snapshot says what
 failed, so the service keeps serving what it has.
@@ -17,21 +18,16 @@ from __future__ import annotations
 import re
 import time
 
-from ant_network_migration_cli import cmd_status, ledger_io
-from ant_network_migration_cli import dashboard as figures_mod
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils import ledger, prometheus
+from ant_network_migration_common import figures as figures_lib
+from ant_network_migration_common import ledger_status
 
 RECENT_EVENTS = 20
 
 
-def _ledger():
-    from ansible_collections.autonomi.network_migration.plugins.plugin_utils import ledger
-
-    return ledger
-
-
 def describe_location(location):
     """The ledger location for humans, without a DSN's password."""
-    return _ledger().redact(str(location)) if location else None
+    return ledger.redact(str(location)) if location else None
 
 
 class LedgerReader:
@@ -43,10 +39,10 @@ class LedgerReader:
 
     def _open(self):
         if self._handle is None:
-            if not ledger_io.exists(self.location):
+            if not ledger_status.exists(self.location):
                 raise FileNotFoundError(f'no ledger at {describe_location(self.location)} yet '
                                         '(nothing recorded; check --ledger or ANT_MIGRATION_LEDGER)')
-            self._handle = _ledger().open_ledger(self.location)
+            self._handle = ledger.open_ledger(self.location)
         return self._handle
 
     def close(self):
@@ -81,7 +77,7 @@ class LedgerReader:
         carried over from ``previous`` (the poller refreshes them every few seconds).
         """
         def work(handle):
-            data = cmd_status.status_data(handle, detailed=False)
+            data = ledger_status.status_data(handle, detailed=False)
             data['events'] = handle.events(limit=RECENT_EVENTS)
             data['lock'] = handle.lock()
             runs = handle.runs(limit=1)
@@ -122,8 +118,6 @@ class PrometheusReader:
 
     def _open(self):
         if self._client is None:
-            from ansible_collections.autonomi.network_migration.plugins.plugin_utils import prometheus
-
             self._client = prometheus.client_from_options({'url': self.url, 'retries': 0, 'timeout': self.timeout})
         return self._client
 
@@ -139,9 +133,9 @@ class PrometheusReader:
         started = time.monotonic()
         try:
             client = self._open()
-            figures = figures_mod.query_figures(client)
+            figures = figures_lib.query_figures(client)
             alerts = client.query('ALERTS')
-            verdicts = figures_mod.judge(figures, overrides=self.overrides)
+            verdicts = figures_lib.judge(figures, overrides=self.overrides)
         except Exception as exc:  # pylint: disable=broad-except
             self.close()
             return None, short_error(str(exc))

@@ -13,7 +13,10 @@ import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import uvicorn
+
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils import alert_rules
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils import ledger as ledger_lib
 
 from .app import Service, create_app
 
@@ -104,8 +107,6 @@ class RunningService:
     """The dashboard under uvicorn in a background thread on a free loopback port."""
 
     def __init__(self, ledger_location, prometheus_url=None, host='127.0.0.1', port=None, **options):
-        import uvicorn
-
         options.setdefault('poll_interval', 0.5)
         options.setdefault('prometheus_interval', 1.0)
         self.service = Service(ledger_location, prometheus_url=prometheus_url, **options)
@@ -148,8 +149,6 @@ def fill_ledger(location, hosts=10, nodes_per_host=5, migrated_hosts=0, dual_hos
     """A ledger with ``hosts x nodes_per_host`` nodes recorded through the ledger's own writes:
     the first ``migrated_hosts`` hosts in iroh_primary (through dual_stack), the next
     ``dual_hosts`` in dual_stack_stable, the rest libp2p_only. Returns the run id."""
-    from ansible_collections.autonomi.network_migration.plugins.plugin_utils import ledger as ledger_lib
-
     handle = ledger_lib.open_ledger(str(location))
     try:
         run = handle.start_run('playbooks/rollout.yml', operator)

@@ -13,6 +13,12 @@ from __future__ import annotations
 import sys
 import time
 
+from ansible.plugins.loader import init_plugin_loader
+
+# The collection through Ansible's collection finder, as in the test that starts this script
+# (ANSIBLE_CONFIG, set by tests/conftest.py, names ./collections).
+init_plugin_loader()
+
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils import ledger as ledger_lib
 
 CYCLE = ('dual_stack_testing', 'dual_stack_stable', 'iroh_primary', 'rolled_back')

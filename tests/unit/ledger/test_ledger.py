@@ -174,6 +174,8 @@ def test_missing_psycopg_is_explained(monkeypatch):
 
 def test_sqlite_ledger_does_not_import_psycopg(tmp_path):
     code = ('import sys\n'
+            'from ansible.plugins.loader import init_plugin_loader\n'
+            'init_plugin_loader()\n'
             'from ansible_collections.autonomi.network_migration.plugins.plugin_utils import ledger\n'
             f'ledger.open_ledger({str(tmp_path / "l.sqlite3")!r}).progress()\n'
             'assert "psycopg" not in sys.modules, "psycopg imported"\n')

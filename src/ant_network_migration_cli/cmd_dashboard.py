@@ -1,16 +1,17 @@
 # Copyright: Contributors to the autonomi.network_migration collection
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""``ant-network-migration dashboard``: the live dashboard service."""
+"""``dashboard``: start the live dashboard service (ant_network_migration_dashboard) with the CLI's
+ledger, Prometheus and inventory settings."""
 
 from __future__ import annotations
 
 import click
 
-from ant_network_migration_cli import common, fleet
-from ant_network_migration_cli.errors import EXIT_CODES_HELP, BadInput
+from ant_network_migration_dashboard import server
 
-from . import server
+from . import common, fleet
+from .errors import EXIT_CODES_HELP, BadInput
 
 
 def _inventory_value(settings, name):
@@ -53,19 +54,15 @@ def dashboard(settings, listen, token_file, poll_interval, prometheus_interval):
     prometheus_url = settings.prometheus_url or _inventory_value(settings, 'migration_prometheus_url')
     if prometheus_url is not None and not str(prometheus_url).startswith(('http://', 'https://')):
         prometheus_url = None
-    from .app import Service  # starlette and friends load only for this command
-
     overrides = _inventory_value(settings, 'migration_alert_overrides')
-    service = Service(location, prometheus_url=prometheus_url, poll_interval=poll_interval,
-                      prometheus_interval=prometheus_interval, token=token,
-                      overrides=overrides if isinstance(overrides, dict) else None)
     url = server.url_for(host, port)
 
-    def ready():
+    def ready(service):
         click.echo(f'dashboard: {url} (ledger {service.ledger_state["location"]}, '
-                   f'Prometheus {prometheus_url or "not configured"}){" - token required" if token else ""}',
-                   err=False)
+                   f'Prometheus {prometheus_url or "not configured"}){" - token required" if token else ""}')
 
-    rc = server.serve(service, host, port, on_ready=ready)
+    rc = server.serve(location, host, port, prometheus_url=prometheus_url, token=token, poll_interval=poll_interval,
+                      prometheus_interval=prometheus_interval,
+                      overrides=overrides if isinstance(overrides, dict) else None, on_ready=ready)
     if rc:
         raise click.ClickException(f'the dashboard could not start on {listen} (port in use?)')

@@ -1,42 +1,20 @@
 # Copyright: Contributors to the autonomi.network_migration collection
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Dashboard figures from Prometheus: the per-transport recording rules of the monitoring role
-(plugins/plugin_utils/alert_rules.py names them) and the alert rules judged against them."""
+"""The migration's figures from Prometheus: the per-transport recording rules of the monitoring role
+(plugins/plugin_utils/alert_rules names them), read in one query, and the alert rules judged against
+them. ``health`` and ``metrics`` print them; the dashboard serves them."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
 
-from .errors import BadInput
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils import alert_rules
 
 TRANSPORTS = ('libp2p', 'iroh')
 TRANSPORT_LEVEL = 'transport'
 FLEET_LEVEL = 'fleet'
-
-
-def _alert_rules():
-    from ansible_collections.autonomi.network_migration.plugins.plugin_utils import alert_rules
-
-    return alert_rules
-
-
-def prometheus_client(url=None, default_url=None):
-    """The collection's Prometheus client: --prometheus-url, else MIGRATION_PROMETHEUS_URL, else the
-    inventory's migration_prometheus_url. TLS and auth come from MIGRATION_PROMETHEUS_* variables."""
-    from ansible_collections.autonomi.network_migration.plugins.plugin_utils import prometheus
-
-    try:
-        return prometheus.client_from_options({'url': url} if url else None, default_url=default_url)
-    except prometheus.PrometheusConfigError as exc:
-        raise BadInput(f'Prometheus: {exc}') from None
-
-
-def unavailable_errors():
-    from ansible_collections.autonomi.network_migration.plugins.plugin_utils import prometheus
-
-    return (prometheus.PrometheusError,)
 
 
 @dataclass
@@ -57,16 +35,15 @@ def _clean(value):
 
 def query_figures(client):
     """Every dashboard figure in one query over the recorded series."""
-    rules = _alert_rules()
     by_name = {}
-    for figure in rules.TRANSPORT_FIGURES:
-        by_name[rules.recorded_name(figure, TRANSPORT_LEVEL)] = (TRANSPORT_LEVEL, figure)
-    by_name[rules.recorded_name('partition_risk', FLEET_LEVEL)] = (FLEET_LEVEL, 'partition_risk')
+    for figure in alert_rules.TRANSPORT_FIGURES:
+        by_name[alert_rules.recorded_name(figure, TRANSPORT_LEVEL)] = (TRANSPORT_LEVEL, figure)
+    by_name[alert_rules.recorded_name('partition_risk', FLEET_LEVEL)] = (FLEET_LEVEL, 'partition_risk')
     # Recorded names hold only [a-z_:], so they need no regex escaping.
     samples = client.query('{__name__=~"' + '|'.join(sorted(by_name)) + '"}')
-    out = Figures(transports={t: dict.fromkeys(rules.TRANSPORT_FIGURES) for t in TRANSPORTS},
+    out = Figures(transports={t: dict.fromkeys(alert_rules.TRANSPORT_FIGURES) for t in TRANSPORTS},
                   fleet={'partition_risk': None},
-                  units={figure: unit for figure, (_, unit) in rules.FIGURES.items()})
+                  units={figure: unit for figure, (_, unit) in alert_rules.FIGURES.items()})
     for sample in samples:
         level, figure = by_name.get(sample['metric'].get('__name__'), (None, None))
         if level == TRANSPORT_LEVEL:
@@ -84,7 +61,7 @@ def judge(figures, transport=None, overrides=None):
     The values are instantaneous; the rules' ``for`` durations are Prometheus's and the
     gate's business. A figure without data is 'no data', never a pass.
     """
-    ruleset = _alert_rules().load_rules(overrides=overrides)
+    ruleset = alert_rules.load_rules(overrides=overrides)
     verdicts = []
     for rule in ruleset.select():
         if not rule.metric or (transport and rule.transport not in (transport, 'all')):

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils import alert_rules
-from ant_network_migration_cli import dashboard, errors
+from ant_network_migration_cli import cmd_observe, errors
 
 
 class StubClient:
@@ -48,7 +48,7 @@ def stub(monkeypatch):
     def install(values=HEALTHY, risk=0.05):
         client = StubClient(values, risk)
         holder['client'] = client
-        monkeypatch.setattr(dashboard, 'prometheus_client', lambda url=None, default_url=None: client)
+        monkeypatch.setattr(cmd_observe, 'prometheus_client', lambda url=None, default_url=None: client)
         return client
 
     return install
