@@ -38,6 +38,11 @@ from pathlib import Path
 
 import yaml
 
+from ant_network_migration_common import collection
+
+# The collection as ansible-playbook finds it (ansible.cfg's collections_path: ./collections).
+collection.install()
+
 from ansible_collections.autonomi.network_migration.plugins.module_utils._node_interface import DROPIN_NAME
 from ansible_collections.autonomi.network_migration.plugins.module_utils._systemd import dropin_text
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils import ledger as ledger_lib

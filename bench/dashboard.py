@@ -29,10 +29,11 @@ from pathlib import Path
 
 import httpx
 import websockets
-from ansible.plugins.loader import init_plugin_loader
+
+from ant_network_migration_common import collection
 
 # The collection as ansible-playbook finds it (ansible.cfg's collections_path: ./collections).
-init_plugin_loader()
+collection.install()
 
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils import ledger as ledger_lib
 from ant_network_migration_dashboard import status, testing

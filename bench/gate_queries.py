@@ -19,10 +19,11 @@ import time
 from pathlib import Path
 
 import yaml
-from ansible.plugins.loader import init_plugin_loader
+
+from ant_network_migration_common import collection
 
 # The collection as ansible-playbook finds it (ansible.cfg's collections_path: ./collections).
-init_plugin_loader()
+collection.install()
 
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils import alert_rules
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils.prometheus import (

@@ -28,6 +28,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from ant_network_migration_common import collection
+
+# The collection as ansible-playbook finds it (ansible.cfg's collections_path: ./collections).
+collection.install()
+
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils import ledger as ledger_lib
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils.runtime import tracker as tracker_lib
 

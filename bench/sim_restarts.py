@@ -24,10 +24,10 @@ import time
 import urllib.request
 from pathlib import Path
 
-from ansible.plugins.loader import init_plugin_loader
+from ant_network_migration_common import collection
 
 # The collection as ansible-playbook finds it (ansible.cfg's collections_path: ./collections).
-init_plugin_loader()
+collection.install()
 
 from ansible_collections.autonomi.network_migration.plugins.module_utils._node_interface import DROPIN_NAME
 from ansible_collections.autonomi.network_migration.plugins.module_utils._systemd import dropin_text
