@@ -189,7 +189,9 @@ class Size:
         say('    %d hosts moved; where the time went: %s' % (len(moved), ', '.join(
             '%s %.1f s' % kv for kv in r['phases'])))
         if not r['ok']:
-            say(output[-3000:])
+            errors = [line[:400] for line in output.splitlines()
+                      if line.startswith(('fatal', 'failed', 'FAILED')) or '"msg"' in line or 'msg:' in line]
+            say('\n'.join(errors)[-4000:])
         set_fleet_mode(self.stack, 'libp2p_only', hosts=moved)
         plain = None
         if moved:
