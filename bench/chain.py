@@ -200,18 +200,22 @@ def one_run(stack, hook, ledger, timeline, partitioned):
         if now > 600:
             raise RuntimeError('the chain did not complete within 600 s: %s' % moments)
         time.sleep(0.2)
+    tasks = []
     for stamp, kind, name in timeline_marks(timeline):
         key = {'start': 'ansible-playbook started', 'end': None}.get(kind)
         if kind == 'play':
             key = 'play: %s' % name[:50]
+        if kind == 'task':
+            tasks.append((stamp - t_wall, name))
         if key and key not in wall_of:
             wall_of[key] = stamp - t_wall
+    moments['_tasks'] = tasks
     wait_for(lambda: not lock_of(ledger), timeout=180, interval=0.5, what='the rollback to end (lock released)')
     for stamp, kind, _name in timeline_marks(timeline):
         if kind == 'end':
             wall_of['ansible-playbook ended'] = stamp - t_wall
     moments.update(wall_of)
-    return dict(sorted(moments.items(), key=lambda kv: kv[1]))
+    return moments
 
 
 def lock_of(ledger):
@@ -233,6 +237,12 @@ def breakdown(moments):
     """Consecutive phases of one run: (phase, seconds)."""
     order = ['fault issued', 'alert pending', 'alert firing', 'Alertmanager notified', 'ansible-playbook started']
     plays = sorted((v, k) for k, v in moments.items() if k.startswith('play: '))
+    switch = [at for at, name in plays if 'Switch every affected host' in name]
+    if switch:  # the tasks of the switch play that took a second or more
+        tasks = [t for t in moments.get('_tasks', []) if t[0] >= switch[0]]
+        ends = [t[0] for t in tasks[1:]] + [moments['every node libp2p_only and ready']]
+        plays += [(at, 'task: %s' % name[:45]) for (at, name), end in zip(tasks, ends, strict=True)
+                  if end - at >= 1.0]
     points = [(moments[k], k) for k in order if k in moments] + plays
     points.append((moments['every node libp2p_only and ready'], 'every node libp2p_only and ready'))
     points.sort()
