@@ -83,7 +83,7 @@ def eyre_reason(text):
     antctl fails with::
 
         Error:
-           0: Could not connect to RPC endpoint '127.0.0.1:13002'
+           0: Could not connect to RPC endpoint 'https://127.0.0.1:13002'
            1: transport error
 
         Location:

@@ -4,12 +4,14 @@ Invoked by ``DIR/hosts/<host>/bin/antctl``. Flags, JSON and exit codes follow th
 antctl (maidsafe/autonomi, ant-node-manager): ``status [--json] [--details] [--fail]``,
 ``start|stop [--service-name S]... [--peer-id P]... [--interval MS]``,
 ``upgrade [--force] [--version V] [--env K=V[,K=V]] [--service-name S]... [--interval MS]
-[--connection-timeout S] [--do-not-start] [--path P]``. Errors are color-eyre reports on stderr
-(``Error:``, `` 0: <reason>``, ``Location:``, the backtrace hint) with exit 1 (exit 2 for
-command-line usage errors, as clap does). ``status`` with an empty registry prints nothing.
-``upgrade`` downloads the release unless ``--path`` is given, and the simulated hosts are
-offline (``release_repo_online``): it fails as the real one does without a network. Keep
-imports light: this runs once per module call on every host.
+[--connection-timeout S] [--do-not-start] [--path P]``, ``add --rewards-address A [--count N]
+[--enable-metrics-server] [--env K=V[,K=V]] [--path P] [--version V]``, ``remove [--service-name S]...
+[--peer-id P]... [--keep-directories]``, ``reset [--force]`` (node_manager.py: what each follows).
+Errors are color-eyre reports on stderr (``Error:``, `` 0: <reason>``, ``Location:``, the backtrace
+hint) with exit 1 (exit 2 for command-line usage errors, as clap does).
+``status`` with an empty registry prints nothing. ``upgrade`` and ``add`` download the release unless
+``--path`` is given, and the simulated hosts are offline (``release_repo_online``): they fail as the
+real ones do without a network. Keep imports light: this runs once per module call on every host.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 
 from . import wire
@@ -81,6 +84,28 @@ def build_parser():
     up.add_argument('--path')
     up.add_argument('--url')
     up.add_argument('--version')
+
+    add = sub.add_parser('add', help='Add one or more antnode services.')
+    add.add_argument('--count', type=int)
+    add.add_argument('--enable-metrics-server', action='store_true')
+    add.add_argument('--env', type=parse_env, action='append', default=[])
+    add.add_argument('--metrics-port')
+    add.add_argument('--path')
+    add.add_argument('--rewards-address', required=True)
+    add.add_argument('--url')
+    add.add_argument('--version')
+    for flag in ('--auto-restart', '--no-upnp', '--relay', '--first', '--local', '--alpha'):
+        add.add_argument(flag, action='store_true')
+    for option in ('--data-dir-path', '--log-dir-path', '--log-format', '--network-id', '--node-ip', '--node-port',
+                   '--rpc-address', '--rpc-port', '--user', '--max-log-files', '--max-archived-log-files', '--peer'):
+        add.add_argument(option)
+
+    rm = sub.add_parser('remove', help='Remove antnode service(s).')
+    targets(rm)
+    rm.add_argument('--keep-directories', action='store_true')
+
+    reset = sub.add_parser('reset', help='Remove all antnode services, data and logs.')
+    reset.add_argument('-f', '--force', action='store_true')
     return parser
 
 
@@ -137,7 +162,8 @@ def rpc_refresh(doc):
         except (OSError, ValueError):
             status = None
         if status != 200:
-            return "Could not connect to RPC endpoint '%s'" % addr
+            # RpcClient::from_socket_addr builds "https://{socket}" (ant-service-management/src/rpc.rs).
+            return "Could not connect to RPC endpoint 'https://%s'" % addr
     return None
 
 
@@ -198,6 +224,11 @@ def run(argv):
             print('No services were eligible to be %s' % {'start': 'started', 'stop': 'stopped',
                                                           'upgrade': 'upgraded'}[cmd])
         return 0
+    if cmd in LIFECYCLE:
+        try:
+            return LIFECYCLE[cmd](sim, args)
+        except ConnectionError as exc:
+            return fail(str(exc))
     if cmd != 'status':
         if args.peer_id and args.service_name:
             sys.stderr.write("error: the argument '--service-name <SERVICE_NAME>' cannot be used with "
@@ -267,6 +298,104 @@ def run(argv):
         return 0
     except ConnectionError as exc:
         return fail(str(exc))
+
+
+REWARDS_ADDRESS = re.compile(r'^(0x)?[0-9a-fA-F]{40}$')
+
+
+def _refresh_first(sim):
+    """start / stop / upgrade / remove / reset refresh every running node over RPC first; None or the exit code."""
+    code, doc = sim.call('GET', '/api/hosts/%s/status' % sim.host)
+    if code == 200:
+        error = rpc_refresh(doc)
+        if error:
+            return fail(error, location='ant-service-management/src/rpc.rs')
+    return None
+
+
+def add(sim, args):
+    """ant-node-manager/src/cmd/node.rs add, src/add_services/mod.rs add_node."""
+    if not REWARDS_ADDRESS.match(args.rewards_address):
+        sys.stderr.write("error: invalid value '%s' for '--rewards-address <REWARDS_ADDRESS>': invalid string "
+                         "length\n\nFor more information, try '--help'.\n" % args.rewards_address)
+        return 2
+    if not args.path:
+        # The release is downloaded unless --path names a local binary (offline: fails, as upgrade does).
+        _code, doc = sim.call('GET', '/api/release_repo')
+        if not doc.get('online'):
+            return fail('Failed to download release after 3 tries.', location='ant-node-manager/src/helpers.rs')
+    body = {'count': args.count, 'enable_metrics_server': args.enable_metrics_server,
+            'metrics_port': args.metrics_port, 'env': [pair for group in args.env for pair in group],
+            'path': args.path, 'version': args.version}
+    code, doc = sim.call('POST', '/api/hosts/%s/add' % sim.host, body)
+    if code != 200:
+        return fail(doc.get('error', 'add failed (HTTP %s)' % code),
+                    location='ant-node-manager/src/add_services/mod.rs')
+    print('=' * 49)
+    print('{:^49}'.format('Add Antnode Services'))
+    print('=' * 49)
+    print('%d service(s) to be added' % len(doc['added']))
+    print('Services Added:')
+    for added in doc['added']:
+        print(' \u2713 %s' % added['service_name'])
+        print('    - Antnode path: %s' % added['antnode_path'])
+        print('    - Data path: %s' % added['data_dir_path'])
+        print('    - Log path: %s' % added['log_dir_path'])
+        print('    - RPC port: %s' % added['rpc_socket_addr'].rsplit(':', 1)[-1])
+    print('[!] Note: newly added services have not been started')
+    return 0
+
+
+def remove(sim, args):
+    """ant-node-manager/src/cmd/node.rs remove; ServiceManager::remove in src/lib.rs."""
+    if args.peer_id and args.service_name:
+        sys.stderr.write("error: the argument '--service-name <SERVICE_NAME>' cannot be used with "
+                         "'--peer-id <PEER_ID>'\n")
+        return 2
+    refused = _refresh_first(sim)
+    if refused is not None:
+        return refused
+    body = {'service_names': args.service_name, 'peer_ids': args.peer_id,
+            'keep_directories': args.keep_directories}
+    code, doc = sim.call('POST', '/api/hosts/%s/remove' % sim.host, body)
+    if code != 200:
+        return fail(doc.get('error', 'remove failed (HTTP %s)' % code))
+    failed = [r for r in doc['results'] if r.get('error')]
+    for result in doc['results']:
+        if not result.get('error'):
+            print('\u2713 Service %s was removed' % result['service_name'])
+    if failed:
+        print('Failed to remove %d service(s):' % len(failed))
+        for result in failed:
+            print('\u2715 %s: %s' % (result['service_name'], result['error']))
+        return fail('Failed to remove one or more services')
+    if not doc['results']:
+        print('No services were eligible for removal')
+    return 0
+
+
+def reset(sim, args):
+    """ant-node-manager/src/cmd/node.rs reset: a y/n prompt without --force, then stop and remove every
+    service and delete the registry."""
+    if not args.force:
+        print('WARNING: all antnode services, data, and logs will be removed.')
+        print('Do you wish to proceed? [y/n]')
+        sys.stdout.flush()
+        if sys.stdin.readline().strip().lower() != 'y':
+            print('Reset aborted')
+            return 0
+    refused = _refresh_first(sim)
+    if refused is not None:
+        return refused
+    code, doc = sim.call('POST', '/api/hosts/%s/reset' % sim.host, {})
+    if code != 200:
+        return fail(doc.get('error', 'reset failed (HTTP %s)' % code))
+    for name in doc['removed']:
+        print('\u2713 Service %s was removed' % name)
+    return 0
+
+
+LIFECYCLE = {'add': add, 'remove': remove, 'reset': reset}
 
 
 def main():

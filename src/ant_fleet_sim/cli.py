@@ -53,6 +53,10 @@ def main():
               help='Seconds antctl start waits before it asks a started node over RPC.')
 @click.option('--release-repo-online', is_flag=True,
               help='Let antctl upgrade download releases (by default the hosts are offline: only --path works).')
+@click.option('--exposition', default='openmetrics', show_default=True, type=click.Choice(['openmetrics', 'text']),
+              help='/metrics format: OpenMetrics with integer counters, as a real node, or the classic text format.')
+@click.option('--query-rate', default=0.5, show_default=True, type=float,
+              help='Closest-peers queries/s of a node that runs libp2p.')
 @click.option('--without-metric', 'without_metrics', multiple=True,
               help='A contract metric family the nodes do not serve (repeatable), to see the conformance check fail.')
 @click.option('--shards', default=0, show_default=True, type=int,
@@ -63,13 +67,15 @@ def main():
                    'STATE_DIR/ledger.sqlite3, Alertmanager and Prometheus data) before starting.')
 @click.option('--foreground', is_flag=True, help='Run in this process (debugging) instead of in the background.')
 def up(hosts, nodes_per_host, state_dir, base_port, api_port, ready_delay, restart_time, initial_mode, request_rate,
-       client_read_rate, tick, seed, rpc_start_delay, release_repo_online, without_metrics, shards, fresh, foreground):
+       client_read_rate, tick, seed, rpc_start_delay, release_repo_online, exposition, query_rate, without_metrics,
+       shards, fresh, foreground):
     """Start a simulated fleet of HOSTS x NODES-PER-HOST nodes in the background."""
     config = SimConfig(hosts=hosts, nodes_per_host=nodes_per_host, base_port=base_port, api_port=api_port,
                        ready_delay=ready_delay, restart_time=restart_time, initial_mode=initial_mode,
                        request_rate=request_rate, client_read_rate=client_read_rate, tick=tick, seed=seed,
                        rpc_start_delay=rpc_start_delay, release_repo_online=release_repo_online,
-                       without_metrics=_csv(list(without_metrics)), shards=shards)
+                       without_metrics=_csv(list(without_metrics)), shards=shards, exposition=exposition,
+                       query_rate=query_rate)
     try:
         if foreground:
             sys.exit(control.run_foreground(state_dir, config))

@@ -26,14 +26,14 @@ import subprocess
 import sys
 import time
 
-from . import layout
+from . import layout, node_manager
 from . import systemd as sd
 from .faults import FaultError
 from .httpserve import HTTPProtocol, Response
-from .metrics import CONTENT_TYPE, render, render_metadata, render_sim_metrics, without
+from .metrics import CONTENT_TYPE, content_type, render, render_metadata, render_sim_metrics, without
 from .model import MODE_ENV, AntctlError, Fleet
 
-HOST_OP = re.compile(r'^/api/hosts/([^/]+)/(status|start|stop|upgrade|systemctl)$')
+HOST_OP = re.compile(r'^/api/hosts/([^/]+)/(status|start|stop|upgrade|systemctl|add|remove|reset)$')
 FAULT_ID = re.compile(r'^/api/faults/([^/]+)$')
 
 
@@ -299,7 +299,9 @@ class SimDaemon:
         named = []
         for op in ops:
             fleet.replay(op)
-            if op[0] in ('start', 'stop', 'upgrade'):
+            if op[0] in ('add', 'reset'):
+                named.extend(fleet.by_host[op[1]])
+            elif op[0] in ('start', 'stop', 'upgrade', 'remove'):
                 named.append(fleet.nodes[op[1]])
                 if op[0] != 'stop':
                     self.schedule_refresh(self.config.restart_time)
@@ -528,10 +530,10 @@ class SimDaemon:
             figures = fleet.node_metrics(ep.node)
             if figures is None:
                 return Response(503, b'node is not running\n')
-            ep.cache = render(figures, self.config.without_metrics)
+            ep.cache = render(figures, self.config.without_metrics, self.config.exposition)
             ep.cache_version = fleet.version
         self.scrapes += 1
-        return Response(200, ep.cache, CONTENT_TYPE)
+        return Response(200, ep.cache, content_type(self.config.exposition))
 
     async def _wait_ready(self, node, timeout):
         deadline = time.monotonic() + timeout
@@ -625,6 +627,8 @@ class SimDaemon:
                     raise AntctlError('the request body must be a JSON object')
                 if op == 'systemctl':
                     return Response.json(200, self.systemctl(host, body))
+                if op in node_manager.OPERATIONS:
+                    return node_manager.operate(self, host, op, body)
                 return self.host_operation(host, op, body)
         if path == '/api/shutdown' and method == 'POST':
             asyncio.get_running_loop().call_later(0.05, self.stop_event.set)
@@ -645,7 +649,8 @@ class SimDaemon:
 
     def status_doc(self, host):
         root = str(self.state.root)
-        return {'nodes': [self.fleet.registry_record(n, root) for n in self.fleet.by_host[host]],
+        return {'nodes': [self.fleet.registry_record(n, root) for n in self.fleet.by_host[host]
+                          if self.fleet.in_registry(n)],
                 'daemon': None}
 
     # ------------------------------------------------------------------ systemd stand-in
@@ -656,7 +661,7 @@ class SimDaemon:
         if verb == 'daemon-reload':
             self.daemon_reload(host)
             return {'rc': 0}
-        by_name = {n.service_name: n for n in fleet.by_host[host]}
+        by_name = {n.service_name: n for n in fleet.by_host[host] if fleet.has_unit(n)}  # installed units only
         # Like systemctl, a unit that cannot be found or fails does not stop the others of the call: each
         # gets its own message, and the exit code is the first failure's (1 once a job failed).
         out, rc, errors = [], 0, []
@@ -740,8 +745,9 @@ class SimDaemon:
             if pairs:
                 fleet.parse_env(pairs)
                 env = [[str(k), str(v)] for k, v in pairs]
-        if env is not None:
-            self.host_env[host] = env  # --env replaces the registry-wide environment, every variable of it
+        # --env replaces the whole environment of the services this upgrade rewrites; the registry-wide
+        # environment stays what antctl add set (ant-node-manager/src/cmd/node.rs upgrade: provided_env_variables
+        # or node_registry.environment_variables, never saved): a later upgrade without --env restores it.
         return self._run_operation(host, op, nodes, env, body, interval)
 
     async def _run_operation(self, host, op, nodes, env, body, interval):
@@ -759,7 +765,7 @@ class SimDaemon:
                 # antctl waits RPC_START_UP_DELAY_MS, then asks the node over RPC (ant-node-manager/src/lib.rs).
                 await asyncio.sleep(self.config.rpc_start_delay)
                 if fleet.rpc_unresponsive(node) is not None:  # antctl's query of the started node
-                    results[-1]['error'] = "Could not connect to RPC endpoint '127.0.0.1:%d'" % node.rpc_port
+                    results[-1]['error'] = "Could not connect to RPC endpoint 'https://127.0.0.1:%d'" % node.rpc_port
                 else:
                     fleet.full_refresh(node)
             elif op == 'stop':
@@ -770,13 +776,18 @@ class SimDaemon:
                 results.append({'service_name': node.service_name, 'result': 'stopped'})
             else:
                 old_mode, old_version = node.mode, node.version
-                # The service is uninstalled and installed again: the unit is rewritten with the registry-wide
-                # environment (drop-ins are not antctl's and stay); `systemctl enable` reloads systemd.
-                root = str(self.state.root)
-                sd.write_unit(self.state.host_dir(host), fleet.registry_record(node, root), self.host_env[host])
-                self.daemon_reload(host)
+                # --path forces the upgrade (use_force = force || custom_bin_path, cmd/node.rs); without force a
+                # service already at the version returns before anything is touched (ServiceManager::upgrade).
+                force = bool(body.get('force')) or bool(body.get('path'))
+                if fleet.upgrade_node(node, None, version=body.get('version'), force=force, check_only=True):
+                    # The service is uninstalled and installed again: the unit is rewritten with the registry-wide
+                    # environment or --env (drop-ins are not antctl's and stay); `systemctl enable` reloads systemd.
+                    root = str(self.state.root)
+                    sd.write_unit(self.state.host_dir(host), fleet.registry_record(node, root),
+                                  self.host_env[host] if env is None else env)
+                    self.daemon_reload(host)
                 message = fleet.upgrade_node(node, self.loaded_env[node.ref], version=body.get('version'),
-                                             force=bool(body.get('force')), start=not body.get('do_not_start'))
+                                             force=force, start=not body.get('do_not_start'))
                 if message == 'upgraded and restarted':
                     self.schedule_refresh(self.config.restart_time)
                 results.append({'service_name': node.service_name, 'result': message,

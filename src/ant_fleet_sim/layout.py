@@ -273,7 +273,7 @@ def write_inventory(state, fleet, api_url):
 
 
 def write_registry(state, fleet, host, env_pairs=None):
-    records = [fleet.registry_record(n, str(state.root)) for n in fleet.by_host[host]]
+    records = [fleet.registry_record(n, str(state.root)) for n in fleet.by_host[host] if fleet.in_registry(n)]
     data = {
         'daemon': None,
         'environment_variables': env_pairs or None,

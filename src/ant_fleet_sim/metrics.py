@@ -1,21 +1,45 @@
-"""Prometheus text exposition of one simulated node (docs/node-interface.md).
+"""The metrics exposition of one simulated node (docs/node-interface.md).
 
 Names, types and labels are those of the real node (module_utils/_node_interface.py lists the
-sources): the closest-peer successes are libp2p's histogram, its error counter appears after the
-first error, the version Info is on ``/metadata``, iroh's socket metrics are counters (``_total``).
+sources): the closest-peer successes are libp2p's histogram, its error counter a family of the
+``error`` label, the version Info is on ``/metadata``, iroh's socket metrics are counters (``_total``).
 
-One format string for the whole fleet (no per-node labels: Prometheus adds host,
-service_name and peer_id from file_sd), filled with a tuple of values: rendering a node costs
-one ``%`` operation. The daemon caches the bytes per node and model version.
+Two formats (``SimConfig.exposition``):
+
+- ``openmetrics`` (the default), as a real node serves it: prometheus-client 0.23.1's encoder
+  (prometheus/client_rust ``src/encoding/text.rs``: ``# HELP`` with the registered help and a ``.``,
+  ``# TYPE`` with the family name, integer counters and gauges, a histogram as ``_sum``, ``_count``
+  then the cumulative ``_bucket`` series, ``# EOF``), served as ``application/openmetrics-text`` (ant-node
+  ``src/networking/metrics/service.rs``). A labelled family's series exist from their first use, so a
+  family nobody touched yet is declared with no sample (client_rust #271: the closest-peers error
+  counter before the first error, the iroh request series of a libp2p-only node); iroh's socket group
+  is there only on a node that runs iroh. Counters are the model's expected counts rounded down, so
+  a node with a low rate shows one query, then two, as a real one does.
+- ``text``: the classic text format 0.0.4 with the expected (fractional) counts and every series
+  from the start, rendered from one fleet-wide format string (one ``%`` operation per node).
+
+No per-node labels (Prometheus adds host, service_name and peer_id from file_sd). The daemon caches
+the bytes per node and model version.
 """
 
 from __future__ import annotations
 
-from ansible_collections.autonomi.network_migration.plugins.module_utils._modes import MODES, TRANSPORTS
+from ansible_collections.autonomi.network_migration.plugins.module_utils._modes import (
+    MODE_TRANSPORTS,
+    MODES,
+    TRANSPORTS,
+)
 
 from .model import HISTOGRAM_BUCKETS
 
 CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8'
+# ant-node/src/networking/metrics/service.rs METRICS_CONTENT_TYPE.
+OPENMETRICS_CONTENT_TYPE = 'application/openmetrics-text;charset=utf-8;version=1.0.0'
+EXPOSITIONS = ('openmetrics', 'text')
+
+
+def content_type(exposition):
+    return OPENMETRICS_CONTENT_TYPE if exposition == 'openmetrics' else CONTENT_TYPE
 
 # Every metric name a node serves (the contract the integration test checks one by one).
 NODE_METRIC_NAMES = (
@@ -159,13 +183,126 @@ def without(text, families):
     return '\n'.join(keep)
 
 
-def render(figures, omit=()):
-    """Prometheus text for one node's figures (``Fleet.node_metrics``) as bytes."""
+def render(figures, omit=(), exposition='openmetrics'):
+    """One node's ``/metrics`` page for its figures (``Fleet.node_metrics``) as bytes."""
+    if exposition == 'openmetrics':
+        return without(render_openmetrics(figures), omit).encode('ascii')
+    return render_text(figures, omit)
+
+
+# The peers a successful closest-peers query found: most find a full close group and more.
+CLOSEST_SHARES = (0.0, 0.0, 0.01, 0.06, 0.55, 0.93, 1.0, 1.0, 1.0, 1.0)
+
+
+def _om_le(value):
+    """A bucket bound as client_rust encodes an f64 label (dtoa): 1.0, 0.005."""
+    return repr(float(value))
+
+
+def _family(out, name, help_text, mtype):
+    out.append('# HELP %s %s.\n# TYPE %s %s\n' % (name, help_text, name, mtype))
+
+
+def _histogram(out, name, labels, total, sum_value, cumulative, bounds):
+    """client_rust's encode_histogram: _sum, _count, then the cumulative buckets and +Inf."""
+    sep = ',' if labels else ''
+    out.append('%s_sum%s %r\n' % (name, '{%s}' % labels if labels else '', float(sum_value)))
+    out.append('%s_count%s %d\n' % (name, '{%s}' % labels if labels else '', total))
+    for le, count in zip(bounds, cumulative, strict=True):
+        out.append('%s_bucket{%s%sle="%s"} %d\n' % (name, labels, sep, _om_le(le), count))
+    out.append('%s_bucket{%s%sle="+Inf"} %d\n' % (name, labels, sep, total))
+
+
+def render_openmetrics(figures):
+    """OpenMetrics text of one node, as prometheus-client 0.23.1 encodes ant-node's registries."""
+    c = figures['counters']
+    mode = figures['mode']
+    runs = MODE_TRANSPORTS[mode]
+    phase = figures.get('phase', 0.0)
+
+    def whole(value):
+        """A counter's whole events: the model's expected count, its fraction carried by the node's phase."""
+        return int(value + phase) if value > 0 else 0
+
+    out = []
+    # libp2p's registry (misc/metrics/src/kad.rs, swarm.rs): registered first.
+    ok = whole(c.kad_ok)
+    _family(out, 'libp2p_kad_query_result_get_closest_peers_ok',
+            'Number of closest peers returned by a successful Kademlia get closest peers query', 'histogram')
+    _histogram(out, 'libp2p_kad_query_result_get_closest_peers_ok', '', ok, float(ok * 17),
+               [int(ok * share) for share in CLOSEST_SHARES], CLOSEST_PEERS_BUCKETS)
+    _family(out, 'libp2p_kad_query_result_get_closest_peers_error',
+            'Number of failed Kademlia get closest peers queries', 'counter')
+    if whole(c.kad_err) >= 1:
+        out.append('libp2p_kad_query_result_get_closest_peers_error_total{error="Timeout"} %d\n' % whole(c.kad_err))
+    _family(out, 'libp2p_swarm_connections_established', 'Number of connections established', 'counter')
+    for role, share in (('Dialer', 0.6), ('Listener', 0.4)):
+        if whole(c.swarm_established * share):
+            out.append('libp2p_swarm_connections_established_total{role="%s",protocols="/ip4/udp/quic-v1"} %d\n'
+                       % (role, whole(c.swarm_established * share)))
+    _family(out, 'libp2p_bandwidth_bytes', 'Bandwidth usage by direction and transport protocols', 'counter')
+    for direction, value in (('Inbound', c.bandwidth_in), ('Outbound', c.bandwidth_out)):
+        if whole(value):
+            out.append('libp2p_bandwidth_bytes_total{protocols="/ip4/udp/quic-v1",direction="%s"} %d\n'
+                       % (direction, whole(value)))
+    # ant-node's sub-registries (networking/metrics/mod.rs "ant_networking", metrics.rs "ant_node").
+    for name, help_text, value in (
+            ('ant_networking_records_stored', 'The number of records stored locally', figures['records_stored']),
+            ('ant_networking_connected_peers', 'The number of peers that we are currently connected to',
+             figures['connected']),
+            ('ant_networking_estimated_network_size',
+             'The estimated number of nodes in the network calculated by the peers in our RT', figures['network_size']),
+            ('ant_networking_open_connections', 'The number of active connections to other peers',
+             figures['open_connections']),
+            ('ant_networking_peers_in_routing_table', 'The total number of peers in our routing table',
+             figures['routing_table']),
+            ('ant_node_uptime', 'The uptime of the node in seconds', figures['uptime'])):
+        _family(out, name, help_text, 'gauge')
+        out.append('%s %d\n' % (name, value))
+    # The dual-stack additions (docs/node-interface.md), encoded the same way.
+    _family(out, 'ant_node_transport_mode', 'The active transport mode (1) among all modes (0)', 'gauge')
+    out.extend('ant_node_transport_mode{mode="%s"} %d\n' % (m, 1 if m == mode else 0) for m in MODES)
+    _family(out, 'ant_networking_transport_connected_peers', 'Peers connected over each transport', 'gauge')
+    out.extend('ant_networking_transport_connected_peers{transport="%s"} %d\n' % (t, figures['connected_t'][t])
+               for t in TRANSPORTS)
+    _family(out, 'ant_networking_transport_requests', 'Requests sent over each transport, by outcome', 'counter')
+    for t in TRANSPORTS:
+        for outcome in ('success', 'error'):
+            value = whole(c.requests[t][outcome])
+            if value:
+                out.append('ant_networking_transport_requests_total{transport="%s",outcome="%s"} %d\n'
+                           % (t, outcome, value))
+    _family(out, 'ant_networking_transport_request_duration_seconds', 'Request latency per transport', 'histogram')
+    for t in TRANSPORTS:
+        total = whole(c.requests[t]['success'] + c.requests[t]['error'])
+        if total:
+            _histogram(out, 'ant_networking_transport_request_duration_seconds', 'transport="%s"' % t, total,
+                       c.hist_sum[t], [min(total, whole(v)) for v in c.hist[t]], HISTOGRAM_BUCKETS)
+    _family(out, 'ant_networking_transport_dial_failures', 'Failed dials per transport and reason', 'counter')
+    for t in TRANSPORTS:
+        for reason in DIAL_REASONS:
+            value = whole(c.dial[t][reason])
+            if value:
+                out.append('ant_networking_transport_dial_failures_total{transport="%s",reason="%s"} %d\n'
+                           % (t, reason, value))
+    if 'iroh' in runs:
+        # iroh's socket group (iroh/src/socket/metrics.rs), counters of the process.
+        for name, help_text, value in (
+                ('socket_num_conns_direct', 'Number of connections with a successful handshake that became direct',
+                 c.holepunch * 0.85),
+                ('socket_holepunch_attempts', 'Number of hole punching attempts', c.holepunch),
+                ('socket_paths_relay', 'Number of relay paths', c.holepunch * 0.15)):
+            _family(out, name, help_text, 'counter')
+            out.append('%s_total %d\n' % (name, whole(value)))
+    out.append('# EOF\n')
+    return ''.join(out)
+
+
+def render_text(figures, omit=()):
+    """The classic text format 0.0.4 (``--exposition text``): expected counts, every series from the start."""
     c = figures['counters']
     mode = figures['mode']
     ok = c.kad_ok
-    # The peers a successful query found: most find a full close group and more.
-    shares = (0.0, 0.0, 0.01, 0.06, 0.55, 0.93, 1.0, 1.0, 1.0, 1.0)
     values = [
         figures['connected'],
         figures['routing_table'],
@@ -174,7 +311,7 @@ def render(figures, omit=()):
         figures['records_stored'],
         figures['uptime'],
     ]
-    values.extend(_f(ok * share) for share in shares)
+    values.extend(_f(ok * share) for share in CLOSEST_SHARES)
     values += [
         _f(ok),
         _f(ok * 17.0),

@@ -56,8 +56,10 @@ TRANSPORT_SHARE = {
     IROH_PRIMARY: {'libp2p': 0.1, 'iroh': 0.9},
     IROH_ONLY: {'libp2p': 0.0, 'iroh': 1.0},
 }
-# antctl service statuses ('Added' and 'Removed' exist in antctl; the simulator never uses them).
+# antctl service statuses. 'Absent' is the simulator's own: a node slot not in the registry (after
+# antctl reset), which antctl add fills again.
 STATUS_RUNNING, STATUS_STOPPED = 'Running', 'Stopped'
+STATUS_ADDED, STATUS_REMOVED, STATUS_ABSENT = 'Added', 'Removed', 'Absent'
 MODE_ENV = 'ANT_TRANSPORT_MODE'
 # Sharding: a process may hold at most 20,000 open files on these machines (hard limit). A node costs
 # its shard three: the metrics and RPC listeners and the scraper's keep-alive connection; antctl's RPC
@@ -94,6 +96,8 @@ class SimConfig:
     rpc_start_delay: float = 3.0      # antctl start: wait before it asks the started node over RPC
     release_repo_online: bool = False  # antctl upgrade can download releases (hosts are offline by default)
     without_metrics: list = field(default_factory=list)  # contract metrics the nodes do not serve
+    exposition: str = 'openmetrics'   # /metrics format: openmetrics (as a real node) or text (classic 0.0.4)
+    query_rate: float = 0.5           # closest-peers (Kademlia) queries per second of a node that runs libp2p
     shards: int = 0                   # daemon processes holding the nodes' listeners; 0: as the fleet's size needs
 
     def validate(self):
@@ -105,7 +109,9 @@ class SimConfig:
         last = self.base_port + self.hosts * self.nodes_per_host - 1
         if self.base_port < 1024 or last > 65535:
             raise ValueError('metrics ports %d-%d are outside 1024-65535' % (self.base_port, last))
-        for name in ('ready_delay', 'restart_time', 'request_rate', 'client_read_rate'):
+        if self.exposition not in ('openmetrics', 'text'):
+            raise ValueError('exposition must be openmetrics or text, got %r' % (self.exposition,))
+        for name in ('ready_delay', 'restart_time', 'request_rate', 'client_read_rate', 'query_rate'):
             if getattr(self, name) < 0:
                 raise ValueError('%s must not be negative' % name)
         if self.tick <= 0:
@@ -193,7 +199,7 @@ class Node:
     __slots__ = ('index', 'host', 'service_name', 'number', 'peer_id', 'key', 'metrics_port', 'rpc_port',
                  'node_port', 'mode', 'env', 'version', 'status', 'started_at', 'up_at', 'stable_mode',
                  'crash_at', 'stuck', 'pid', 'counters', 'records_stored', '_net', 'net_fleet',
-                 'last_crash_reason', 'registry_peers')
+                 'last_crash_reason', 'registry_peers', 'generation', 'metrics_enabled')
 
     def __init__(self, index, host, number, peer_id, metrics_port, mode, version):
         self.index = index
@@ -221,6 +227,8 @@ class Node:
         self.net_fleet = None       # set while the node ramps up: its view is computed when read
         self.last_crash_reason = None
         self.registry_peers = None  # connected peers as antctl saw them at its last full refresh (stale)
+        self.generation = 0         # how many times antctl add put a new node in this slot
+        self.metrics_enabled = True  # added with --enable-metrics-server / --metrics-port
 
     @property
     def net(self):
@@ -737,7 +745,7 @@ class Fleet:
                 c.dial[t]['handshake'] += 0.002 * dt * (1.0 + 20.0 * err_fault[t])
             libp2p_share = share['libp2p']
             if libp2p_share > 0:
-                kad = 0.5 * dt * activity
+                kad = cfg.query_rate * dt * activity
                 kad_err = min(1.0, 0.01 + err_fault['libp2p'] + (0.5 if net.unreachable else 0.0))
                 c.kad_ok += kad * (1 - kad_err)
                 c.kad_err += kad * kad_err
@@ -813,6 +821,9 @@ class Fleet:
             'network_size': len(self.nodes),
             'records_stored': node.records_stored,
             'counters': c,
+            # Where this node's integer counters stand between two whole events (OpenMetrics): nodes with the
+            # same rates then see their events at different moments, as real processes do.
+            'phase': (node.index * 0.6180339887) % 1.0,
             'iroh_direct': int(round(net.connected_t['iroh'] * 0.85)) if 'iroh' in active else 0,
             'iroh_relay': (net.connected_t['iroh'] - int(round(net.connected_t['iroh'] * 0.85)))
             if 'iroh' in active else 0,
@@ -823,7 +834,7 @@ class Fleet:
         """The nodes an antctl command names (all of the host's when none are named)."""
         if host not in self.by_host:
             raise AntctlError('unknown host %r' % host)
-        nodes = self.by_host[host]
+        nodes = [n for n in self.by_host[host] if self.has_unit(n)]   # antctl leaves Removed ones alone
         if not service_names and not peer_ids:
             return list(nodes)
         chosen = []
@@ -909,15 +920,19 @@ class Fleet:
                               % (mode, MODE_ENV, ', '.join(MODES)))
         return env
 
-    def upgrade_node(self, node, env, version=None, force=False, start=True, now=None):
+    def upgrade_node(self, node, env, version=None, force=False, start=True, now=None, check_only=False):
         """Apply an upgrade to one node: the service's new process environment ``env`` (all of it:
         what systemd loads from the rewritten unit and its drop-ins) and version, then restart
-        (unless ``start`` is False: antctl's --do-not-start leaves it stopped). Returns what happened.
+        (unless ``start`` is False: antctl's --do-not-start leaves it stopped). Returns what happened
+        (``check_only``: whether an upgrade would happen, changing nothing).
 
         Like antctl, nothing happens without ``force`` unless ``version`` is newer.
         """
         now = self.clock() if now is None else now
-        if not force and (version is None or _version_tuple(version) <= _version_tuple(node.version)):
+        needed = force or (version is not None and _version_tuple(version) > _version_tuple(node.version))
+        if check_only:
+            return needed
+        if not needed:
             return 'no upgrade required (running %s)' % node.version
         mode = mode_from_env(env)
         self._record('upgrade', node.index, env, version, force, start, now)
@@ -931,6 +946,69 @@ class Fleet:
             return 'upgraded, not started (--do-not-start)'
         self._start(node, now)
         return 'upgraded and restarted'
+
+    # ------------------------------------------------------------------ registry (antctl add / remove / reset)
+    def in_registry(self, node):
+        """Whether antctl's registry holds the node (a Removed node stays in it; a reset empties it)."""
+        return node.status != STATUS_ABSENT
+
+    def has_unit(self, node):
+        """Whether the node's service is installed (antctl remove and reset uninstall it)."""
+        return node.status not in (STATUS_ABSENT, STATUS_REMOVED)
+
+    def remove_node(self, node, now=None):
+        """antctl remove: the service is uninstalled, the node stays in the registry as Removed
+        (ant-node-manager/src/lib.rs ``ServiceManager::remove``, ``on_remove``). The caller refuses a
+        running node first, as antctl does."""
+        now = self.clock() if now is None else now
+        self._record('remove', node.index, now)
+        self._before_operation(node, now)
+        self._stop(node, now)
+        node.status = STATUS_REMOVED
+
+    def reset_host(self, host, now=None):
+        """antctl reset: every service of the host stopped and removed, then the registry deleted
+        (ant-node-manager/src/cmd/node.rs ``reset``): the slots are free for antctl add."""
+        now = self.clock() if now is None else now
+        self._record('reset', host, now)
+        for node in self.by_host[host]:
+            self._before_operation(node, now)
+            self._stop(node, now)
+            node.status = STATUS_ABSENT
+
+    def add_node(self, host, metrics=True, now=None):
+        """antctl add of one node: named ``antnode{registry length + 1}``
+        (ant-node-manager/src/add_services/mod.rs), status Added, a new identity (its peer id is known
+        once it has started), its metrics port only with ``metrics`` (--enable-metrics-server). It takes
+        the host's first free slot (a slot's metrics port is fixed); AntctlError when none is free."""
+        now = self.clock() if now is None else now
+        slots = self.by_host[host]
+        free = [n for n in slots if n.status == STATUS_ABSENT]
+        if not free:
+            raise AntctlError('the simulated host %s has no free node slot: it has %d (--nodes-per-host) and '
+                              'antctl add numbers a new node after every registry entry, Removed ones included'
+                              % (host, len(slots)))
+        self._record('add', host, bool(metrics), now)
+        node = free[0]
+        number = sum(1 for n in slots if self.in_registry(n)) + 1
+        self.by_ref.pop(node.ref, None)
+        node.generation += 1
+        node.number = number
+        node.service_name = 'antnode%d' % number
+        node.node_port = 15000 + number
+        self.by_ref[node.ref] = node
+        node.peer_id = make_peer_id(self.config.seed, host, '%d.%d' % (number, node.generation))
+        node.key = node_key(node.peer_id)
+        self._key_order = sorted(range(len(self.nodes)), key=lambda i: self.nodes[i].key)
+        self._sorted_keys = [self.nodes[i].key for i in self._key_order]
+        node.metrics_enabled = bool(metrics)
+        node.version = self.config.version
+        node.env, node.mode, node.stable_mode = {}, LIBP2P_ONLY, LIBP2P_ONLY
+        node.registry_peers = None
+        node.status = STATUS_ADDED
+        self.version += 1
+        self.refresh(now, changed=(node,))
+        return node
 
     # ------------------------------------------------------------------ replication (shards)
     def _record(self, *op):
@@ -960,6 +1038,12 @@ class Fleet:
                 self.clear_faults(now=args[0])
             elif kind == 'boot':
                 self.boot({int(i): env for i, env in args[0].items()}, now=args[1])
+            elif kind == 'add':
+                self.add_node(args[0], metrics=args[1], now=args[2])
+            elif kind == 'remove':
+                self.remove_node(self.nodes[args[0]], now=args[1])
+            elif kind == 'reset':
+                self.reset_host(args[0], now=args[1])
             else:
                 raise ValueError('unknown journal entry %r' % (op,))
         finally:
@@ -996,11 +1080,11 @@ class Fleet:
             'schema_version': 2,
             'service_name': node.service_name,
             'number': node.number,
-            'peer_id': node.peer_id,
+            'peer_id': None if node.status == STATUS_ADDED else node.peer_id,   # known from the first start
             'status': node.status,
             'version': node.version,
             'pid': node.pid if node.status == STATUS_RUNNING else None,
-            'metrics_port': node.metrics_port,
+            'metrics_port': node.metrics_port if node.metrics_enabled else None,
             'rpc_socket_addr': '127.0.0.1:%d' % node.rpc_port,
             'node_port': node.node_port,
             'node_ip': '127.0.0.1',

@@ -63,6 +63,14 @@ def write_unit(host_dir, record, env_pairs):
     os.replace(tmp, path)
 
 
+def remove_unit(host_dir, service):
+    """Uninstall a service as service-manager does: its unit file only; ``<service>.service.d/`` stays."""
+    try:
+        unit_path(host_dir, service).unlink()
+    except FileNotFoundError:
+        pass
+
+
 def effective_env(host_dir, service):
     """The environment systemd loads for ``service``: the unit's, then each drop-in's (later wins).
 

@@ -46,8 +46,14 @@ def test_every_target_up(sim_stack):
     assert labels['peer_id'].startswith('12D3KooW')
 
 
-# The closest-peer error counter appears only after a node's first failed query (libp2p Family).
-@pytest.mark.parametrize('name', [n for n in NODE_METRIC_NAMES if not n.endswith('closest_peers_error_total')]
+# Nodes serve OpenMetrics as prometheus-client 0.23.1 does: a labelled family's series appear with their
+# first event (the closest-peer error counter at the first failed query, dial failures at the first failed
+# dial), and iroh's socket group only on a node that runs iroh - none in this libp2p-only fleet.
+FIRST_USE = ('libp2p_kad_query_result_get_closest_peers_error_total', 'ant_networking_transport_dial_failures_total',
+             'socket_num_conns_direct_total', 'socket_holepunch_attempts_total', 'socket_paths_relay_total')
+
+
+@pytest.mark.parametrize('name', [n for n in NODE_METRIC_NAMES if n not in FIRST_USE]
                          + ['ant_sim_client_requests_total'])
 def test_contract_metric_in_prometheus(sim_stack, name):
     expected = 1 if name == 'ant_sim_client_requests_total' else 12
@@ -60,9 +66,9 @@ def test_transport_labels_and_mode_gauge(sim_stack):
     assert {r['metric']['mode']: float(r['value'][1]) for r in modes} == {
         'libp2p_only': 12, 'dual_stack': 0, 'iroh_primary': 0, 'iroh_only': 0}
     transports = sim_stack.query('count by (transport) (ant_networking_transport_request_duration_seconds_bucket)')
-    assert {r['metric']['transport'] for r in transports} == {'libp2p', 'iroh'}
-    # A libp2p-only fleet carries no iroh traffic.
-    assert sim_stack.query_value('sum(ant_networking_transport_requests_total{transport="iroh"})') == 0
+    # A libp2p-only fleet carries no iroh traffic: its nodes never touched their iroh series (OpenMetrics).
+    assert {r['metric']['transport'] for r in transports} == {'libp2p'}
+    assert sim_stack.query('ant_networking_transport_requests_total{transport="iroh"}') == []
     assert sim_stack.query_value('min(ant_networking_connected_peers)') > 5
 
 
@@ -84,10 +90,10 @@ def test_switch_mode_through_antctl_and_back(sim_stack):
     sim_stack.wait_query('ant_networking_transport_connected_peers{%s,transport="iroh"} == 1' % sel(host, svc), bool)
     sim_stack.wait_query('rate(ant_networking_transport_requests_total{%s,transport="iroh"}[6s]) > 0'
                          % sel(host, svc), bool)
-    # Roll back: the nodes return to libp2p_only and their iroh series stop moving.
+    # Roll back: the nodes return to libp2p_only; the restarted process never touches its iroh series.
     sim_stack.set_mode(host, [svc, peer], 'libp2p_only')
     sim_stack.wait_query('ant_node_transport_mode{%s,mode="libp2p_only"} == 1' % sel(host, svc), bool)
-    sim_stack.wait_query('sum(ant_networking_transport_requests_total{%s,transport="iroh"}) == 0' % sel(host, svc),
+    sim_stack.wait_query('absent(ant_networking_transport_requests_total{%s,transport="iroh"})' % sel(host, svc),
                          bool)
 
 
@@ -338,7 +344,7 @@ def test_upgrade_refuses_to_download_and_a_dead_rpc_aborts_antctl(sim_stack):
     for args in (['stop', '--service-name', 'antnode1'], ['start'],
                  ['upgrade', '--force', '--path', '/opt/antnode', '--service-name', 'antnode1']):
         res = sim_stack.antctl(host, *args)
-        assert res.returncode == 1 and f"0: Could not connect to RPC endpoint '{addr}'" in res.stderr, args
+        assert res.returncode == 1 and f"0: Could not connect to RPC endpoint 'https://{addr}'" in res.stderr, args
     assert all(n['status'] == 'Running' for n in sim_stack.antctl_status(host)['nodes'])  # nothing was done
 
 

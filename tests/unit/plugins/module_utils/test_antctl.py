@@ -175,7 +175,7 @@ def test_not_executable(tmp_path):
 # A color-eyre report as antctl prints it (ant-node-manager's main uses color_eyre::install; the
 # report layout is color-eyre's: "Error:", numbered causes, "Location:", the backtrace hint).
 EYRE_REPORT = """Error:
-   0: \x1b[91mCould not connect to RPC endpoint '127.0.0.1:13002'\x1b[0m
+   0: \x1b[91mCould not connect to RPC endpoint 'https://127.0.0.1:13002'\x1b[0m
    1: transport error
 
 Location:
@@ -187,7 +187,7 @@ Run with RUST_BACKTRACE=full to include source snippets.
 
 
 @pytest.mark.parametrize('text,reason', [
-    (EYRE_REPORT, "Could not connect to RPC endpoint '127.0.0.1:13002': transport error"),
+    (EYRE_REPORT, "Could not connect to RPC endpoint 'https://127.0.0.1:13002': transport error"),
     ('Error: \n   0: Failed to download release after 3 tries.\n\nLocation:\n   ant-node-manager/src/helpers.rs:176\n',
      'Failed to download release after 3 tries.'),
     ('Error: No service named \'antnode9\'\n', "No service named 'antnode9'"),
@@ -207,8 +207,8 @@ def test_failure_names_the_eyre_reason_not_the_backtrace_hint(fake, monkeypatch,
     monkeypatch.setenv('FAKE_ANTCTL_STDERR', str(report))
     with pytest.raises(AntctlError) as info:
         _antctl.Antctl(path).status()
-    assert str(info.value).endswith("failed with exit code 1: Could not connect to RPC endpoint '127.0.0.1:13002': "
-                                    'transport error')
+    assert str(info.value).endswith("failed with exit code 1: Could not connect to RPC endpoint "
+                                    "'https://127.0.0.1:13002': transport error")
 
 
 def test_status_with_no_output_is_an_empty_registry():
