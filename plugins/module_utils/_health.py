@@ -25,6 +25,10 @@ HEALTHY = 'healthy'
 DEGRADED = 'degraded'
 UNHEALTHY = 'unhealthy'
 STATES = (HEALTHY, DEGRADED, UNHEALTHY)
+# A rate is judged over at least this many observations in the window (requests for the error rate and
+# the latency, queries for the closest-peers success). Below it one event decides: at 20 one error is
+# already the 5 % error threshold. "Insufficient data" is neither a pass nor a fail.
+DEFAULT_MIN_OBSERVATIONS = 20
 
 
 def worst(states):
@@ -43,7 +47,7 @@ class HealthJudge:
             'service_name': node['service_name'], 'peer_id': node['peer_id'], 'status': node['status'],
             'mode': None, 'expected_mode': self._expected(node), 'state': HEALTHY,
             'connected_peers': None, 'routing_table_size': None, 'closest_peers': None,
-            'transports': {}, 'failed_checks': checks, 'notes': [],
+            'transports': {}, 'failed_checks': checks, 'notes': [], 'insufficient_data': [],
         }
 
         def fail(check, state, value, threshold, reason, transport=None):
@@ -67,9 +71,9 @@ class HealthJudge:
         transports = MODE_TRANSPORTS.get(mode, ())
         for transport in transports:
             entry['transports'][transport] = self._check_transport(
-                node, transport, first, second, elapsed, fail)
+                node, entry, transport, first, second, elapsed, fail)
         self._check_important_peers(node, entry, fail)
-        self._check_kademlia(entry, first, second, fail)
+        self._check_kademlia(entry, first, second, elapsed, fail)
         entry['state'] = worst(c['state'] for c in checks)
         for transport, figures in entry['transports'].items():
             figures['state'] = worst(c['state'] for c in checks if c['transport'] == transport)
@@ -88,7 +92,20 @@ class HealthJudge:
             fail('mode', UNHEALTHY, mode, expected,
                  f"{entry['service_name']} runs {mode} but the ledger expects {expected}")
 
-    def _check_transport(self, node, transport, first, second, elapsed, fail):
+    def _enough(self, entry, check, transport, observations, elapsed, what):
+        """Whether a window holds enough observations to judge a rate; if not, say so (insufficient data)."""
+        minimum = max(1, self.params.get('min_observations', DEFAULT_MIN_OBSERVATIONS))
+        seen = int(observations or 0)
+        if seen >= minimum:
+            return True
+        where = f'{transport} ' if transport else ''
+        entry['insufficient_data'].append({
+            'check': check, 'transport': transport, 'observations': seen, 'minimum': minimum,
+            'reason': f"{entry['service_name']}: {where}{check.replace('_', ' ')} not judged, insufficient data: "
+                      f'{seen} {what} in {elapsed:.1f} s, at least {minimum} needed'})
+        return False
+
+    def _check_transport(self, node, entry, transport, first, second, elapsed, fail):
         name = node['service_name']
         latest = second or first
         peers = latest.transport_peers(transport)
@@ -104,14 +121,16 @@ class HealthJudge:
             return figures
         window = transport_window(first, second, transport, elapsed)
         figures.update(window)
-        rate, limit = window['error_rate'], self.params['max_error_rate']
-        if rate is not None and rate > limit:
-            fail('error_rate', UNHEALTHY, round(rate, 4), limit,
-                 f'{name}: {transport} error rate {rate:.1%} over {elapsed:.1f} s is above {limit:.1%}', transport)
-        p95, limit = window['p95_latency_seconds'], self.params['max_p95_latency']
-        if p95 is not None and p95 > limit:
-            fail('latency_p95', DEGRADED, round(p95, 4), limit,
-                 f'{name}: {transport} p95 latency {p95 * 1000:.0f} ms is above {limit * 1000:.0f} ms', transport)
+        if self._enough(entry, 'error_rate', transport, window['requests'], elapsed, 'request(s)'):
+            rate, limit = window['error_rate'], self.params['max_error_rate']
+            if rate is not None and rate > limit:
+                fail('error_rate', UNHEALTHY, round(rate, 4), limit,
+                     f'{name}: {transport} error rate {rate:.1%} over {elapsed:.1f} s is above {limit:.1%}', transport)
+            p95, limit = window['p95_latency_seconds'], self.params['max_p95_latency']
+            if p95 is not None and p95 > limit:
+                fail('latency_p95', DEGRADED, round(p95, 4), limit,
+                     f'{name}: {transport} p95 latency {p95 * 1000:.0f} ms is above {limit * 1000:.0f} ms',
+                     transport)
         return figures
 
     def _check_important_peers(self, node, entry, fail):
@@ -128,7 +147,7 @@ class HealthJudge:
             fail('important_peers', DEGRADED, missing, important,
                  f"{node['service_name']} is not connected to important peer(s) {', '.join(missing)}")
 
-    def _check_kademlia(self, entry, first, second, fail):
+    def _check_kademlia(self, entry, first, second, elapsed, fail):
         name = entry['service_name']
         latest = second or first
         size = latest.routing_table_size
@@ -143,6 +162,9 @@ class HealthJudge:
             return
         queries = closest_peers_window(first, second)
         entry['closest_peers'] = queries
+        total = (queries['ok'] or 0) + (queries['errors'] or 0)
+        if not self._enough(entry, 'closest_peers', None, total, elapsed, 'closest-peer query(ies)'):
+            return
         rate, limit = queries['success_rate'], self.params['min_query_success']
         if rate is not None and rate < limit:
             fail('closest_peers', DEGRADED, round(rate, 4), limit,
@@ -197,6 +219,8 @@ class HealthChecker:
             'nodes': entries,
             'unhealthy_nodes': [e['service_name'] for e in entries if e['state'] == UNHEALTHY],
             'degraded_nodes': [e['service_name'] for e in entries if e['state'] == DEGRADED],
+            # Rates not judged for lack of observations: neither healthy nor unhealthy evidence.
+            'insufficient_data_nodes': [e['service_name'] for e in entries if e['insufficient_data']],
         }
 
 
@@ -212,7 +236,7 @@ def check_params(params):
     for name in ('min_query_success', 'max_error_rate'):
         if not 0 <= params[name] <= 1:
             problems.append(f'{name} is a share between 0 and 1, got {params[name]}')
-    for name in ('min_peers', 'min_routing_peers', 'max_p95_latency', 'sample_window'):
+    for name in ('min_peers', 'min_routing_peers', 'max_p95_latency', 'sample_window', 'min_observations'):
         if params[name] < 0:
             problems.append(f'{name} must not be negative, got {params[name]}')
     if params['metrics_timeout'] <= 0:

@@ -16,6 +16,8 @@ description:
     Kademlia (routing table size, closest-peer query success over the window); per-transport error
     rate and p95 latency over the window; mode agreement with O(expected_modes)."
   - Every failed check is returned with its reason, its measured value and its threshold.
+  - A rate is judged only over O(min_observations) observations; below it the check says "insufficient data"
+    (RV(nodes[].insufficient_data)), which is neither a pass nor a fail.
   - The module changes nothing. It fails only when O(fail_on) asks for it, so that playbooks decide.
 author:
   - Autonomi network operations (@autonomi)
@@ -76,6 +78,17 @@ options:
       - V(0) scrapes once and skips the error-rate, latency and query-success checks.
     type: float
     default: 5.0
+  min_observations:
+    description:
+      - A rate is judged only over at least this many observations in the window - requests of the transport for
+        the error rate and the p95 latency, closest-peer queries for the query success. Below it the check is
+        reported in RV(nodes[].insufficient_data) ("insufficient data": neither a pass nor a fail) and does not
+        change the node's state.
+      - The default, 20, is where one error out of the window's requests is the 5 % error threshold: with fewer,
+        a single timeout would read as a failing node. A real node sends a few closest-peer queries a minute, so
+        judging them needs an O(sample_window) of a minute or more.
+    type: int
+    default: 20
   expected_modes:
     description:
       - The mode the migration ledger expects of each node, keyed by service name or peer id.
@@ -205,6 +218,28 @@ nodes:
       description: Checks that could not be made, and why.
       type: list
       elements: str
+    insufficient_data:
+      description:
+        - The rates not judged for lack of observations in the window (fewer than O(min_observations)); they
+          neither pass nor fail.
+      type: list
+      elements: dict
+      contains:
+        check:
+          description: V(error_rate) (with the latency of the same requests) or V(closest_peers).
+          type: str
+        transport:
+          description: The transport of a request check, null for closest-peer queries.
+          type: str
+        observations:
+          description: Requests or queries seen in the window.
+          type: int
+        minimum:
+          description: O(min_observations).
+          type: int
+        reason:
+          description: A sentence saying what was not judged and why.
+          type: str
 unhealthy_nodes:
   description: Service names of the unhealthy nodes.
   returned: always
@@ -212,6 +247,11 @@ unhealthy_nodes:
   elements: str
 degraded_nodes:
   description: Service names of the degraded nodes.
+  returned: always
+  type: list
+  elements: str
+insufficient_data_nodes:
+  description: Service names of the nodes with at least one rate not judged for lack of observations.
   returned: always
   type: list
   elements: str
@@ -226,6 +266,7 @@ from ansible_collections.autonomi.network_migration.plugins.module_utils._common
 )
 from ansible_collections.autonomi.network_migration.plugins.module_utils._errors import NodeError
 from ansible_collections.autonomi.network_migration.plugins.module_utils._health import (
+    DEFAULT_MIN_OBSERVATIONS,
     DEGRADED,
     HEALTHY,
     UNHEALTHY,
@@ -245,6 +286,7 @@ def argument_spec():
         max_error_rate=dict(type='float', default=0.05),
         max_p95_latency=dict(type='float', default=0.5),
         sample_window=dict(type='float', default=5.0),
+        min_observations=dict(type='int', default=DEFAULT_MIN_OBSERVATIONS),
         expected_modes=dict(type='dict', default={}),
         fail_on=dict(type='str', choices=['unhealthy', 'degraded', 'never'], default='never'),
     )
@@ -267,8 +309,11 @@ def main():
                    if c['state'] != HEALTHY]
         module.fail_json(msg=f"{len(bad)} node(s) {result['state']} (fail_on={module.params['fail_on']}): "
                              + '; '.join(reasons), **result)
-    module.exit_json(msg=f"{result['summary'][HEALTHY]} healthy, {result['summary'][DEGRADED]} degraded, "
-                         f"{result['summary'][UNHEALTHY]} unhealthy", **result)
+    msg = (f"{result['summary'][HEALTHY]} healthy, {result['summary'][DEGRADED]} degraded, "
+           f"{result['summary'][UNHEALTHY]} unhealthy")
+    if result['insufficient_data_nodes']:
+        msg += f"; insufficient data to judge a rate on {len(result['insufficient_data_nodes'])} node(s)"
+    module.exit_json(msg=msg, **result)
 
 
 if __name__ == '__main__':

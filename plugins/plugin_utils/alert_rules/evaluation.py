@@ -3,7 +3,11 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Evaluating the rules against Prometheus for a scope (the fleet or some hosts): the queries a
-gate sends, and the pass / fail / no_data / skipped verdict of each rule."""
+gate sends, and the pass / fail / no_data / skipped verdict of each rule.
+
+A rule on a rate of requests is judged only over ``min_observations`` requests in the rate window of
+its scope (``rule_promql`` has no value below it): "insufficient data" is a ``no_data`` verdict with
+that reason - no verdict, neither a pass nor a fail (the gate's inconclusive)."""
 
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ from ansible_collections.autonomi.network_migration.plugins.plugin_utils.alert_r
     M_MODE,
     _sel,
     host_matcher,
+    observations_expr,
     quote,
     rule_promql,
 )
@@ -64,10 +69,14 @@ def window_query(rule, ruleset, scope, by=()):
 
 
 def judged_query(rule, ruleset, scope):
-    """(query shown to the operator, query sent: value and sample count in one request)."""
+    """(query shown to the operator, query sent: value, sample count and, for a rule on a request rate, the
+    requests in the rate window now, in one request)."""
     shown, sub = window_query(rule, ruleset, scope)
     samples = 'count_over_time(%s)' % sub if sub else 'count(%s)' % rule_promql(rule, ruleset, hosts=scope.hosts)
-    return shown, '%s or %s' % (_stat(shown, 'value'), _stat(samples, 'samples'))
+    sent = '%s or %s' % (_stat(shown, 'value'), _stat(samples, 'samples'))
+    if ruleset.min_observations(rule):
+        sent += ' or %s' % _stat(observations_expr(rule, ruleset, hosts=scope.hosts), 'observations')
+    return shown, sent
 
 
 @dataclass
@@ -110,6 +119,8 @@ class RuleResult:
     window: str = ''
     reason: str = ''
     hosts: dict = field(default_factory=dict)
+    observations: float | None = None   # requests in the rate window now (rules on a request rate)
+    min_observations: int = 0
 
     @property
     def excess(self):
@@ -125,7 +136,8 @@ class RuleResult:
             'comparison': self.rule.comparison, 'threshold': self.rule.threshold,
             'value': self.value, 'verdict': self.verdict, 'samples': self.samples,
             'query': self.query, 'window': self.window, 'reason': self.reason,
-            'hosts': dict(self.hosts),
+            'hosts': dict(self.hosts), 'observations': self.observations,
+            'min_observations': self.min_observations,
         }
 
     def describe(self):
@@ -171,7 +183,8 @@ def evaluate_rule(client, rule, ruleset, scope, facts, min_samples=1):
     """
     min_samples = max(1, min(min_samples, possible_samples(rule, ruleset)))
     shown, sent = judged_query(rule, ruleset, scope)
-    result = RuleResult(rule=rule, verdict=NO_DATA, query=shown, window=rule.for_)
+    result = RuleResult(rule=rule, verdict=NO_DATA, query=shown, window=rule.for_,
+                        min_observations=ruleset.min_observations(rule))
     if rule.transport in ('libp2p', 'iroh') and facts.nodes_by_transport.get(rule.transport, 0) == 0:
         result.verdict = SKIPPED
         result.reason = 'no node in %s runs %s' % (scope.describe(), rule.transport)
@@ -183,9 +196,18 @@ def evaluate_rule(client, rule, ruleset, scope, facts, min_samples=1):
             value = _float(sample['value'])
         elif stat == 'samples':
             result.samples = int(_float(sample['value']) or 0)
+        elif stat == 'observations':
+            result.observations = _float(sample['value'])
     if value is not None and math.isnan(value):
         value = None
     result.value = value
+    if (value is None and result.min_observations and result.observations is not None
+            and result.observations < result.min_observations):
+        result.reason = ('insufficient data: %d request(s) in the last %s in %s, at least %d needed before the '
+                         'rate is judged (neither a pass nor a fail)'
+                         % (int(result.observations or 0), ruleset.settings['rate_window'], scope.describe(),
+                            result.min_observations))
+        return result
     if value is None or result.samples < min_samples:
         result.reason = ('%d sample(s) in %s, at least %d needed; are the recording rules installed '
                          '(playbooks/monitoring.yml) and the nodes scraped?' % (result.samples, rule.for_, min_samples))

@@ -28,8 +28,13 @@ DEFAULT_SETTINGS = {
     'evaluation_interval': '30s',
     'health': {'latency_budget_seconds': 1.0, 'target_peers': 6},
     'partition': {'dial_weight': 0.3, 'dial_rate_scale': 0.5},
+    # Requests in the rate window of a scope before a request rate (error rate, latency) is judged.
+    'min_observations': 100,
 }
-OVERRIDABLE_FIELDS = ('threshold', 'for', 'severity', 'cooldown', 'enabled', 'summary', 'description')
+OVERRIDABLE_FIELDS = ('threshold', 'for', 'severity', 'cooldown', 'enabled', 'summary', 'description',
+                      'min_observations')
+# Figures that are a rate over the nodes' requests: judged only over enough of them (min_observations).
+REQUEST_FIGURES = ('error_rate', 'latency_p50', 'latency_p95', 'latency_p99', 'health_score')
 SEVERITIES = ('critical', 'warning', 'info')
 
 # Figure -> (recorded name at a level, with {level}; unit for humans).
@@ -82,6 +87,12 @@ class Rule:
     summary: str = ''
     description: str = ''
     enabled: bool = True
+    min_observations: int | None = None   # the rule's own minimum; None: settings.min_observations
+
+    @property
+    def observed(self):
+        """Whether the rule judges a rate of requests, which needs enough of them (min_observations)."""
+        return self.metric in REQUEST_FIGURES
 
     @property
     def for_seconds(self):
@@ -133,6 +144,12 @@ class RuleSet:
     @property
     def step(self):
         return self.settings['evaluation_interval']
+
+    def min_observations(self, rule):
+        """The requests ``rule`` needs in the rate window before it is judged (0 for a rule on no request rate)."""
+        if not rule.observed:
+            return 0
+        return int(rule.min_observations if rule.min_observations is not None else self.settings['min_observations'])
 
 
 def _schema():
@@ -247,8 +264,10 @@ def apply_overrides(doc, overrides=None, settings=None):
                 if key not in OVERRIDABLE_FIELDS:
                     raise AlertRulesError('migration_alert_overrides.%s.%s: not overridable; overridable fields: %s'
                                           % (rule_id, key, ', '.join(OVERRIDABLE_FIELDS)))
-                if key == 'threshold' and isinstance(value, str):
+                if key in ('threshold', 'min_observations') and isinstance(value, str):
                     value = _numeric(value)  # -e key=value on the command line gives strings
+                    if key == 'min_observations' and isinstance(value, float) and value.is_integer():
+                        value = int(value)
                 known[rule_id][key] = value
     if settings:
         if not isinstance(settings, dict):
@@ -294,5 +313,5 @@ def load_rules(path=None, overrides=None, settings=None, document=None):
             threshold=float(raw['threshold']), for_=raw['for'], severity=raw['severity'],
             cooldown=raw['cooldown'], metric=cond.get('metric'), promql=cond.get('promql'),
             summary=raw.get('summary', ''), description=raw.get('description', ''),
-            enabled=raw.get('enabled', True)))
+            enabled=raw.get('enabled', True), min_observations=raw.get('min_observations')))
     return RuleSet(settings=doc_settings, rules=rules, source=source)

@@ -13,6 +13,7 @@ import re
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils.alert_rules.model import (
     FIGURES,
     AlertRulesError,
+    parse_duration,
 )
 
 # Raw node metrics (docs/node-interface.md).
@@ -111,10 +112,28 @@ def recorded_name(figure, level):
     return FIGURES[figure][0].format(level=level)
 
 
+def observations_expr(rule, ruleset, hosts=None, by=()):
+    """Requests of the rule's transport in the rate window, for a scope: the observations its rate is made of
+    (the recorded request rate times the window, so the same series as the figure)."""
+    seconds = parse_duration(ruleset.settings['rate_window'])
+    rate = figure_expr('request_rate', ruleset.settings, by=by, transport=rule.transport, hosts=hosts)
+    return '%s * %s' % (rate, _number(seconds))
+
+
 def rule_promql(rule, ruleset, hosts=None, by=()):
-    """The value a rule compares with its threshold, for a scope (no comparison)."""
+    """The value a rule compares with its threshold, for a scope (no comparison).
+
+    A rule on a rate of requests has a value only where the scope saw at least ``min_observations``
+    requests in the rate window: fewer cannot tell a rate from noise (one error in ten requests is
+    10 %), so the gate reports insufficient data and the alert does not fire.
+    """
     if rule.metric:
-        return figure_expr(rule.metric, ruleset.settings, by=by, transport=rule.transport, hosts=hosts)
+        value = figure_expr(rule.metric, ruleset.settings, by=by, transport=rule.transport, hosts=hosts)
+        minimum = ruleset.min_observations(rule)
+        if minimum:
+            value = '((%s) and %s (%s >= %s))' % (value, _on(by), observations_expr(rule, ruleset, hosts, by),
+                                               minimum)
+        return value
     selector = ['job=%s' % quote(ruleset.job)]
     if hosts:
         selector.append(host_matcher(hosts))
@@ -129,6 +148,9 @@ def alert_expr(rule, ruleset):
         value = recorded_name(rule.metric, level)
         if level == 'transport':
             value = '%s{transport=%s}' % (value, quote(rule.transport))
+        minimum = ruleset.min_observations(rule)
+        if minimum:
+            value = '(%s and on() (%s >= %s))' % (value, observations_expr(rule, ruleset), minimum)
     else:
         value = '(%s)' % rule_promql(rule, ruleset)
     return '%s %s %s' % (value, rule.comparison, _number(rule.threshold))

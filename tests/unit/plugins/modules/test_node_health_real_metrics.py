@@ -27,10 +27,11 @@ def page(*names):
     return NodeMetrics(Metrics(samples))
 
 
-def judge(first, second):
+def judge(first, second, **overrides):
     params = {'nodes': [], 'min_peers': 5, 'important_peers': [], 'min_routing_peers': 10, 'min_query_success': 0.9,
-              'max_error_rate': 0.05, 'max_p95_latency': 0.5, 'sample_window': 5.0, 'expected_modes': {},
-              'fail_on': 'never'}
+              'max_error_rate': 0.05, 'max_p95_latency': 0.5, 'sample_window': 5.0, 'min_observations': 20,
+              'expected_modes': {}, 'fail_on': 'never'}
+    params.update(overrides)
     return dumps(node_health.HealthJudge(params).judge(NODE, first, second, 5.0))
 
 
@@ -84,3 +85,59 @@ def test_swarm_connections_carry_role_and_protocols():
     series = page('kad_t0_no_errors.txt').metrics.series('libp2p_swarm_connections_established_total')
     assert {labels['role'] for labels, _v in series} == {'Dialer', 'Listener'}
     assert all(labels['protocols'] == '/ip4/udp/quic-v1' for labels, _v in series)
+
+
+def kad_page(ok, errors):
+    """A node's closest-peer figures as prometheus-client 0.23.1 prints them (integer counts; the error family
+    declared with no sample until the first error)."""
+    lines = ['# HELP libp2p_kad_query_result_get_closest_peers_ok Number of closest peers returned.',
+             '# TYPE libp2p_kad_query_result_get_closest_peers_ok histogram',
+             f'libp2p_kad_query_result_get_closest_peers_ok_sum {ok * 17}.0',
+             f'libp2p_kad_query_result_get_closest_peers_ok_count {ok}',
+             f'libp2p_kad_query_result_get_closest_peers_ok_bucket{{le="+Inf"}} {ok}',
+             '# HELP libp2p_kad_query_result_get_closest_peers_error Number of failed queries.',
+             '# TYPE libp2p_kad_query_result_get_closest_peers_error counter']
+    if errors:
+        lines.append(f'libp2p_kad_query_result_get_closest_peers_error_total{{error="Timeout"}} {errors}')
+    lines += ['ant_networking_peers_in_routing_table 40', 'ant_node_transport_mode{mode="libp2p_only"} 1',
+              'ant_networking_transport_connected_peers{transport="libp2p"} 12', '# EOF']
+    return NodeMetrics(Metrics.from_text('\n'.join(lines) + '\n'))
+
+
+def test_one_timeout_among_two_queries_is_insufficient_data_not_a_degraded_node():
+    # A low query rate: over the window, one success and the first timeout (50 % success).
+    entry = judge(kad_page(3, 0), kad_page(4, 1))
+    assert entry['closest_peers'] == {'ok': 1.0, 'errors': 1.0, 'success_rate': 0.5}
+    assert entry['state'] == 'healthy' and not [c for c in entry['failed_checks'] if c['check'] == 'closest_peers']
+    assert [i for i in entry['insufficient_data'] if i['check'] == 'closest_peers'] == [{
+        'check': 'closest_peers', 'transport': None, 'observations': 2, 'minimum': 20,
+        'reason': 'antnode1: closest peers not judged, insufficient data: 2 closest-peer query(ies) in 5.0 s, '
+                  'at least 20 needed'}]
+
+
+def test_enough_queries_are_judged_and_the_minimum_is_configurable():
+    many = judge(kad_page(0, 0), kad_page(10, 15))       # 25 queries, 40 % success
+    def queries_unjudged(entry):
+        return [i for i in entry['insufficient_data'] if i['check'] == 'closest_peers']
+
+    assert [c['check'] for c in many['failed_checks']] == ['closest_peers'] and queries_unjudged(many) == []
+    low = judge(kad_page(3, 0), kad_page(4, 1), min_observations=2)
+    assert low['state'] == 'degraded' and queries_unjudged(low) == []
+
+
+def test_few_requests_are_not_judged_for_error_rate_or_latency():
+    def requests(ok, errors):
+        text = ('ant_node_transport_mode{mode="libp2p_only"} 1\n'
+                'ant_networking_transport_connected_peers{transport="libp2p"} 12\n'
+                'ant_networking_peers_in_routing_table 40\n'
+                f'ant_networking_transport_requests_total{{transport="libp2p",outcome="success"}} {ok}\n'
+                f'ant_networking_transport_requests_total{{transport="libp2p",outcome="error"}} {errors}\n')
+        return NodeMetrics(Metrics.from_text(text))
+
+    few = judge(requests(10, 0), requests(13, 1))        # 4 requests, 25 % errors
+    assert few['state'] == 'healthy'
+    assert [(i['check'], i['transport'], i['observations']) for i in few['insufficient_data']
+            if i['check'] == 'error_rate'] == [('error_rate', 'libp2p', 4)]
+    enough = judge(requests(10, 0), requests(29, 2))     # 21 requests, 9.5 % errors
+    assert enough['state'] == 'unhealthy'
+    assert [i for i in enough['insufficient_data'] if i['check'] == 'error_rate'] == []

@@ -112,12 +112,30 @@ def test_gate_and_alert_judge_the_same_figure():
     ruleset = ar.load_rules()
     rule = ruleset.get('high_error_rate_iroh')
     recorded = {r['record']: r['expr'] for r in ar.recording_rules(ruleset)}
-    # The alert compares the transport-level recorded figure ...
-    assert ar.alert_expr(rule, ruleset) == 'transport:ant_transport_error_rate:ratio{transport="iroh"} > 0.05'
-    # ... which is the gate's fleet-scope expression grouped by transport.
+    # The alert compares the transport-level recorded figure, where enough requests were seen ...
+    requests = 'sum(host_transport:ant_transport_requests:rate{transport="iroh"}) * 120'
+    assert ar.alert_expr(rule, ruleset) == ('(transport:ant_transport_error_rate:ratio{transport="iroh"} and on() '
+                                           '(%s >= 100)) > 0.05' % requests)
+    # ... which is the gate's fleet-scope expression grouped by transport, with the same minimum.
     by_transport = ar.figure_expr('error_rate', ruleset.settings, by=('transport',))
     assert recorded['transport:ant_transport_error_rate:ratio'] == by_transport
-    assert ar.rule_promql(rule, ruleset) == ar.figure_expr('error_rate', ruleset.settings, transport='iroh')
+    assert ar.rule_promql(rule, ruleset) == '((%s) and on() (%s >= 100))' % (
+        ar.figure_expr('error_rate', ruleset.settings, transport='iroh'), requests)
+
+
+def test_min_observations_default_override_and_zero():
+    ruleset = ar.load_rules()
+    iroh, partition = ruleset.get('high_error_rate_iroh'), ruleset.get('network_partition_risk')
+    assert ruleset.min_observations(iroh) == 100 and ruleset.min_observations(partition) == 0
+    assert '>=' not in ar.alert_expr(partition, ruleset)   # partition risk is no rate of requests
+    overridden = ar.load_rules(overrides={'high_error_rate_iroh': {'min_observations': '500'}})
+    assert overridden.min_observations(overridden.get('high_error_rate_iroh')) == 500
+    assert '>= 500' in ar.alert_expr(overridden.get('high_error_rate_iroh'), overridden)
+    off = ar.load_rules(settings={'min_observations': 0})
+    assert ar.rule_promql(off.get('high_error_rate_iroh'), off) == ar.figure_expr(
+        'error_rate', off.settings, transport='iroh')
+    with pytest.raises(ar.AlertRulesError, match='min_observations'):
+        ar.load_rules(settings={'min_observations': -1})
 
 
 def test_scoped_queries_use_an_escaped_host_regex():
@@ -175,3 +193,37 @@ def test_docs_rules_table_matches_the_rules_file():
     begin = text.index('<!-- rules-table:begin')
     table = text[text.index('\n', begin) + 1:text.index('<!-- rules-table:end -->')].strip()
     assert table == ar.rules_table(ar.load_rules()), 'regenerate the table in %s with alert_rules.rules_table' % docs
+
+
+class OneRulePrometheus:
+    """Answers one rule's judged query with a value (None: none) and the requests in the rate window now."""
+
+    def __init__(self, value, observations):
+        self.value, self.observations = value, observations
+
+    def query(self, promql):
+        if not promql.startswith('label_replace('):     # the hosts breaching the rule now
+            return [{'metric': {'host': 'h1'}, 'value': self.value}]
+        assert '"observations"' in promql, promql
+        out = [{'metric': {'stat': 'samples'}, 'value': 10 if self.value is not None else 0},
+               {'metric': {'stat': 'observations'}, 'value': self.observations}]
+        if self.value is not None:
+            out.append({'metric': {'stat': 'value'}, 'value': self.value})
+        return out
+
+
+def test_a_rate_over_too_few_requests_is_insufficient_data_not_a_verdict():
+    from ansible_collections.autonomi.network_migration.plugins.plugin_utils.alert_rules import evaluation
+
+    ruleset = ar.load_rules()
+    rule = ruleset.get('high_error_rate_iroh')
+    facts = evaluation.ScopeFacts(targets=3, targets_up=3, nodes_by_transport={'libp2p': 3, 'iroh': 3})
+    scope = evaluation.Scope(hosts=['h1'])
+    # Prometheus has no value: the guard removed it, 8 requests in the window.
+    few = evaluation.evaluate_rule(OneRulePrometheus(None, 8), rule, ruleset, scope, facts)
+    assert few.verdict == evaluation.NO_DATA
+    assert few.reason == ('insufficient data: 8 request(s) in the last 2m in hosts h1, at least 100 needed before '
+                          'the rate is judged (neither a pass nor a fail)')
+    assert few.as_dict()['observations'] == 8 and few.as_dict()['min_observations'] == 100
+    enough = evaluation.evaluate_rule(OneRulePrometheus(0.5, 240), rule, ruleset, scope, facts)
+    assert enough.verdict == evaluation.FAIL and enough.hosts == {'h1': 0.5}
