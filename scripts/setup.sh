@@ -108,5 +108,8 @@ if (( want_test )); then
   command -v sudo >/dev/null 2>&1 || ssh_need+=(sudo)
   [[ -x /usr/bin/python3 ]] || ssh_need+=(python3)
   if ((${#ssh_need[@]})); then apt_install "${ssh_need[@]}"; else say "openssh-server and sudo found"; fi
+  # A real systemd in a container of its own (tests/realsystemd): systemd-nspawn and mmdebstrap.
+  command -v systemd-nspawn >/dev/null 2>&1 || apt_install systemd-container
+  command -v mmdebstrap >/dev/null 2>&1 || apt_install mmdebstrap
 fi
 say "set-up complete"
