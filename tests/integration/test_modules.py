@@ -347,7 +347,7 @@ def test_dead_rpc_does_not_stop_the_toggle(fresh, tmp_path):
     # antctl start / stop / upgrade refresh every running node over RPC first: one dead RPC aborts them.
     stop = fresh.antctl(host, 'stop', '--service-name', 'antnode3')
     addr = {n['service_name']: n['rpc_socket_addr'] for n in fresh.antctl_status(host)['nodes']}['antnode2']
-    assert stop.returncode == 1 and f"0: Could not connect to RPC endpoint '{addr}'" in stop.stderr
+    assert stop.returncode == 1 and f"0: Could not connect to RPC endpoint 'https://{addr}'" in stop.stderr
     run = play(fresh, tmp_path, 'transport_mode.yml', '-e', 'mode=iroh_primary', '-e', f'target_hosts={host}')
     assert run.rc == 0, run
     assert run.results[host]['switched'] == ['antnode1', 'antnode2', 'antnode3']
@@ -359,7 +359,7 @@ def test_hung_node_is_reported_and_the_rollback_brings_the_others_back(fresh, tm
     fresh.fault('unresponsive', nodes=[f'{host}/antnode2'])  # metrics and RPC hang, as in a hung process
     stuck = fresh.antctl(host, 'start')
     addr = {n['service_name']: n['rpc_socket_addr'] for n in fresh.antctl_status(host)['nodes']}['antnode2']
-    assert stuck.returncode == 1 and f"Could not connect to RPC endpoint '{addr}'" in stuck.stderr
+    assert stuck.returncode == 1 and f"Could not connect to RPC endpoint 'https://{addr}'" in stuck.stderr
     forward = play(fresh, tmp_path, 'transport_mode.yml', '-e', 'mode=iroh_primary', '-e', f'target_hosts={host}',
                    '-e', 'metrics_timeout=1')
     assert forward.rc == 2, forward
@@ -475,3 +475,60 @@ def test_fast_rollback_reports_a_node_slow_to_be_ready_and_brings_the_rest_back(
     # Once the fault is gone the node becomes ready in libp2p_only without another restart.
     fresh.clear_faults()
     wait_all_ready(fresh, timeout=60)
+
+
+def run_playbook(stack, tmp_path, playbook, *extra):
+    """A playbook of playbooks/ as an operator runs it against the simulated fleet (own ledger)."""
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / 'ansible.cfg'), ANSIBLE_NOCOLOR='1',
+               ANT_MIGRATION_LEDGER=str(tmp_path / 'ledger-playbooks.sqlite3'))
+    args = [ANSIBLE_PLAYBOOK, '-i', str(stack.inventory), str(ROOT / 'playbooks' / playbook)]
+    for item in extra:
+        args += ['-e', item]
+    # One stream, in the order things were said (warnings go to stderr).
+    return subprocess.run(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          timeout=600)
+
+
+def test_a_reset_and_add_inherits_a_drop_in_reported_before_the_wave_and_removed_on_request(tmp_path):
+    host, dropin = 'sim-host-01', 'antnode1.service.d/ant-transport-mode.conf'
+    with SimStack(tmp_path / 'reset', hosts=3, nodes_per_host=3, ready_delay=0.3, prometheus=False) as sim:
+        unit_dir = sim.state.unit_dir(host)
+        switched = play(sim, tmp_path, 'transport_mode.yml', '-e', 'mode=dual_stack', '-e', f'target_hosts={host}',
+                        '-e', '{"node_selection": ["antnode1"]}')
+        assert switched.rc == 0, switched
+        old_peer = sim.antctl_status(host)['nodes'][0]['peer_id']
+        assert f'peer_id={old_peer}' in (unit_dir / dropin).read_text()
+        # The host is reset and refilled: antctl add names the new nodes antnode1..3 again.
+        assert sim.antctl(host, 'reset', '--force').returncode == 0
+        added = sim.antctl(host, 'add', '--rewards-address', '0x' + 'ab' * 20, '--path', '/bin/true', '--count', '3',
+                           '--enable-metrics-server')
+        assert added.returncode == 0, added.stderr
+        for name in ('antnode1', 'antnode2', 'antnode3'):
+            subprocess.run([str(sim.state.systemctl(host)), 'start', f'{name}.service'], check=True, timeout=60)
+        new = {n['service_name']: n for n in sim.antctl_status(host)['nodes']}
+        assert new['antnode1']['peer_id'] != old_peer
+        assert configured_modes(sim.state, host)['antnode1'] == 'dual_stack'   # inherited, silently
+
+        # Before any wave: the discovery of rollout.yml reports it; the wave is then refused (no canary).
+        rollout = run_playbook(sim, tmp_path, 'rollout.yml', 'wave=25')
+        output = rollout.stdout
+        warning = output.find('transport-mode drop-in(s) do not belong to their node')
+        assert warning >= 0, output[-4000:]
+        assert f"antnode1: inherited drop-in {unit_dir / dropin} (ANT_TRANSPORT_MODE=dual_stack)" in output
+        plan = output.find('Plan the wave')
+        assert rollout.returncode != 0 and (plan == -1 or warning < plan), output[-4000:]
+        assert 'canary' in output[warning:]     # refused afterwards, for want of a passed canary
+        assert {n['mode'] for n in sim.fleet()['nodes'] if n['host'] != host} == {'libp2p_only'}
+
+        # reconcile.yml lists it and leaves it; with remove_stale_dropins=true it removes it.
+        report = run_playbook(sim, tmp_path, 'reconcile.yml')
+        assert report.returncode == 0, report.stdout[-4000:]
+        assert '1 stale drop-in(s), left alone (remove=false): antnode1: inherited drop-in' in report.stdout
+        assert (unit_dir / dropin).exists()
+        removal = run_playbook(sim, tmp_path, 'reconcile.yml', 'remove_stale_dropins=true')
+        assert removal.returncode == 0, removal.stdout[-4000:]
+        assert 'removed 1 stale drop-in(s): antnode1; antnode1 keep the mode they started with' in removal.stdout
+        assert not (unit_dir / dropin).exists() and not (unit_dir / 'antnode1.service.d').exists()
+        assert configured_modes(sim.state, host)['antnode1'] == 'libp2p_only'
+        again = run_playbook(sim, tmp_path, 'reconcile.yml')
+        assert again.returncode == 0 and 'stale drop-in' not in again.stdout
