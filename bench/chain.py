@@ -25,26 +25,27 @@ ansible.cfg says 20. No figure is asserted.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'tests' / 'integration'))
 
 from ant_network_migration_common import collection
 
 # The collection as ansible-playbook finds it (ansible.cfg's collections_path: ./collections).
 collection.install()
 
-from ansible_collections.autonomi.network_migration.plugins.module_utils._node_interface import DROPIN_NAME
-from ansible_collections.autonomi.network_migration.plugins.module_utils._systemd import dropin_text
+from alerting_stack import inventory_dir  # noqa: E402
+from rollback import api, switch_hosts  # noqa: E402
+
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils import ledger as ledger_lib
 from ant_fleet_sim import receivers
 from ant_fleet_sim.testing import SimStack, wait_for
@@ -71,47 +72,19 @@ def say(text=''):
     print(text, flush=True)
 
 
-def api(stack, method, path, body=None):
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(stack.api_url + path, data=data, method=method,
-                                 headers={'Content-Type': 'application/json'})
-    with urllib.request.urlopen(req, timeout=120) as resp:
-        return resp.read()
-
-
 def sim_figures(stack):
     """The simulator's own gauges (cheap, unlike the fleet view): nodes per mode, ready nodes."""
-    text = api(stack, 'GET', '/metrics').decode()
+    text = api(stack, 'GET', '/metrics', raw=True).decode()
     values = dict(line.rsplit(' ', 1) for line in text.splitlines() if line and not line.startswith('#'))
     return {'libp2p_only': float(values['ant_sim_nodes{mode="libp2p_only"}']),
             'ready': float(values['ant_sim_nodes_ready'])}
 
 
-def switch(stack, hosts, mode):
-    """What an operator (or a bad wave) does behind the collection's back: drop-in, reload, restart."""
-    for host in hosts:
-        names = [p.name[:-len('.service')] for p in sorted(stack.state.unit_dir(host).glob('antnode*.service'))]
-        for name in names:
-            path = stack.state.unit_dir(host) / ('%s.service.d' % name) / DROPIN_NAME
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(dropin_text(mode))
-        api(stack, 'POST', '/api/hosts/%s/systemctl' % host, {'verb': 'daemon-reload', 'units': []})
-        api(stack, 'POST', '/api/hosts/%s/systemctl' % host, {'verb': 'restart', 'units': names})
-
-
 def inventory(stack, directory, receivers_page):
-    inv = Path(directory) / 'inventory'
-    (inv / 'group_vars' / 'all').mkdir(parents=True)
-    shutil.copy(stack.inventory, inv / 'hosts.yml')
-    for path in (ROOT / 'inventories' / 'sim' / 'group_vars' / 'all').glob('*.yml'):
-        shutil.copy(path, inv / 'group_vars' / 'all' / path.name)
-    (inv / 'group_vars' / 'all' / 'zz_bench.yml').write_text(yaml.safe_dump({
-        'migration_prometheus_url': stack.prometheus_url, 'migration_sim_api_url': stack.api_url,
-        'monitoring_rules_dir': str(stack.state.prometheus_dir / 'rules'),
-        'monitoring_alertmanager_config_path': str(stack.alertmanager_config_path),
-        'monitoring_alertmanager_url': stack.alertmanager_url,
-        'monitoring_alertmanager_receivers': {'page': receivers_page, 'notify': [], 'log': []}}, sort_keys=False))
-    return inv
+    """The fleet's hosts with the simulated group_vars (tests/integration/alerting_stack.py), Alertmanager's
+    `page` receivers as given."""
+    return inventory_dir(stack, directory, {'monitoring_alertmanager_receivers': {
+        'page': receivers_page, 'notify': [], 'log': []}})
 
 
 def start_rulebook(inv, directory, env):
@@ -172,7 +145,7 @@ def one_run(stack, hook, ledger, timeline, partitioned):
     total = stack.hosts * stack.nodes_per_host
     t_wall = time.time()
     t0 = time.monotonic()
-    switch(stack, partitioned, 'iroh_only')
+    switch_hosts(stack, partitioned, 'iroh_only')
     moments = {'fault issued': time.monotonic() - t0}
     wall_of = {}  # wall-clock moments from other processes (timeline), converted at the end
     while True:

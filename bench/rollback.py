@@ -91,18 +91,20 @@ def proc_cpu(pid):
     return total
 
 
-def api(stack, method, path, body=None, timeout=600):
+def api(stack, method, path, body=None, timeout=600, raw=False):
+    """The simulator's control API: the JSON answer (``raw``: the bytes)."""
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(stack.api_url + path, data=data, method=method,
                                  headers={'Content-Type': 'application/json'})
     with urllib.request.urlopen(req, timeout=timeout) as resp:
-        return json.loads(resp.read() or b'null')
+        body = resp.read()
+    return body if raw else json.loads(body or b'null')
 
 
-def set_fleet_mode(stack, mode, hosts=None):
-    """Every node in ``mode`` and ready as the collection sets it (drop-in, daemon-reload, restart), with
-    the simulator's systemctl API called directly (no processes that would blur the CPU figures)."""
-    for host in hosts or stack.host_names:
+def switch_hosts(stack, hosts, mode):
+    """Switch every node of ``hosts`` to ``mode`` as the collection does (drop-in, daemon-reload, restart),
+    with the simulator's systemctl API called directly (no processes that would blur the CPU figures)."""
+    for host in hosts:
         names = [n.name[:-len('.service')] for n in sorted(stack.state.unit_dir(host).glob('antnode*.service'))]
         for name in names:
             path = stack.state.unit_dir(host) / ('%s.service.d' % name) / DROPIN_NAME
@@ -110,6 +112,12 @@ def set_fleet_mode(stack, mode, hosts=None):
             path.write_text(dropin_text(mode))
         api(stack, 'POST', '/api/hosts/%s/systemctl' % host, {'verb': 'daemon-reload', 'units': []})
         api(stack, 'POST', '/api/hosts/%s/systemctl' % host, {'verb': 'restart', 'units': names})
+
+
+def set_fleet_mode(stack, mode, hosts=None):
+    """Switch ``hosts`` (default: every host) to ``mode``; return once every node of the fleet is in
+    ``mode`` and ready."""
+    switch_hosts(stack, hosts or stack.host_names, mode)
     wait_for(lambda: all(n['mode'] == mode and n['ready'] for n in stack.fleet()['nodes']),
              timeout=600, interval=1.0, what='every node ready in %s' % mode)
 
