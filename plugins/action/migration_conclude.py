@@ -31,6 +31,7 @@ class ActionModule(MigrationAction):
         trigger=dict(type='str', default='manual'),
         ready_timeout=dict(type='int'),
         fleet_hosts=dict(type='list', elements='str', default=[]),
+        degraded_fails=dict(type='bool', default=True),
     )
 
     def run(self, tmp=None, task_vars=None):
@@ -45,11 +46,12 @@ class ActionModule(MigrationAction):
                 result.update(self._rollback(ledger, args, task_vars, holder, operator, run_id))
             else:
                 flags = ledger.get_flags()
-                if not self._play_context.check_mode:
-                    ledger.release_lock(holder, run_id=run_id)
                 result.update(changed=False, flags=flags, **(
                     canary.conclusion(ledger.canary_verdict()) if args['stage'] == 'canary'
                     else wave.conclusion(flags, args['rollback_policy'])))
+                if not self._play_context.check_mode:
+                    control.record_conclusion(ledger, args['stage'], result['outcome'], run_id=run_id)
+                    ledger.release_lock(holder, run_id=run_id)
         return result
 
     def _rollback(self, ledger, args, task_vars, holder, operator, run_id):
@@ -62,7 +64,10 @@ class ActionModule(MigrationAction):
         switched = {h: hostvars[h].get(args['switch_var']) for h in plan['hosts'] if h in hostvars}
         if self._play_context.check_mode:
             return {'changed': False, 'msg': 'check mode: the rollback records nothing'}
-        return rollback.conclude(ledger, plan, switched, fleet_hosts=args['fleet_hosts'],
-                                 started_at=args['started_at'], reason=args['reason'], trigger=args['trigger'],
-                                 holder=holder, operator=operator, stopped_early=args['stopped_early'],
-                                 ready_timeout=args['ready_timeout'], run_id=run_id)
+        out = rollback.conclude(ledger, plan, switched, fleet_hosts=args['fleet_hosts'],
+                                started_at=args['started_at'], reason=args['reason'], trigger=args['trigger'],
+                                holder=holder, operator=operator, stopped_early=args['stopped_early'],
+                                ready_timeout=args['ready_timeout'], run_id=run_id,
+                                degraded_fails=args['degraded_fails'])
+        control.record_conclusion(ledger, 'rollback', out['outcome'], run_id=run_id)
+        return out

@@ -16,17 +16,21 @@ after the batch in flight and records what it switched.
 
 from __future__ import annotations
 
+import os
+
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
-from ansible_collections.autonomi.network_migration.plugins.plugin_utils import guard, validation
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils import guard, identity, validation
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils.adapters.action import LEDGER_VAR
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils.node_batches import BatchedSwitch
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils.runtime.tracker import INTENT_VAR
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils.services.switch import (
     MODULE,
+    begin,
+    finish,
     may_touch,
-    record_orphaned,
 )
 
 display = Display()
@@ -87,11 +91,24 @@ class ActionModule(ActionBase):
             batch_size = 0 if self._task.check_mode or self._task.async_val else int(module_args.get('batch_size') or 0)
         except (TypeError, ValueError):
             batch_size = 0  # the module names the bad value
+        # Write-ahead: the ledger knows a host is about to be switched before anything touches it, and the
+        # switch's result is recorded here, not later: a ledger that cannot be written stops the batch at once.
+        recording = guard_result.location is not None and not self._task.check_mode
+        if recording:
+            refused = begin(location, host, mode)
+            if refused:
+                return dict(result, failed=True, changed=False, msg=refused, refused='ledger', mode=mode)
         # Batch by batch only when the ledger is there to be asked between the batches.
         switch = BatchedSwitch(run_module, may_continue, batch_size if guard_result.location is not None else 0,
-                               controller_alive=lambda: guard.Actor.from_environment().controller_alive,
-                               on_orphaned=lambda res: record_orphaned(location, host, res, warn=display.warning))
+                               controller_alive=lambda: guard.Actor.from_environment().controller_alive)
         result.update(switch.run(module_args))
+        if recording:
+            wave = os.environ.get(identity.ENV_WAVE) or None
+            result['recorded_transitions'], error = finish(location, host, result, intent=task_vars.get(INTENT_VAR),
+                                                           wave=wave, orphaned=bool(result.get('orphaned')))
+            result['recorded'] = error is None
+            if error:
+                result.update(failed=True, refused='ledger', msg=f"{result.get('msg') or 'switched'}; {error}")
         if warnings:
             result['warnings'] = list(result.get('warnings') or []) + warnings
         return result

@@ -192,6 +192,9 @@ class CallbackModule(CallbackBase):
             self.tracker.start_playbook(playbook._file_name, extra_vars=extra_vars, lock=lock,
                                         check_mode=bool(context.CLIARGS.get('check')),
                                         kind=run_kinds.declared_kind(plays))
+            inventory = getattr(plays[0].get_variable_manager(), '_inventory', None) if plays else None
+            if inventory is not None:
+                self.tracker.inventory_hosts = [host.name for host in inventory.get_hosts('all')]
         except (ledger_lib.LedgerError, ValueError) as exc:
             # Nothing has run yet: stopping here is clean, and a migration playbook must not start.
             self._display.error(f'migration_tracker: {exc}. The playbook was not started; nothing was touched.')

@@ -73,6 +73,12 @@ options:
     type: list
     elements: str
     default: []
+  degraded_fails:
+    description:
+      - With O(stage=rollback), fail the task when the outcome is V(degraded) (it always fails for V(failed) and
+        V(incomplete)).
+    type: bool
+    default: true
 attributes:
   check_mode:
     description: Nothing is recorded or released in check mode.

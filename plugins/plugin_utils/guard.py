@@ -33,6 +33,7 @@ from ansible_collections.autonomi.network_migration.plugins.module_utils import 
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils.identity import (
     ENV_LOCK_HOLDER,
     controller_pid,
+    run_id,
 )
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils.runtime.controller import pid_alive
 
@@ -42,7 +43,8 @@ HALTED = 'halted'
 PAUSED = 'paused'
 LOCKED = 'locked'
 PARTITION = 'partition'
-REFUSALS = (CONTROLLER_GONE, HALTED, PAUSED, LOCKED, PARTITION)
+UNRECORDED = 'unrecorded'
+REFUSALS = (CONTROLLER_GONE, HALTED, UNRECORDED, PAUSED, LOCKED, PARTITION)
 
 
 @dataclass
@@ -51,6 +53,7 @@ class Snapshot:
     flags: dict = field(default_factory=dict)
     lock: dict | None = None
     node_modes: dict | None = None
+    intents: list = field(default_factory=list)
 
 
 @dataclass
@@ -60,6 +63,7 @@ class Actor:
     controller_alive: bool = True
     controller_pid: int | None = None
     hostname: str | None = None
+    run_id: int | None = None
 
     @classmethod
     def from_environment(cls, environ=None, parent_pid=None):
@@ -75,7 +79,7 @@ class Actor:
             parent = os.getppid() if parent_pid is None else parent_pid
             alive = parent == pid or _is_ancestor(pid)
         return cls(holder=environ.get(ENV_LOCK_HOLDER), controller_alive=alive, controller_pid=pid,
-                   hostname=socket.gethostname())
+                   hostname=socket.gethostname(), run_id=run_id(environ))
 
     def owns(self, lock):
         """Whether ``lock`` is this run's: the same holder string, or taken for this very controller."""
@@ -140,6 +144,21 @@ def _shown(nodes, limit=10):
     return ', '.join(nodes[:limit]) + (f' and {len(nodes) - limit} more' if len(nodes) > limit else '')
 
 
+def unrecorded(intents, actor, lock=None):
+    """The write-ahead intents nobody will end: not this run's, not the live lock holder's run's (a switch in
+    flight). A switch whose result was never recorded - the ledger was unwritable, or its run died with
+    its workers - leaves one; nobody knows what it did."""
+    live_run = (lock or {}).get('run_id')
+    return [i for i in intents or () if i.get('run_id') is None
+            or (i['run_id'] != actor.run_id and i['run_id'] != live_run)]
+
+
+def describe_intents(intents):
+    return ('the switch of %s to %s was never recorded (intent since %s, run %s)'
+            % (_shown(sorted(i['host'] for i in intents)), ', '.join(sorted({i['mode'] for i in intents})),
+               min(str(i.get('at')) for i in intents), ', '.join(sorted({str(i.get('run_id')) for i in intents}))))
+
+
 def decide(snapshot, actor=None, host=None, mode=None, ignore_pause=False, allow_rollback=False, check_lock=True):
     """May ``actor`` touch ``host`` (switching it to ``mode``) now? Returns a Decision.
 
@@ -161,6 +180,14 @@ def decide(snapshot, actor=None, host=None, mode=None, ignore_pause=False, allow
             return Decision(False, HALTED, describe_flag('halted', halted) + (
                 '; not touching the fleet. Investigate, then acknowledge the halt (resume with ack), '
                 'or run a rollback.'))
+    unended = unrecorded(snapshot.intents, actor, snapshot.lock)
+    if unended:
+        if ignore_pause and allow_rollback:
+            notes.append(describe_intents(unended) + '; ignored for a rollback')
+        else:
+            return Decision(False, UNRECORDED, describe_intents(unended) + (
+                ': the ledger does not know what those nodes run, which counts as a halt. Compare the ledger with '
+                'the hosts (playbooks/reconcile.yml -e fix=true), then acknowledge (resume with ack).'))
     if paused:
         if ignore_pause:
             notes.append(describe_flag('paused', paused) + '; ignored (ignore_pause)')
@@ -187,7 +214,7 @@ def decide(snapshot, actor=None, host=None, mode=None, ignore_pause=False, allow
 def snapshot_of(ledger, with_modes=False):
     """Read a Snapshot from an open Ledger (the fleet's modes only when asked: for iroh_only)."""
     return Snapshot(flags=ledger.get_flags(), lock=ledger.live_lock(),
-                    node_modes=ledger.node_modes() if with_modes else None)
+                    node_modes=ledger.node_modes() if with_modes else None, intents=ledger.intents())
 
 
 def check(ledger, actor=None, host=None, mode=None, ignore_pause=False, allow_rollback=False, check_lock=True):

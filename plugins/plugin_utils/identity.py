@@ -26,6 +26,8 @@ ENV_OPERATOR = 'ANT_MIGRATION_OPERATOR'
 ENV_RUN_ID = 'ANT_MIGRATION_RUN_ID'
 ENV_LOCK_HOLDER = 'ANT_MIGRATION_LOCK_HOLDER'
 ENV_CONTROLLER_PID = 'ANT_MIGRATION_CONTROLLER_PID'
+# What ledger_nodes.wave records for the nodes this run switches ('canary' or the wave's percent).
+ENV_WAVE = 'ANT_MIGRATION_WAVE'
 
 AWX_USER_VARS = ('awx_user_name', 'tower_user_name')
 AWX_JOB_VARS = ('awx_job_id', 'tower_job_id')

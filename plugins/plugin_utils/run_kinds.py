@@ -87,3 +87,22 @@ def declared_kind(plays):
         if play_vars.get(RUN_KIND_VAR) not in (None, ''):
             return normalise(play_vars[RUN_KIND_VAR])
     return OTHER
+
+
+# How a run ended, best first (a sliced run's outcome is the worst of its slices'). ``killed``: its
+# controller died and the run was closed when its lock was recovered.
+RUN_OUTCOMES = ('ok', 'stopped_early', 'paused', 'degraded', 'incomplete', 'frozen', 'failed', 'halted', 'killed',
+                'refused_locked')
+# What a stage's conclusion (migration_conclude) means for its run's outcome; the rest keep their word.
+_CONCLUSION_OUTCOMES = {'passed': 'ok', 'completed': 'ok', 'succeeded': 'ok'}
+
+
+def run_outcome(conclusion):
+    """The run outcome a canary, wave or rollback conclusion stands for."""
+    outcome = _CONCLUSION_OUTCOMES.get(conclusion, conclusion)
+    return outcome if outcome in RUN_OUTCOMES else 'failed'
+
+
+def worst(outcomes):
+    """The worst of several run outcomes (unknown words rank worst)."""
+    return max(outcomes, key=lambda o: RUN_OUTCOMES.index(o) if o in RUN_OUTCOMES else len(RUN_OUTCOMES))

@@ -391,7 +391,10 @@ def rollback_outcome(plan, switch_results, stopped_early=False, unknown_hosts=No
         ran = isinstance(result, dict) and not result.get('skipped')
         ok = ran and not result.get('failed') and not result.get('unreachable')
         beyond = result.get('beyond_target') if ran else None
-        affected = not from_switch or not ok or beyond is None or len(beyond) > 0
+        # A fast rollback's hosts are those its switch found beyond the target, failed on, or left a node
+        # not ready on (a node whose mode could not be read is restarted in the target mode to be sure).
+        affected = (not from_switch or not ok or beyond is None or len(beyond) > 0
+                    or bool(result.get('not_ready')))
         results.append({'host': host, 'ran': ran, 'ok': ok, 'affected': affected, 'beyond': list(beyond or []),
                         'not_ready': list(result.get('not_ready') or []) if ran else []})
     mine = [r for r in results if r['affected']]

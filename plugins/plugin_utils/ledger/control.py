@@ -101,6 +101,18 @@ class ControlMixin:
                     f"the migration is halted ({halt['reason']}, by {halt['operator']} via {halt['source']} at "
                     f"{_iso(halt['at'])}); a halt needs an explicit acknowledgement once its cause is understood: "
                     'resume with ack (CLI: resume --ack; playbook: -e ack=true)')
+            intents = tx.query('SELECT * FROM ledger_intents ORDER BY host')
+            if intents and not ack:
+                raise HaltNeedsAcknowledgement(
+                    f"the switch of {', '.join(i['host'] for i in intents)} was never recorded: compare the ledger "
+                    'with the hosts (playbooks/reconcile.yml -e fix=true), then resume with ack (CLI: resume --ack; '
+                    'playbook: -e ack=true)')
+            if intents:
+                tx.execute('DELETE FROM ledger_intents')
+                self._event(tx, 'intents_acknowledged', run_id, {
+                    'operator': operator, 'reason': reason,
+                    'intents': [{'host': i['host'], 'mode': i['mode'], 'run_id': i['run_id'], 'at': _iso(i['at'])}
+                                for i in intents]}, now)
             cleared = sorted(rows)
             if cleared:
                 tx.execute('DELETE FROM ledger_flags')
@@ -110,7 +122,8 @@ class ControlMixin:
             if cleared:
                 self._event(tx, 'resume', run_id, {'operator': operator, 'reason': reason, 'ack': bool(ack),
                                                    'cleared': cleared}, now)
-        return {'cleared': ['halted' if name == 'halt' else 'paused' for name in cleared]}
+        return {'cleared': ['halted' if name == 'halt' else 'paused' for name in cleared]
+                + (['unrecorded'] if intents else [])}
 
     def assert_can_proceed(self, holder=None, host=None, mode=None, ignore_pause=False, allow_rollback=False):
         """Raise LedgerHalted / LedgerPaused / LedgerLocked if the guard refuses; returns the flags.

@@ -32,9 +32,18 @@ class MetricsMixin:
         migrated = list(_modes.MIGRATED_STATES)
         dual = list(_modes.DUAL_STACK_STATES)
         with self._db.transaction(write=False) as tx:
-            states = [row['state'] for row in tx.query('SELECT state FROM ledger_nodes')]
-            rows = tx.query('SELECT from_state, to_state FROM ledger_node_history WHERE at >= ?', (since,))
+            nodes = tx.query('SELECT state, mode, ready FROM ledger_nodes')
+            rows = tx.query('SELECT from_state, to_state, from_mode, to_mode FROM ledger_node_history WHERE at >= ?',
+                            (since,))
+        states = [row['state'] for row in nodes]
         result = _modes.progress(states)
+        # The stage under way: the furthest mode any node runs (dual_stack before any node moved); its own
+        # progress and velocity move while the seed's figure (iroh_primary and beyond) still reads 0.
+        modes = [row['mode'] or _modes.STATE_MODE[row['state']] for row in nodes]
+        stage = max([_modes.mode_index(m) for m in modes if m in _modes.MODES] + [1])
+        at_stage = sum(1 for m in modes if m in _modes.MODES and _modes.mode_index(m) >= stage)
+        stage_entered = sum(1 for r in rows if r['to_mode'] in _modes.MODES and _modes.mode_index(r['to_mode']) >= stage
+                            and not (r['from_mode'] in _modes.MODES and _modes.mode_index(r['from_mode']) >= stage))
         entered = sum(1 for r in rows if r['to_state'] in migrated and r['from_state'] not in migrated)
         left = sum(1 for r in rows if r['from_state'] in migrated and r['to_state'] not in migrated)
         dual_entered = sum(1 for r in rows if r['to_state'] in dual and r['from_state'] not in dual + migrated)
@@ -44,6 +53,10 @@ class MetricsMixin:
         if velocity > 0 and remaining > 0:
             eta = datetime.datetime.fromtimestamp(now + remaining / velocity * 3600.0, tz=datetime.UTC)
         result.update({
+            'not_ready': sum(1 for row in nodes if row['ready'] == 0),
+            'stage': _modes.MODES[stage],
+            'stage_progress_percent': round(100.0 * at_stage / len(nodes), 2) if nodes else 0.0,
+            'stage_velocity_nodes_per_hour': round(stage_entered / window_hours, 2) if window_hours > 0 else 0.0,
             'velocity_nodes_per_hour': round(velocity, 2),
             'dual_stack_velocity_nodes_per_hour': round(dual_entered / window_hours, 2) if window_hours > 0 else 0.0,
             'window_hours': window_hours,

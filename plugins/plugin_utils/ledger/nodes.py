@@ -76,6 +76,7 @@ def _node_row(row):
     out['health_at'] = _iso(row.get('health_at'))
     out['health_data'] = _unjson(row.get('health_data')) if row.get('health_data') else None
     out['unjudged_since'] = _iso(row.get('unjudged_since'))
+    out['ready'] = None if row.get('ready') is None else bool(row['ready'])
     return out
 
 
@@ -103,16 +104,19 @@ class NodesMixin:
         wave = item.get('wave') if item.get('wave') is not None else (row['wave'] if row else None)
         run = _run_id(item.get('run_id', run_id))
         unjudged = unjudged_since(row, to_state, mode, now)
+        # Whether it became ready in that mode: what the switch saw; unknown (kept) for a mark or a verdict.
+        ready = None if item.get('ready') is None else int(bool(item['ready']))
         if row is None:
             tx.execute('INSERT INTO ledger_nodes (node_id, host, service_name, peer_id, state, mode, version, wave, '
-                       'run_id, updated_at, unjudged_since) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
-                       (node_id, host, service, peer_id, to_state, mode, version, wave, run, now, unjudged))
+                       'run_id, updated_at, unjudged_since, ready) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+                       (node_id, host, service, peer_id, to_state, mode, version, wave, run, now, unjudged, ready))
         else:
             tx.execute('UPDATE ledger_nodes SET peer_id = ?, state = ?, mode = ?, version = ?, wave = ?, run_id = ?, '
-                       'updated_at = ?, unjudged_since = ? WHERE node_id = ?',
-                       (peer_id, to_state, mode, version, wave, run, now, unjudged, node_id))
-        changed = from_state != to_state or from_mode != mode
-        if changed:
+                       'updated_at = ?, unjudged_since = ?, ready = COALESCE(?, ready) WHERE node_id = ?',
+                       (peer_id, to_state, mode, version, wave, run, now, unjudged, ready, node_id))
+        changed = from_state != to_state or from_mode != mode or (ready is not None and row is not None
+                                                                   and row.get('ready') != ready)
+        if from_state != to_state or from_mode != mode:
             seconds = item.get('seconds_to_ready')
             tx.execute('INSERT INTO ledger_node_history (node_id, host, service_name, peer_id, from_state, to_state, '
                        'from_mode, to_mode, version, at, run_id, reason, seconds_to_ready) '
@@ -420,3 +424,29 @@ class NodesMixin:
                     'nodes': [{'node_id': d['node_id'], 'kind': d['kind'], 'new_state': d.get('new_state')}
                               for d in drift][:200]}, now)
         return report
+
+    # -- write-ahead intents ------------------------------------------------------------------
+
+    def open_intent(self, host, mode, run_id=None, holder=None):
+        """Record that ``host`` is about to be switched to ``mode``, before anything touches it.
+
+        Raises a LedgerError (nothing may be switched then) when the write fails."""
+        now = self._now()
+        with self._db.transaction() as tx:
+            tx.execute('DELETE FROM ledger_intents WHERE host = ?', (str(host),))
+            tx.execute('INSERT INTO ledger_intents (host, mode, run_id, holder, at) VALUES (?, ?, ?, ?, ?)',
+                       (str(host), str(mode), _run_id(run_id), holder, now))
+
+    def close_intent(self, host, items, run_id=None):
+        """Record a switch's transitions and end ``host``'s intent, in one transaction: either both or neither."""
+        now = self._now()
+        with self._db.transaction() as tx:
+            done = [self._apply_transition(tx, now, item, run_id) for item in items]
+            tx.execute('DELETE FROM ledger_intents WHERE host = ?', (str(host),))
+        return done
+
+    def intents(self):
+        """Hosts about to be switched whose result was not recorded yet: [{host, mode, run_id, holder, at}]."""
+        with self._db.transaction(write=False) as tx:
+            rows = tx.query('SELECT * FROM ledger_intents ORDER BY at, host')
+        return [dict(row, at=_iso(row['at'])) for row in rows]

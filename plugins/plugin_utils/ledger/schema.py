@@ -136,6 +136,22 @@ _V5 = (
     'ALTER TABLE ledger_runs ADD COLUMN kind TEXT',
 )
 
+# v6: the record follows what was done (issue: the record is the truth).
+# - ledger_nodes.ready: whether the node became ready in the mode it was configured for (1, 0; NULL unknown);
+# - ledger_intents: a host is about to be switched (write-ahead); the row goes in the transaction that
+#   records the result. One left behind means nobody knows what that switch did: the guard treats it as a halt;
+# - ledger_runs.clock_offset: this controller's clock minus Prometheus' (seconds), measured at the run's gate.
+_V6 = (
+    'ALTER TABLE ledger_nodes ADD COLUMN ready INTEGER',
+    """CREATE TABLE ledger_intents (
+        host TEXT PRIMARY KEY,
+        mode TEXT NOT NULL,
+        run_id {bigint},
+        holder TEXT,
+        at {real} NOT NULL)""",
+    'ALTER TABLE ledger_runs ADD COLUMN clock_offset {real}',
+)
+
 # version -> statements that bring the schema from version-1 to version.
 MIGRATIONS = {
     1: _V1,
@@ -143,6 +159,7 @@ MIGRATIONS = {
     3: _V3,
     4: _V4,
     5: _V5,
+    6: _V6,
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 

@@ -26,6 +26,7 @@ import json
 import os
 import socket
 
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils import run_kinds
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils.identity import SLICE_HOLDER_PREFIX
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger._common import (
     _json,
@@ -34,8 +35,6 @@ from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger.
     meta_get,
     meta_set,
 )
-
-OUTCOME_ORDER = ('ok', 'failed', 'halted', 'refused_locked')
 
 
 def is_shared_holder(holder):
@@ -116,8 +115,7 @@ class SlicesMixin:
                 meta_set(tx, 'slice_run_results %s' % run_id, results)
                 return None
             meta_set(tx, 'slice_run_results %s' % run_id, None)
-            worst = max((r['outcome'] for r in results),
-                        key=lambda o: OUTCOME_ORDER.index(o) if o in OUTCOME_ORDER else len(OUTCOME_ORDER))
+            worst = run_kinds.worst([r['outcome'] for r in results])
             merged = {'slices': results,
                       'transitions': sum((r['summary'] or {}).get('transitions', 0) for r in results),
                       'failed_nodes': sorted({n for r in results

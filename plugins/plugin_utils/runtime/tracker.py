@@ -72,6 +72,9 @@ def transition_items(host, result, intent=None, wave=None):
     for node in result.get('nodes') or []:
         outcome = node.get('result')
         mode = node.get('mode')
+        if outcome == 'not_ready' and mode not in _modes.MODES:
+            # Restarted in the target mode but never seen ready (a hung process): it is configured for the target.
+            mode = result.get('mode')
         if outcome in ('would_switch', 'not_attempted', 'skipped') or mode not in _modes.MODES:
             continue
         if outcome == 'failed' and node.get('restored') is not True:
@@ -90,8 +93,10 @@ def transition_items(host, result, intent=None, wave=None):
                       f"{node.get('seconds_waited')} s")
         else:
             reason = f'already {mode}'
+        ready = {'switched': True, 'not_ready': False}.get(outcome)
         items.append({'host': host, 'service_name': node.get('service_name'), 'peer_id': node.get('peer_id'),
                       'mode': mode, 'to_state': to_state, 'version': node.get('version'), 'reason': reason,
+                      'ready': ready,
                       'seconds_to_ready': node.get('seconds_to_ready') if outcome == 'switched' else None,
                       'wave': wave if outcome == 'switched' else None})
     return items
@@ -131,6 +136,7 @@ class MigrationTracker:
         self.run_id = None
         self.operator = config.operator
         self.playbook = None
+        self.inventory_hosts = None   # every host of the playbook's inventory (the callback tells)
         self.kind = run_kinds.OTHER
         self.wave = None
         self.holder = None
@@ -217,6 +223,7 @@ class MigrationTracker:
         ledger_lib.hold_controller_mark()
         self._environ[ledger_lib.ENV_CONTROLLER_PID] = str(os.getpid())
         self._environ[identity.ENV_OPERATOR] = self.operator   # one run, one operator (workers read it)
+        self._environ[identity.ENV_WAVE] = self.wave or ''     # the switch records the wave label itself
         if self.run_id is not None:
             self._environ[ledger_lib.ENV_RUN_ID] = str(self.run_id)
         self._environ[ledger_lib.ENV_LEDGER] = self.location
@@ -243,7 +250,10 @@ class MigrationTracker:
         if not self.check_mode:
             flags = self._safe('read the flags', self.ledger.get_flags) or {}
             failed = any(s.get('failures') or s.get('unreachable') for s in host_stats.values())
-            if flags.get('halted') and (self.halted_by_us or self.transitions or self.failed_nodes):
+            concluded = self._safe('read the conclusion', self._concluded)
+            if concluded:
+                outcome = run_kinds.run_outcome(concluded)   # the stage said how it ended (migration_conclude)
+            elif flags.get('halted') and (self.halted_by_us or self.transitions or self.failed_nodes):
                 outcome = 'halted'
             elif failed:
                 outcome = 'failed'
@@ -267,6 +277,25 @@ class MigrationTracker:
         self._safe('close the ledger', self.ledger.close)
         self.ledger = None
         return lines
+
+    def _outside_inventory(self):
+        """{host: [services]} the ledger has beyond libp2p_only on hosts this playbook's inventory lacks."""
+        if self.inventory_hosts is None:
+            return {}
+        known = set(self.inventory_hosts)
+        out = {}
+        for node in self.ledger.nodes():
+            mode = node.get('mode') or _modes.STATE_MODE[node['state']]
+            if node['host'] not in known and mode != _modes.LIBP2P_ONLY:
+                out.setdefault(node['host'], []).append(node['service_name'])
+        return out
+
+    def _concluded(self):
+        """The outcome this run's conclusion recorded (run_concluded), or None."""
+        if self.run_id is None:
+            return None
+        events = self.ledger.events(kinds=['run_concluded'], run_id=self.run_id, limit=1)
+        return (events[0]['data'] or {}).get('outcome') if events else None
 
     def write_metrics(self):
         if self.config.metrics_textfile and self.ledger is not None:
@@ -363,6 +392,10 @@ class MigrationTracker:
         return state
 
     def _transport_mode(self, host, result, task_vars):
+        if result.get('recorded'):
+            # The switch recorded its result itself, with its write-ahead intent (services/switch.py).
+            self.transitions += int(result.get('recorded_transitions') or 0)
+            return
         items = transition_items(host, result, self._intent(task_vars), wave=self.wave)
         if items:
             done = self._safe('record transitions', self.ledger.record_transitions, items, run_id=self.run_id)
@@ -472,7 +505,10 @@ class MigrationTracker:
             + (f', outcome {self.outcome}' if self.outcome else ''),
             f"progress {prog['progress_percent']:.1f} % ({prog['migrated']} of {prog['total']} nodes migrated), "
             f"phase {prog['phase']}, dual-stack coverage {prog['dual_stack_coverage_percent']:.1f} %",
-            'nodes: ' + ', '.join(f'{state} {prog["by_state"].get(state, 0)}' for state in _modes.STATES),
+            'nodes: ' + ', '.join(f'{state} {prog["by_state"].get(state, 0)}' for state in _modes.STATES)
+            + (f", NOT READY {prog['not_ready']}" if prog.get('not_ready') else ''),
+            f"stage {prog['stage']}: {prog['stage_progress_percent']:.1f} % of the nodes at it or beyond, "
+            f"{prog['stage_velocity_nodes_per_hour']:g} nodes/h (last {window:g} h)",
             f"velocity {prog['velocity_nodes_per_hour']:g} nodes/h (last {window:g} h), ETA "
             + (prog['eta'].strftime('%Y-%m-%d %H:%M UTC') if prog['eta'] else 'unknown'),
         ]
@@ -483,6 +519,15 @@ class MigrationTracker:
         from ansible_collections.autonomi.network_migration.plugins.plugin_utils import (  # noqa: I001
             guard,  # pylint: disable=import-outside-toplevel
         )
+        unknown = self._safe('compare the ledger with the inventory', self._outside_inventory) or {}
+        if unknown:
+            lines.append('NOT IN THE INVENTORY but migrated according to the ledger: ' + '; '.join(
+                f"{host} ({', '.join(services)})" for host, services in sorted(unknown.items()))
+                + ' -- add them back to the inventory (a rollback cannot reach them otherwise)')
+        intents = self._safe('read the intents', self.ledger.intents) or []
+        if intents:
+            lines.append('UNRECORDED: ' + guard.describe_intents(intents)
+                         + ' -- compare with playbooks/reconcile.yml -e fix=true, then resume --ack')
         if flags.get('halted'):
             lines.append(f"HALTED since {flags['halted']['at']}: " + guard.describe_flag('halted', flags['halted'])
                          + ' -- acknowledge with resume --ack once the cause is understood')

@@ -69,10 +69,15 @@ def pause(ledger, reason, operator, run_id=None):
     return {'changed': True, 'msg': 'migration paused by %s: %s' % (operator, reason)}
 
 
-def resume_decision(flags, ack):
-    """What a resume does with these flags: ``nothing``, ``refused`` (a halt without ack) or ``resume``."""
+def resume_decision(flags, ack, intents=()):
+    """What a resume does with these flags (and un-ended switch intents, which count as a halt):
+    ``nothing``, ``refused`` (a halt or an unrecorded switch without ack) or ``resume``."""
     halted = flags.get(HALTED)
-    if not flags.get(PAUSED) and not halted:
+    if intents and not ack:
+        return {'action': 'refused', 'msg': guard.describe_intents(intents) + (
+            ': compare the ledger with the hosts (playbooks/reconcile.yml -e fix=true), then resume with ack '
+            '(CLI: resume --ack; playbook: -e ack=true)')}
+    if not flags.get(PAUSED) and not halted and not intents:
         return {'action': 'nothing', 'msg': 'migration is neither paused nor halted'}
     if halted and not ack:
         return {'action': 'refused',
@@ -85,14 +90,17 @@ def resume_decision(flags, ack):
 def resume(ledger, operator, ack=False, run_id=None):
     """Clear a pause; clear a halt only with ``ack`` (the ledger refuses otherwise, in its transaction)."""
     flags = ledger.get_flags()
-    decision = resume_decision(flags, ack)
+    intents = ledger.intents()
+    decision = resume_decision(flags, ack, intents)
     if decision['action'] == 'nothing':
         return {'changed': False, 'msg': decision['msg']}
     if decision['action'] == 'refused':
         return {'changed': False, 'failed': True, 'refused': HALTED, 'msg': decision['msg']}
     ledger.resume(operator, ack=ack, run_id=run_id)
-    return {'changed': True, 'cleared': flags,
-            'msg': 'migration resumed by %s%s' % (operator, ' (halt acknowledged)' if flags.get(HALTED) else '')}
+    acknowledged = [word for word, there in (('halt', flags.get(HALTED)), ('unrecorded switches', intents)) if there]
+    return {'changed': True, 'cleared': dict(flags, unrecorded=intents),
+            'msg': 'migration resumed by %s%s' % (operator, ' (%s acknowledged)' % ' and '.join(acknowledged)
+                                                  if acknowledged else '')}
 
 
 def halt(ledger, reason, operator, source, run_id=None, **data):
@@ -158,6 +166,7 @@ def status(ledger, testing_deadline=3600):
         'progress': ledger.progress(),
         'flags': ledger.get_flags(),
         'lock': ledger.lock(),
+        'intents': ledger.intents(),
         'canary': ledger.canary_verdict(),
         'events': ledger.events(limit=20),
         'migrated_hosts': migrated_hosts(nodes),
@@ -210,3 +219,9 @@ def event(ledger, kind, operator=None, reason=None, run_id=None, **data):
 def actor_defaults(operator=None, task_vars=None):
     """The operator and run id every write of this run carries (plugin_utils/identity.py)."""
     return operator or identity.operator(task_vars or {}), identity.run_id()
+
+
+def record_conclusion(ledger, stage, outcome, run_id=None):
+    """How this run's stage ended (canary, wave, rollback): the run's outcome is this, not a guess from its
+    task failures (a degraded rollback is ``degraded``, not ``ok`` or just ``failed``)."""
+    ledger.record_event('run_concluded', run_id=run_id, stage=stage, outcome=outcome)

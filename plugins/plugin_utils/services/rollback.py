@@ -44,10 +44,17 @@ def beyond(ledger, target, outside_hosts=None):
     return found
 
 
+# Outcomes that fail the rollback's task (and so the job): a host not brought back, or not known to be back.
+FAILING = ('failed', 'incomplete')
+
+
 def conclude(ledger, plan_, switch_results, *, fleet_hosts, started_at, reason, trigger, holder, operator=None,
-             stopped_early=False, ready_timeout=None, run_id=None, now=time.time):
+             stopped_early=False, ready_timeout=None, run_id=None, now=time.time, degraded_fails=True):
     """End a rollback: its outcome, the ledger told (start scope of a fast rollback, the outcome event), its
     lock released, and one message with the next step. Returns the outcome's fields plus seconds, failed, msg.
+
+    The task fails for ``failed`` and ``incomplete``, and for ``degraded`` (nodes back but not ready) unless
+    ``degraded_fails`` is off (the rollback variable ``rollback_degraded_fails``).
     """
     target, strategy = plan_['target'], plan_['strategy']
     unknown = beyond(ledger, target, outside_hosts=set(fleet_hosts)) if plan_.get('whole_fleet') else {}
@@ -64,7 +71,8 @@ def conclude(ledger, plan_, switch_results, *, fleet_hosts, started_at, reason, 
                         not_ready_nodes=out['not_ready_nodes'], remaining_hosts=out['remaining_hosts'],
                         unknown_hosts=out['unknown_hosts'], **common)
     ledger.release_lock(holder, run_id=run_id)
-    out.update(changed=bool(out['rolled_back_hosts']), failed=out['outcome'] == 'failed',
+    failing = FAILING + (('degraded',) if degraded_fails else ())
+    out.update(changed=bool(out['rolled_back_hosts']), failed=out['outcome'] in failing,
                msg=message(strategy, target, out, ready_timeout))
     return out
 

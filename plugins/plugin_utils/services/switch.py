@@ -2,8 +2,8 @@
 # Copyright: Contributors to the autonomi.network_migration collection
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Use cases of the transport switch on the controller: may this run touch this host now, and what a
-worker whose controller died records of the switch it finished.
+"""Use cases of the transport switch on the controller: may this run touch this host now, the write-ahead
+intent before it is touched, and the record of what the switch did (also by a worker whose controller died).
 
 The decision is the guard's (plugins/plugin_utils/guard.py); may_touch() reads the ledger for it and
 handles the ledger's absence: the ledger code not installed (ImportError) allows, with a note; anything
@@ -13,10 +13,8 @@ it before a host is touched and between node batches (plugins/plugin_utils/node_
 
 from __future__ import annotations
 
-import os
-
 from ansible_collections.autonomi.network_migration.plugins.module_utils import _modes
-from ansible_collections.autonomi.network_migration.plugins.plugin_utils import guard
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils import guard, redaction
 
 MODULE = 'autonomi.network_migration.transport_mode'
 
@@ -46,7 +44,7 @@ def _read_ledger(explicit_location, with_modes=False):
     ledger = open_ledger(location)
     try:
         snap = guard.snapshot_of(ledger, with_modes=with_modes)
-        return location, snap.flags, snap.node_modes, snap.lock
+        return location, snap.flags, snap.node_modes, snap.lock, snap.intents
     finally:
         close = getattr(ledger, 'close', None)
         if close is not None:
@@ -69,36 +67,55 @@ def may_touch(explicit_location=None, ignore_pause=False, allow_rollback=False, 
         return LedgerGuard(False, reason=(
             f'cannot read the migration ledger ({exc.__class__.__name__}: {exc}); refusing to touch the host '
             'because a pause or halt could not be ruled out. Fix the ledger (or pass ledger=<location>) and re-run.'))
-    snapshot = guard.Snapshot(flags=flags or {}, lock=rest[0] if rest else None, node_modes=fleet_modes)
+    snapshot = guard.Snapshot(flags=flags or {}, lock=rest[0] if rest else None, node_modes=fleet_modes,
+                              intents=rest[1] if len(rest) > 1 else [])
     decision = guard.decide(snapshot, actor or guard.Actor.from_environment(), host=host, mode=mode,
                             ignore_pause=ignore_pause, allow_rollback=allow_rollback)
     return LedgerGuard(decision.allowed, reason=decision.reason, flags=snapshot.flags, location=location,
                        note=decision.note, refused=decision.refused)
 
 
-def record_orphaned(location, host, result, warn=print):
-    """A worker whose controller died records what it switched: nobody else will."""
+def _open(location):
+    from ansible_collections.autonomi.network_migration.plugins.plugin_utils import (  # noqa: I001
+        ledger as ledger_lib,  # pylint: disable=import-outside-toplevel
+    )
+    return ledger_lib.open_ledger(ledger_lib.resolve_ledger_location(location))
+
+
+def begin(location, host, mode, actor=None):
+    """Write-ahead: record that ``host`` is about to be switched to ``mode``. None when recorded, else why
+    nothing may be switched (the ledger could not be written: the batch stops with nothing touched)."""
+    actor = actor or guard.Actor.from_environment()
     try:
-        from ansible_collections.autonomi.network_migration.plugins.plugin_utils import (  # noqa: I001
-            ledger as ledger_lib,  # pylint: disable=import-outside-toplevel
-        )
-        from ansible_collections.autonomi.network_migration.plugins.plugin_utils.runtime.tracker import (
-            transition_items,  # pylint: disable=import-outside-toplevel
-        )
-        ledger = ledger_lib.open_ledger(ledger_lib.resolve_ledger_location(location))
-    except Exception as exc:  # pylint: disable=broad-exception-caught
-        warn(f'{MODULE}: controller gone and the ledger cannot be opened to record {host}: {exc}')
-        return
-    try:
-        items = transition_items(host, result)
+        with _open(location) as ledger:
+            ledger.open_intent(host, mode, run_id=actor.run_id, holder=actor.holder)
+    except Exception as exc:  # pylint: disable=broad-exception-caught  # any failure: touch nothing
+        return (f'nothing was switched on {host}: the intent to switch it to {mode} could not be recorded in the '
+                f'migration ledger ({redaction.redact_text(exc)}). Fix the ledger, then re-run.')
+    return None
+
+
+def finish(location, host, result, intent=None, wave=None, orphaned=False, actor=None):
+    """Record what the switch did on ``host`` (every node's configured mode and readiness) and end its intent,
+    in one transaction. Returns (changed transitions, None) or (0, what could not be recorded and what next)."""
+    from ansible_collections.autonomi.network_migration.plugins.plugin_utils.runtime.tracker import (  # noqa: I001
+        transition_items,  # pylint: disable=import-outside-toplevel
+    )
+    actor = actor or guard.Actor.from_environment()
+    items = transition_items(host, result, intent, wave=wave)
+    if orphaned:
         for item in items:
             item['reason'] = f"{item['reason']} (recorded by the worker: its controller was gone)"
-        run_id = os.environ.get(ledger_lib.ENV_RUN_ID)
-        ledger.record_transitions(items, run_id=run_id)
-        ledger.record_event('orphan_stopped', run_id=run_id, host=host, switched=result.get('switched') or [],
-                            not_switched=result.get('not_switched') or [],
-                            controller_pid=guard.Actor.from_environment().controller_pid)
+    try:
+        with _open(location) as ledger:
+            done = ledger.close_intent(host, items, run_id=actor.run_id)
+            if orphaned:
+                ledger.record_event('orphan_stopped', run_id=actor.run_id, host=host,
+                                    switched=result.get('switched') or [],
+                                    not_switched=result.get('not_switched') or [], controller_pid=actor.controller_pid)
     except Exception as exc:  # pylint: disable=broad-exception-caught
-        warn(f'{MODULE}: controller gone; could not record {host} in the ledger: {exc}')
-    finally:
-        ledger.close()
+        return 0, (f'but the result could NOT be recorded in the migration ledger ({redaction.redact_text(exc)}): the '
+                   f'ledger does not know what {host} runs now. The batch stops; the next run refuses until the ledger '
+                   'is compared with the hosts (playbooks/reconcile.yml -e fix=true) and the stop is acknowledged '
+                   '(resume with ack)')
+    return sum(1 for d in done if d['changed']), None
