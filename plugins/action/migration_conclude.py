@@ -32,6 +32,7 @@ class ActionModule(MigrationAction):
         ready_timeout=dict(type='int'),
         fleet_hosts=dict(type='list', elements='str', default=[]),
         degraded_fails=dict(type='bool', default=True),
+        hosts=dict(type='list', elements='str', default=[]),
     )
 
     def run(self, tmp=None, task_vars=None):
@@ -46,9 +47,12 @@ class ActionModule(MigrationAction):
                 result.update(self._rollback(ledger, args, task_vars, holder, operator, run_id))
             else:
                 flags = ledger.get_flags()
+                hostvars = task_vars.get('hostvars', {})
+                uncontained = [h for h in args['hosts'] if h in hostvars
+                               and wave.not_contained(hostvars[h].get('wave_contained'))]
                 result.update(changed=False, flags=flags, **(
                     canary.conclusion(ledger.canary_verdict()) if args['stage'] == 'canary'
-                    else wave.conclusion(flags, args['rollback_policy'])))
+                    else wave.conclusion(flags, args['rollback_policy'], uncontained)))
                 if not self._play_context.check_mode:
                     control.record_conclusion(ledger, args['stage'], result['outcome'], run_id=run_id)
                     ledger.release_lock(holder, run_id=run_id)

@@ -59,6 +59,7 @@ class ActionModule(MigrationAction):
         fleet_hosts=dict(type='list', elements='str'),
         info_var=dict(type='str', default=hostvars.DEFAULT_INFO_VAR),
         min_soak=dict(type='str', default='0'),
+        probe=dict(type='bool', default=False),
     )
     MUTUALLY_EXCLUSIVE = (('rules', 'rollback_rules'),)
 
@@ -78,6 +79,14 @@ class ActionModule(MigrationAction):
             min_soak = validation.seconds(args['min_soak'], 'min_soak')
         except MigrationError as exc:
             self.fail('%s; nothing was evaluated' % exc)
+        if args['probe']:
+            if not request.hosts:
+                self.fail('probe needs hosts (the batch about to be touched)')
+            client = PrometheusClient(settings)
+            try:
+                return dict(result, **gating.can_judge(client, ruleset, request.hosts))
+            finally:
+                client.close()
         ledger = LedgerAdapter(self.ledger_location(args['ledger'], task_vars))
         if args['unjudged']:
             try:

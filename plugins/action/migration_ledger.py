@@ -95,7 +95,8 @@ class ActionModule(MigrationAction):
             return canary.record_verdict(ledger, args['verdict'], hosts, reason, operator, run_id=run_id,
                                          **args['data'])
         if op == 'canary_stopped':
-            return canary.record_stop(ledger, hosts, reason, operator, run_id=run_id, **args['data'])
+            return canary.record_stop(ledger, hosts, reason, operator, run_id=run_id,
+                                      failed_result=args['failed_result'], **args['data'])
         if op == 'judged':
             return control.judged(ledger, hosts, reason, run_id=run_id)
         if op == 'contained':

@@ -73,6 +73,13 @@ options:
     type: list
     elements: str
     default: []
+  hosts:
+    description:
+      - With O(stage=wave), the wave's hosts; a host whose containment switch (registered as C(wave_contained))
+        failed or could not reach it is named, and the wave ends halted.
+    type: list
+    elements: str
+    default: []
   degraded_fails:
     description:
       - With O(stage=rollback), fail the task when the outcome is V(degraded) (it always fails for V(failed) and

@@ -46,6 +46,14 @@ options:
     description: Ids of the rules to evaluate, default every enabled rule. Mutually exclusive with O(rollback_rules).
     type: list
     elements: str
+  probe:
+    description:
+      - Do not judge; say whether a gate B(could) judge O(hosts) now, before they are touched - Prometheus answers,
+        and every host has a scrape target that is up with a sample no older than three evaluation intervals
+        (at least 10 s). Fails (verdict V(unavailable)) otherwise, naming each host and why; nothing is recorded.
+        The wave's batches and the canary ask it before they switch.
+    type: bool
+    default: false
   rollback_rules:
     description:
       - Evaluate the rules whose firing rolls migrated nodes back - the enabled rules of severity C(critical) in the

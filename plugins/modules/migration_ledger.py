@@ -107,7 +107,9 @@ options:
     type: str
     choices: [passed, failed, frozen]
   failed_result:
-    description: With O(op=stop_batch), the result of the task that failed (C(ansible_failed_result)).
+    description:
+      - With O(op=stop_batch) and O(op=canary_stopped), the result of the task that failed (C(ansible_failed_result)).
+        A result without a verdict (V(unavailable), V(inconclusive)) halts without a verdict, or freezes the canary.
     type: dict
   rollback_policy:
     description: With O(op=contained), the wave's policy (plugins/plugin_utils/gate.py C(containment())).

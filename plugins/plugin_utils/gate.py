@@ -145,6 +145,15 @@ class LedgerAdapter:
                 'nodes': ['%s/%s' % (n['host'], n['service_name']) for n in nodes],
                 'wait': max(0.0, float(min_soak) - (clock() - newest)) if nodes else 0.0}
 
+    def clock(self, offset, warn=False):
+        """This run's controller clock offset from Prometheus (the first measured stays with the run); an event when
+        it is beyond the warning threshold."""
+        def write(handle):
+            handle.set_clock_offset(self.run_id, offset)
+            if warn:
+                handle.record_event('clock_skew', run_id=self.run_id, offset_seconds=offset, source='gate')
+        self._call('recording the clock offset', write)
+
     def record(self, kind, **data):
         self._call('recording a %s event' % kind, lambda h: h.record_event(kind, run_id=self.run_id, **data))
         if self.enabled:

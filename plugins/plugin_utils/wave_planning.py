@@ -158,6 +158,14 @@ def plan_wave(nodes, wave, stage=_modes.DUAL_STACK, batches=(1, '10%', '25%'), e
                            'fleet goes from %.2f %% to %.2f %%'
                            % (_fmt(wave), len(chosen), count, stage, len(layout), plan['batch_sizes'],
                               current_percent, 100.0 * (at_stage + count) / total))
+    asked = batch_sizes(batches, len(chosen)) if chosen else []
+    if plan['batch_sizes'] != asked:
+        plan['batches_asked'] = asked
+        plan['message'] += ('; the batches differ from the %s asked (%s) because no batch may restart more than %d '
+                            'of the %d nodes of one close group (max_close_group_share %s): hosts whose nodes share '
+                            'a close group with a host already in the batch go to a later one'
+                            % (asked, ', '.join(str(b) for b in batches), limit, close_group_size,
+                               _fmt(max_close_group_share)))
     plan['refusals'] += refusals(nodes, plan, needed, max_partition_risk=max_partition_risk,
                                  switch_seconds=switch_seconds, default_switch_seconds=default_switch_seconds,
                                  rollback_sla_seconds=rollback_sla_seconds, rollback_forks=rollback_forks)

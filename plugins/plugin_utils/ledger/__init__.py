@@ -41,6 +41,8 @@ from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger.
 )
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger.control import (
     DEFAULT_STALE_AFTER,
+    HEARTBEAT_DEAD,
+    HEARTBEAT_EVERY,
     ControlMixin,
 )
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger.core import (
@@ -88,7 +90,8 @@ from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger.
 )
 
 __all__ = [
-    'DEFAULT_LEDGER', 'DEFAULT_STALE_AFTER', 'DSN_PREFIXES', 'ENV_CONTROLLER_PID', 'ENV_LEDGER', 'ENV_LOCK_HOLDER',
+    'DEFAULT_LEDGER', 'DEFAULT_STALE_AFTER', 'HEARTBEAT_DEAD', 'HEARTBEAT_EVERY',
+    'DSN_PREFIXES', 'ENV_CONTROLLER_PID', 'ENV_LEDGER', 'ENV_LOCK_HOLDER',
     'ENV_RUN_ID', 'INI_KEY', 'INI_SECTION',
     'EVENT_KINDS', 'controller_pid', 'hold_controller_mark', 'node_id_for',
     'HaltNeedsAcknowledgement', 'Ledger', 'LedgerError', 'LedgerForeignDatabase', 'LedgerHalted',

@@ -11,6 +11,7 @@ import time
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger import slices
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger._common import (
     _iso,
+    _json,
     _run_id,
     controller_pid,
     controller_processes,
@@ -28,6 +29,10 @@ _REFUSAL_ERRORS = {'halted': LedgerHalted, 'paused': LedgerPaused, 'locked': Led
 
 # A lock whose holder has not sent a heartbeat for this long is taken over (with a logged event).
 DEFAULT_STALE_AFTER = 900
+# A live controller's migration_tracker refreshes the lock's heartbeat this often (a thread of its own, also
+# through long waits); a lock whose heartbeat stopped for HEARTBEAT_DEAD seconds belongs to a dead controller.
+HEARTBEAT_EVERY = 30.0
+HEARTBEAT_DEAD = 3 * HEARTBEAT_EVERY
 # How long a run started right after a crash waits for the dead controller's processes to end (a node
 # batch in flight: up to a ready timeout, 60 s by default, after the restart) before it is refused.
 ORPHAN_WAIT = 180
@@ -242,8 +247,14 @@ class ControlMixin:
             if lock and lock['holder'] != holder:
                 age = now - (lock['_heartbeat'] or 0)
                 dead, workers = self._holder_state(lock)
-                # A sliced AWX job: the other slices live on when the process that took the lock is gone.
-                dead = dead and not slices.is_shared_holder(lock['holder'])
+                shared = slices.is_shared_holder(lock['holder'])
+                if shared:
+                    # A sliced AWX job: dead only when every slice is - here (its process gone) and elsewhere
+                    # (no heartbeat: a live slice's controller beats every HEARTBEAT_EVERY seconds).
+                    dead = slices.all_gone(tx, self._heartbeat_stopped(lock, age))
+                    workers = []
+                elif not dead and self._heartbeat_stopped(lock, age):
+                    dead = True   # a controller on another host (an AWX job's container) that stopped beating
                 if workers:
                     raise LedgerLocked(
                         f"the migration ledger is locked by {lock['holder']} (playbook {lock['playbook']}, run "
@@ -255,12 +266,19 @@ class ControlMixin:
                     raise LedgerLocked(self._locked_message(lock), holder=lock['holder'],
                                        started_at=lock['started_at'], playbook=lock['playbook'],
                                        run_id=lock['run_id'])
-                why = (f"its process {lock['pid']} on {host} is gone" if dead
-                       else f'no heartbeat for {age:.0f} s (stale after {stale_after} s)')
+                if not dead:
+                    why = f'no heartbeat for {age:.0f} s (stale after {stale_after} s)'
+                elif shared:
+                    why = f'every slice of the sliced job is gone (last heartbeat {age:.0f} s ago)'
+                elif lock['host'] == host and not self._heartbeat_stopped(lock, age):
+                    why = f"its process {lock['pid']} on {host} is gone"
+                else:
+                    why = f"its controller on {lock['host']} stopped its heartbeat {age:.0f} s ago"
                 self._event(tx, 'lock_recovered', run_id,
                             {'previous_holder': lock['holder'], 'previous_playbook': lock['playbook'],
                              'previous_run_id': lock['run_id'], 'previous_started_at': lock['started_at'],
                              'reason': why, 'new_holder': holder}, now)
+                self._end_dead_run(tx, lock, why, now)
                 lock = None
             if lock is None:
                 tx.execute('UPDATE ledger_lock SET holder = ?, holder_host = ?, holder_pid = ?, playbook = ?, '
@@ -275,6 +293,31 @@ class ControlMixin:
                 # The slices of one sliced AWX job hold the lock together (see ledger/slices.py).
                 slices.lock_join(tx, pid)
             return self._public(self._lock_in(tx))
+
+    @staticmethod
+    def _heartbeat_stopped(lock, age):
+        """Whether the lock's controller stopped beating: it beat at least once after taking the lock (so a
+        heartbeat runs: the migration_tracker's thread, every HEARTBEAT_EVERY s), and not for HEARTBEAT_DEAD s."""
+        beating = (lock['_heartbeat'] or 0) > (lock['_started'] or 0) + 1
+        return beating and age > HEARTBEAT_DEAD
+
+    def _end_dead_run(self, tx, lock, why, now):
+        """The run of a lock found dead ends now as ``killed``, saying when and why, and which hosts it had
+        started switching without recording the result (their intents)."""
+        run_id = lock.get('run_id')
+        if run_id is None:
+            return
+        row = tx.one('SELECT ended_at FROM ledger_runs WHERE id = ?', (run_id,))
+        if row is None or row['ended_at'] is not None:
+            return
+        unrecorded = [r['host'] for r in tx.query('SELECT host FROM ledger_intents WHERE run_id = ? ORDER BY host',
+                                                  (run_id,))]
+        summary = {'found_dead_at': _iso(now), 'why': why, 'holder': lock['holder'],
+                   'hosts_not_done': unrecorded}
+        tx.execute('UPDATE ledger_runs SET ended_at = ?, outcome = ?, summary = ? WHERE id = ?',
+                   (now, 'killed', _json(summary), run_id))
+        slices.run_reset(tx, run_id)
+        self._event(tx, 'run_ended', run_id, dict(summary, outcome='killed'), now)
 
     def heartbeat(self, holder=None, pid=None):
         """Refresh the lock's heartbeat; False when it is not held by ``holder`` (any more).

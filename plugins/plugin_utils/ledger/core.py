@@ -28,7 +28,9 @@ class LedgerCore:
 
     def __init__(self, backend, clock=None):
         self._db = backend
-        self._clock = clock or time.time
+        # Whose clock the ledger's times are: an injected one (tests), else the database server's when it has one
+        # (PostgreSQL, shared by every controller and AWX job), else this controller's (SQLite: one controller).
+        self._clock = clock or getattr(backend, 'server_time', None) or time.time
         self.location = backend.location
         self.dialect = backend.dialect
         self._migrate()
@@ -49,6 +51,10 @@ class LedgerCore:
 
     def _now(self):
         return float(self._clock())
+
+    def clock_now(self):
+        """Now by the ledger's clock (the database server's for PostgreSQL, else this controller's)."""
+        return self._now()
 
     def _migrate(self):
         """Create the schema or bring it forward; refuse foreign databases and future schemas."""

@@ -49,6 +49,15 @@ class RunsMixin:
                        (now, str(outcome), _json(summary) if summary is not None else None, run_id))
             self._event(tx, 'run_ended', run_id, {'outcome': str(outcome)}, now)
 
+    def set_clock_offset(self, run_id, offset):
+        """The run's controller clock minus Prometheus' (seconds), as its first gate measured it."""
+        run_id = _run_id(run_id)
+        if run_id is None:
+            return
+        with self._db.transaction() as tx:
+            tx.execute('UPDATE ledger_runs SET clock_offset = ? WHERE id = ? AND clock_offset IS NULL',
+                       (float(offset), run_id))
+
     def run(self, run_id):
         with self._db.transaction(write=False) as tx:
             row = tx.one('SELECT * FROM ledger_runs WHERE id = ?', (run_id,))

@@ -35,6 +35,7 @@ from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger.
     meta_get,
     meta_set,
 )
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils.runtime.controller import pid_alive
 
 
 def is_shared_holder(holder):
@@ -70,6 +71,31 @@ def lock_member(tx, pid=None):
 
 def lock_reset(tx):
     meta_set(tx, LOCK_PARTICIPANTS, None)
+
+
+def _alive_here(member):
+    """Whether a participant ("hostname pid") runs on this host; None when it is another host's."""
+    hostname, _, pid = member.rpartition(' ')
+    if hostname != socket.gethostname():
+        return None
+    return pid.isdigit() and pid_alive(int(pid))
+
+
+def all_gone(tx, heartbeat_stopped):
+    """Whether every participant of the shared lock is gone: those on this host have no process, and those on
+    other hosts stopped beating (``heartbeat_stopped``: the lock's heartbeat, refreshed by any live slice)."""
+    members = meta_get(tx, LOCK_PARTICIPANTS, [])
+    here = [_alive_here(m) for m in members]
+    if any(alive for alive in here if alive is not None):
+        return False
+    elsewhere = any(alive is None for alive in here)
+    return heartbeat_stopped or not elsewhere
+
+
+def run_reset(tx, run_id):
+    """A sliced run found dead: forget its live members (its slices will not leave it)."""
+    meta_set(tx, 'slice_run_members %s' % run_id, None)
+    meta_set(tx, 'slice_run_results %s' % run_id, None)
 
 
 class SlicesMixin:

@@ -191,3 +191,34 @@ def controller_processes(pid):
         if marks and _holds_any(entry, marks):
             found.append(int(entry))
     return sorted(found)
+
+
+# Ansible forks its workers from the controller: a fork while the heartbeat thread is inside SQLite or a socket
+# would copy a held lock into the worker. Forks wait for a beat in flight to end (and a beat for a fork).
+_FORK_GUARD = threading.Lock()
+os.register_at_fork(before=_FORK_GUARD.acquire, after_in_parent=_FORK_GUARD.release,
+                    after_in_child=_FORK_GUARD.release)
+
+
+class Heartbeat:
+    """Calls ``beat()`` every ``interval`` seconds from a daemon thread until stop(): the migration_tracker keeps
+    its run's lock alive this way through long waits (a soak, a gate's evaluations, a pause) when no callback
+    event comes. ``beat`` must not raise (the tracker's catches and warns once); no fork happens during one."""
+
+    def __init__(self, beat, interval):
+        self._beat = beat
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name='migration-heartbeat')
+
+    def start(self):
+        self._thread.start()
+        return self
+
+    def _run(self):
+        while not self._stop.wait(self._interval):
+            with _FORK_GUARD:
+                self._beat()
+
+    def stop(self):
+        self._stop.set()

@@ -12,12 +12,14 @@ guard and the gate read the halt mark and fail (see docs/ledger.md).
 
 from __future__ import annotations
 
+import datetime
 import os
 import time
 
 from ansible_collections.autonomi.network_migration.plugins.module_utils import _modes
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils import identity, run_kinds, validation
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils import ledger as ledger_lib
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils.runtime.controller import Heartbeat
 
 COLLECTION = 'autonomi.network_migration.'
 TRANSPORT_MODE = 'transport_mode'
@@ -33,7 +35,9 @@ NOT_NODE_FAILURES = (GATE, LEDGER_ACTION, 'migration_wave_plan', 'canary_analysi
 INTENT_VAR = 'migration_ledger_state'
 # Play variable that makes the callback take the run lock for the whole playbook.
 LOCK_VAR = 'migration_lock'
-HEARTBEAT_EVERY = 30.0
+HEARTBEAT_EVERY = ledger_lib.HEARTBEAT_EVERY
+# Seconds of difference between clocks worth a warning (the gate refuses beyond its rule window).
+CLOCK_WARN_SECONDS = 5.0
 SOURCE = 'migration_tracker'
 
 
@@ -154,6 +158,8 @@ class MigrationTracker:
         self.gate_verdicts = 0
         self.outcome = None
         self._last_heartbeat = 0.0
+        self._heartbeat_thread = None
+        self._controller_pid = os.getpid()
         self._warned = set()
 
     def _reset(self):
@@ -209,6 +215,7 @@ class MigrationTracker:
             return None
         if self.check_mode:
             return None
+        self._safe('compare the clocks', self._clock_against_ledger)
         # A slice of a sliced AWX job joins the job's run and shares its lock (ledger/slices.py).
         self.slice_key = ledger_lib.awx_slice_key(extra_vars)
         if self.slice_key:
@@ -227,6 +234,8 @@ class MigrationTracker:
         if self.run_id is not None:
             self._environ[ledger_lib.ENV_RUN_ID] = str(self.run_id)
         self._environ[ledger_lib.ENV_LEDGER] = self.location
+        # The run's lock (this playbook's, or one a role takes) stays alive through long waits: a thread beats.
+        self._heartbeat_thread = Heartbeat(self._beat_from_thread, HEARTBEAT_EVERY).start()
         if lock:
             holder = (ledger_lib.slice_holder(self.slice_key) if self.slice_key
                       else ledger_lib.default_holder(self.operator))
@@ -246,6 +255,9 @@ class MigrationTracker:
         """Close the run, release the lock, write the metrics file; returns the summary lines."""
         if self.ledger is None:
             return []
+        if self._heartbeat_thread is not None:
+            self._heartbeat_thread.stop()
+            self._heartbeat_thread = None
         host_stats = host_stats or {}
         if not self.check_mode:
             flags = self._safe('read the flags', self.ledger.get_flags) or {}
@@ -277,6 +289,19 @@ class MigrationTracker:
         self._safe('close the ledger', self.ledger.close)
         self.ledger = None
         return lines
+
+    def _clock_against_ledger(self):
+        """Warn when the ledger's newest entry is later than now by its own clock: this controller's clock is behind
+        the one that wrote it (another controller, or this one before its clock was set back), and the times this
+        run records would come before them."""
+        latest = self.ledger.events(limit=1)
+        if not latest:
+            return
+        ahead = datetime.datetime.fromisoformat(latest[0]['at']).timestamp() - self.ledger.clock_now()
+        if ahead > CLOCK_WARN_SECONDS:
+            self._warn(f"migration_tracker: the ledger's newest entry ({latest[0]['kind']} at {latest[0]['at']}) is "
+                       f"{ahead:.0f} s later than now by the ledger's clock: a clock was set back or differs. This "
+                       'run\'s times would come before it; fix the time (NTP) on every controller.')
 
     def _outside_inventory(self):
         """{host: [services]} the ledger has beyond libp2p_only on hosts this playbook's inventory lacks."""
@@ -320,6 +345,14 @@ class MigrationTracker:
             self.batch_is_migration = True
             self._evaluate_batch()
         self._heartbeat()
+
+    def _beat_from_thread(self):
+        """One heartbeat on a ledger connection of the thread's own (a connection is not shared across threads)."""
+        try:
+            with self._open(self.location) as ledger:
+                ledger.heartbeat(None, self._controller_pid)
+        except Exception as exc:  # pylint: disable=broad-except  # never break the play from a thread
+            self._warn_once('heartbeat', f'migration_tracker: could not refresh the lock heartbeat: {exc}')
 
     def _heartbeat(self):
         now = self._clock()

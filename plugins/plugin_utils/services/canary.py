@@ -36,11 +36,14 @@ def verdict_after_stop(containment):
     return FROZEN if containment == gate.FREEZE else FAILED
 
 
-def record_stop(ledger, hosts, reason, operator, run_id=None, **data):
-    """The canary's block stopped: record its verdict (failed, or frozen when nothing judged it) and say
-    whether its nodes go back to libp2p_only (``roll_back``)."""
+def record_stop(ledger, hosts, reason, operator, run_id=None, failed_result=None, **data):
+    """The canary's block stopped on ``failed_result``: record its verdict (failed, or frozen when nothing judged
+    it - a halt without a verdict, a pause, or a task that could not judge) and say whether its nodes go back to
+    libp2p_only (``roll_back``)."""
     flags = ledger.get_flags()
     containment = gate.containment(flags.get('halted'), gate.ROLLBACK, pause_flag=flags.get('paused'))
+    if (failed_result or {}).get('verdict') in gate.NO_VERDICT:
+        containment = gate.FREEZE
     verdict = verdict_after_stop(containment)
     out = record_verdict(ledger, verdict, hosts, reason, operator, run_id=run_id, **data)
     out.update(containment=containment, roll_back=verdict == FAILED)

@@ -111,10 +111,13 @@ def halt(ledger, reason, operator, source, run_id=None, **data):
 
 def stop_batch(ledger, failed_result, reason, operator, source, run_id=None):
     """A wave's batch stopped on a failed task: halt, unless the stop was the guard seeing a pause (a pause
-    is the operator's "stop where you are", not a verdict; it stays a pause)."""
-    if (failed_result or {}).get('refused') == PAUSED:
+    is the operator's "stop where you are", not a verdict; it stays a pause). A stop because nothing could
+    judge the nodes (the gate unavailable or without data) halts without a verdict: the wave freezes."""
+    failed_result = failed_result or {}
+    if failed_result.get('refused') == PAUSED:
         return {'changed': False, 'msg': 'the batch stopped for a pause; no halt written'}
-    return halt(ledger, reason, operator, source, run_id=run_id)
+    cause = gate.CAUSE_NO_VERDICT if failed_result.get('verdict') in gate.NO_VERDICT else gate.CAUSE_VERDICT
+    return halt(ledger, reason, operator, source, run_id=run_id, cause=cause)
 
 
 # ---------------------------------------------------------------------------- the run lock

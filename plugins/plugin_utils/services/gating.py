@@ -12,11 +12,15 @@ returns the result as it is.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils import alert_rules, redaction, validation
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils.alert_rules.promql import host_matcher, quote
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils.gate import (
     GATE,
+    UNAVAILABLE,
+    GateOutcome,
     GateRun,
     LedgerProblem,
     check_rules_can_fail,
@@ -25,7 +29,12 @@ from ansible_collections.autonomi.network_migration.plugins.plugin_utils.gate im
     plan_notes,
     record_outcome,
 )
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils.prometheus import PrometheusError
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils.services import alerts
+
+# Beyond this many seconds between the controller's clock and Prometheus', the gate warns; beyond the rules' rate
+# window it refuses (no verdict): what it judges would not be the window it thinks.
+CLOCK_WARN_SECONDS = 5.0
 
 
 @dataclass
@@ -72,6 +81,61 @@ class GateRequest:
                    notes=plan_notes(rules, consecutive, evaluations, confirm_interval))
 
 
+def clock_offset(client, clock=time.time):
+    """This controller's clock minus Prometheus' (seconds), from Prometheus' ``time()`` halfway through the query
+    (None when it gives no answer)."""
+    before = clock()
+    samples = client.query('time()')
+    after = clock()
+    return round((before + after) / 2.0 - samples[0]['value'], 3) if samples else None
+
+
+def clock_problem(offset, ruleset):
+    """(refuse, message) for a clock offset: None when within CLOCK_WARN_SECONDS."""
+    if offset is None or abs(offset) <= CLOCK_WARN_SECONDS:
+        return None
+    window = alert_rules.parse_duration(ruleset.settings['rate_window'])
+    side = 'ahead of' if offset > 0 else 'behind'
+    text = ('the controller clock is %.1f s %s Prometheus\' clock' % (abs(offset), side))
+    if abs(offset) > window:
+        return True, ('%s, more than the rules\' %s window: what a gate judges would not be the window it '
+                      'believes. Fix the controller\'s time (NTP), then re-run'
+                      % (text, ruleset.settings['rate_window']))
+    return False, ('%s: the gate judges on Prometheus\' clock; the ledger\'s times are the ledger\'s clock '
+                   '(docs/ledger.md)' % text)
+
+
+def can_judge(client, ruleset, hosts, clock=time.time):
+    """Whether a gate can judge ``hosts`` now, before they are touched: Prometheus answers and has fresh samples
+    of every one of them. Returns a gate-shaped result: verdict ``pass`` or ``unavailable`` (failed), msg."""
+    matchers = ['job=%s' % quote(ruleset.job), host_matcher(hosts)]
+    up = 'up{%s}' % ','.join(matchers)
+    limit = max(3 * alert_rules.parse_duration(ruleset.step), 10.0)
+    try:
+        samples = client.query('label_replace(max by (host) (time() - timestamp(%s)), "stat", "age", "", "") or '
+                               'label_replace(min by (host) (%s), "stat", "up", "", "")' % (up, up))
+    except PrometheusError as exc:
+        return {'failed': True, 'changed': False, 'verdict': UNAVAILABLE,
+                'msg': 'the gate cannot judge %s: %s; nothing was touched' % (', '.join(hosts), exc)}
+    seen = {}
+    for sample in samples:
+        seen.setdefault(sample['metric'].get('host'), {})[sample['metric'].get('stat')] = sample['value']
+    problems = []
+    for host in hosts:
+        figures = seen.get(host)
+        if not figures:
+            problems.append('%s: no scrape target in Prometheus' % host)
+        elif figures.get('up', 0) < 1:
+            problems.append('%s: a scrape target is down' % host)
+        elif figures.get('age', 0) > limit:
+            problems.append('%s: newest sample %.0f s old (more than %.0f s)' % (host, figures['age'], limit))
+    if problems:
+        return {'failed': True, 'changed': False, 'verdict': UNAVAILABLE, 'problems': problems,
+                'msg': 'the gate cannot judge this batch, so it is not touched: %s' % '; '.join(problems)}
+    return {'failed': False, 'changed': False, 'verdict': alert_rules.PASS,
+            'msg': 'Prometheus has fresh samples of %s: the gate can judge them' % ', '.join(hosts)}
+
+
 def judge(request, client, ledger, check_mode=False):
     """Run the gate for ``request`` against ``client`` (Prometheus); record the verdict and the halt or pause
     it asks for in ``ledger`` (gate.LedgerAdapter) unless ``record`` is off or in check mode. Returns the
@@ -85,11 +149,26 @@ def judge(request, client, ledger, check_mode=False):
     def halted():
         return ledger.refusal(stop_on_pause=request.stop_on_pause) if request.check_ledger else None
 
+    warnings = []
     try:
-        outcome = GateRun(evaluate, evaluations=request.evaluations, interval=request.interval,
-                          consecutive=request.consecutive, halted=halted,
-                          confirm_interval=request.confirm_interval).run()
+        try:
+            offset = clock_offset(client)
+        except PrometheusError:
+            offset = None    # the evaluations below meet the same outage and fail closed
+        problem = clock_problem(offset, request.ruleset)
+        if offset is not None and ledger.enabled and not check_mode:
+            ledger.clock(offset, warn=bool(problem))
+        if problem and problem[0]:
+            outcome = GateOutcome()
+            outcome.verdict, outcome.reason = UNAVAILABLE, problem[1]
+        else:
+            if problem:
+                warnings.append(problem[1])
+            outcome = GateRun(evaluate, evaluations=request.evaluations, interval=request.interval,
+                              consecutive=request.consecutive, halted=halted,
+                              confirm_interval=request.confirm_interval).run()
         result = gate_result(outcome, scope, request.ruleset, client, request.inconclusive)
+        result['clock_offset'] = offset
         if request.record and not outcome.halted and not check_mode:
             record_outcome(ledger, outcome, result, request.inconclusive)
             if 'halt' in ledger.written:
@@ -104,5 +183,7 @@ def judge(request, client, ledger, check_mode=False):
     result['ledger'] = {'location': redaction.redact_location(ledger.location) if ledger.enabled else None,
                         'written': ledger.written}
     if ledger.note:
-        result.setdefault('warnings', []).append(ledger.note)
+        warnings.append(ledger.note)
+    if warnings:
+        result.setdefault('warnings', []).extend(warnings)
     return result

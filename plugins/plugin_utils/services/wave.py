@@ -28,10 +28,23 @@ def record_containment(ledger, policy, hosts, run_id=None, operator=None):
     return {'changed': False, 'recorded': True}
 
 
-def conclusion(flags, policy):
-    """How a wave run ends, from the flags at its end: {failed, outcome, msg} with the next step."""
+def not_contained(result):
+    """Whether the containment switch registered on a host failed or could not reach it."""
+    return isinstance(result, dict) and not result.get('skipped') and bool(result.get('failed')
+                                                                          or result.get('unreachable'))
+
+
+def conclusion(flags, policy, uncontained=()):
+    """How a wave run ends, from the flags at its end and the hosts whose rollback failed: {failed, outcome, msg}
+    with the next step."""
     flags = flags or {}
     halted, paused = flags.get(HALTED), flags.get(PAUSED)
+    if uncontained:
+        return {'failed': True, 'outcome': HALTED, 'not_contained': list(uncontained), 'msg': (
+            'The wave was HALTED: %s. Policy %s could NOT be applied on %s (unreachable, or its switch failed): '
+            'their nodes may still run the wave\'s mode. Reach them, then run playbooks/rollback.yml; acknowledge '
+            'the halt with playbooks/resume.yml -e ack=true.' % ((halted or {}).get('reason'), policy,
+                                                                 ', '.join(uncontained)))}
     if halted and (halted.get('cause') or gate.CAUSE_VERDICT) == gate.CAUSE_NO_VERDICT:
         return {'failed': True, 'outcome': FROZEN, 'msg': (
             'The wave was HALTED without a verdict: %s. Nothing was rolled back: the nodes stay as they are (frozen) '

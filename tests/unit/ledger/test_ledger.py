@@ -533,16 +533,30 @@ def test_stale_lock_is_recovered_with_an_event(ledger, clock, monkeypatch):
     monkeypatch.setattr(socket, 'gethostname', lambda: 'ctl-2')
     clock.advance(60)
     assert ledger.heartbeat('alice@ctl-1 pid 100') is True
-    clock.advance(100)
+    # A controller that beats (its migration_tracker thread, every HEARTBEAT_EVERY s) is alive for HEARTBEAT_DEAD s
+    # after its last beat, whatever stale_after says.
+    clock.advance(ledger_lib.HEARTBEAT_DEAD - 10)
     with pytest.raises(ledger_lib.LedgerLocked):
         ledger.acquire_lock('bob@ctl-2 pid 200', 'rollback.yml', stale_after=300)
-    clock.advance(301)
+    clock.advance(11)
     lock = ledger.acquire_lock('bob@ctl-2 pid 200', 'rollback.yml', stale_after=300)
     assert lock['holder'] == 'bob@ctl-2 pid 200'
     recovered = ledger.events(kinds='lock_recovered')[0]['data']
     assert recovered['previous_holder'] == 'alice@ctl-1 pid 100'
-    assert 'no heartbeat for 401 s' in recovered['reason']
+    assert 'its controller on ctl-1 stopped its heartbeat 91 s ago' in recovered['reason']
     assert ledger.heartbeat('alice@ctl-1 pid 100') is False
+
+
+def test_a_lock_that_never_beat_is_stale_after_its_timeout(ledger, clock, monkeypatch):
+    monkeypatch.setattr(socket, 'gethostname', lambda: 'ctl-1')
+    ledger.acquire_lock('alice@ctl-1 pid 100', 'rollout.yml')
+    monkeypatch.setattr(socket, 'gethostname', lambda: 'ctl-2')
+    clock.advance(200)
+    with pytest.raises(ledger_lib.LedgerLocked):
+        ledger.acquire_lock('bob@ctl-2 pid 200', 'rollback.yml', stale_after=300)
+    clock.advance(201)
+    ledger.acquire_lock('bob@ctl-2 pid 200', 'rollback.yml', stale_after=300)
+    assert 'no heartbeat for 401 s' in ledger.events(kinds='lock_recovered')[0]['data']['reason']
 
 
 def test_lock_of_a_dead_process_on_this_host_is_recovered(ledger_location):

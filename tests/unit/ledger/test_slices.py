@@ -6,6 +6,8 @@ callback exports (ANT_MIGRATION_CONTROLLER_PID), as on an execution node.
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils import ledger as ledger_lib
@@ -64,19 +66,21 @@ def test_another_job_of_the_same_workflow_template_pair_is_the_same_run_but_anot
 
 
 def test_slices_share_the_lock_until_the_last_leaves(ledger, monkeypatch):
-    as_slice(monkeypatch, 301)
+    # Two live controller processes of this host play the two slices (a dead slice's lock is recovered).
+    first, second = os.getpid(), os.getppid()
+    as_slice(monkeypatch, first)
     ledger.acquire_lock(HOLDER, 'rollback.yml')
-    as_slice(monkeypatch, 302)
+    as_slice(monkeypatch, second)
     ledger.acquire_lock(HOLDER, 'rollback.yml')        # not refused by the other slice
     with pytest.raises(ledger_lib.LedgerLocked):
         ledger.acquire_lock('someone@elsewhere pid 1', 'rollout.yml')
     # The slice that took the lock first ends: the lock stays with the job.
-    assert ledger.release_controller_lock(301) is None
+    assert ledger.release_controller_lock(first) is None
     assert ledger.lock()['holder'] == HOLDER
     with pytest.raises(ledger_lib.LedgerLocked):
         ledger.acquire_lock('someone@elsewhere pid 1', 'rollout.yml')
-    assert ledger.heartbeat(None, 302)                  # the remaining slice keeps it alive
-    assert ledger.release_controller_lock(302) is not None
+    assert ledger.heartbeat(None, second)                  # the remaining slice keeps it alive
+    assert ledger.release_controller_lock(second) is not None
     assert ledger.lock() is None
     ledger.acquire_lock('someone@elsewhere pid 1', 'rollout.yml')
 

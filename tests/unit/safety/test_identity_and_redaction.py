@@ -101,6 +101,9 @@ def test_the_gate_returns_a_redacted_ledger_location():
         def halt(self, reason, source, cause=None, **data):
             self.written.append('halt')
 
+        def clock(self, offset, warn=False):
+            self.written.append('clock')
+
     class Down:
         queries = 0
 

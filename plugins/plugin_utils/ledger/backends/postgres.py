@@ -129,6 +129,11 @@ class PostgresBackend:
             self._connect()
         self._last_used = now
 
+    def server_time(self):
+        """The database server's clock (epoch seconds): the one clock of a ledger shared by several controllers."""
+        with self.transaction(write=False) as tx:
+            return float(tx.one('SELECT EXTRACT(EPOCH FROM clock_timestamp()) AS now')['now'])
+
     def tables(self, tx):
         rows = tx.query('SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()')
         return sorted(row['table_name'] for row in rows)
