@@ -412,12 +412,14 @@ class SimDaemon:
         for ep in endpoints:
             want = self.fleet.is_serving(ep.node, now)
             if want and ep.server is None and not ep.opening:
+                # Claimed before the first await: another sync running meanwhile (a tick, a replayed
+                # operation) must not open the same port too (it would fail with "address already in use").
+                ep.opening = True
                 to_open.append(ep)
             elif not want and ep.server is not None:
                 self._close_endpoint(ep)
         failed = []
         for ep in to_open:
-            ep.opening = True
             try:
                 ep.server = await loop.create_server(
                     lambda ep=ep: HTTPProtocol(lambda req, ep=ep: self.handle_node(ep, req), ep.connections),
