@@ -82,9 +82,9 @@ options:
     description:
       - A rate is judged only over at least this many observations in the window - requests of the transport for
         the error rate and the p95 latency, closest-peer queries for the query success. Below it the check is
-        reported in RV(nodes[].insufficient_data) ("insufficient data": neither a pass nor a fail) and does not
+        reported in RV(nodes[].insufficient_data) as insufficient data, neither a pass nor a fail, and does not
         change the node's state.
-      - The default, 20, is where one error out of the window's requests is the 5 % error threshold: with fewer,
+      - The default, 20, is where one error out of the window's requests is the 5 % error threshold; with fewer,
         a single timeout would read as a failing node. A real node sends a few closest-peer queries a minute, so
         judging them needs an O(sample_window) of a minute or more.
     type: int

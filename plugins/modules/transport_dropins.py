@@ -15,7 +15,7 @@ description:
     C(antctl add) names its nodes C(antnode1), C(antnode2)... again, so a new node starts in the old node's mode,
     possibly V(iroh_only).
   - Lists every drop-in of the host that does not belong to its node, V(orphaned) (no node of C(antctl status) has
-    the service, its node is C(Removed), or its unit file is gone) or V(inherited) (written for another node: the
+    the service, its node is C(Removed), or its unit file is gone) or V(inherited) (written for another node; the
     drop-in names another peer id, or the node was added and never ran).
   - With O(remove=true) removes them (and their C(.service.d) directory when empty) and runs
     C(systemctl daemon-reload) once. A running node keeps the mode it started with until its next restart;
@@ -41,7 +41,7 @@ options:
     type: bool
     default: false
 notes:
-  - O(nodes) does not apply: every drop-in under O(unit_dir) is checked against every node antctl knows.
+  - O(nodes) does not apply; every drop-in under O(unit_dir) is checked against every node antctl knows.
   - "Privileges: removing a drop-in and C(systemctl daemon-reload) need root (C(become)); reading them does not."
 seealso:
   - module: autonomi.network_migration.transport_info

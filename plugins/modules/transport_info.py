@@ -14,7 +14,7 @@ description:
     transport mode and connected peers per transport read from the node's metrics.
   - Read only. Used for fleet-wide reports and to reconcile the migration ledger with reality.
   - A node whose metrics cannot be read is still listed, with V(null) figures and the reason in C(metrics_error).
-  - Reports, with a warning, the transport-mode drop-ins that no longer belong to their node (RV(stale_dropins)):
+  - Reports, with a warning, the transport-mode drop-ins that no longer belong to their node (RV(stale_dropins)),
     orphaned by C(antctl remove) / C(antctl reset), or inherited by a node that C(antctl add) gave the name of an
     earlier one. The wave's discovery runs this module on every host, so such a node is reported before any wave.
 author:

@@ -106,7 +106,7 @@ class RealFleet:
             args += ['-e', item]
         env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / 'ansible.cfg'), ANT_MIGRATION_LEDGER=str(self.ledger_path),
                    ANT_MIGRATION_OPERATOR='real-systemd-test', ANSIBLE_NOCOLOR='1', SIM_STATE_DIR=str(self.state.root))
-        return subprocess.run(args, capture_output=True, text=True, timeout=900, env=env, cwd=ROOT)
+        return subprocess.run(args, capture_output=True, text=True, timeout=900, env=env, cwd=ROOT, check=False)
 
     def query(self, promql):
         url = '%s/api/v1/query?%s' % (self.prometheus_url, urllib.parse.urlencode({'query': promql}))

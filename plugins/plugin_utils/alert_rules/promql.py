@@ -131,8 +131,8 @@ def rule_promql(rule, ruleset, hosts=None, by=()):
         value = figure_expr(rule.metric, ruleset.settings, by=by, transport=rule.transport, hosts=hosts)
         minimum = ruleset.min_observations(rule)
         if minimum:
-            value = '((%s) and %s (%s >= %s))' % (value, _on(by), observations_expr(rule, ruleset, hosts, by),
-                                               minimum)
+            observed = observations_expr(rule, ruleset, hosts, by)
+            value = '((%s) and %s (%s >= %s))' % (value, _on(by), observed, minimum)
         return value
     selector = ['job=%s' % quote(ruleset.job)]
     if hosts:

@@ -25,8 +25,7 @@ def node(number=1):
 def params(**overrides):
     base = {'nodes': [], 'min_peers': 5, 'important_peers': [], 'min_routing_peers': 10, 'min_query_success': 0.9,
             'max_error_rate': 0.05, 'max_p95_latency': 0.5, 'sample_window': 5.0, 'min_observations': 20,
-              'expected_modes': {},
-            'fail_on': 'never'}
+            'expected_modes': {}, 'fail_on': 'never'}
     base.update(overrides)
     return base
 

@@ -117,6 +117,7 @@ def test_one_timeout_among_two_queries_is_insufficient_data_not_a_degraded_node(
 
 def test_enough_queries_are_judged_and_the_minimum_is_configurable():
     many = judge(kad_page(0, 0), kad_page(10, 15))       # 25 queries, 40 % success
+
     def queries_unjudged(entry):
         return [i for i in entry['insufficient_data'] if i['check'] == 'closest_peers']
 

@@ -41,7 +41,7 @@ def test_pause_ignored_on_request():
     (False, False, False), (True, False, False), (False, True, False), (True, True, True)])
 def test_halt_is_ignored_only_by_a_rollback(ignore_pause, allow_rollback, allowed):
     guard = action.may_touch(ignore_pause=ignore_pause, allow_rollback=allow_rollback,
-                                read_ledger=flags(paused=PAUSE, halted=HALT))
+                             read_ledger=flags(paused=PAUSE, halted=HALT))
     assert guard.allowed is allowed
     if not allowed:
         assert 'halted (high_error_rate_iroh fired; by migration_tracker' in guard.reason
@@ -119,7 +119,7 @@ def test_iroh_only_refused_while_the_fleet_has_libp2p_only_nodes():
     assert 'while 1 node(s) of the fleet still run libp2p_only according to the ledger (h3/antnode1)' in guard.reason
     # the host's own nodes are the module's business (it reads them live)
     assert action.may_touch(mode='iroh_only', host='h3',
-                               read_ledger=flags(modes={k: v for k, v in FLEET.items() if k != 'h1/antnode2'})).allowed
+                            read_ledger=flags(modes={k: v for k, v in FLEET.items() if k != 'h1/antnode2'})).allowed
 
 
 def test_fleet_modes_are_read_only_for_iroh_only():

@@ -114,8 +114,8 @@ def test_gate_and_alert_judge_the_same_figure():
     recorded = {r['record']: r['expr'] for r in ar.recording_rules(ruleset)}
     # The alert compares the transport-level recorded figure, where enough requests were seen ...
     requests = 'sum(host_transport:ant_transport_requests:rate{transport="iroh"}) * 120'
-    assert ar.alert_expr(rule, ruleset) == ('(transport:ant_transport_error_rate:ratio{transport="iroh"} and on() '
-                                           '(%s >= 100)) > 0.05' % requests)
+    assert ar.alert_expr(rule, ruleset) == (
+        '(transport:ant_transport_error_rate:ratio{transport="iroh"} and on() (%s >= 100)) > 0.05' % requests)
     # ... which is the gate's fleet-scope expression grouped by transport, with the same minimum.
     by_transport = ar.figure_expr('error_rate', ruleset.settings, by=('transport',))
     assert recorded['transport:ant_transport_error_rate:ratio'] == by_transport
