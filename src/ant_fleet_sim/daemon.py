@@ -202,6 +202,11 @@ class SimDaemon:
                 future = worker.pending.pop(message['ack'], None)
                 if future is not None and not future.done():
                     future.set_result(message)
+            elif 'rpc_port' in message:
+                index, port = message['rpc_port']
+                node = self.fleet.nodes[index]
+                node.rpc_port = port
+                self.write_registries(force=True, hosts=[node.host])
             elif 'network_info' in message:
                 # antctl's RPC refresh reached a node of that worker: antctl records the peers (the
                 # registry lives here), and the node answers with them.
@@ -449,6 +454,9 @@ class SimDaemon:
             log('WARNING: RPC port %d of %s taken (%s): moving it' % (port, ep.node.ref, exc))
             ep.rpc_server = await loop.create_server(factory, '127.0.0.1', 0, backlog=16)
         ep.node.rpc_port = ep.rpc_server.sockets[0].getsockname()[1]
+        if ep.rpc_bound and ep.node.rpc_port != port and self.channel is not None:
+            # A worker's moved RPC port: antctl reads rpc_socket_addr from the primary's registry.
+            self.channel.write((json.dumps({'rpc_port': [ep.node.index, ep.node.rpc_port]}) + '\n').encode())
         ep.rpc_bound = True
 
     def _close_endpoint(self, ep):

@@ -514,3 +514,28 @@ def test_a_fresh_fleet_starts_clean_and_prometheus_keeps_each_fleets_series_apar
     mode, series, data_2, ledger, am_data = second_fleet(fresh=True)
     assert (mode, series, ledger, am_data) == ('libp2p_only', 2, False, False)
     assert data_2 != data
+
+
+def test_a_moved_rpc_port_of_a_sharded_node_reaches_antctl(sim_stack_factory):
+    """A node's RPC port is kept across restarts unless another process took it meanwhile (an outgoing
+    connection's ephemeral port); then the node moves it. On a worker shard the primary keeps the registry
+    antctl reads, so the worker must tell it: antctl's refresh (status, start, stop) asks the new port."""
+    stack = sim_stack_factory(hosts=4, nodes_per_host=2, shards=2, prometheus=False)
+    host, svc = 'sim-host-04', 'antnode1'  # on the second shard
+
+    def rpc_addr():
+        return next(n['rpc_socket_addr'] for n in stack.antctl_status(host)['nodes'] if n['service_name'] == svc)
+
+    before = rpc_addr()
+    assert systemctl(stack, host, 'stop', svc).returncode == 0
+    wait_for(lambda: not stack.node(host, svc)['serving'], 30, what='the node stopped')
+    squatter = socket.socket()
+    try:
+        squatter.bind(('127.0.0.1', int(before.rsplit(':', 1)[1])))  # bound, not listening: connects are refused
+        assert systemctl(stack, host, 'start', svc).returncode == 0
+        wait_for(lambda: stack.node(host, svc)['serving'], 30, what='the node serving again')
+        wait_for(lambda: rpc_addr() != before, 10, what='the moved RPC port in antctl status --json')
+        table = stack.antctl(host, 'status')  # asks every running node of the host over its RPC
+        assert table.returncode == 0, table.stderr
+    finally:
+        squatter.close()
