@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import click
 
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils import redaction
+from ant_network_migration_common import ledger_status
 from ant_network_migration_dashboard import server
 
 from . import common, fleet
@@ -27,12 +29,16 @@ def _inventory_value(settings, name):
               help='Address to serve on. Anything but loopback requires a token.')
 @click.option('--token-file', type=click.Path(dir_okay=False), metavar='PATH',
               help=f'File holding the access token (else ${server.ENV_TOKEN_FILE}, else ${server.ENV_TOKEN}).')
+@click.option('--allowed-host', 'allowed_hosts', multiple=True, metavar='NAME',
+              help='A name clients reach the dashboard by (repeatable; also $ANT_DASHBOARD_ALLOWED_HOSTS, comma-'
+              'separated). Requests for any other Host are refused (DNS rebinding). Always allowed: the listen '
+              "address, loopback names on loopback or 0.0.0.0, this machine's names on 0.0.0.0.")
 @click.option('--poll-interval', type=click.FloatRange(0.2, 60), default=1.0, show_default=True,
               help="Seconds between two looks at the ledger's newest event.")
 @click.option('--prometheus-interval', type=click.FloatRange(1, 300), default=5.0, show_default=True,
               help='Seconds between two Prometheus scrapes.')
 @click.pass_obj
-def dashboard(settings, listen, token_file, poll_interval, prometheus_interval):
+def dashboard(settings, listen, token_file, allowed_hosts, poll_interval, prometheus_interval):
     """Serve the live migration dashboard (read-only): / (the page), /status (JSON), /ws (live
     updates), /metrics (Prometheus exposition) and /health (200 ready / 503 not ready).
 
@@ -42,12 +48,14 @@ def dashboard(settings, listen, token_file, poll_interval, prometheus_interval):
     \b
     Examples:
       ant-network-migration dashboard
-      ANT_DASHBOARD_TOKEN_FILE=/etc/ant-dashboard/token ant-network-migration dashboard --listen 0.0.0.0:8090
+      ANT_DASHBOARD_TOKEN_FILE=/etc/ant-dashboard/token ant-network-migration dashboard --listen 0.0.0.0:8090 \\
+          --allowed-host monitor-1.example.com
     """
     try:
         host, port = server.parse_listen(listen)
         token = server.read_token(token_file)
         server.check_exposure(host, token)
+        names, configured = server.host_names(host, allowed_hosts)
     except server.DashboardConfigError as exc:
         raise BadInput(str(exc)) from None
     location = settings.ledger_location()
@@ -58,11 +66,14 @@ def dashboard(settings, listen, token_file, poll_interval, prometheus_interval):
     url = server.url_for(host, port)
 
     def ready(service):
-        click.echo(f'dashboard: {url} (ledger {service.ledger_state["location"]}, '
-                   f'Prometheus {prometheus_url or "not configured"}){" - token required" if token else ""}')
+        waiting = '' if ledger_status.exists(location) else ', not created yet: waiting for it'
+        shown_prometheus = redaction.redact_text(prometheus_url) or 'not configured'
+        click.echo(f'dashboard: {url} (ledger {service.ledger_state["location"]}{waiting}, Prometheus '
+                   f'{shown_prometheus}){" - token required" if token else ""}')
 
     rc = server.serve(location, host, port, prometheus_url=prometheus_url, token=token, poll_interval=poll_interval,
                       prometheus_interval=prometheus_interval,
-                      overrides=overrides if isinstance(overrides, dict) else None, on_ready=ready)
+                      overrides=overrides if isinstance(overrides, dict) else None, allowed_hosts=names,
+                      configured_hosts=configured, on_ready=ready)
     if rc:
         raise click.ClickException(f'the dashboard could not start on {listen} (port in use?)')

@@ -16,18 +16,20 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import hmac
 import importlib.resources
 import time
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from . import metrics, sources, status
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils import redaction
+
+from . import boundary, metrics, sources, status
 
 PING_INTERVAL = 5.0
 
@@ -36,18 +38,19 @@ class Service:
     """Holds the latest snapshots and the status document; owns the poller."""
 
     def __init__(self, ledger_location, prometheus_url=None, poll_interval=1.0, prometheus_interval=5.0,
-                 ledger_refresh=15.0, token=None, overrides=None, history_seconds=600):
+                 ledger_refresh=15.0, token=None, overrides=None, history_seconds=600, host_policy=None):
         self.ledger = sources.LedgerReader(ledger_location)
         self.prometheus = sources.PrometheusReader(prometheus_url, overrides=overrides)
         self.poll_interval = float(poll_interval)
         self.prometheus_interval = float(prometheus_interval)
         self.ledger_refresh = float(ledger_refresh)
         self.token = token or None
+        self.host_policy = host_policy or boundary.HostPolicy()
         self.history = status.History(status.modes.TRANSPORTS, keep_seconds=history_seconds)
         self.ledger_state = {'data': None, 'error': None, 'checked_at': None, 'last_ok_at': None, 'token': None,
                              'location': sources.describe_location(ledger_location)}
         self.prometheus_state = {'data': None, 'error': None, 'checked_at': None, 'last_ok_at': None,
-                                 'url': prometheus_url}
+                                 'url': redaction.redact_text(prometheus_url)}
         self.document = None
         self.document_text = None
         self.ledger_metrics_text = None
@@ -185,18 +188,6 @@ class Service:
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._changed.wait(), timeout)
 
-    # -- auth --------------------------------------------------------------------------
-
-    def authorized(self, headers, query):
-        if not self.token:
-            return True
-        offered = query.get('token') or ''
-        auth = headers.get('authorization') or ''
-        if auth.lower().startswith('bearer '):
-            offered = auth[7:].strip()
-        return hmac.compare_digest(offered.encode(), self.token.encode())
-
-
 def _page():
     return importlib.resources.files(__package__).joinpath('static/index.html').read_text(encoding='utf-8')
 
@@ -204,15 +195,24 @@ def _page():
 def create_app(service):
     page = _page()
 
-    def guard(request):
-        if not service.authorized(request.headers, request.query_params):
+    def guard(request, url_token=False):
+        if not boundary.authorized(request, service.token, url_token=url_token):
             return PlainTextResponse('401 Unauthorized: this dashboard needs its token '
-                                     '(Authorization: Bearer <token>, or ?token=<token> for the page)\n',
+                                     '(Authorization: Bearer <token>, or open the page once with ?token=<token>)\n',
                                      status_code=401, headers={'WWW-Authenticate': 'Bearer'})
         return None
 
     async def index(request: Request):
-        return guard(request) or HTMLResponse(page, headers={'Cache-Control': 'no-store'})
+        denied = guard(request, url_token=True)
+        if denied:
+            return denied
+        response = HTMLResponse(page, headers={'Cache-Control': 'no-store', 'Referrer-Policy': 'no-referrer'})
+        if service.token and 'token' in request.query_params:
+            # The token came in the address: from now on the page's requests carry a session cookie
+            # (the page removes the token from the address bar and history).
+            response.set_cookie(boundary.SESSION_COOKIE, boundary.session_value(service.token), httponly=True,
+                                samesite='strict', secure=request.url.scheme == 'https')
+        return response
 
     async def status_endpoint(request: Request):
         denied = guard(request)
@@ -243,7 +243,7 @@ def create_app(service):
         return Response(generate_latest(service.registry), media_type=CONTENT_TYPE_LATEST)
 
     async def ws_endpoint(websocket: WebSocket):
-        if not service.authorized(websocket.headers, websocket.query_params):
+        if not boundary.authorized(websocket, service.token):
             await websocket.close(code=4401)
             return
         await websocket.accept()
@@ -282,6 +282,7 @@ def create_app(service):
         Route('/metrics', metrics_endpoint),
         WebSocketRoute('/ws', ws_endpoint),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(routes=routes, lifespan=lifespan,
+                    middleware=[Middleware(boundary.RequestBoundary, policy=service.host_policy)])
     app.state.service = service
     return app

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 import time
 
-from ansible_collections.autonomi.network_migration.plugins.plugin_utils import ledger, prometheus
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils import ledger, prometheus, redaction
 from ant_network_migration_common import figures as figures_lib
 from ant_network_migration_common import ledger_status
 
@@ -27,7 +27,7 @@ RECENT_EVENTS = 20
 
 def describe_location(location):
     """The ledger location for humans, without a DSN's password."""
-    return ledger.redact(str(location)) if location else None
+    return redaction.redact_location(str(location)) if location else None
 
 
 class LedgerReader:
@@ -58,7 +58,7 @@ class LedgerReader:
             return work(self._open()), None
         except Exception as exc:  # pylint: disable=broad-except
             self.close()  # reopen next time (a restarted PostgreSQL, a file that appeared)
-            return None, f'{type(exc).__name__}: {describe_location(str(exc))}'
+            return None, f'{type(exc).__name__}: {redaction.redact_text(str(exc))}'
 
     def change_token(self):
         """(token, error): cheap: the newest event id and the newest node-history id."""
@@ -97,8 +97,9 @@ class LedgerReader:
 
 
 def short_error(text, limit=300):
-    """An error for the page: without the query URL requests puts in connection errors."""
-    text = re.sub(r' with url: \S+', '', text)
+    """An error for the page: without the query URL requests puts in connection errors, and without
+    a password (the collection's redaction)."""
+    text = redaction.redact_text(re.sub(r' with url: \S+', '', text))
     return text if len(text) <= limit else text[:limit - 1] + '…'
 
 

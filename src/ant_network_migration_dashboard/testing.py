@@ -6,6 +6,7 @@ Prometheus that answers the dashboard's queries over real HTTP (and can be stopp
 
 from __future__ import annotations
 
+import hashlib
 import json
 import socket
 import threading
@@ -15,10 +16,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import uvicorn
 
+from ansible_collections.autonomi.network_migration.plugins.module_utils._kademlia import peer_id_from_ed25519
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils import alert_rules
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils import ledger as ledger_lib
 
+from . import server
 from .app import Service, create_app
+from .boundary import HostPolicy
 
 HEALTHY = {
     'libp2p': {'request_rate': 120.0, 'error_rate': 0.01, 'latency_p50': 0.05, 'latency_p95': 0.2,
@@ -106,8 +110,10 @@ class StubPrometheus:
 class RunningService:
     """The dashboard under uvicorn in a background thread on a free loopback port."""
 
-    def __init__(self, ledger_location, prometheus_url=None, host='127.0.0.1', port=None, **options):
+    def __init__(self, ledger_location, prometheus_url=None, host='127.0.0.1', port=None, allowed_hosts=(),
+                 **options):
         options.setdefault('poll_interval', 0.5)
+        options.setdefault('host_policy', HostPolicy(*server.host_names(host, allowed_hosts)))
         options.setdefault('prometheus_interval', 1.0)
         self.service = Service(ledger_location, prometheus_url=prometheus_url, **options)
         self.host = host
@@ -145,6 +151,12 @@ class RunningService:
         self.stop()
 
 
+def synthetic_peer_id(host_index, number):
+    """A peer id in libp2p's form (``12D3KooW...``, an Ed25519 identity multihash) for a made-up node:
+    the planner computes Kademlia keys from it, as from a real one."""
+    return peer_id_from_ed25519(hashlib.sha256(f'synthetic/{host_index}/{number}'.encode()).digest())
+
+
 def fill_ledger(location, hosts=10, nodes_per_host=5, migrated_hosts=0, dual_hosts=0, operator='test'):
     """A ledger with ``hosts x nodes_per_host`` nodes recorded through the ledger's own writes:
     the first ``migrated_hosts`` hosts in iroh_primary (through dual_stack), the next
@@ -156,7 +168,7 @@ def fill_ledger(location, hosts=10, nodes_per_host=5, migrated_hosts=0, dual_hos
         for h in range(hosts):
             for n in range(1, nodes_per_host + 1):
                 items.append({'host': f'sim-host-{h + 1:02d}', 'service_name': f'antnode{n}',
-                              'peer_id': f'12D3KooWsynthetic{h:03d}{n:03d}', 'to_state': 'libp2p_only'})
+                              'peer_id': synthetic_peer_id(h, n), 'to_state': 'libp2p_only'})
         handle.record_transitions(items, run_id=run)
         for h in range(migrated_hosts + dual_hosts):
             batch = [dict(i, to_state='dual_stack_testing') for i in items if i['host'] == f'sim-host-{h + 1:02d}']

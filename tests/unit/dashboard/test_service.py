@@ -189,7 +189,10 @@ def test_token_is_required_everywhere_when_set(ledger_path, prometheus, service_
     with pytest.raises(InvalidStatus, match='403'):
         with connect(running.ws_url, open_timeout=10) as ws:
             ws.recv(timeout=5)
-    with connect(running.ws_url + '?token=t0ken-xyz', open_timeout=10) as ws:
+    with pytest.raises(InvalidStatus, match='403'):     # the address carries the token to the page only
+        with connect(running.ws_url + '?token=t0ken-xyz', open_timeout=10) as ws:
+            ws.recv(timeout=5)
+    with connect(running.ws_url, additional_headers={'Authorization': 'Bearer t0ken-xyz'}, open_timeout=10) as ws:
         assert json.loads(ws.recv(timeout=10))['type'] == 'status'
 
 
