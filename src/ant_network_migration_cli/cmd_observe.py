@@ -9,7 +9,7 @@ import click
 from rich.markup import escape
 
 from ansible_collections.autonomi.network_migration.plugins.module_utils import _modes as modes
-from ansible_collections.autonomi.network_migration.plugins.plugin_utils import prometheus
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils import prometheus, redaction
 from ant_network_migration_common import figures as figures_lib
 
 from . import common, fleet, ledger_io, render
@@ -47,7 +47,7 @@ def _figures(settings, inventory):
     try:
         return figures_lib.query_figures(client), None
     except prometheus.PrometheusError as exc:
-        return None, str(exc)
+        return None, redaction.redact_text(str(exc))
     finally:
         client.close()
 
@@ -88,6 +88,7 @@ def health(settings, transport, check_nodes, as_json):
       ant-network-migration health --transport iroh --check-nodes
     """
     location = settings.ledger_location()
+    ledger_io.require(location)          # before health.yml, whose run would create a mistyped one
     console = None if as_json else common.make_console()
     run_failure = None
     if check_nodes:
@@ -101,7 +102,7 @@ def health(settings, transport, check_nodes, as_json):
     overrides = common.inventory_var(inventory, 'migration_alert_overrides') if inventory else None
     verdicts = figures_lib.judge(figures, transport, overrides if isinstance(overrides, dict) else None) \
         if figures else []
-    with ledger_io.opened(location, create=False) as handle:
+    with ledger_io.opened(location) as handle:
         nodes = _node_health(handle, transport)
     transports = [transport] if transport else list(figures_lib.TRANSPORTS)
     problems = []
@@ -153,8 +154,9 @@ def metrics(settings, fmt):
       ant-network-migration metrics --format prometheus > /var/lib/node_exporter/migration.prom
     """
     location = settings.ledger_location()
+    ledger_io.require(location)
     figures, prometheus_error = _figures(settings, None if settings.prometheus_url else _inventory_or_none(settings))
-    with ledger_io.opened(location, create=False) as handle:
+    with ledger_io.opened(location) as handle:
         progress = handle.progress()
         ledger_text = handle.metrics_text() if fmt == 'prometheus' else ''
     if fmt == 'json':

@@ -5,18 +5,17 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 
 import click
 from rich.markup import escape
 
 from ansible_collections.autonomi.network_migration.plugins.module_utils import _modes as modes
-from ansible_collections.autonomi.network_migration.plugins.plugin_utils import alert_rules
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils import alert_rules, redaction
 from ant_network_migration_common.ledger_status import PLAN_EVENT
 
 from . import common, fleet, ledger_io, plan, render
-from .errors import EXIT_CODES_HELP, BadInput, Refused, RunFailed, redact
+from .errors import EXIT_CODES_HELP, BadInput, Refused, RunFailed
 
 
 def _check_plan_against_inventory(data, inventory):
@@ -99,8 +98,8 @@ def _selection(data, inventory, handle):
             planning=_planning(inventory, handle))
     except plan.PlanError as exc:
         raise BadInput(str(exc)) from None
-
-
+    except ValueError as exc:   # a node the planner cannot place (e.g. a peer id that is not one)
+        raise RunFailed(f'cannot plan: {exc}') from None
 
 
 def _planning(inventory, handle):
@@ -192,15 +191,22 @@ def _canary_vars(data, inventory):
 @click.option('--plan', 'plan_file', required=True, type=click.Path(dir_okay=False),
               help='Migration plan, YAML or JSON (schema: plan.schema.json; see docs/cli.md).')
 @click.option('--dry-run', is_flag=True, help='Validate and print the hosts each stage would touch; change nothing.')
+@click.option('--trust-plan-inventory', is_flag=True,
+              help="Use the plan's inventory even when reading it runs code on this controller (an executable "
+              'script, an inventory plugin). Without it such an inventory is refused, in a dry run too.')
 @common.operator_option()
 @click.pass_obj
-def start(settings, plan_file, dry_run, operator):
+def start(settings, plan_file, dry_run, trust_plan_inventory, operator):
     """Run a migration plan: the canary, then each wave, stopping at the first failure.
 
     The plan is validated against the published schema (every error names its field), then
     against the inventory (hosts and groups exist) and the ledger (not paused, halted or
     locked). --dry-run prints, per stage, the hosts it would touch in order — sorted by name,
     skipping hosts already past libp2p_only and excluded ones — and changes nothing.
+
+    A plan file is data: it is size-limited and plain YAML or JSON (no anchors or aliases, no
+    duplicate keys), and an inventory it names may not run code (an executable script, an
+    inventory plugin) unless --trust-plan-inventory; -i/--inventory is the operator's own.
 
     \b
     Examples:
@@ -209,18 +215,24 @@ def start(settings, plan_file, dry_run, operator):
     """
     try:
         data = plan.load(plan_file)
+    except plan.PlanError as exc:
+        raise BadInput(str(exc)) from None
+    location = settings.ledger_location()
+    ledger_io.require(location)
+    if not settings.inventory and data.get('inventory') and not trust_plan_inventory:
+        runs_code = plan.inventory_runs_code(data['inventory'])
+        if runs_code:
+            raise BadInput(f"the plan's inventory: {runs_code}. A plan may not make this controller run code, not "
+                           'even in a dry run: give your own inventory with -i, or --trust-plan-inventory if you '
+                           'trust it as your own')
+    try:
         inventory = fleet.load_inventory(settings.inventory or data.get('inventory'))
         _check_plan_against_inventory(data, inventory)
         _check_rule_ids(data)
     except plan.PlanError as exc:
         raise BadInput(str(exc)) from None
     console = common.make_console()
-    location = settings.ledger_location()
-    if dry_run and not ledger_io.exists(location):
-        ledger_context = contextlib.nullcontext(ledger_io.EmptyLedger(location))
-    else:
-        ledger_context = ledger_io.opened(location)
-    with ledger_context as handle:
+    with ledger_io.opened(location) as handle:
         refusal = None
         try:
             common.refuse_unless_guard_allows(handle)
@@ -242,9 +254,9 @@ def start(settings, plan_file, dry_run, operator):
                 raise problem
             refusal = refusal or problem
     if dry_run:
-        missing = '' if ledger_io.exists(location) else ' (does not exist yet: an empty ledger)'
+        shown = redaction.redact_location(location)
         console.print(f'[bold]Dry run[/bold] of {escape(str(plan_file))} against {len(inventory.fleet)} hosts '
-                      + escape(f'({inventory.source}); ledger {redact(location)}{missing}. Nothing is changed.'))
+                      + escape(f'({inventory.source}); ledger {shown}. Nothing is changed.'))
         wave_number = 0
         for stage in stages:
             if stage.stage == 'wave':

@@ -8,10 +8,11 @@ from __future__ import annotations
 import click
 from rich.markup import escape
 
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils import redaction
 from ant_network_migration_common.ledger_status import status_data
 
 from . import common, ledger_io, render
-from .errors import EXIT_CODES_HELP, redact
+from .errors import EXIT_CODES_HELP
 
 
 @click.command(epilog=EXIT_CODES_HELP)
@@ -31,9 +32,9 @@ def status(settings, detailed, as_json):
       ant-network-migration --ledger postgresql://awx@db/migration status --json | jq .progress
     """
     location = settings.ledger_location()
-    with ledger_io.opened(location, create=False) as handle:
-        data = status_data(handle, detailed)
-    data['ledger'] = str(location)
+    with ledger_io.opened(location) as handle:
+        data = redaction.redact(status_data(handle, detailed))
+    data['ledger'] = redaction.redact_location(location)
     if as_json:
         click.echo(render.to_json(data))
         return
@@ -44,4 +45,4 @@ def status(settings, detailed, as_json):
     if detailed:
         console.print(render.nodes_table(data['nodes']))
         console.print(render.events_table(data['events']))
-    console.print(f'[dim]ledger: {escape(redact(location))}[/dim]')
+    console.print(f"[dim]ledger: {escape(data['ledger'])}[/dim]")

@@ -22,18 +22,13 @@ Exit codes:
   3  refused: the migration is paused, halted or locked, or the planner refuses a wave; nothing was run"""
 
 
-def redact(text):
-    """The collection's one redaction (passwords in DSNs and URLs), for everything the CLI prints."""
-    return redaction.redact_text(text)
-
-
 class CliError(click.ClickException):
     """An error shown as ``Error: <message>`` on stderr, exiting with ``exit_code``; never a secret."""
 
     exit_code = EXIT_FAILED
 
     def __init__(self, message):
-        super().__init__(redact(message))
+        super().__init__(redaction.redact_text(message))
 
 
 class RunFailed(CliError):

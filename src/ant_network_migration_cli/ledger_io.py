@@ -1,8 +1,8 @@
 # Copyright: Contributors to the autonomi.network_migration collection
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The CLI's door to the collection's ledger (plugins/plugin_utils/ledger.py): one place that
-opens it and turns its errors into exit codes."""
+"""The CLI's door to the collection's ledger (plugins/plugin_utils/ledger): one place that opens
+it, refuses a ledger that does not exist, and turns its errors into exit codes."""
 
 from __future__ import annotations
 
@@ -21,54 +21,43 @@ def resolve_location(explicit=None):
         raise BadInput(f'ledger location: {exc}') from None
 
 
-class EmptyLedger:
-    """What a ledger that does not exist yet says, for read-only commands that must not create
-    one (a dry run changes nothing, not even by creating the ledger file)."""
+def require(location):
+    """Refuse (exit 2) a ledger that does not exist. Only `init` creates one: a mistyped --ledger
+    must never become a new, empty ledger that a command then reports on or writes to (a `pause`
+    recorded there would not pause the real migration)."""
+    if not exists(location):
+        raise BadInput(f'no ledger at {location}: nothing has been recorded there (a mistyped --ledger, '
+                       'ANT_MIGRATION_LEDGER or ansible.cfg `ledger`?). To start a new migration ledger there: '
+                       f'ant-network-migration --ledger {location} init')
 
-    def __init__(self, location):
-        self.location = location
 
-    def get_flags(self):
-        return {'paused': None, 'halted': None}
-
-    def lock(self):
-        return None
-
-    def live_lock(self):
-        return None
-
-    def wait_for_gone_controller(self, timeout=None, progress=None):
-        return []
-
-    def nodes(self, states=None, hosts=None):
-        return []
-
-    def canary_verdict(self):
-        return None
-
-    def switch_times(self, limit=1000):
-        return []
+def _open(location):
+    try:
+        return ledger.open_ledger(location)
+    except ledger.LedgerError as exc:
+        raise BadInput(f'cannot open the ledger {location}: {exc}') from None
 
 
 @contextlib.contextmanager
-def opened(location, create=True):
-    """Open the ledger at ``location`` for the duration of a ``with`` block.
-
-    ``create=False``: a SQLite ledger that does not exist yet is not created; BadInput is raised.
-    """
-    if not create and not exists(location):
-        raise BadInput(f'no ledger at {location}: nothing has been recorded there yet '
-                       '(check --ledger, ANT_MIGRATION_LEDGER or ansible.cfg)')
-    try:
-        handle = ledger.open_ledger(location)
-    except ledger.LedgerError as exc:
-        raise BadInput(f'cannot open the ledger {location}: {exc}') from None
+def opened(location):
+    """The existing ledger at ``location`` for the duration of a ``with`` block (BadInput when there
+    is none: see require)."""
+    require(location)
+    handle = _open(location)
     try:
         yield handle
     finally:
-        close = getattr(handle, 'close', None)
-        if close:
-            close()
+        handle.close()
+
+
+def initialise(location):
+    """Create the ledger at ``location`` (the `init` command; an existing one is opened, unchanged)
+    and return its progress."""
+    handle = _open(location)
+    try:
+        return handle.progress()
+    finally:
+        handle.close()
 
 
 def translate(exc):

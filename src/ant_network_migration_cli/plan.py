@@ -11,7 +11,9 @@ would touch and in which batches. ``start --dry-run`` prints exactly this.
 from __future__ import annotations
 
 import json
+import os
 import re
+import stat
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -19,22 +21,71 @@ from typing import Iterable, Mapping, Sequence
 
 import jsonschema
 import yaml
+from yaml.composer import ComposerError
+from yaml.constructor import ConstructorError
 
 from ansible_collections.autonomi.network_migration.plugins.module_utils import _modes as modes
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils import validation, wave_planning
 
 DEFAULT_BATCHES = (1, '10%', '25%')
-
+# A plan is a few hundred bytes. A plan file is not trusted input (docs/cli.md, "Plan files are
+# data"): its size and nesting bound what parsing it may cost.
+MAX_PLAN_BYTES = 256 * 1024
+MAX_PLAN_DEPTH = 16
 
 
 class PlanError(ValueError):
-    """A plan that cannot be used; ``problems`` lists one ``path: message`` per problem."""
+    """A plan that cannot be used; ``problems`` lists one ``path: message`` per problem (one line
+    each; a single problem gives a one-line message)."""
 
     def __init__(self, source, problems):
         self.source = source
-        self.problems = list(problems)
-        listing = '\n'.join('  - ' + p for p in self.problems)
-        super().__init__(f'{source}: invalid plan:\n{listing}')
+        self.problems = [' '.join(str(p).split()) for p in problems]
+        if len(self.problems) == 1:
+            super().__init__(f'{source}: invalid plan: {self.problems[0]}')
+        else:
+            listing = '\n'.join('  - ' + p for p in self.problems)
+            super().__init__(f'{source}: invalid plan:\n{listing}')
+
+
+class _PlanLoader(yaml.SafeLoader):
+    """YAML (and JSON, a subset) for plans: plain data only. Anchors and aliases are refused before
+    anything is built (a "billion laughs" plan expands nothing), so are duplicate keys (which YAML
+    would resolve silently, last one wins) and nesting deeper than MAX_PLAN_DEPTH."""
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent, index):
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            raise ComposerError(None, None, f'a YAML alias (*{event.anchor}) is not allowed in a plan: '
+                                'write the value out', event.start_mark)
+        if getattr(event, 'anchor', None):
+            raise ComposerError(None, None, f'a YAML anchor (&{event.anchor}) is not allowed in a plan',
+                                event.start_mark)
+        self._depth += 1
+        try:
+            if self._depth > MAX_PLAN_DEPTH:
+                raise ComposerError(None, None, f'nested deeper than {MAX_PLAN_DEPTH} levels', event.start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_mapping(self, node, deep=False):
+        first_line = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = first_line.get(key)
+            except TypeError:       # an unhashable key: the constructor below says so
+                continue
+            if first is not None:
+                raise ConstructorError(None, None, f'duplicate key {key!r} (first on line {first})',
+                                       key_node.start_mark)
+            first_line[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
 
 
 def schema():
@@ -126,27 +177,98 @@ def check_rule_ids(data, known_rule_ids, source='plan'):
         raise PlanError(source, problems)
 
 
-def load(path):
-    """Read, parse and validate a plan file (YAML or JSON). Raises PlanError."""
-    path = Path(path)
+def _read(path):
+    """The plan's text: a regular file of at most MAX_PLAN_BYTES, UTF-8."""
     try:
-        text = path.read_text(encoding='utf-8')
+        # O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused as not a regular file.
+        with open(os.open(path, os.O_RDONLY | os.O_NONBLOCK), 'rb') as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                raise PlanError(str(path), ['(plan): not a regular file'])
+            raw = handle.read(MAX_PLAN_BYTES + 1)
     except OSError as exc:
         raise PlanError(str(path), [f'(plan): cannot read the file: {exc.strerror}']) from None
+    if len(raw) > MAX_PLAN_BYTES:
+        raise PlanError(str(path), [f'(plan): larger than {MAX_PLAN_BYTES // 1024} KiB; a plan is a short YAML or '
+                                    'JSON file'])
+    try:
+        return raw.decode('utf-8')
+    except UnicodeDecodeError as exc:
+        raise PlanError(str(path), [f'(plan): not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start}); '
+                                    'a plan is a YAML or JSON file']) from None
+
+
+def parse(text, source='plan'):
+    """Plan data from YAML or JSON text (_PlanLoader's rules). Raises PlanError with one line."""
     try:
         # YAML is a superset of JSON: one parser for both.
-        data = yaml.safe_load(text)
+        return yaml.load(text, Loader=_PlanLoader)  # noqa: S506 (a SafeLoader subclass)
     except yaml.YAMLError as exc:
         mark = getattr(exc, 'problem_mark', None)
         where = f' (line {mark.line + 1}, column {mark.column + 1})' if mark else ''
         problem = getattr(exc, 'problem', None) or exc
-        raise PlanError(str(path), [f'(plan): not valid YAML or JSON{where}: {problem}']) from None
+        raise PlanError(source, [f'(plan): not valid YAML or JSON{where}: {problem}']) from None
+
+
+def load(path):
+    """Read, parse and validate a plan file (YAML or JSON). Raises PlanError."""
+    path = Path(path)
+    data = parse(_read(path), str(path))
     if not isinstance(data, dict):
         raise PlanError(str(path), [f'(plan): expected a mapping of plan fields, got {type(data).__name__}'])
     validate(data, str(path))
     if data.get('inventory') and not Path(data['inventory']).is_absolute():
         data['inventory'] = str((path.parent / data['inventory']).resolve())
     return data
+
+
+# Directories of an inventory directory that hold variables, not inventory sources.
+_VARIABLE_DIRS = ('group_vars', 'host_vars')
+_PLUGIN_CONFIG = re.compile(rb'^plugin\s*:', re.MULTILINE)
+
+
+def _inventory_files(path, seen=None):
+    """The files Ansible reads as inventory sources for ``path``: the file, or every file of the
+    directory and its subdirectories (symbolic links followed, as Ansible does), sorted."""
+    seen = set() if seen is None else seen
+    if not path.is_dir():
+        yield path
+        return
+    real = os.path.realpath(path)
+    if real in seen:
+        return
+    seen.add(real)
+    for entry in sorted(path.iterdir()):
+        if entry.is_dir():
+            if entry.name not in _VARIABLE_DIRS:
+                yield from _inventory_files(entry, seen)
+        else:
+            yield entry
+
+
+def inventory_runs_code(path):
+    """Why reading the inventory at ``path`` would run code on this controller, or None.
+
+    Ansible runs an executable inventory file (its ``script`` inventory plugin) and loads the
+    plugin a YAML file names with ``plugin:`` (which may template, query or execute); in a
+    directory it reads every file but group_vars/ and host_vars/. A plan is not trusted to make
+    the controller run code, not even in a dry run (docs/cli.md)."""
+    for candidate in _inventory_files(Path(path)):
+        try:
+            mode = candidate.stat().st_mode
+        except OSError:
+            continue
+        if not stat.S_ISREG(mode):
+            continue
+        if mode & (stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH):
+            return f'{candidate} is executable (Ansible would run it as a script inventory)'
+        try:
+            with open(candidate, 'rb') as handle:
+                head = handle.read(64 * 1024)
+        except OSError:
+            continue
+        if _PLUGIN_CONFIG.search(head):
+            return f'{candidate} configures an inventory plugin (`plugin:`), which runs code when Ansible reads it'
+    return None
 
 
 def alert_overrides(plan, base=None):

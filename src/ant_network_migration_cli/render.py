@@ -12,6 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ansible_collections.autonomi.network_migration.plugins.module_utils import _modes as modes
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils import redaction
 
 
 def fmt_time(value):
@@ -38,7 +39,8 @@ def fmt_number(value, unit='', digits=2):
 
 
 def to_json(data):
-    """JSON text for command output: sorted keys, timestamps and other objects as strings."""
+    """JSON text for command output: sorted keys, timestamps and other objects as strings, every
+    value through the collection's redaction (passwords in DSNs and URLs, secret-looking keys)."""
     def default(obj):
         if isinstance(obj, dt.datetime):
             return fmt_time(obj)
@@ -46,7 +48,7 @@ def to_json(data):
             return list(obj)
         return str(obj)
 
-    return json.dumps(data, indent=2, sort_keys=True, default=default)
+    return json.dumps(redaction.redact(data), indent=2, sort_keys=True, default=default)
 
 
 def flag_text(name, flag):

@@ -55,6 +55,14 @@ def write_extravars(private_dir, extravars):
     return path
 
 
+def forget_environment(private_dir):
+    """Remove what ansible-runner wrote of the child's environment: ``artifacts/<id>/command`` holds
+    all of it (the ledger location with a DSN's password, any secret the operator's environment
+    carries). The rest of a failed run's directory (stdout, job_events) stays for the operator."""
+    for command in Path(private_dir).glob('artifacts/*/command'):
+        command.unlink(missing_ok=True)
+
+
 @dataclass
 class RunOutcome:
     playbook: str
@@ -135,8 +143,10 @@ def run_playbook(name, extravars=None, inventory=None, ledger_location=None, con
     import ansible_runner  # 0.1 s to import: only the commands that run something load it
 
     write_extravars(private_dir, extravars)
+    # suppress_env_files: ansible-runner would write envvars (the ledger location, a DSN with its
+    # password) into env/envvars; the child gets them in its environment only.
     kwargs = dict(private_data_dir=private_dir, project_dir=str(root), playbook=str(playbook),
-                  envvars=envvars, event_handler=sink,
+                  envvars=envvars, suppress_env_files=True, event_handler=sink,
                   quiet=not show_ansible, verbosity=max(0, verbosity - 1) or None)
     sources = [str(Path(inventory).resolve())] if inventory else []
     if extra_groups and sources:
@@ -157,6 +167,8 @@ def run_playbook(name, extravars=None, inventory=None, ledger_location=None, con
             result = ansible_runner.run(**kwargs)
     except KeyboardInterrupt:
         return RunOutcome(name, 'canceled', 130, ['interrupted by the operator'], private_dir)
+    finally:
+        forget_environment(private_dir)
     failures = sink.failures or _error_lines(result)
     outcome = RunOutcome(name, result.status, result.rc if result.rc is not None else 1, failures, private_dir)
     if outcome.ok:

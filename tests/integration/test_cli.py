@@ -128,11 +128,16 @@ def test_status_while_prometheus_is_down(stack, cli, ledger_path):
 def test_dry_run_changes_nothing(stack, cli, ledger_path, tmp_path):
     plan = write_plan(tmp_path, 'canary: {count: 1}\nbatches: [1]\nwaves: [{percent: 50}, {percent: 100}]\n')
 
-    # A fresh migration: the ledger does not exist; hosts are asked (read-only) what they run.
-    before = fleet_snapshot(stack)
+    # A fresh migration: the ledger records nothing yet; hosts are asked (read-only) what they run.
+    # (No ledger at all is refused: a mistyped --ledger must not look like a fresh migration.)
+    refused = cli('start', '--plan', plan, '--dry-run')
+    assert refused.returncode == 2 and 'init' in refused.stderr, refused.stdout + refused.stderr
+    assert not ledger_path.exists()
+    assert cli('init').returncode == 0
+    before, recorded = fleet_snapshot(stack), ledger_snapshot(ledger_path)
     fresh = cli('start', '--plan', plan, '--dry-run')
     assert fresh.returncode == 0, fresh.stdout + fresh.stderr
-    assert not ledger_path.exists()
+    assert ledger_snapshot(ledger_path) == recorded
     out = fresh.stdout
     canary, wave1, wave2 = out.split('Canary')[1].split('Wave 1')[0], out.split('Wave 1')[1].split('Wave 2')[0], \
         out.split('Wave 2')[1]

@@ -157,6 +157,8 @@ def test_base64_reason_of_the_eda_rulebook_is_decoded_verbatim(stack, ledger_pat
 def test_free_text_through_the_cli_is_not_templated(stack, ledger_path, tmp_path):
     marker = tmp_path / 'templated'
     reason = INJECTION % marker
+    rc, out = cli(stack, ledger_path, 'init')      # the CLI refuses a ledger that does not exist
+    assert rc == 0, out
     rc, out = cli(stack, ledger_path, 'pause', '--reason', reason, '--operator', 'carol')
     assert rc == 0, out
     assert not marker.exists(), 'a CLI pause reason was templated'

@@ -139,7 +139,7 @@ def test_dry_run_prints_hosts_per_wave_in_order_and_changes_nothing(invoke, tmp_
     assert ledger_snapshot(ledger_path) == before
 
 
-def test_dry_run_without_ledger_does_not_create_it(cli_runner, tmp_path, inventory_path, monkeypatch):
+def test_dry_run_of_a_fresh_migration_asks_the_hosts(cli_runner, tmp_path, inventory_path, monkeypatch):
     from ant_network_migration_cli import fleet
 
     seen = {}
@@ -152,12 +152,17 @@ def test_dry_run_without_ledger_does_not_create_it(cli_runner, tmp_path, invento
     monkeypatch.setattr(fleet, 'discover_nodes', discover)
     missing = tmp_path / 'fresh.sqlite3'
     plan = write_plan(tmp_path, 'canary: {count: 2}\nwaves: [{percent: 50}]\n')
-    result = cli_runner.invoke(cli, ['--ledger', str(missing), '-i', str(inventory_path), 'start', '--plan',
-                                     str(plan), '--dry-run'])
+    args = ['--ledger', str(missing), '-i', str(inventory_path), 'start', '--plan', str(plan), '--dry-run']
+    # Without a ledger the dry run is refused (a typo must not look like a fresh migration) and creates none.
+    assert cli_runner.invoke(cli, args).exit_code == errors.EXIT_BAD_INPUT
+    assert not missing.exists()
+    assert cli_runner.invoke(cli, ['--ledger', str(missing), 'init']).exit_code == 0
+    before = ledger_snapshot(missing)
+    result = cli_runner.invoke(cli, args)
     assert result.exit_code == 0, result.output
     assert seen['hosts'] == [f'sim-host-{i:02d}' for i in range(1, 7)]
     assert 'sim-host-01, sim-host-02' in result.output            # the canaries, first by name
-    assert not missing.exists()
+    assert ledger_snapshot(missing) == before
 
 
 def test_dry_run_fails_when_hosts_do_not_report(cli_runner, tmp_path, inventory_path, monkeypatch):
@@ -165,6 +170,7 @@ def test_dry_run_fails_when_hosts_do_not_report(cli_runner, tmp_path, inventory_
 
     monkeypatch.setattr(fleet, 'discover_nodes', lambda source, hosts: ([], {h: 'unreachable' for h in hosts}))
     plan = write_plan(tmp_path, 'waves: [{percent: 50}]\n')
+    assert cli_runner.invoke(cli, ['--ledger', str(tmp_path / 'x.sqlite3'), 'init']).exit_code == 0
     result = cli_runner.invoke(cli, ['--ledger', str(tmp_path / 'x.sqlite3'), '-i', str(inventory_path), 'start',
                                      '--plan', str(plan), '--dry-run'])
     assert result.exit_code == errors.EXIT_FAILED

@@ -78,3 +78,23 @@ class PostgresServer:
         with psycopg.connect(self.dsn(), autocommit=True) as conn:
             conn.execute(f'CREATE SCHEMA {name}')
         return self.dsn(schema=name)
+
+
+def server_for_tests(pytest):
+    """A started server for a test module, or the test skipped (failed under CI) without PostgreSQL's
+    binaries; a free port taken before the server binds it is tried again. Stop it when done."""
+    bindir = pg_bindir()
+    if not bindir:
+        message = 'PostgreSQL server binaries not found (Debian: apt-get install postgresql)'
+        if os.environ.get('CI'):
+            pytest.fail(message + '; CI is set, so this is a failure')
+        pytest.skip(message)
+    for attempt in range(3):
+        server = PostgresServer(bindir)
+        try:
+            return server.start()
+        except subprocess.CalledProcessError:
+            server.stop()
+            if attempt == 2:
+                raise
+    return None
