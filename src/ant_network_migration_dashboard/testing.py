@@ -46,7 +46,7 @@ class StubPrometheus:
         self.risk = risk
         self.alerts = list(alerts or [])
         self.queries = []
-        self.port = free_port()
+        self.port = 0             # the kernel's choice at the first start, kept for a restart
         self._server = None
         self._thread = None
 
@@ -89,6 +89,7 @@ class StubPrometheus:
                 pass
 
         self._server = ThreadingHTTPServer(('127.0.0.1', self.port), Handler)
+        self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
         return self
@@ -108,7 +109,9 @@ class StubPrometheus:
 
 
 class RunningService:
-    """The dashboard under uvicorn in a background thread on a free loopback port."""
+    """The dashboard under uvicorn in a background thread on a loopback port. The socket is bound here
+    (port 0: the kernel's choice) and handed to uvicorn, so no other process can take the port between
+    choosing and binding it (under load, a port picked by free_port() and bound later sometimes was)."""
 
     def __init__(self, ledger_location, prometheus_url=None, host='127.0.0.1', port=None, allowed_hosts=(),
                  **options):
@@ -117,11 +120,14 @@ class RunningService:
         options.setdefault('prometheus_interval', 1.0)
         self.service = Service(ledger_location, prometheus_url=prometheus_url, **options)
         self.host = host
-        self.port = port or free_port()
+        self._socket = socket.socket(socket.AF_INET6 if ':' in host else socket.AF_INET)
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._socket.bind((host, port or 0))
+        self.port = self._socket.getsockname()[1]
         config = uvicorn.Config(create_app(self.service), host=host, port=self.port, log_level='warning',
                                 ws='websockets-sansio', lifespan='on', access_log=False)
         self.server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self.server.run, daemon=True)
+        self._thread = threading.Thread(target=self.server.run, kwargs={'sockets': [self._socket]}, daemon=True)
 
     @property
     def url(self):
@@ -143,6 +149,7 @@ class RunningService:
     def stop(self):
         self.server.should_exit = True
         self._thread.join(timeout=30)
+        self._socket.close()
 
     def __enter__(self):
         return self.start()

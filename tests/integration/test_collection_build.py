@@ -176,11 +176,17 @@ def test_tools_installed_with_pip_find_the_installed_collection(tmp_path, tarbal
     assert loaded_from.startswith(str(collections_dir)), loaded_from
     assert path_unchanged == 'True'
 
-    port = free_port()
     with testing.StubPrometheus() as prometheus:
-        dashboard = subprocess.Popen([cli, '--prometheus-url', prometheus.url, 'dashboard', '--listen',
-                                      f'127.0.0.1:{port}'], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     text=True, cwd=elsewhere, env=env)
+        for _ in range(3):   # another process may take the port picked before the dashboard binds it
+            port = free_port()
+            dashboard = subprocess.Popen([cli, '--prometheus-url', prometheus.url, 'dashboard', '--listen',
+                                          f'127.0.0.1:{port}'], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                         text=True, cwd=elsewhere, env=env)
+            first = dashboard.stdout.readline()
+            if 'address already in use' not in first:
+                break
+            dashboard.wait(timeout=30)
+        assert first.startswith('dashboard: '), first
         try:
             deadline = time.monotonic() + 60
             answer = None
@@ -196,5 +202,5 @@ def test_tools_installed_with_pip_find_the_installed_collection(tmp_path, tarbal
             assert answer[1]['checks']['ledger']['ok'] and answer[1]['checks']['prometheus']['ok']
         finally:
             dashboard.terminate()
-            output = dashboard.communicate(timeout=30)[0]
+            output = first + dashboard.communicate(timeout=30)[0]
     assert 'Traceback' not in output, output

@@ -125,15 +125,26 @@ def test_the_token_is_read_from_the_address_once_then_a_cookie(dashboard):
     assert 'history.replaceState' in page.text and '"?token=" +' not in page.text
 
 
+def start_cli_dashboard(*args, attempts=3):
+    """``ant-network-migration ... dashboard --listen 127.0.0.1:<free port>``: (process, port, its first line),
+    on another port when another process took the one picked."""
+    exe = os.path.join(os.path.dirname(sys.executable), 'ant-network-migration')
+    for _ in range(attempts):
+        port = testing.free_port()
+        proc = subprocess.Popen([exe, *args, 'dashboard', '--listen', f'127.0.0.1:{port}'], stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
+        line = proc.stdout.readline()
+        if 'address already in use' not in line:
+            return proc, port, line
+        proc.wait(timeout=30)
+    raise AssertionError(f'no free port for the dashboard after {attempts} attempts')
+
+
 def test_the_dashboard_prints_no_prometheus_password(ledger_path, prometheus):
-    port = testing.free_port()
     secret = 'scrape-pa55word'
     url = prometheus.url.replace('http://', f'http://scraper:{secret}@')
-    exe = os.path.join(os.path.dirname(sys.executable), 'ant-network-migration')
-    proc = subprocess.Popen([exe, '--ledger', str(ledger_path), '--prometheus-url', url, 'dashboard', '--listen',
-                             f'127.0.0.1:{port}'], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc, port, line = start_cli_dashboard('--ledger', str(ledger_path), '--prometheus-url', url)
     try:
-        line = proc.stdout.readline()
         assert line.startswith('dashboard: ') and 'scraper:********@' in line, line
         doc = httpx.get(f'http://127.0.0.1:{port}/status', timeout=10).json()
         assert secret not in json.dumps(doc)
