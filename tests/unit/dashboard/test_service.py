@@ -235,18 +235,22 @@ def test_cli_refuses_a_public_address_without_a_token(ledger_path):
 @pytest.mark.parametrize('via', ['env', 'file'])
 def test_cli_serves_a_public_address_with_a_token_it_never_prints(ledger_path, prometheus, tmp_path, via):
     secret = 'very-secret-token-%s' % via
-    port = testing.free_port()
     env = {'ANT_DASHBOARD_TOKEN': secret} if via == 'env' else {}
-    args = ['--ledger', str(ledger_path), '--prometheus-url', prometheus.url,
-            'dashboard', '--listen', f'0.0.0.0:{port}']
+    extra = []
     if via == 'file':
         token_file = tmp_path / 'token'
         token_file.write_text(secret + '\n')
         token_file.chmod(0o600)
-        args += ['--token-file', str(token_file)]
-    proc = _cli(*args, env=env)
-    try:
+        extra = ['--token-file', str(token_file)]
+    for _ in range(3):   # another process may take the port picked before the dashboard binds it
+        port = testing.free_port()
+        proc = _cli('--ledger', str(ledger_path), '--prometheus-url', prometheus.url,
+                    'dashboard', '--listen', f'0.0.0.0:{port}', *extra, env=env)
         line = proc.stdout.readline()
+        if 'address already in use' not in line:
+            break
+        proc.wait(timeout=30)
+    try:
         assert f'dashboard: http://127.0.0.1:{port}/' in line and 'token required' in line, line
         url = f'http://127.0.0.1:{port}'
         assert httpx.get(url + '/status', timeout=10).status_code == 401
