@@ -230,7 +230,7 @@ class Size:
         r['ledger']['bytes'] = ledger_growth.sqlite_bytes(sqlite)
         self.figures['wave'] = {'sqlite': r, 'plain': plain}
         say('    ledger (SQLite) during the wave run: %s' % ledger_summary_text(r['ledger']))
-        if self.args.pg:
+        if self.args.pg and 'postgresql' in self.args.wave_ledgers:
             with ledger_growth.pg_server() as server:
                 dsn = server.new_schema()
                 before = ledger_growth.pg_stats(server)
@@ -429,6 +429,8 @@ def main(argv=None):
     parser.add_argument('--gate-repeat', type=int, default=5)
     parser.add_argument('--clients', type=int, default=50, help='WebSocket clients of the dashboard')
     parser.add_argument('--no-pg', dest='pg', action='store_false', help='skip the PostgreSQL ledger')
+    parser.add_argument('--wave-ledgers', default='sqlite,postgresql',
+                        help='ledgers the wave batch runs against (the SQLite run always comes first)')
     parser.add_argument('--json', help='write every figure here')
     args = parser.parse_args(argv)
     args.variants = [v for v in args.variants.split(',') if v]
