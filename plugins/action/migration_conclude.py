@@ -32,6 +32,7 @@ class ActionModule(MigrationAction):
         ready_timeout=dict(type='int'),
         fleet_hosts=dict(type='list', elements='str', default=[]),
         degraded_fails=dict(type='bool', default=True),
+        keep_canary=dict(type='bool', default=False),
         hosts=dict(type='list', elements='str', default=[]),
     )
 
@@ -72,6 +73,6 @@ class ActionModule(MigrationAction):
                                 started_at=args['started_at'], reason=args['reason'], trigger=args['trigger'],
                                 holder=holder, operator=operator, stopped_early=args['stopped_early'],
                                 ready_timeout=args['ready_timeout'], run_id=run_id,
-                                degraded_fails=args['degraded_fails'])
+                                degraded_fails=args['degraded_fails'], keep_canary=args['keep_canary'])
         control.record_conclusion(ledger, 'rollback', out['outcome'], run_id=run_id)
         return out

@@ -22,7 +22,7 @@ from ansible_collections.autonomi.network_migration.plugins.plugin_utils.service
 display = Display()
 
 OPS = ('pause', 'resume', 'halt', 'stop_batch', 'lock', 'unlock', 'mark', 'event', 'canary_verdict',
-       'canary_stopped', 'judged', 'reconcile', 'contained')
+       'canary_stopped', 'judged', 'reconcile', 'contained', 'reset_budget')
 # Writes that are not a change of the migration: the audit trail and the run's own lock.
 NOT_CHANGES = frozenset(['event', 'lock', 'unlock', 'contained'])
 
@@ -53,6 +53,7 @@ class ActionModule(MigrationAction):
         fix=dict(type='bool', default=False),
     )
     NEEDS = {'pause': 'reason', 'halt': 'reason', 'stop_batch': 'reason', 'mark': 'state', 'event': 'kind',
+             'reset_budget': 'reason',
              'canary_verdict': 'verdict', 'contained': 'rollback_policy'}
 
     def run(self, tmp=None, task_vars=None):
@@ -97,6 +98,8 @@ class ActionModule(MigrationAction):
         if op == 'canary_stopped':
             return canary.record_stop(ledger, hosts, reason, operator, run_id=run_id,
                                       failed_result=args['failed_result'], **args['data'])
+        if op == 'reset_budget':
+            return control.reset_budget(ledger, operator, reason, run_id=run_id)
         if op == 'judged':
             return control.judged(ledger, hosts, reason, run_id=run_id)
         if op == 'contained':

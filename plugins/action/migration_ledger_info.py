@@ -47,7 +47,7 @@ class ActionModule(MigrationAction):
                                             rollback_policy=args['rollback_policy'], stage=args['stage'],
                                             wait=display.warning))
             elif args['op'] == 'switch_times':
-                result.update(changed=False, switch_seconds=ledger.switch_times(limit=1000))
+                result.update(changed=False, **control.rollback_switch_times(ledger))
             else:
                 status = control.status(ledger, testing_deadline=args['testing_deadline'])
                 result.update(status if args['op'] == 'status' else

@@ -7,10 +7,11 @@
 from __future__ import annotations
 
 from ansible_collections.autonomi.network_migration.plugins.module_utils import _modes
-from ansible_collections.autonomi.network_migration.plugins.plugin_utils import wave_planning
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils import alert_rules, wave_planning
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils.adapters import hostvars
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils.adapters.action import MigrationAction
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils.services import rollback
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils.wording import shown
 
 ARGUMENT_SPEC = dict(
     wave=dict(type='raw'),
@@ -25,6 +26,8 @@ ARGUMENT_SPEC = dict(
     exclude_hosts=dict(type='list', elements='str', default=[]),
     unjudged_hosts=dict(type='list', elements='str', default=[]),
     canary_group=dict(type='str'),
+    ranking=dict(type='dict'),
+    pause_seconds=dict(type='float'),
     canary_group_hosts=dict(type='list', elements='str', default=[]),
     max_close_group_share=dict(type='float', default=0.4),
     switch_seconds=dict(type='list', elements='float', default=[]),
@@ -44,7 +47,11 @@ class ActionModule(MigrationAction):
         result = super().run(tmp, task_vars)
         args = self.validated_args()
         with self.failing_on_errors(result):
-            plan = self._plan(args, (task_vars or {}).get('hostvars', {}))
+            ruleset = None
+            if args['rollback_to'] and args['pause_seconds'] is not None:
+                ruleset = alert_rules.load_rules(overrides=self.task_var(task_vars, 'migration_alert_overrides'),
+                                                 settings=self.task_var(task_vars, 'migration_alert_settings'))
+            plan = self._plan(args, (task_vars or {}).get('hostvars', {}), ruleset)
             result.update(changed=False, plan=plan, msg=plan['message'])
             if plan.get('refusals'):
                 refused = plan['refusals']
@@ -52,7 +59,7 @@ class ActionModule(MigrationAction):
         return result
 
     @staticmethod
-    def _plan(args, task_hostvars):
+    def _plan(args, task_hostvars, ruleset=None):
         if args['rollback_to'] and args['strategy'] == 'fast':
             # No read of the fleet: every host in scope at once; the switch reports what each host ran.
             return rollback.plan('fast', args['rollback_to'], args['fleet_hosts'], args['only_hosts'])
@@ -63,13 +70,14 @@ class ActionModule(MigrationAction):
         if missing:
             raise wave_planning.PlanError(
                 'no transport_info for %d host(s): %s. Every fleet host must answer before a wave is planned (an '
-                'unreachable host could hide libp2p-only nodes).' % (len(missing), ', '.join(missing[:20])))
+                'unreachable host could hide libp2p-only nodes).' % (len(missing), shown(missing, 20)))
         if args['canary_count'] is not None:
             return wave_planning.plan_canary(nodes, args['canary_count'], args['exclude_hosts'],
                                              unjudged_hosts=args['unjudged_hosts'])
         if args['rollback_to']:
             return rollback.plan('gradual', args['rollback_to'], args['fleet_hosts'], args['only_hosts'], nodes=nodes,
-                                 batches=args['batches'])
+                                 batches=args['batches'], ranking=args['ranking'], pause_seconds=args['pause_seconds'],
+                                 ruleset=ruleset)
         return wave_planning.plan_wave(nodes, args['wave'], stage=args['stage'], batches=args['batches'],
                                        exclude_hosts=args['exclude_hosts'],
                                        max_close_group_share=args['max_close_group_share'],

@@ -25,7 +25,7 @@ from ansible.utils.display import Display
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils import guard, identity, validation
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils.adapters.action import LEDGER_VAR
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils.node_batches import BatchedSwitch
-from ansible_collections.autonomi.network_migration.plugins.plugin_utils.runtime.tracker import INTENT_VAR
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils.runtime.tracker import INTENT_VAR, PURPOSE_VAR
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils.services.switch import (
     MODULE,
     begin,
@@ -105,7 +105,8 @@ class ActionModule(ActionBase):
         if recording:
             wave = os.environ.get(identity.ENV_WAVE) or None
             result['recorded_transitions'], error = finish(location, host, result, intent=task_vars.get(INTENT_VAR),
-                                                           wave=wave, orphaned=bool(result.get('orphaned')))
+                                                           wave=wave, orphaned=bool(result.get('orphaned')),
+                                                           purpose=task_vars.get(PURPOSE_VAR))
             result['recorded'] = error is None
             if error:
                 result.update(failed=True, refused='ledger', msg=f"{result.get('msg') or 'switched'}; {error}")

@@ -48,6 +48,8 @@ STATE_MODE = {
 
 MIGRATED_STATES = (STATE_IROH_PRIMARY, STATE_IROH_ONLY)
 DUAL_STACK_STATES = (STATE_DUAL_STACK_TESTING, STATE_DUAL_STACK_STABLE)
+# Nodes that run both transports (dual-stack coverage counts these): dual_stack and iroh_primary.
+BOTH_TRANSPORT_STATES = DUAL_STACK_STATES + (STATE_IROH_PRIMARY,)
 
 PHASES = (
     (5.0, 'Initialization'),
@@ -116,11 +118,13 @@ def partition_violations(target, fleet_modes):
     return sorted(node for node, mode in fleet_modes.items() if mode == LIBP2P_ONLY)
 
 
-def phase_for(progress_percent):
+def phase_for(progress_percent, all_iroh_only=False):
+    """The seed's phase of a progress percentage; Completed only once every node runs iroh_only (a fleet at
+    100 % iroh_primary is still in Finalization: finalize.yml has not run)."""
     for limit, name in PHASES:
         if progress_percent < limit:
             return name
-    return PHASE_COMPLETED
+    return PHASE_COMPLETED if all_iroh_only else PHASES[-1][1]
 
 
 def progress(states):
@@ -131,15 +135,16 @@ def progress(states):
     for state in states:
         counts[state] = counts.get(state, 0) + 1
     migrated = sum(counts[s] for s in MIGRATED_STATES)
-    dual = sum(counts[s] for s in DUAL_STACK_STATES)
+    both = sum(counts[s] for s in BOTH_TRANSPORT_STATES)
     pct = (100.0 * migrated / total) if total else 0.0
     return {
         'total': total,
         'migrated': migrated,
-        'dual_stack': dual,
+        # Nodes running both transports, and their share: the two figures always agree.
+        'dual_stack': both,
         'rolled_back': counts[STATE_ROLLED_BACK],
         'progress_percent': round(pct, 2),
-        'dual_stack_coverage_percent': round((100.0 * (dual + migrated) / total) if total else 0.0, 2),
-        'phase': phase_for(pct),
+        'dual_stack_coverage_percent': round((100.0 * both / total) if total else 0.0, 2),
+        'phase': phase_for(pct, all_iroh_only=bool(total) and counts[STATE_IROH_ONLY] == total),
         'by_state': counts,
     }

@@ -73,6 +73,13 @@ options:
     type: list
     elements: str
     default: []
+  keep_canary:
+    description:
+      - With O(stage=rollback), keep the canary's passed verdict although the rollback moved nodes back to
+        C(libp2p_only) (recorded as C(canary_kept)); by default it becomes V(invalidated) and the next rollout asks
+        for a new canary.
+    type: bool
+    default: false
   hosts:
     description:
       - With O(stage=wave), the wave's hosts; a host whose containment switch (registered as C(wave_contained))

@@ -41,6 +41,8 @@ options:
       - V(canary_stopped) - the canary's soak stopped on a failure - records its verdict, V(failed) when a verdict
         on the nodes halted it (or nothing halted), V(frozen) when nothing could judge them or a pause froze them,
         and returns RV(roll_back).
+      - V(reset_budget) resets the failure budget (failed nodes counted across waves) with O(reason): a separate,
+        recorded action; acknowledging a halt does not reset it.
       - V(contained) records what a halt did to a wave's nodes under O(rollback_policy) (rolled back or frozen).
       - V(reconcile) compares the ledger with the M(autonomi.network_migration.transport_info) results of
         O(fleet_hosts) (host variable O(info_var)) and reports drift (a node restarted by hand in another
@@ -49,7 +51,7 @@ options:
     type: str
     required: true
     choices: [pause, resume, halt, stop_batch, lock, unlock, mark, event, canary_verdict, canary_stopped, judged,
-              reconcile, contained]
+              reconcile, contained, reset_budget]
   ledger:
     description:
       - Ledger location, a SQLite path or a C(postgresql://) DSN. Defaults to the variable C(migration_ledger),
@@ -104,8 +106,9 @@ options:
       - Canary verdict for O(op=canary_verdict).
       - V(frozen) - the canary could not be judged (monitoring down, no data); its hosts stay where they are and
         the next canary run judges the same hosts.
+      - V(invalidated) - a rollback undid what the canary judged (set by the rollback's conclusion).
     type: str
-    choices: [passed, failed, frozen]
+    choices: [passed, failed, frozen, invalidated]
   failed_result:
     description:
       - With O(op=stop_batch) and O(op=canary_stopped), the result of the task that failed (C(ansible_failed_result)).

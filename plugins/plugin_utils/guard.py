@@ -36,6 +36,7 @@ from ansible_collections.autonomi.network_migration.plugins.plugin_utils.identit
     run_id,
 )
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils.runtime.controller import pid_alive
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils.wording import shown
 
 ALLOWED = 'allowed'
 CONTROLLER_GONE = 'controller_gone'
@@ -136,12 +137,8 @@ def describe_lock(lock):
     orphans = lock.get('gone_controller_processes')
     if orphans:
         text += (f"; its controller process {lock.get('pid')} is gone but {len(orphans)} process(es) it started still"
-                 f" run (pids {', '.join(map(str, orphans[:10]))}): they end with the task in flight, try again then")
+                 f" run (pids {shown(orphans)}): they end with the task in flight, try again then")
     return text
-
-
-def _shown(nodes, limit=10):
-    return ', '.join(nodes[:limit]) + (f' and {len(nodes) - limit} more' if len(nodes) > limit else '')
 
 
 def unrecorded(intents, actor, lock=None):
@@ -155,7 +152,7 @@ def unrecorded(intents, actor, lock=None):
 
 def describe_intents(intents):
     return ('the switch of %s to %s was never recorded (intent since %s, run %s)'
-            % (_shown(sorted(i['host'] for i in intents)), ', '.join(sorted({i['mode'] for i in intents})),
+            % (shown(sorted(i['host'] for i in intents)), ', '.join(sorted({i['mode'] for i in intents})),
                min(str(i.get('at')) for i in intents), ', '.join(sorted({str(i.get('run_id')) for i in intents}))))
 
 
@@ -206,7 +203,7 @@ def decide(snapshot, actor=None, host=None, mode=None, ignore_pause=False, allow
         if blockers:
             return Decision(False, PARTITION, (
                 f'cannot switch to iroh_only while {len(blockers)} node(s) of the fleet still run libp2p_only '
-                f'according to the ledger ({_shown(blockers)}); iroh_only and libp2p_only nodes cannot reach '
+                f'according to the ledger ({shown(blockers)}); iroh_only and libp2p_only nodes cannot reach '
                 'each other'))
     return Decision(True, ALLOWED, None, notes)
 

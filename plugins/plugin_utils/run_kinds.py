@@ -32,6 +32,7 @@ RECONCILE = 'reconcile'
 CONFORMANCE = 'conformance'
 MONITORING = 'monitoring'
 PREFLIGHT = 'preflight'
+BUDGET_RESET = 'budget_reset'
 # A playbook that declares no kind (an operator's own playbook with the callback enabled).
 OTHER = 'other'
 
@@ -51,6 +52,7 @@ KINDS = {
     CONFORMANCE: (False, 'conformance'),
     MONITORING: (False, 'monitoring'),
     PREFLIGHT: (False, 'preflight'),
+    BUDGET_RESET: (False, 'budget reset'),
     OTHER: (False, None),
 }
 MIGRATION_KINDS = tuple(kind for kind, (changes, _) in KINDS.items() if changes)

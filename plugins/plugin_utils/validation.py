@@ -21,6 +21,7 @@ import re
 
 from ansible_collections.autonomi.network_migration.plugins.module_utils import _modes
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils.errors import MigrationError
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils.wording import shown
 
 # Accepted forms, as the messages (and docs) state them.
 WAVE_FORM = 'an integer from 1 to 100 written as such, e.g. wave=25'
@@ -186,7 +187,7 @@ def group_name(value, name, groups=None, allow_empty=False):
         return ''
     value = name_of(value, name, 'group')
     if groups is not None and value not in groups:
-        known = ', '.join(sorted(g for g in groups if g not in ('all', 'ungrouped'))[:20])
+        known = shown(sorted(g for g in groups if g not in ('all', 'ungrouped')), 20)
         raise InputError(name, value, f'the name of an inventory group (known: {known})',
                          'no such group in the inventory')
     return value

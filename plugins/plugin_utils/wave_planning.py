@@ -18,10 +18,16 @@ import math
 from ansible_collections.autonomi.network_migration.plugins.module_utils import _kademlia, _modes
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils import validation
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils.errors import MigrationError
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils.wording import shown
 
 
 class PlanError(MigrationError, ValueError):
     """The wave cannot be planned as asked; the message says why and what to change."""
+
+
+def duration_seconds(text):
+    """Seconds of a duration (the one grammar, validation.seconds)."""
+    return validation.seconds(text, 'duration')
 
 
 def parse_batches(spec):
@@ -67,6 +73,12 @@ def _close_group_index(nodes, group_size):
     """Map node id -> list of close-group ids it belongs to (group = node + nearest peers)."""
     peer_of = {n['id']: n['peer_id'] for n in nodes if n.get('peer_id')}
     node_of_peer = {v: k for k, v in peer_of.items()}
+    for node, peer in peer_of.items():
+        try:
+            _kademlia.peer_id_bytes(peer)
+        except ValueError as exc:
+            raise PlanError('node %s reports a peer id the network cannot place in a close group (%s): check the '
+                            'node (antctl status --json) before planning' % (node, exc)) from None
     groups = _kademlia.close_groups_of_nodes(list(peer_of.values()), size=group_size)
     membership = {}
     for gid, members in groups.items():
@@ -129,7 +141,7 @@ def plan_wave(nodes, wave, stage=_modes.DUAL_STACK, batches=(1, '10%', '25%'), e
         return plan
     if unknown:
         plan['refusals'].append('cannot plan while the mode of %d node(s) is unknown (stopped or not serving '
-                                'metrics): %s' % (len(unknown), ', '.join(unknown[:20])))
+                                'metrics): %s' % (len(unknown), shown(unknown, 20)))
 
     by_host = _nodes_by_host(nodes)
     candidates = eligible_hosts(nodes, stage, exclude_hosts)
@@ -142,8 +154,9 @@ def plan_wave(nodes, wave, stage=_modes.DUAL_STACK, batches=(1, '10%', '25%'), e
         count += n_below
     if count < needed:
         plan['message'] = ('wave=%s needs %d more node(s) at %s but only %d eligible node(s) remain '
-                           '(excluded hosts: %s); the wave will take every eligible host'
-                           % (_fmt(wave), needed, stage, count, ', '.join(sorted(exclude_hosts or ())) or 'none'))
+                           '(excluded hosts: %s)%s'
+                           % (_fmt(wave), needed, stage, count, shown(sorted(exclude_hosts or ())) or 'none',
+                              '; the wave will take every eligible host' if chosen else ''))
     membership = _close_group_index(nodes, close_group_size)
     limit = max(1, int(math.floor(max_close_group_share * close_group_size)))
     layout = _layout_batches(chosen, by_host, membership, batches, limit)
@@ -185,7 +198,7 @@ def refusals(nodes, plan, needed, max_partition_risk=0.7, switch_seconds=(), def
         offenders = _modes.partition_violations(_modes.IROH_ONLY, modes_now)
         if offenders:
             out.append('iroh_only is refused while %d node(s) still run libp2p_only (iroh_only and libp2p_only '
-                       'nodes cannot reach each other): %s' % (len(offenders), ', '.join(offenders[:20])))
+                       'nodes cannot reach each other): %s' % (len(offenders), shown(offenders, 20)))
     if needed > 0 and not plan['hosts']:
         previous = _modes.MODES[_modes.MODES.index(stage) - 1]
         behind = {}
@@ -212,11 +225,15 @@ def refusals(nodes, plan, needed, max_partition_risk=0.7, switch_seconds=(), def
     projection['measured'] = bool(switch_seconds)
     plan['rollback_projection'] = projection
     if plan['hosts'] and projection['seconds'] > rollback_sla_seconds:
+        # More forks help only when the hosts take more than one round of them.
+        advice = ('a smaller wave or more rollback forks (%d rounds of %d)' % (projection['rounds'], rollback_forks)
+                  if projection['rounds'] > 1 else
+                  'a smaller wave or faster nodes: one round of %d forks already covers every host, more forks '
+                  'cannot help' % rollback_forks)
         out.append('a fast rollback of the %d host(s) past libp2p_only after this wave would take about '
-                   '%.0f s, %.0f s over the %.0f s SLA (switch p95 %.1f s, %d forks); use a smaller wave '
-                   'or more rollback forks'
+                   '%.0f s, %.0f s over the %.0f s SLA (rollback switch p95 %.1f s, %d forks); use %s'
                    % (len(migrated_hosts), projection['seconds'], projection['seconds'] - rollback_sla_seconds,
-                      rollback_sla_seconds, projection['switch_p95'] or 0.0, rollback_forks))
+                      rollback_sla_seconds, projection['switch_p95'] or 0.0, rollback_forks, advice))
     return out
 
 
@@ -320,8 +337,9 @@ def plan_canary(nodes, count, exclude_hosts=(), unjudged_hosts=(), group=None, g
             'source': 'automatic', 'message': 'canary: %s (%s)' % (', '.join(hosts), how)}
 
 
-def plan_rollback(nodes, target, strategy='fast', batches=('25%',), only_hosts=None):
-    """Hosts with a node beyond ``target`` (by name), and how a rollback takes them.
+def plan_rollback(nodes, target, strategy='fast', batches=('25%',), only_hosts=None, first_hosts=()):
+    """Hosts with a node beyond ``target``, and how a rollback takes them: ``first_hosts`` (the worst by the
+    alerting figure) first, the others by name.
 
     fast: one batch with every host; gradual: serial-style ``batches`` of those hosts.
     ``only_hosts`` None means the whole fleet; a list (even empty) limits it to those hosts.
@@ -338,7 +356,8 @@ def plan_rollback(nodes, target, strategy='fast', batches=('25%',), only_hosts=N
             continue
         if n.get('mode') in _modes.MODES and _modes.MODES.index(n['mode']) > target_index:
             affected.setdefault(n['host'], []).append(n['service_name'])
-    hosts = sorted(affected)
+    first = [h for h in first_hosts or () if h in affected]
+    hosts = first + sorted(h for h in affected if h not in first)
     sizes = [len(hosts)] if strategy == 'fast' and hosts else batch_sizes(batches, len(hosts)) if hosts else []
     return {
         'target': target,
@@ -346,8 +365,10 @@ def plan_rollback(nodes, target, strategy='fast', batches=('25%',), only_hosts=N
         'hosts': hosts,
         'batch_sizes': sizes,
         'nodes_to_switch': sum(len(v) for v in affected.values()),
-        'message': ('%s rollback to %s: %d node(s) on %d host(s) in %d batch(es)'
-                    % (strategy, target, sum(len(v) for v in affected.values()), len(hosts), len(sizes))
+        'first_hosts': first,
+        'message': ('%s rollback to %s: %d node(s) on %d host(s) in %d batch(es)%s'
+                    % (strategy, target, sum(len(v) for v in affected.values()), len(hosts), len(sizes),
+                       ', the hosts the alert names first (worst figure first: %s)' % shown(first) if first else '')
                     if hosts else 'nothing to roll back: no node runs beyond %s' % target),
     }
 

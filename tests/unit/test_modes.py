@@ -55,10 +55,19 @@ def test_iroh_only_forbidden_while_libp2p_only_remains():
     "pct,phase",
     [(0, "Initialization"), (4.99, "Initialization"), (5, "EarlyAdopters"), (24.9, "EarlyAdopters"),
      (25, "MajorityMigration"), (74.9, "MajorityMigration"), (75, "Finalization"), (94.9, "Finalization"),
-     (95, "Completed"), (100, "Completed")],
+     (95, "Finalization"), (100, "Finalization")],
 )
 def test_phase_boundaries(pct, phase):
     assert m.phase_for(pct) == phase
+
+
+def test_completed_only_once_every_node_runs_iroh_only():
+    assert m.progress([m.STATE_IROH_PRIMARY] * 4)["phase"] == "Finalization"   # finalize.yml has not run
+    assert m.progress([m.STATE_IROH_ONLY] * 3 + [m.STATE_IROH_PRIMARY])["phase"] == "Finalization"
+    assert m.progress([m.STATE_IROH_ONLY] * 4)["phase"] == "Completed"
+    # At iroh_only no node runs both transports: coverage and count agree (0).
+    done = m.progress([m.STATE_IROH_ONLY] * 4)
+    assert done["dual_stack"] == 0 and done["dual_stack_coverage_percent"] == 0.0
 
 
 def test_progress_counts_migrated_and_coverage():
@@ -68,8 +77,8 @@ def test_progress_counts_migrated_and_coverage():
     assert p["total"] == 10
     assert p["migrated"] == 3
     assert p["progress_percent"] == 30.0
-    assert p["dual_stack"] == 3
-    assert p["dual_stack_coverage_percent"] == 60.0
+    assert p["dual_stack"] == 5                      # both transports: 3 dual_stack_stable + 2 iroh_primary
+    assert p["dual_stack_coverage_percent"] == 50.0
     assert p["phase"] == "MajorityMigration"
 
 

@@ -36,13 +36,14 @@ def render_metrics(progress, flags, now):
 
     gauge('nodes_total', 'Nodes known to the migration ledger.', [((), progress['total'])])
     gauge('nodes_migrated', 'Nodes in iroh_primary or iroh_only.', [((), progress['migrated'])])
-    gauge('nodes_dual_stack', 'Nodes in dual_stack_testing or dual_stack_stable.', [((), progress['dual_stack'])])
+    gauge('nodes_dual_stack', 'Nodes running both transports (dual_stack_testing, dual_stack_stable, iroh_primary).',
+          [((), progress['dual_stack'])])
     gauge('nodes_rollback', 'Nodes rolled back to libp2p_only.', [((), progress['rolled_back'])])
     gauge('nodes', 'Nodes per migration state.',
           [((('state', state),), count) for state, count in sorted(progress['by_state'].items())])
     gauge('progress_percent', 'Migration progress: migrated nodes over all nodes, in percent.',
           [((), progress['progress_percent'])])
-    gauge('dual_stack_coverage_percent', 'Nodes running iroh at all (dual-stack or migrated), in percent.',
+    gauge('dual_stack_coverage_percent', 'Nodes running both transports, in percent of the fleet.',
           [((), progress['dual_stack_coverage_percent'])])
     gauge('phase_info', 'The migration phase derived from progress.', [((('phase', progress['phase']),), 1)])
     gauge('velocity_nodes_per_hour', 'Nodes migrated per hour over the recent window.',

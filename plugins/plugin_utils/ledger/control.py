@@ -24,6 +24,7 @@ from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger.
     LedgerLocked,
     LedgerPaused,
 )
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils.wording import shown
 
 _REFUSAL_ERRORS = {'halted': LedgerHalted, 'paused': LedgerPaused, 'locked': LedgerLocked}
 
@@ -216,7 +217,7 @@ class ControlMixin:
         if progress is not None:
             progress(f"the run lock's holder {lock['holder']} (playbook {lock['playbook']}, run {lock['run_id']}) is "
                      f"gone but {len(workers)} process(es) it started still run (pids "
-                     f"{', '.join(map(str, workers[:10]))}): waiting up to {timeout:.0f} s for them to end")
+                     f"{shown(workers)}): waiting up to {timeout:.0f} s for them to end")
         deadline = time.monotonic() + timeout
         while workers and time.monotonic() < deadline:
             time.sleep(min(poll, max(0.0, deadline - time.monotonic())))
@@ -259,7 +260,7 @@ class ControlMixin:
                     raise LedgerLocked(
                         f"the migration ledger is locked by {lock['holder']} (playbook {lock['playbook']}, run "
                         f"{lock['run_id']}): its controller process {lock['pid']} is gone but "
-                        f"{len(workers)} process(es) it started still run (pids {', '.join(map(str, workers[:10]))}); "
+                        f"{len(workers)} process(es) it started still run (pids {shown(workers)}); "
                         'they stop after the node batch in flight. Try again in a moment', holder=lock['holder'],
                         started_at=lock['started_at'], playbook=lock['playbook'], run_id=lock['run_id'])
                 if age <= stale_after and not dead:

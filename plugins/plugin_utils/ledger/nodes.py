@@ -14,6 +14,8 @@ from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger.
     _run_id,
     _unjson,
     _where,
+    meta_get,
+    meta_set,
 )
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger.errors import (
     LedgerError,
@@ -277,12 +279,17 @@ class NodesMixin:
             rows = tx.query(sql, params + [int(limit)])
         return [dict(row, at=_iso(row['at'])) for row in rows]
 
-    def switch_times(self, limit=1000):
-        """Measured seconds-to-ready of the most recent switches, newest first (floats)."""
+    def switch_times(self, limit=1000, direction=None):
+        """Measured seconds-to-ready of the most recent switches, newest first (floats); ``direction``
+        'backward' keeps the switches back to an earlier mode (rollbacks and the canary's drill)."""
         with self._db.transaction(write=False) as tx:
-            rows = tx.query('SELECT seconds_to_ready FROM ledger_node_history WHERE seconds_to_ready IS NOT NULL '
-                            'ORDER BY at DESC, id DESC LIMIT ?', (int(limit),))
-        return [float(row['seconds_to_ready']) for row in rows]
+            rows = tx.query('SELECT seconds_to_ready, from_mode, to_mode FROM ledger_node_history '
+                            'WHERE seconds_to_ready IS NOT NULL ORDER BY at DESC, id DESC LIMIT ?',
+                            (int(limit) * (4 if direction else 1),))
+        if direction == 'backward':
+            rows = [r for r in rows if r['from_mode'] in _modes.MODES and r['to_mode'] in _modes.MODES
+                    and _modes.mode_index(r['to_mode']) < _modes.mode_index(r['from_mode'])]
+        return [float(row['seconds_to_ready']) for row in rows[:int(limit)]]
 
     # -- failures (the budget across waves) -------------------------------------------------
 
@@ -300,11 +307,11 @@ class NodesMixin:
         return node_id
 
     def _budget_since(self, tx):
-        row = tx.one("SELECT MAX(at) AS at FROM ledger_events WHERE kind = 'halt_ack'")
+        row = tx.one("SELECT MAX(at) AS at FROM ledger_events WHERE kind = 'budget_reset'")
         return row['at'] if row and row['at'] is not None else 0.0
 
     def failures(self, run_ids=None, since=None):
-        """Failed node ids (distinct), by default since the last acknowledged halt."""
+        """Failed node ids (distinct), by default since the failure budget was last reset (reset_budget())."""
         with self._db.transaction(write=False) as tx:
             if since is None and run_ids is None:
                 since = self._budget_since(tx)
@@ -324,9 +331,32 @@ class NodesMixin:
     def failures_total(self, run_ids=None, since=None):
         """How many distinct nodes failed: the failure budget across waves counts these.
 
-        Without arguments: since the last acknowledged halt (resume with ack resets the budget).
+        Without arguments: since the budget was last reset - an explicit, recorded action (reset_budget()); an
+        acknowledged halt does not reset it, so failures accumulate across waves.
         """
         return len(self.failures(run_ids=run_ids, since=since))
+
+    def set_failure_budget(self, budget):
+        """The budget the migration_tracker enforces (its failure_budget option), kept for every reader."""
+        with self._db.transaction() as tx:
+            meta_set(tx, 'failure_budget', int(budget))
+
+    def failure_budget(self):
+        """{used, budget (None: not known yet), since}: the failures counted against the budget."""
+        with self._db.transaction(write=False) as tx:
+            budget = meta_get(tx, 'failure_budget')
+            since = self._budget_since(tx)
+        return {'used': self.failures_total(), 'budget': budget, 'since': _iso(since) if since else None}
+
+    def reset_budget(self, operator, reason, run_id=None):
+        """Start counting failures from zero again: a separate, recorded action with its operator and reason."""
+        if not reason:
+            raise LedgerError('resetting the failure budget needs a reason')
+        used = self.failures_total()
+        with self._db.transaction() as tx:
+            self._event(tx, 'budget_reset', _run_id(run_id), {'operator': operator, 'reason': reason,
+                                                              'failures_before': used})
+        return used
     # -- reconciliation --------------------------------------------------------------------
 
     @staticmethod

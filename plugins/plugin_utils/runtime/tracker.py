@@ -20,6 +20,7 @@ from ansible_collections.autonomi.network_migration.plugins.module_utils import 
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils import identity, run_kinds, validation
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils import ledger as ledger_lib
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils.runtime.controller import Heartbeat
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils.wording import shown
 
 COLLECTION = 'autonomi.network_migration.'
 TRANSPORT_MODE = 'transport_mode'
@@ -33,6 +34,8 @@ OWN_ACTIONS = (TRANSPORT_MODE, NODE_HEALTH, TRANSPORT_INFO, GATE, LEDGER_ACTION,
 NOT_NODE_FAILURES = (GATE, LEDGER_ACTION, 'migration_wave_plan', 'canary_analysis')
 # Task / play variable naming the ledger state the task's nodes reach (e.g. dual_stack_stable).
 INTENT_VAR = 'migration_ledger_state'
+# Task variable saying why a switch is made, recorded with each node's transition (e.g. "rollback drill").
+PURPOSE_VAR = 'migration_ledger_reason'
 # Play variable that makes the callback take the run lock for the whole playbook.
 LOCK_VAR = 'migration_lock'
 HEARTBEAT_EVERY = ledger_lib.HEARTBEAT_EVERY
@@ -68,7 +71,7 @@ def default_operator(extra_vars=None):
     return identity.operator(extra_vars)
 
 
-def transition_items(host, result, intent=None, wave=None):
+def transition_items(host, result, intent=None, wave=None, purpose=None):
     """The ledger transitions of one transport_mode result (what the nodes now run), as
     record_transitions() takes them. Used by the tracker and by a transport_mode worker whose
     controller died (it records what it did itself, nobody else will)."""
@@ -97,6 +100,8 @@ def transition_items(host, result, intent=None, wave=None):
                       f"{node.get('seconds_waited')} s")
         else:
             reason = f'already {mode}'
+        if purpose:
+            reason = f'{purpose}: {reason}'
         ready = {'switched': True, 'not_ready': False}.get(outcome)
         items.append({'host': host, 'service_name': node.get('service_name'), 'peer_id': node.get('peer_id'),
                       'mode': mode, 'to_state': to_state, 'version': node.get('version'), 'reason': reason,
@@ -225,6 +230,7 @@ class MigrationTracker:
         else:
             self.run_id = self._safe('record the run start', self.ledger.start_run, self.playbook, self.operator,
                                      extra_vars, kind=self.kind)
+        self._safe('record the failure budget', self.ledger.set_failure_budget, self.config.failure_budget)
         # Before the first worker forks: the workers inherit the mark and the environment that name
         # this controller, so a lock it leaves behind is not taken over while they run (runtime/controller.py).
         ledger_lib.hold_controller_mark()
@@ -330,8 +336,8 @@ class MigrationTracker:
     # -- batches and tasks ---------------------------------------------------------------------
 
     def start_batch(self, play_name, hosts):
-        """A play (or one of its serial batches) starts on ``hosts``."""
-        self.batch_no += 1
+        """A play (or one of its serial batches) starts on ``hosts``; batches are numbered within their play."""
+        self.batch_no = self.batch_no + 1 if play_name == self.batch_play else 1
         self.batch_play = play_name
         self.batch_hosts = list(hosts or [])
         self.batch_failed = {}
@@ -506,9 +512,9 @@ class MigrationTracker:
         total = self._safe('count failures', self.ledger.failures_total)
         if total is not None and total > self.config.failure_budget:
             failed = self._safe('list failures', self.ledger.failures) or []
-            self.halt(f'{total} node(s) failed across waves since the last acknowledged halt, over the failure '
-                      f"budget of {self.config.failure_budget}: {', '.join(failed[:20])}"
-                      + (' ...' if len(failed) > 20 else ''))
+            self.halt(f'{total} node(s) failed across waves since the budget was last reset, over the failure '
+                      f"budget of {self.config.failure_budget}: {shown(failed)}; reset it explicitly "
+                      '(playbooks/budget_reset.yml) once the causes are understood')
 
     def halt(self, reason, source=SOURCE, **data):
         """Write the halt mark (once per run; the first cause is kept by the ledger anyway)."""
@@ -536,8 +542,11 @@ class MigrationTracker:
         lines = [
             f"ledger {self.location}" + (f', run {self.run_id}' if self.run_id is not None else '')
             + (f', outcome {self.outcome}' if self.outcome else ''),
-            f"progress {prog['progress_percent']:.1f} % ({prog['migrated']} of {prog['total']} nodes migrated), "
-            f"phase {prog['phase']}, dual-stack coverage {prog['dual_stack_coverage_percent']:.1f} %",
+            (f"progress {prog['progress_percent']:.1f} % ({prog['migrated']} of {prog['total']} nodes migrated), "
+             f"phase {prog['phase']}, dual-stack coverage {prog['dual_stack_coverage_percent']:.1f} %")
+            if prog.get('fleet_read', True) else
+            'the ledger has not read the fleet yet: no playbook has looked at its nodes (playbooks/reconcile.yml '
+            'reads every host)',
             'nodes: ' + ', '.join(f'{state} {prog["by_state"].get(state, 0)}' for state in _modes.STATES)
             + (f", NOT READY {prog['not_ready']}" if prog.get('not_ready') else ''),
             f"stage {prog['stage']}: {prog['stage_progress_percent']:.1f} % of the nodes at it or beyond, "

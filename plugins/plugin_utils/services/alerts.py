@@ -53,6 +53,19 @@ def hosts_for_failed_rules(rule_results, migrated_hosts):
     return {'hosts': sorted(hosts), 'reasons': reasons, 'fleet_wide': fleet_wide}
 
 
+def worst_hosts(gate_result):
+    """Hosts in the order a gradual rollback takes them: those the failing rules name, worst figure first (the
+    gate lists each rule's breaching hosts worst first), critical rules before the others."""
+    rules = [r for r in (gate_result or {}).get('rules') or () if r.get('verdict') == 'fail']
+    rules.sort(key=lambda r: r.get('severity') != ROLLBACK_SEVERITY)
+    ordered = []
+    for rule in rules:
+        for host in rule.get('hosts') or {}:
+            if host not in ordered:
+                ordered.append(host)
+    return ordered
+
+
 def guard_decision(status, gate_result=None):
     """What the scheduled rollback guard rolls back: hosts a critical alert names, and hosts whose nodes
     soaked in dual_stack_testing past the deadline.

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils import gate
 
-PASSED, FAILED, FROZEN = 'passed', 'failed', 'frozen'
-VERDICTS = (PASSED, FAILED, FROZEN)
+PASSED, FAILED, FROZEN, INVALIDATED = 'passed', 'failed', 'frozen', 'invalidated'
+VERDICTS = (PASSED, FAILED, FROZEN, INVALIDATED)
 
 
 def passed(verdict):
@@ -50,10 +50,29 @@ def record_stop(ledger, hosts, reason, operator, run_id=None, failed_result=None
     return out
 
 
+DRILL = 'rollback drill'
+
+
+def drill_times(ledger, run_id):
+    """The canary's rollback drill in this run: {back: [seconds], forward: [seconds]} of its nodes, or None."""
+    back, forward = [], []
+    for entry in ledger.history(limit=500, run_id=run_id):
+        if not str(entry.get('reason') or '').startswith(DRILL):
+            continue
+        if entry.get('seconds_to_ready') is not None:
+            (back if entry.get('to_mode') == 'libp2p_only' else forward).append(entry['seconds_to_ready'])
+    return {'back': back, 'forward': forward} if back or forward else None
+
+
 def record_verdict(ledger, verdict, hosts, reason, operator, run_id=None, **data):
-    """Store the canary verdict with its evidence; ``changed`` when the verdict or its hosts differ."""
+    """Store the canary verdict with its evidence (a passed canary's rollback drill and its times included);
+    ``changed`` when the verdict or its hosts differ."""
     previous = ledger.canary_verdict() or {}
     hosts = list(hosts or [])
+    drill = drill_times(ledger, run_id) if verdict == PASSED and run_id is not None else None
+    if drill:
+        data['drill'] = drill
+        ledger.record_event('rollback_drill', run_id=run_id, hosts=hosts, **drill)
     ledger.set_canary_verdict(verdict, run_id=run_id, **dict(data, hosts=hosts, reason=reason, operator=operator))
     changed = previous.get('verdict') != verdict or sorted(previous.get('hosts') or []) != sorted(hosts)
     return {'changed': changed, 'verdict': verdict}
@@ -76,3 +95,22 @@ def conclusion(verdict):
     return {'failed': True, 'outcome': FAILED, 'msg': (
         'The canary FAILED and its hosts were rolled back to libp2p_only: %s. rollout.yml refuses to start until a '
         'canary passes.' % reason)}
+
+
+def after_rollback(ledger, target, rolled_back_hosts, reason, operator, keep=False, run_id=None):
+    """A rollback to libp2p_only that moved nodes back undoes what the canary judged: its passed verdict no
+    longer holds and the next rollout asks for a new canary - unless the operator keeps it (recorded).
+    Returns what happened to the verdict ('invalidated', 'kept', or None when there was nothing to do)."""
+    verdict = ledger.canary_verdict()
+    if target != 'libp2p_only' or not rolled_back_hosts or not passed(verdict):
+        return None
+    if keep:
+        ledger.record_event('canary_kept', run_id=run_id, operator=operator, reason=reason,
+                            rolled_back_hosts=list(rolled_back_hosts), canary_hosts=verdict.get('hosts'))
+        return 'kept'
+    ledger.set_canary_verdict(INVALIDATED, run_id=run_id, hosts=verdict.get('hosts') or [], operator=operator,
+                              reason='the rollback of %s (%s) undid what the canary of %s judged: run '
+                                     'playbooks/canary.yml again' % (', '.join(rolled_back_hosts), reason,
+                                                                     verdict.get('at')),
+                              previous=verdict.get('verdict'))
+    return 'invalidated'

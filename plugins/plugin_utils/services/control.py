@@ -51,11 +51,41 @@ def check(ledger, *, require_canary=False, allow_paused=False, allow_halted=Fals
     verdict = ledger.canary_verdict()
     out['canary'] = verdict
     out['unjudged_hosts'] = sorted({n['host'] for n in ledger.unjudged_nodes()})
+    out['budget'] = budget = ledger.failure_budget()
+    out['budget_text'] = describe_budget(budget)
+    if check_lock and budget_exhausted(budget):
+        out.update(failed=True, refused='budget', msg=(
+            'the failure budget is exhausted: %s. Failures accumulate across waves until the budget is reset '
+            'explicitly, once their causes are understood: playbooks/budget_reset.yml -e \'{"reason": "..."}\''
+            % describe_budget(budget)))
+        return out
     if require_canary:
         refusal = canary.refusal(verdict)
         if refusal:
             out.update(failed=True, refused='canary', msg=refusal)
     return out
+
+
+def budget_exhausted(budget):
+    """Whether no failure is left in the failure budget ({used, budget}): a new run may not start."""
+    limit = (budget or {}).get('budget')
+    return limit is not None and budget['used'] >= max(int(limit), 1)
+
+
+def describe_budget(budget):
+    """``budget: 3 of 5 failed nodes used (since ...)`` - how every front-end names it."""
+    budget = budget or {}
+    limit = budget.get('budget')
+    return 'budget: %d of %s failed node(s) used%s' % (
+        budget.get('used', 0), limit if limit is not None else '?',
+        ' since the reset at %s' % budget['since'] if budget.get('since') else '')
+
+
+def reset_budget(ledger, operator, reason, run_id=None):
+    """Reset the failure budget: a separate, recorded action."""
+    before = ledger.reset_budget(operator, reason, run_id=run_id)
+    return {'changed': True, 'msg': 'failure budget reset by %s (%d failed node(s) counted before): %s'
+            % (operator, before, reason)}
 
 
 # ---------------------------------------------------------------------------- pause / resume / halt
@@ -170,6 +200,7 @@ def status(ledger, testing_deadline=3600):
         'flags': ledger.get_flags(),
         'lock': ledger.lock(),
         'intents': ledger.intents(),
+        'budget': ledger.failure_budget(),
         'canary': ledger.canary_verdict(),
         'events': ledger.events(limit=20),
         'migrated_hosts': migrated_hosts(nodes),
@@ -228,3 +259,12 @@ def record_conclusion(ledger, stage, outcome, run_id=None):
     """How this run's stage ended (canary, wave, rollback): the run's outcome is this, not a guess from its
     task failures (a degraded rollback is ``degraded``, not ``ok`` or just ``failed``)."""
     ledger.record_event('run_concluded', run_id=run_id, stage=stage, outcome=outcome)
+
+
+def rollback_switch_times(ledger, limit=1000):
+    """Measured seconds-to-ready for the fast-rollback projection: switches back (rollbacks, the canary's drill);
+    until one was measured, every switch, said so."""
+    backward = ledger.switch_times(limit=limit, direction='backward')
+    if backward:
+        return {'switch_seconds': backward, 'switch_direction': 'backward'}
+    return {'switch_seconds': ledger.switch_times(limit=limit), 'switch_direction': 'any (no rollback measured yet)'}

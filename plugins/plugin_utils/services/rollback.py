@@ -16,13 +16,30 @@ import time
 
 from ansible_collections.autonomi.network_migration.plugins.module_utils import _modes
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils import wave_planning
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils.services import alerts, canary
 
 
-def plan(strategy, target, fleet_hosts, only_hosts=None, nodes=None, batches=('25%',)):
-    """The rollback's plan: gradual from the nodes the fleet reported (``nodes``), fast without a read."""
-    if strategy == 'gradual':
-        return wave_planning.plan_rollback(nodes or [], target, strategy, batches, only_hosts)
-    return wave_planning.plan_fast_rollback(fleet_hosts, target, only_hosts)
+def plan(strategy, target, fleet_hosts, only_hosts=None, nodes=None, batches=('25%',), ranking=None,
+         pause_seconds=None, ruleset=None):
+    """The rollback's plan: gradual from the nodes the fleet reported (``nodes``), fast without a read.
+
+    gradual: the hosts the alerting rules name first, worst figure first (``ranking``: the gate's result for the
+    rollback rules); between batches a pause of at least the rules' rate window plus one evaluation, so that
+    the errors of hosts already rolled back have left the window the next gate looks at.
+    """
+    if strategy != 'gradual':
+        return wave_planning.plan_fast_rollback(fleet_hosts, target, only_hosts)
+    out = wave_planning.plan_rollback(nodes or [], target, strategy, batches, only_hosts,
+                                      first_hosts=alerts.worst_hosts(ranking))
+    if ruleset is not None and pause_seconds is not None:
+        needed = (wave_planning.duration_seconds(ruleset.settings['rate_window'])
+                  + wave_planning.duration_seconds(ruleset.step))
+        out['pause_seconds'] = max(float(pause_seconds), needed)
+        if out['pause_seconds'] > float(pause_seconds):
+            out['message'] += ('; %.0f s between batches, not the %s asked: the rules\' %s window plus one '
+                               'evaluation must pass before the next gate can see the rolled-back hosts recover'
+                               % (out['pause_seconds'], pause_seconds, ruleset.settings['rate_window']))
+    return out
 
 
 def plan_from_ledger(ledger, target, strategy='fast'):
@@ -49,7 +66,8 @@ FAILING = ('failed', 'incomplete')
 
 
 def conclude(ledger, plan_, switch_results, *, fleet_hosts, started_at, reason, trigger, holder, operator=None,
-             stopped_early=False, ready_timeout=None, run_id=None, now=time.time, degraded_fails=True):
+             stopped_early=False, ready_timeout=None, run_id=None, now=time.time, degraded_fails=True,
+             keep_canary=False):
     """End a rollback: its outcome, the ledger told (start scope of a fast rollback, the outcome event), its
     lock released, and one message with the next step. Returns the outcome's fields plus seconds, failed, msg.
 
@@ -70,6 +88,8 @@ def conclude(ledger, plan_, switch_results, *, fleet_hosts, started_at, reason, 
                         not_rolled_back_hosts=out['not_rolled_back_hosts'], failed_hosts=out['failed_hosts'],
                         not_ready_nodes=out['not_ready_nodes'], remaining_hosts=out['remaining_hosts'],
                         unknown_hosts=out['unknown_hosts'], **common)
+    out['canary'] = canary.after_rollback(ledger, target, out['rolled_back_hosts'], reason, operator,
+                                          keep=keep_canary, run_id=run_id)
     ledger.release_lock(holder, run_id=run_id)
     failing = FAILING + (('degraded',) if degraded_fails else ())
     out.update(changed=bool(out['rolled_back_hosts']), failed=out['outcome'] in failing,
@@ -100,6 +120,9 @@ def message(strategy, target, out, ready_timeout=None):
         lines.append('NOT IN THE INVENTORY, still beyond %s according to the ledger: %s; add them back to the '
                      'inventory and run the rollback again'
                      % (target, '; '.join('%s (%s)' % (h, ', '.join(v)) for h, v in out['unknown_hosts'].items())))
+    if out.get('canary') == 'invalidated':
+        lines.append('the canary\'s verdict no longer holds (its stage was rolled back): the next rollout asks for '
+                     'a new canary (rollback_keep_canary=true keeps it, recorded)')
     if out['outcome'] == 'stopped_early':
         lines.append('stopped early: the gate passed, the problem is resolved; remaining: %s'
                      % ', '.join(out['remaining_hosts']))

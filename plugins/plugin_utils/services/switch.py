@@ -95,14 +95,14 @@ def begin(location, host, mode, actor=None):
     return None
 
 
-def finish(location, host, result, intent=None, wave=None, orphaned=False, actor=None):
+def finish(location, host, result, intent=None, wave=None, orphaned=False, actor=None, purpose=None):
     """Record what the switch did on ``host`` (every node's configured mode and readiness) and end its intent,
     in one transaction. Returns (changed transitions, None) or (0, what could not be recorded and what next)."""
     from ansible_collections.autonomi.network_migration.plugins.plugin_utils.runtime.tracker import (  # noqa: I001
         transition_items,  # pylint: disable=import-outside-toplevel
     )
     actor = actor or guard.Actor.from_environment()
-    items = transition_items(host, result, intent, wave=wave)
+    items = transition_items(host, result, intent, wave=wave, purpose=purpose)
     if orphaned:
         for item in items:
             item['reason'] = f"{item['reason']} (recorded by the worker: its controller was gone)"

@@ -121,7 +121,9 @@ def test_run_is_opened_and_closed_with_redacted_vars_and_env(make_tracker, read)
     row = read().run(run)
     assert row['operator'] == 'alice' and row['outcome'] == 'ok' and row['ended_at']
     assert row['extra_vars']['prometheus_password'] == '********'
-    assert any(line.startswith('progress 0.0 %') for line in lines)
+    # A fresh ledger has not seen the fleet: the summary says so instead of "0 of 0 nodes".
+    assert any(line.startswith('the ledger has not read the fleet yet') for line in lines)
+    assert not any(line.startswith('progress 0.0 % (0 of 0') for line in lines)
 
 
 def test_transport_mode_results_become_transitions(make_tracker, read):
@@ -246,8 +248,9 @@ def test_failure_budget_across_waves(make_tracker, read):
     assert read().get_flags()['halted'] is None  # 2 of 2
     second.host_failed('h4', FQ + 'transport_mode', 'host down', unreachable=True)
     halted = read().get_flags()['halted']
-    assert halted['reason'].startswith('3 node(s) failed across waves since the last acknowledged halt, over the '
+    assert halted['reason'].startswith('3 node(s) failed across waves since the budget was last reset, over the '
                                        'failure budget of 2: h1/antnode1, h3/antnode1, h4/*')
+    assert 'playbooks/budget_reset.yml' in halted['reason']
 
 
 def test_unhealthy_nodes_halt_only_when_asked(make_tracker, read):
@@ -398,8 +401,8 @@ def test_metrics_textfile_and_summary(make_tracker, tmp_path):
     assert lines[1] == 'progress 50.0 % (1 of 2 nodes migrated), phase MajorityMigration, dual-stack coverage 50.0 %'
     assert lines[2].startswith('nodes: libp2p_only 1, dual_stack_testing 0')
     # The stage under way moves on its own (the seed's figure counts only iroh_primary and beyond).
-    assert lines[3] == 'stage iroh_primary: 50.0 % of the nodes at it or beyond, 1 nodes/h (last 1 h)'
-    assert lines[4].startswith('velocity 1 nodes/h (last 1 h), ETA 20')
+    assert lines[3] == 'stage iroh_primary: 50.0 % of the nodes at it or beyond, 60 nodes/h (last 1 h)'
+    assert lines[4].startswith('velocity 60 nodes/h (last 1 h), ETA 20')
     assert lines[5] == 'this run: 1 transition(s), 0 failed node(s)'
     assert lines[6].startswith('PAUSED since')
     assert 'the migration is paused (dashboards look odd; by carol at' in lines[6]
