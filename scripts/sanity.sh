@@ -17,7 +17,7 @@ rm -rf "$DEST"; mkdir -p "$DEST"
 # (src/), the benchmarks, scripts and the pytest suites that drive the simulated fleet are plain
 # Python packages and test harnesses outside the collection: ruff checks them (make lint).
 git ls-files --cached --others --exclude-standard -z \
-  | grep -zv -E '^(src|bench|scripts|\.ci|tests/integration|tests/scenarios|tests/unit/cli|tests/unit/sim|tests/unit/dashboard)/' \
+  | grep -zv -E '^(src|bench|scripts|\.ci|tests/integration|tests/scenarios|tests/unit/cli|tests/unit/sim|tests/unit/dashboard|tests/security)/' \
   | rsync -a --from0 --files-from=- ./ "$DEST/"
 
 # ansible-test bootstraps pip from the internet; on this network only the package registry is
