@@ -71,6 +71,8 @@ BENCH_SHARDS ?= 0
 BENCH_REPEAT ?= 2
 BENCH_STEPS ?= rollback,wave,gate,status,ledger
 BENCH_CHAIN_RUNS ?= 3
+# Every benchmark measures on fresh ledgers of its own: they may create them (docs/ledger.md, "A new ledger").
+bench bench-parts: export ANT_MIGRATION_LEDGER_INIT = true
 bench: setup
 	@mkdir -p $(STATE)
 	@echo "==> every step's cost as the fleet grows: $(BENCH_SIZES) (bench/scale.py)"

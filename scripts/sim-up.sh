@@ -73,7 +73,8 @@ say "installing the alert and recording rules into Prometheus and the routing in
 ANSIBLE_CONFIG=$PWD/ansible.cfg SIM_STATE_DIR=$STATE .venv/bin/ansible-playbook playbooks/monitoring.yml "${WINDOWS[@]}" \
   -e "migration_prometheus_url=http://127.0.0.1:$PROM_PORT" -e "monitoring_rules_dir=$(realpath -m "$STATE")/prometheus/rules" \
   -e "monitoring_alertmanager_url=http://127.0.0.1:$AM_PORT" \
-  -e "monitoring_alertmanager_config_path=$(realpath -m "$STATE")/alertmanager/alertmanager.yml" >/dev/null
+  -e "monitoring_alertmanager_config_path=$(realpath -m "$STATE")/alertmanager/alertmanager.yml" \
+  -e migration_ledger_init=true >/dev/null   # a new fleet, a new ledger: the first playbook creates it
 
 say "simulated fleet ready: Prometheus http://127.0.0.1:$PROM_PORT, Alertmanager http://127.0.0.1:$AM_PORT, control API http://127.0.0.1:$API_PORT"
 $SIM status --state-dir "$STATE"

@@ -22,6 +22,10 @@ if not (COLLECTIONS / "ansible_collections" / "autonomi" / "network_migration").
 # Every ansible-playbook a test starts uses the checkout's configuration (read by ansible.constants
 # below, so it is set first).
 os.environ.setdefault("ANSIBLE_CONFIG", str(ROOT / "ansible.cfg"))
+# A ledger is created only when a run says so (docs/ledger.md, "A new ledger"). The suite's fleets and
+# ledgers are fresh, in each test's own directory: the tests and the playbooks they start may create
+# them. tests/security/ removes this to check that a location without a ledger is refused.
+os.environ.setdefault("ANT_MIGRATION_LEDGER_INIT", "true")
 
 from ansible.plugins.loader import init_plugin_loader  # noqa: E402
 from ansible.utils.collection_loader import AnsibleCollectionConfig  # noqa: E402

@@ -143,7 +143,7 @@ from ansible import context
 from ansible.plugins.callback import CallbackBase
 
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils import ledger as ledger_lib
-from ansible_collections.autonomi.network_migration.plugins.plugin_utils import run_kinds, validation
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils import redaction, run_kinds, validation
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils.runtime.tracker import (
     LOCK_VAR,
     MigrationTracker,
@@ -197,7 +197,8 @@ class CallbackModule(CallbackBase):
                 self.tracker.inventory_hosts = [host.name for host in inventory.get_hosts('all')]
         except (ledger_lib.LedgerError, ValueError) as exc:
             # Nothing has run yet: stopping here is clean, and a migration playbook must not start.
-            self._display.error(f'migration_tracker: {exc}. The playbook was not started; nothing was touched.')
+            self._display.error(f'migration_tracker: {redaction.redact_text(exc)}. The playbook was not started; '
+                                'nothing was touched.')
             raise SystemExit(1) from None
 
     def v2_playbook_on_play_start(self, play):

@@ -57,6 +57,10 @@ KINDS = {
 }
 MIGRATION_KINDS = tuple(kind for kind, (changes, _) in KINDS.items() if changes)
 ROLLBACK_KINDS = (ROLLBACK, ROLLBACK_GUARD)
+# Runs that neither read nor change the migration's state: without a ledger they run, unrecorded.
+# Every other kind is refused when its ledger does not exist (a mistyped location must not become a
+# new, empty ledger that says "paused" or "ok").
+LEDGER_OPTIONAL_KINDS = (MONITORING, CONFORMANCE, OTHER)
 
 
 def normalise(kind):
@@ -72,6 +76,11 @@ def normalise(kind):
 def is_migration(kind):
     """Whether a run of this kind may change what nodes run (and so counts as a migration run)."""
     return kind in MIGRATION_KINDS
+
+
+def needs_ledger(kind):
+    """Whether a run of this kind is refused when its ledger does not exist."""
+    return kind not in LEDGER_OPTIONAL_KINDS
 
 
 def stage(kind):

@@ -1,14 +1,45 @@
-"""Fixtures of the trust-boundary tests (issue 22, the tools' share): a seeded ledger, a static
-inventory of its hosts, the CLI through click's runner."""
+"""tests/security: one test (or more) for each numbered case of issue 22.
+
+Every test here is marked ``security`` (``pytest -m security``). The cases and where they are tested:
+1 secrets in output: test_redaction.py (the rules), test_secrets_in_outputs.py (a run with a PostgreSQL DSN and
+  Alertmanager receivers: every output, file and ledger row); 3 variables: test_trust_rule.py; 6 files:
+  test_ledger_files.py; 7 a mistyped ledger path: test_missing_ledger.py; 8 host-side errors over SSH:
+  test_host_check_ssh.py. The tools' cases (4 plan files, 5 dashboard clients, CLI output) live here too, in
+  their own files, with the fixtures below (a seeded ledger, a static inventory of its hosts, the CLI through
+  click's runner); the EDA listener's (2) in tests/integration/test_alert_event_source.py.
+"""
 
 from __future__ import annotations
 
-import pytest
-from click.testing import CliRunner
-from security_helpers import HOSTS, inventory_text
+import os
+import sys
+from pathlib import Path
 
-from ansible_collections.autonomi.network_migration.plugins.plugin_utils import ledger as ledger_lib
-from ant_network_migration_dashboard import testing
+import pytest
+
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
+
+from click.testing import CliRunner  # noqa: E402
+from security_helpers import HOSTS, inventory_text  # noqa: E402
+
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils import ledger as ledger_lib  # noqa: E402
+from ant_network_migration_dashboard import testing  # noqa: E402
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if Path(str(item.fspath)).resolve().parent == HERE:
+            item.add_marker(pytest.mark.security)
+
+
+@pytest.fixture
+def no_init(monkeypatch):
+    """The environment as an operator's: a ledger is created only when a run says so (tests/conftest.py
+    allows it for the rest of the suite)."""
+    monkeypatch.delenv('ANT_MIGRATION_LEDGER_INIT', raising=False)
+    return {k: v for k, v in os.environ.items() if k != 'ANT_MIGRATION_LEDGER_INIT'}
 
 
 @pytest.fixture

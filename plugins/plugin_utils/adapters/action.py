@@ -7,18 +7,22 @@
 An action plugin is an adapter (STYLE.md, habit 11): it validates its arguments against its
 ARGUMENT_SPEC, calls a use case (plugin_utils/services) or a decision, and returns the result. What
 they all need lives here once: argument validation with the plugin's name in the message, a task
-variable read the same way, the ledger opened with its location redacted in any error, and the
-collection's errors (plugin_utils/errors.py MigrationError) turned into a failed task.
+variable read the same way, the ledger opened with its location redacted in any error, the
+collection's errors (plugin_utils/errors.py MigrationError) turned into a failed task, and every
+result through the one redaction (plugin_utils/redaction.py) - its facts aside, which are the
+values later tasks use, not output.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 
 from ansible.errors import AnsibleActionFail
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.plugins.action import ActionBase
 
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils import ledger as ledger_lib
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils import redaction
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils.errors import MigrationError
 
@@ -39,6 +43,8 @@ class MigrationAction(ActionBase):
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         cls._VALID_ARGS = frozenset(cls.ARGUMENT_SPEC)
+        if 'run' in cls.__dict__:
+            cls.run = _redacted_results(cls.__dict__['run'])
 
     def validated_args(self):
         """The task's arguments checked against ARGUMENT_SPEC (defaults filled), or AnsibleActionFail."""
@@ -56,8 +62,20 @@ class MigrationAction(ActionBase):
 
     def ledger_location(self, explicit, task_vars):
         """The ledger this task uses: its ``ledger`` option, else the variable ``migration_ledger`` (one
-        setting for every task of a play), else None: ANT_MIGRATION_LEDGER, then ansible.cfg (ledger/location.py)."""
-        return explicit or self.task_var(task_vars, LEDGER_VAR) or None
+        setting for every task of a play), else None: ANT_MIGRATION_LEDGER, then ansible.cfg (ledger/location.py).
+
+        With ``-e migration_ledger_init=true`` (ledger_lib.may_create) a ledger that does not exist there yet
+        is created now, as the migration_tracker callback does when the playbook starts; otherwise the use
+        case refuses a location without a ledger (LedgerNotFound).
+        """
+        location = explicit or self.task_var(task_vars, LEDGER_VAR) or None
+        init = (task_vars or {}).get(ledger_lib.INIT_VAR)
+        if init is not None and ledger_lib.may_create(init):
+            try:
+                ledger_lib.open_ledger(ledger_lib.resolve_ledger_location(location), create=True).close()
+            except ledger_lib.LedgerError as exc:
+                self.fail(str(exc))
+        return location
 
     def fail(self, message):
         """Stop the task: bad arguments or an impossible request, nothing done."""
@@ -70,3 +88,18 @@ class MigrationAction(ActionBase):
             yield result
         except MigrationError as exc:
             result.update(failed=True, changed=False, msg='%s: %s' % (self.NAME, redaction.redact_text(exc)))
+
+
+def _redacted_results(run):
+    """``run`` whose result (but its facts) goes through the one redaction before Ansible shows or keeps it."""
+    @functools.wraps(run)
+    def wrapper(self, *args, **kwargs):
+        result = run(self, *args, **kwargs)
+        if not isinstance(result, dict):
+            return result
+        facts = result.pop('ansible_facts', None)
+        result = redaction.redact(result)
+        if facts is not None:
+            result['ansible_facts'] = facts
+        return result
+    return wrapper

@@ -54,6 +54,7 @@ from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger.
     LedgerForeignDatabase,
     LedgerHalted,
     LedgerLocked,
+    LedgerNotFound,
     LedgerPaused,
     LedgerSchemaTooNew,
     LedgerUnavailable,
@@ -66,9 +67,12 @@ from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger.
     DEFAULT_LEDGER,
     DSN_PREFIXES,
     ENV_LEDGER,
+    ENV_LEDGER_INIT,
     INI_KEY,
     INI_SECTION,
+    INIT_VAR,
     is_dsn,
+    may_create,
     resolve_ledger_location,
 )
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger.metrics import (
@@ -91,13 +95,14 @@ from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger.
 
 __all__ = [
     'DEFAULT_LEDGER', 'DEFAULT_STALE_AFTER', 'HEARTBEAT_DEAD', 'HEARTBEAT_EVERY',
-    'DSN_PREFIXES', 'ENV_CONTROLLER_PID', 'ENV_LEDGER', 'ENV_LOCK_HOLDER',
-    'ENV_RUN_ID', 'INI_KEY', 'INI_SECTION',
+    'DSN_PREFIXES', 'ENV_CONTROLLER_PID', 'ENV_LEDGER', 'ENV_LEDGER_INIT', 'ENV_LOCK_HOLDER',
+    'ENV_RUN_ID', 'INI_KEY', 'INI_SECTION', 'INIT_VAR',
     'EVENT_KINDS', 'controller_pid', 'hold_controller_mark', 'node_id_for',
     'HaltNeedsAcknowledgement', 'Ledger', 'LedgerError', 'LedgerForeignDatabase', 'LedgerHalted',
-    'LedgerLocked', 'LedgerPaused', 'LedgerSchemaTooNew', 'LedgerUnavailable', 'REDACTED', 'SCHEMA_VERSION',
+    'LedgerLocked', 'LedgerNotFound', 'LedgerPaused', 'LedgerSchemaTooNew', 'LedgerUnavailable', 'REDACTED',
+    'SCHEMA_VERSION',
     'awx_slice_key', 'slice_holder',
-    'default_holder', 'is_dsn', 'open_ledger', 'redact', 'resolve_ledger_location', 'state_for_mode',
+    'default_holder', 'is_dsn', 'may_create', 'open_ledger', 'redact', 'resolve_ledger_location', 'state_for_mode',
 ]
 
 
@@ -105,15 +110,20 @@ class Ledger(RunsMixin, SlicesMixin, NodesMixin, ControlMixin, EventsMixin, Metr
     """The migration ledger over one backend (SQLite or PostgreSQL). Use open_ledger()."""
 
 
-def open_ledger(location=None, clock=None):
-    """Open (creating or migrating forward if needed) the ledger at ``location``.
+def open_ledger(location=None, clock=None, create=None):
+    """Open (migrating forward if needed) the ledger at ``location``.
 
-    ``location`` defaults to resolve_ledger_location(). Raises a LedgerError subclass with a clear
-    message for an unreachable ledger, a foreign file or a schema from the future.
+    ``location`` defaults to resolve_ledger_location(). A location where no ledger exists yet is created
+    only with ``create=True``; ``create=None`` (the default) asks may_create(), i.e. the environment's
+    ANT_MIGRATION_LEDGER_INIT: by default it raises LedgerNotFound, so a mistyped location never becomes a
+    new, empty ledger. Raises a LedgerError subclass with a clear message for an unreachable ledger, a
+    foreign file or a schema from the future.
     """
-    backend = open_backend(location or resolve_ledger_location())
+    if create is None:
+        create = may_create()
+    backend = open_backend(location or resolve_ledger_location(), create=create)
     try:
-        return Ledger(backend, clock=clock)
+        return Ledger(backend, clock=clock, create=create)
     except BaseException:
         backend.close()
         raise

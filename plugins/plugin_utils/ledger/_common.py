@@ -40,7 +40,9 @@ def _iso(epoch):
 
 
 def _json(data):
-    return json.dumps(data or {}, sort_keys=True, default=str)
+    """A JSON column's text (extra vars, event data, summaries, verdicts): through the one redaction, so
+    that no secret is stored whatever a caller passes (docs/security.md)."""
+    return json.dumps(redact(data or {}), sort_keys=True, default=str)
 
 
 def _unjson(text):

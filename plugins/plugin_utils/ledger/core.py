@@ -12,8 +12,10 @@ from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger.
 )
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger.errors import (
     LedgerForeignDatabase,
+    LedgerNotFound,
     LedgerSchemaTooNew,
 )
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger.location import missing_message
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger.schema import (
     APPLICATION,
     META_TABLE,
@@ -26,14 +28,14 @@ from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger.
 class LedgerCore:
     """Backend, clock, lifecycle and schema of a ledger; the parts add their operations."""
 
-    def __init__(self, backend, clock=None):
+    def __init__(self, backend, clock=None, create=True):
         self._db = backend
         # Whose clock the ledger's times are: an injected one (tests), else the database server's when it has one
         # (PostgreSQL, shared by every controller and AWX job), else this controller's (SQLite: one controller).
         self._clock = clock or getattr(backend, 'server_time', None) or time.time
         self.location = backend.location
         self.dialect = backend.dialect
-        self._migrate()
+        self._migrate(create)
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -56,8 +58,9 @@ class LedgerCore:
         """Now by the ledger's clock (the database server's for PostgreSQL, else this controller's)."""
         return self._now()
 
-    def _migrate(self):
-        """Create the schema or bring it forward; refuse foreign databases and future schemas."""
+    def _migrate(self, create=True):
+        """Create the schema (only when ``create``) or bring it forward; refuse foreign databases and future
+        schemas, and a location that holds no ledger yet when it may not be created."""
         self._check_foreign_sqlite()
         with self._db.transaction(write=True) as tx:
             tables = self._db.tables(tx)
@@ -71,6 +74,8 @@ class LedgerCore:
                     raise LedgerForeignDatabase(
                         f'the PostgreSQL database {self.location} has a ledger_nodes table but no {META_TABLE}: it is '
                         'not a migration ledger this collection wrote; use another database or schema')
+                if not create:
+                    raise LedgerNotFound(missing_message(self.location))
                 current = 0
             else:
                 meta = {row['key']: row['value'] for row in tx.query('SELECT key, value FROM ledger_meta')}

@@ -16,6 +16,10 @@ class LedgerUnavailable(LedgerError):
     """The ledger cannot be opened or reached (missing driver, unreadable file, wrong DSN)."""
 
 
+class LedgerNotFound(LedgerUnavailable):
+    """No ledger exists at the location and this run may not create one (a mistyped location)."""
+
+
 class LedgerForeignDatabase(LedgerError):
     """The location holds something that is not a migration ledger (garbage, another database)."""
 

@@ -17,7 +17,12 @@ import os
 import time
 
 from ansible_collections.autonomi.network_migration.plugins.module_utils import _modes
-from ansible_collections.autonomi.network_migration.plugins.plugin_utils import identity, run_kinds, validation
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils import (
+    identity,
+    redaction,
+    run_kinds,
+    validation,
+)
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils import ledger as ledger_lib
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils.runtime.controller import Heartbeat
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils.wording import shown
@@ -142,6 +147,7 @@ class MigrationTracker:
         self._clock = clock or time.monotonic
         self.ledger = None
         self.location = None
+        self.shown_location = None   # the location as printed: redacted (plugin_utils/redaction.py)
         self.run_id = None
         self.operator = config.operator
         self.playbook = None
@@ -188,9 +194,11 @@ class MigrationTracker:
         try:
             return func(*args, **kwargs)
         except ledger_lib.LedgerError as exc:
-            self._warn_once(what, f'migration_tracker: could not {what} in the ledger {self.location}: {exc}')
+            self._warn_once(what, f'migration_tracker: could not {what} in the ledger {self.shown_location}: '
+                                  f'{redaction.redact_text(exc, redaction.location_secrets(self.location))}')
         except Exception as exc:  # pylint: disable=broad-except  # never break the play from a callback
-            self._warn_once(what, f'migration_tracker: could not {what} ({exc.__class__.__name__}: {exc})')
+            self._warn_once(what, f'migration_tracker: could not {what} ({exc.__class__.__name__}: '
+                                  f'{redaction.redact_text(exc, redaction.location_secrets(self.location))})')
         return None
 
     # -- playbook ------------------------------------------------------------------------
@@ -211,7 +219,14 @@ class MigrationTracker:
         self.wave = wave_label(self.kind, extra_vars)
         try:
             self.location = ledger_lib.resolve_ledger_location(self.config.ledger)
-            self.ledger = self._open(self.location)
+            self.shown_location = redaction.redact_location(self.location)
+            self.ledger = self._open(self.location, create=ledger_lib.may_create(extra_vars.get(ledger_lib.INIT_VAR)))
+        except ledger_lib.LedgerNotFound as exc:
+            if run_kinds.needs_ledger(self.kind):
+                raise
+            self._warn_once('open', f'migration_tracker: {exc}; this playbook is not recorded')
+            self.ledger = None
+            return None
         except ledger_lib.LedgerError:
             if lock and not self.check_mode:
                 raise
@@ -524,7 +539,7 @@ class MigrationTracker:
         flags = self._safe('write the halt', self.ledger.set_halt, reason, self.operator or SOURCE, source,
                            run_id=self.run_id, playbook=self.playbook, **data)
         if flags is None:
-            self._warn(f'migration_tracker: could NOT write the halt to the ledger {self.location}: {reason}')
+            self._warn(f'migration_tracker: could NOT write the halt to the ledger {self.shown_location}: {reason}')
         else:
             self._warn(f'migration_tracker: migration HALTED: {reason}')
 
@@ -540,7 +555,7 @@ class MigrationTracker:
             return []
         window = self.config.velocity_window_hours
         lines = [
-            f"ledger {self.location}" + (f', run {self.run_id}' if self.run_id is not None else '')
+            f"ledger {self.shown_location}" + (f', run {self.run_id}' if self.run_id is not None else '')
             + (f', outcome {self.outcome}' if self.outcome else ''),
             (f"progress {prog['progress_percent']:.1f} % ({prog['migrated']} of {prog['total']} nodes migrated), "
              f"phase {prog['phase']}, dual-stack coverage {prog['dual_stack_coverage_percent']:.1f} %")

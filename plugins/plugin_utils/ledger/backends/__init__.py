@@ -12,8 +12,12 @@ from __future__ import annotations
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger.location import is_dsn
 
 
-def open_backend(location):
-    """The backend for ``location``: PostgreSQL for a ``postgresql://`` DSN, SQLite otherwise."""
+def open_backend(location, create=True):
+    """The backend for ``location``: PostgreSQL for a DSN (URI or key/value), SQLite otherwise.
+
+    ``create=False``: a SQLite file that does not exist is not created (LedgerNotFound); a PostgreSQL
+    database without the ledger's tables is refused by the ledger's core the same way.
+    """
     if is_dsn(location):
         from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger.backends.postgres import (
             PostgresBackend,  # pylint: disable=import-outside-toplevel
@@ -22,4 +26,4 @@ def open_backend(location):
     from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger.backends.sqlite import (
         SQLiteBackend,  # pylint: disable=import-outside-toplevel
     )
-    return SQLiteBackend(location)
+    return SQLiteBackend(location, create=create)

@@ -30,7 +30,21 @@ IDLE_CHECK_AFTER = 30.0
 
 def redact_dsn(dsn):
     """The DSN with its password replaced, for messages and logs."""
-    return redaction.redact_text(dsn)
+    return redaction.redact_location(dsn)
+
+
+def dsn_secrets(dsn, psycopg=None):
+    """The password of ``dsn`` (as libpq reads it, else as redaction.location_secrets tells it), for redacting
+    messages that might quote it (libpq's own errors quote parts of a DSN they cannot read)."""
+    secrets = redaction.location_secrets(dsn)
+    if psycopg is not None:
+        try:
+            password = psycopg.conninfo.conninfo_to_dict(dsn).get('password')
+        except psycopg.Error:
+            password = None
+        if password:
+            secrets.append(password)
+    return [secret for secret in secrets if secret]
 
 
 class _Tx:
@@ -78,22 +92,35 @@ class PostgresBackend:
             raise LedgerUnavailable(
                 f'the ledger {self.location} is a PostgreSQL DSN but psycopg 3 is not installed on this controller; '
                 "install it (pip install 'psycopg[binary]') or use a SQLite ledger path") from None
+        import psycopg.conninfo  # noqa: F401  # pylint: disable=import-outside-toplevel
         self._psycopg = psycopg
         self._dict_row = dict_row
         self._conn = None
         self._last_used = 0.0
+        self._secrets = dsn_secrets(dsn, psycopg)
         self._connect()
+
+    def _detail(self, exc):
+        """The driver's message on one line, with no part of the DSN's password (whole or as libpq quotes it)."""
+        return redaction.redact_text(' '.join(str(exc).split()), secrets=self._secrets)
 
     def _connect(self):
         psycopg = self._psycopg
+        try:
+            psycopg.conninfo.conninfo_to_dict(self.dsn)
+        except psycopg.Error:
+            # libpq's reason quotes the part it cannot read, which may be a piece of the password: not shown.
+            raise LedgerUnavailable(
+                f'the PostgreSQL ledger {self.location} is not a DSN libpq can read; write it as a URI with every '
+                'special character of the user and password percent-encoded (@ %40, : %3A, / %2F, ? %3F, # %23, '
+                "a blank %20) or as key/value pairs with the password quoted (password='...')") from None
         try:
             self._conn = psycopg.connect(self.dsn, autocommit=True, row_factory=self._dict_row,
                                          connect_timeout=self._connect_timeout,
                                          application_name='autonomi.network_migration')
         except psycopg.Error as exc:
-            detail = ' '.join(str(exc).split())
             raise LedgerUnavailable(
-                f'cannot connect to the PostgreSQL ledger {self.location}: {redact_dsn(detail)}; check the DSN '
+                f'cannot connect to the PostgreSQL ledger {self.location}: {self._detail(exc)}; check the DSN '
                 '(ANT_MIGRATION_LEDGER or the ledger option), the server and the credentials') from None
 
     @contextlib.contextmanager
@@ -108,12 +135,10 @@ class PostgresBackend:
                         tx.query('SELECT pg_advisory_xact_lock(?)', (WRITE_LOCK_KEY,))
                     yield tx
             except psycopg.OperationalError as exc:
-                detail = ' '.join(str(exc).split())
-                raise LedgerUnavailable(f'the PostgreSQL ledger {self.location} failed: {detail}') from None
+                raise LedgerUnavailable(f'the PostgreSQL ledger {self.location} failed: {self._detail(exc)}') from None
             except psycopg.Error as exc:
                 # Permissions, a search_path naming a missing schema, ...: say so, as a ledger error.
-                detail = ' '.join(str(exc).split())
-                raise LedgerError(f'the PostgreSQL ledger {self.location} refused a statement: {detail} '
+                raise LedgerError(f'the PostgreSQL ledger {self.location} refused a statement: {self._detail(exc)} '
                                   f'({exc.__class__.__name__})') from None
 
     def _ensure_connection(self):

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import sqlite3
 import threading
@@ -14,11 +15,22 @@ import weakref
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger.errors import (
     LedgerError,
     LedgerForeignDatabase,
+    LedgerNotFound,
     LedgerUnavailable,
 )
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger.location import missing_message
 
 SQLITE_MAGIC = b'SQLite format 3\x00'
 BUSY_TIMEOUT_MS = 30000
+# The ledger holds reasons, operators and (redacted) extra vars: its file is its owner's only, and so are
+# the directories created for it. SQLite gives the -wal and -shm files the database file's mode.
+FILE_MODE = 0o600
+DIR_MODE = 0o700
+# SQLite's primary result codes for a full disk: SQLITE_FULL, and SQLITE_IOERR (what a failed write of
+# the WAL or its index often gives instead) when the file system has no room left.
+SQLITE_FULL = 13
+SQLITE_IOERR = 10
+NEARLY_FULL_BYTES = 1 << 20
 
 # SQLite must not be used across fork(): a child inherits the parent's connections and SQLite's
 # per-process lock bookkeeping of the file (https://www.sqlite.org/howtocorrupt.html, 2.6), and a
@@ -35,6 +47,21 @@ def _close_before_fork():
 
 if hasattr(os, 'register_at_fork'):
     os.register_at_fork(before=_close_before_fork)
+
+
+def _make_private_dirs(path):
+    """Create ``path`` and every missing parent with DIR_MODE (os.makedirs gives its mode to the last one only);
+    directories that exist are the operator's and stay as they are."""
+    missing = []
+    while path and not os.path.isdir(path):
+        missing.append(path)
+        path = os.path.dirname(path)
+    for directory in reversed(missing):
+        try:
+            os.mkdir(directory, DIR_MODE)
+        except FileExistsError:
+            if not os.path.isdir(directory):
+                raise
 
 
 class _Tx:
@@ -62,23 +89,43 @@ class _Tx:
 class SQLiteBackend:
     dialect = 'sqlite'
 
-    def __init__(self, path, busy_timeout_ms=BUSY_TIMEOUT_MS):
+    def __init__(self, path, busy_timeout_ms=BUSY_TIMEOUT_MS, create=True):
         self.path = os.path.abspath(os.path.expanduser(path))
         self.location = self.path
         self._lock = threading.RLock()
         self._busy_ms = int(busy_timeout_ms)
         self._conn = None
-        self._check_file()
-        parent = os.path.dirname(self.path)
-        try:
-            os.makedirs(parent, exist_ok=True)
-        except OSError as exc:
-            raise LedgerUnavailable(
-                f'cannot create the directory {parent} for the SQLite ledger: {exc.strerror or exc}; '
-                'set ANT_MIGRATION_LEDGER or the [autonomi_network_migration] ledger option to a writable path'
-            ) from None
+        if not self._check_file():
+            if not create:
+                raise LedgerNotFound(missing_message(self.path))
+            self._create_file()
         self._open()
         _OPEN_BACKENDS.add(self)
+
+    def _create_file(self):
+        """The ledger's directories (0700) and its empty file (0600), created with those modes: no moment
+        in which another user could open them."""
+        parent = os.path.dirname(self.path)
+        try:
+            _make_private_dirs(parent)
+        except OSError as exc:
+            raise LedgerUnavailable(
+                f'cannot create the directory {parent} for the SQLite ledger: {self._os_reason(exc, parent)}; '
+                'set ANT_MIGRATION_LEDGER or the [autonomi_network_migration] ledger option to a writable path'
+            ) from None
+        try:
+            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, 'O_CLOEXEC', 0), FILE_MODE))
+        except FileExistsError:
+            pass   # another process created it meanwhile: open it as it is
+        except OSError as exc:
+            raise LedgerUnavailable(f'cannot create the SQLite ledger {self.path}: {self._os_reason(exc, parent)}') \
+                from None
+
+    @staticmethod
+    def _os_reason(exc, path):
+        if exc.errno == errno.ENOSPC:
+            return f'no space left on device on {path}'
+        return exc.strerror or str(exc)
 
     def _open(self):
         busy_timeout_ms = self._busy_ms
@@ -115,12 +162,13 @@ class SQLiteBackend:
             self._lock.release()
 
     def _check_file(self):
+        """Whether the ledger file exists; refuses a directory, an unreadable file and a foreign one."""
         if os.path.isdir(self.path):
             example = os.path.join(self.path, 'ledger.sqlite3')
             raise LedgerUnavailable(
                 f'the SQLite ledger path {self.path} is a directory; give a file path such as {example}')
         if not os.path.exists(self.path):
-            return
+            return False
         try:
             with open(self.path, 'rb') as handle:
                 head = handle.read(len(SQLITE_MAGIC))
@@ -131,6 +179,7 @@ class SQLiteBackend:
                 f'{self.path} is not a SQLite database (it starts with {head[:16]!r}), so it is not a migration '
                 'ledger; check ANT_MIGRATION_LEDGER / the [autonomi_network_migration] ledger option, '
                 'or move the file away')
+        return True
 
     def _set_wal(self):
         # Switching to WAL needs a moment of exclusive access; retry while another opener holds it.
@@ -148,8 +197,29 @@ class SQLiteBackend:
             raise LedgerUnavailable(f'cannot switch the SQLite ledger {self.path} to WAL journal mode (got {mode}); '
                                     'is it on a network file system? Put the ledger on a local disk or use PostgreSQL')
 
+    def _no_space(self, exc):
+        """"no space left on device on <path>" when ``exc`` is SQLite's word for a full file system."""
+        code = getattr(exc, 'sqlite_errorcode', None)
+        primary = code & 0xff if isinstance(code, int) else None
+        if primary != SQLITE_FULL and primary != SQLITE_IOERR and 'disk is full' not in str(exc) \
+                and 'disk I/O error' not in str(exc):
+            return None
+        try:
+            stats = os.statvfs(os.path.dirname(self.path))
+            free = stats.f_bavail * stats.f_frsize
+        except OSError:
+            free = None
+        if primary == SQLITE_FULL or 'disk is full' in str(exc) or (free is not None and free < NEARLY_FULL_BYTES):
+            where = f' ({free} bytes free)' if free is not None else ''
+            return (f'no space left on device on {self.path}{where}: the ledger could not write (SQLite: {exc}); '
+                    'nothing of the refused write was recorded. Free space on that file system or move the ledger')
+        return None
+
     def _raise_open_error(self, exc):
         msg = str(exc)
+        full = self._no_space(exc)
+        if full:
+            raise LedgerUnavailable(full) from None
         if 'not a database' in msg or 'malformed' in msg or 'encrypted' in msg:
             raise LedgerForeignDatabase(f'{self.path} is not a readable SQLite ledger ({msg}); check the ledger '
                                         'location or move the file away and let a new ledger be created') from None
@@ -171,8 +241,16 @@ class SQLiteBackend:
                 conn.execute('COMMIT')
             except BaseException as exc:
                 if conn.in_transaction:
-                    conn.execute('ROLLBACK')
+                    try:
+                        conn.execute('ROLLBACK')
+                    except sqlite3.Error:
+                        if not isinstance(exc, sqlite3.Error):
+                            raise
+                        # SQLite rolled back itself (a full disk, an I/O error): report the first error.
                 if isinstance(exc, sqlite3.Error):
+                    full = self._no_space(exc)
+                    if full:
+                        raise LedgerUnavailable(full) from None
                     kind = LedgerUnavailable if isinstance(exc, sqlite3.OperationalError) else LedgerError
                     raise kind(f'the SQLite ledger {self.path} failed: {exc}') from None
                 raise
