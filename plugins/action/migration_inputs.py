@@ -83,13 +83,19 @@ class ActionModule(MigrationAction):
         result = super().run(tmp, task_vars)
         task_vars = task_vars or {}
         args = self.validated_args()
-        values, problems = {}, []
+        values, specs = {}, {}
         groups = task_vars.get('groups') or {}
         for name, raw_spec in args['inputs'].items():
             checked = ArgumentSpecValidator(INPUT_SPEC).validate(raw_spec or {})
             if checked.error_messages:
                 self.fail('input %s: %s' % (name, '; '.join(checked.error_messages)))
-            spec = checked.validated_parameters
+            specs[name] = checked.validated_parameters
+        # The one trust rule (validation.extra_var_problems): every other extra var of the collection's
+        # namespace is one of its inputs, checked by its kind, and never a template.
+        problems = validation.extra_var_problems(load_extra_vars(self._loader), declared={
+            alias for name, spec in specs.items() for alias in [name] + spec['aliases']
+            if spec['kind'] != 'text' or not validation.in_namespace(alias)})
+        for name, spec in specs.items():
             given, source = self._raw(task_vars, name, spec['aliases'])
             if spec['kind'] == 'text' and source and '_raw_params' in task_vars:
                 try:
@@ -100,7 +106,7 @@ class ActionModule(MigrationAction):
             spec['given'] = given is not None
             if given is None:
                 if spec['required']:
-                    problems.append('%s is required: use %s.' % (name, self._form(spec).replace('NAME', name)))
+                    problems.append('%s is required: use %s.' % (name, validation.form_of(spec['kind'], name)))
                     continue
                 if spec['default'] is None:
                     values[name] = None
@@ -133,18 +139,9 @@ class ActionModule(MigrationAction):
         return bool(source) and source in load_extra_vars(self._loader)
 
     @staticmethod
-    def _form(spec):
-        forms = {'wave_percent': validation.WAVE_FORM, 'duration': validation.DURATION_FORM,
-                 'boolean': validation.BOOLEAN_FORM, 'text': validation.TEXT_FORM}
-        return forms.get(spec['kind'], 'a %s' % spec['kind'])
-
-    @staticmethod
     def _check(spec, value, name, groups):
-        kind = spec['kind']
-        if kind == 'group':
+        if spec['kind'] == 'group':
             return validation.inventory_group(value, name, groups, given=spec['given'], must_exist=spec['must_exist'],
                                               within=spec['within'], allow_empty=spec['allow_empty'])
         options = {k: spec[k] for k in ('choices', 'minimum', 'maximum') if spec[k] is not None}
-        if kind == 'count' and 'minimum' not in options:
-            options['minimum'] = 0
-        return validation.validate(kind, value, name, **options)
+        return validation.validate(spec['kind'], value, name, **dict({'minimum': 0}, **options))

@@ -17,7 +17,13 @@ though Python's or Jinja's ``int`` would turn them into one.
 
 from __future__ import annotations
 
+import difflib
+import functools
+import glob
+import os
 import re
+
+import yaml
 
 from ansible_collections.autonomi.network_migration.plugins.module_utils import _modes
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils.errors import MigrationError
@@ -298,8 +304,171 @@ KINDS = {
 }
 
 
+def form_of(kind, name):
+    """The accepted form of an input of ``kind``, as the messages state it."""
+    forms = {'wave_percent': WAVE_FORM, 'duration': DURATION_FORM, 'boolean': BOOLEAN_FORM, 'text': TEXT_FORM}
+    return forms.get(kind, 'a %s' % kind).replace('NAME', name)
+
+
 def validate(kind, value, name, **options):
     """Dispatch to the validator of ``kind`` (one of KINDS)."""
     if kind not in KINDS:
         raise ValueError(f'unknown input kind {kind!r}; known: {", ".join(sorted(KINDS))}')
     return KINDS[kind](value, name, options)
+
+
+# -- the one trust rule for variables (docs/security.md) ----------------------------------------------
+#
+# Every playbook's first task (migration_inputs) applies it to the extra vars (-e, -e @file, AWX's and
+# ansible-runner's extra vars) before anything else is templated: a variable in the collection's
+# namespace must be one of its inputs - a role's option (roles/*/meta/argument_specs.yml, ranges
+# included), a collection-wide setting (SETTINGS) or an input the playbook declares - and its value is
+# data: it is checked by its kind and refused when it holds a template. Anything else in the namespace
+# (facts, registered results and task variables the collection sets itself, such as migration_inputs)
+# cannot be set from outside.
+
+# An Ansible host pattern (groups, hosts, :, !, &, *, ranges), nothing that Jinja reads.
+HOST_PATTERN = r'^[A-Za-z0-9_.:,!&*\[\]~-]+$'
+# The collection's variable namespace.
+PREFIXES = ('migration_', 'wave_', 'canary_', 'rollback_', 'control_', 'monitoring_', 'dashboard_',
+            'conformance_', 'ant_')
+TEMPLATE_MARKS = ('{{', '{%', '{#')
+# Inputs read by every playbook, beside the roles' options: the inventory's settings, which an operator
+# may also give with -e (argument-spec form, as in the roles' meta/argument_specs.yml).
+SETTINGS = {
+    'migration_prometheus_url': {'type': 'str'},
+    'migration_alert_overrides': {'type': 'dict'},
+    'migration_alert_settings': {'type': 'dict'},
+    'migration_become': {'type': 'bool'},
+    'migration_ledger': {'type': 'str'},
+    'migration_ledger_init': {'type': 'bool'},
+    'migration_lock': {'type': 'bool'},
+    'migration_monitoring_hosts': {'type': 'str', 'pattern': HOST_PATTERN},
+    'migration_rollback_strategy': {'type': 'str', 'choices': list(STRATEGIES)},
+    'conformance_hosts': {'type': 'str', 'pattern': HOST_PATTERN},
+    'conformance_fail_on_optional': {'type': 'bool'},
+    'ant_antctl_path': {'type': 'path'},
+    'ant_systemd_unit_dir': {'type': 'path'},
+    'ant_systemctl_path': {'type': 'path'},
+}
+# The range an argument spec states in its option's description: "Range 1 to 100.", "Range at least 0.",
+# "Range above 0, at most 1." (ansible-lint allows no key of our own in an argument spec).
+RANGE_PATTERN = (r'Range (?:(?P<low>-?[0-9.]+) to (?P<high>-?[0-9.]+)'
+                 r'|(?P<bound>at least|above) (?P<from>-?[0-9.]+)(?:, at most (?P<to>-?[0-9.]+))?)\.')
+_RANGE = re.compile(RANGE_PATTERN)
+_ROLES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', 'roles')
+
+
+def in_namespace(name):
+    """Whether a variable name belongs to the collection."""
+    return isinstance(name, str) and name.startswith(PREFIXES)
+
+
+def holds_template(value):
+    """Whether ``value`` (a string, or any string inside lists and mappings, keys included) holds Jinja."""
+    if isinstance(value, str):
+        return any(mark in value for mark in TEMPLATE_MARKS)
+    if isinstance(value, dict):
+        return any(holds_template(k) or holds_template(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return any(holds_template(v) for v in value)
+    return False
+
+
+def spec_range(spec):
+    """(minimum, maximum, minimum_excluded) stated by an argument spec option's description, or None."""
+    description = spec.get('description') or ''
+    if isinstance(description, list):
+        description = ' '.join(description)
+    found = _RANGE.search(description)
+    if not found:
+        return None
+    if found.group('low') is not None:
+        return float(found.group('low')), float(found.group('high')), False
+    high = found.group('to')
+    return float(found.group('from')), (float(high) if high is not None else None), found.group('bound') == 'above'
+
+
+@functools.lru_cache(maxsize=4)
+def role_options(roles_dir=_ROLES_DIR):
+    """Every option of every role of the collection, {name: spec}, from the roles' argument specs."""
+    options = {}
+    for path in sorted(glob.glob(os.path.join(roles_dir, '*', 'meta', 'argument_specs.yml'))):
+        with open(path, encoding='utf-8') as handle:
+            specs = (yaml.safe_load(handle) or {}).get('argument_specs') or {}
+        for entry in specs.values():
+            for name, spec in ((entry or {}).get('options') or {}).items():
+                options.setdefault(name, spec or {})
+    return options
+
+
+def known_inputs(roles_dir=_ROLES_DIR):
+    """The collection's inputs by name: the roles' options and the collection-wide SETTINGS."""
+    return dict(role_options(roles_dir), **SETTINGS)
+
+
+def _range_text(low, high, above):
+    words = []
+    if low is not None:
+        words.append('%s %g' % ('above' if above else 'at least', low))
+    if high is not None:
+        words.append('at most %g' % high)
+    return ' and '.join(words)
+
+
+def _check_typed(value, name, spec):
+    """``value`` checked against an argument spec option: its type, choices, pattern and stated range."""
+    kind, bounds = spec.get('type', 'str'), spec_range(spec)
+    low, high, above = bounds or (None, None, False)
+    within = (', ' + _range_text(low, high, above)) if bounds else ''
+    if kind == 'bool':
+        return boolean(value, name)
+    if kind == 'int':
+        return integer(value, name, minimum=None if low is None else int(low) + (1 if above else 0),
+                       maximum=None if high is None else int(high), accepted='a whole number written as such' + within)
+    if kind == 'float':
+        try:
+            return number(value, name, minimum=None if above else low, above=low if above else None, maximum=high)
+        except InputError as exc:
+            raise InputError(name, value, 'a number' + within, 'out of range' if 'range' in str(exc) else None) \
+                from None
+    if kind in ('str', 'path'):
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            raise InputError(name, value, 'a text')
+        if spec.get('choices') is not None:
+            return choice(str(value), name, tuple(str(c) for c in spec['choices']))
+        if spec.get('pattern') and str(value) and not re.match(spec['pattern'], str(value)):
+            raise InputError(name, value, 'a text matching %s' % spec['pattern'])
+        return value
+    expected = {'list': (list, tuple, str), 'dict': (dict, str)}.get(kind)
+    if expected and not isinstance(value, expected):
+        raise InputError(name, value, 'a %s' % kind)
+    return value
+
+
+def extra_var_problems(extra_vars, declared=(), roles_dir=_ROLES_DIR):
+    """What is wrong with the extra vars in the collection's namespace, one message each (empty: all good).
+
+    ``declared``: the inputs (names and aliases) the calling migration_inputs task checks itself by kind.
+    """
+    inputs, problems = known_inputs(roles_dir), []
+    for name in sorted(extra_vars or {}, key=str):
+        if name in declared or not in_namespace(name):
+            continue
+        value = extra_vars[name]
+        if name not in inputs:
+            close = difflib.get_close_matches(name, list(inputs), n=1, cutoff=0.8)
+            problems.append(str(InputError(
+                name, value, 'an input of autonomi.network_migration (docs/operator-guide.md, the roles\' argument '
+                'specs)' + (', such as %s' % close[0] if close else ''),
+                'not an input: the collection sets it itself, or it is misspelt')))
+        elif holds_template(value):
+            problems.append(str(InputError(
+                name, value, 'a value without {{ }} or {% %}: a value given with -e (or by AWX) is data and is never '
+                'templated; set a templated value in the inventory', 'a template')))
+        elif value is not None:
+            try:
+                _check_typed(value, name, inputs[name])
+            except InputError as exc:
+                problems.append(str(exc))
+    return problems
