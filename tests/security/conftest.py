@@ -34,6 +34,16 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.security)
 
 
+@pytest.fixture(scope='module')
+def postgres():
+    """A throw-away PostgreSQL server for the module (tests/unit/ledger/ledger_pg_server.py)."""
+    sys.path.insert(0, str(HERE.parent / 'unit' / 'ledger'))
+    from ledger_pg_server import started_or_skipped
+
+    with started_or_skipped() as server:
+        yield server
+
+
 @pytest.fixture
 def no_init(monkeypatch):
     """The environment as an operator's: a ledger is created only when a run says so (tests/conftest.py

@@ -5,7 +5,6 @@ ledger and said "paused" while the real one was not."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -135,17 +134,3 @@ def test_a_postgresql_database_without_the_ledger_is_refused(no_init, postgres):
     ledger_lib.open_ledger(dsn, create=True).close()
     ledger_lib.open_ledger(dsn).close()
 
-
-@pytest.fixture(scope='module')
-def postgres():
-    sys.path.insert(0, str(ROOT / 'tests' / 'unit' / 'ledger'))
-    from ledger_pg_server import PostgresServer, pg_bindir
-
-    bindir = pg_bindir()
-    if not bindir:
-        if os.environ.get('CI'):
-            pytest.fail('PostgreSQL server binaries not found; CI is set')
-        pytest.skip('PostgreSQL server binaries not found')
-    server = PostgresServer(bindir).start()
-    yield server
-    server.stop()

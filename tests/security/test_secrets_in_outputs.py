@@ -43,31 +43,19 @@ SECRETS = {
 
 
 @pytest.fixture(scope='module')
-def postgres():
-    """A PostgreSQL server on which the role ``migration`` logs in over TCP with PASSWORD only."""
-    sys.path.insert(0, str(ROOT / 'tests' / 'unit' / 'ledger'))
-    from ledger_pg_server import PostgresServer, pg_bindir
-
-    bindir = pg_bindir()
-    if not bindir:
-        if os.environ.get('CI'):
-            pytest.fail('PostgreSQL server binaries not found; CI is set')
-        pytest.skip('PostgreSQL server binaries not found')
-    server = PostgresServer(bindir).start()
-    try:
-        import psycopg
-        with psycopg.connect(server.dsn(), autocommit=True) as conn:
-            conn.execute("SET password_encryption = 'scram-sha-256'")
-            conn.execute('CREATE ROLE migration LOGIN PASSWORD %s' % _literal(PASSWORD))
-            conn.execute('CREATE SCHEMA mig AUTHORIZATION migration')
-            conn.execute('CREATE SCHEMA mig_kv AUTHORIZATION migration')
-        hba = Path(server.data) / 'pg_hba.conf'
-        hba.write_text('local all all trust\nhost all migration 127.0.0.1/32 scram-sha-256\n'
-                       'host all all 127.0.0.1/32 trust\n' + hba.read_text())
-        server._run('pg_ctl', '-D', server.data, 'reload')
-        yield server
-    finally:
-        server.stop()
+def server(postgres):
+    """The module's PostgreSQL server, on which the role ``migration`` logs in over TCP with PASSWORD only."""
+    import psycopg
+    with psycopg.connect(postgres.dsn(), autocommit=True) as conn:
+        conn.execute("SET password_encryption = 'scram-sha-256'")
+        conn.execute('CREATE ROLE migration LOGIN PASSWORD %s' % _literal(PASSWORD))
+        conn.execute('CREATE SCHEMA mig AUTHORIZATION migration')
+        conn.execute('CREATE SCHEMA mig_kv AUTHORIZATION migration')
+    hba = Path(postgres.data) / 'pg_hba.conf'
+    hba.write_text('local all all trust\nhost all migration 127.0.0.1/32 scram-sha-256\n'
+                   'host all all 127.0.0.1/32 trust\n' + hba.read_text())
+    postgres._run('pg_ctl', '-D', postgres.data, 'reload')
+    return postgres
 
 
 def _literal(text):
@@ -133,9 +121,9 @@ def ledger_rows(server, schema):
 
 
 @pytest.mark.parametrize('form', ['uri', 'key/value'])
-def test_no_secret_in_any_output_file_or_ledger_row(postgres, tmp_path, form):
+def test_no_secret_in_any_output_file_or_ledger_row(server, tmp_path, form):
     schema = 'mig' if form == 'uri' else 'mig_kv'
-    location = uri(postgres) if form == 'uri' else key_value(postgres)
+    location = uri(server) if form == 'uri' else key_value(server)
     extra = tmp_path / 'receivers.json'
     extra.write_text(json.dumps(receivers(tmp_path)))
     (tmp_path / 'alertmanager').mkdir()
@@ -158,14 +146,14 @@ def test_no_secret_in_any_output_file_or_ledger_row(postgres, tmp_path, form):
     for path in tmp_path.rglob('*'):
         if path.is_file() and path not in (config, extra):
             assert leaks(path.read_text(errors='replace')) == [], path
-    assert leaks(ledger_rows(postgres, schema)) == [], schema
+    assert leaks(ledger_rows(server, schema)) == [], schema
 
 
-def test_a_dsn_that_fails_leaks_nothing_either(postgres, tmp_path):
+def test_a_dsn_that_fails_leaks_nothing_either(server, tmp_path):
     """The error paths: an unencoded @ in the password (libpq cannot read it; the message shows the DSN), a wrong
     password (the server refuses), and the tracker's warnings when the ledger fails in the middle of a run."""
-    broken = f'postgresql://migration:{PASSWORD}@127.0.0.1:{postgres.port}/postgres?connect_timeout=5'
-    wrong = uri(postgres, password='wr@ng ' + SECRETS['ledger password, encoded'])
+    broken = f'postgresql://migration:{PASSWORD}@127.0.0.1:{server.port}/postgres?connect_timeout=5'
+    wrong = uri(server, password='wr@ng ' + SECRETS['ledger password, encoded'])
     for location in (broken, wrong):
         output, rc = run(tmp_path, 'status.yml', location)
         assert rc != 0 and 'PostgreSQL ledger postgresql://migration:%s@127.0.0.1' % ledger_lib.REDACTED in output, \
@@ -173,7 +161,7 @@ def test_a_dsn_that_fails_leaks_nothing_either(postgres, tmp_path):
         assert leaks(output) == [] and 'wr@ng' not in output, output[-2000:]
     # Warnings: a ledger that fails after the run started (server gone, statement refused).
     warnings = []
-    tracker = MigrationTracker(TrackerConfig(ledger=uri(postgres)), warn=warnings.append, environ={})
+    tracker = MigrationTracker(TrackerConfig(ledger=uri(server)), warn=warnings.append, environ={})
     tracker.start_playbook('status.yml', kind='status')
 
     def failing(*args, **kwargs):   # the worst case: a message that quotes the ledger's location as it is

@@ -7,6 +7,7 @@ user (the directory is handed to it).
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import itertools
 import os
@@ -98,3 +99,15 @@ def server_for_tests(pytest):
             if attempt == 2:
                 raise
     return None
+
+
+@contextlib.contextmanager
+def started_or_skipped():
+    """server_for_tests as a context manager: the server is stopped afterwards."""
+    import pytest
+
+    server = server_for_tests(pytest)
+    try:
+        yield server
+    finally:
+        server.stop()
