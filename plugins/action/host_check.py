@@ -59,8 +59,8 @@ class ActionModule(MigrationAction):
             return dict(result, failed=True, changed=False, msg=problem, interpreter=interpreter,
                         python_version='.'.join(map(str, version)) if version else None)
         return dict(result, changed=False, interpreter=interpreter, python_version='.'.join(map(str, version)),
-                    become=become, msg='%s: Python %s at %s%s' % (host, '.'.join(map(str, version)), interpreter,
-                                                                   ', become works' if become else ''))
+                    become=become, msg='%s: Python %s at %s%s' % (
+                        host, '.'.join(map(str, version)), interpreter, ', become works' if become else ''))
 
     def _interpreter(self, task_vars):
         """The interpreter the modules will use: the host's ansible_python_interpreter, else Ansible's discovery."""

@@ -90,8 +90,8 @@ class ActionModule(MigrationAction):
         ledger = LedgerAdapter(self.ledger_location(args['ledger'], task_vars))
         if args['unjudged']:
             try:
-                observed, _ = hostvars.reported_nodes((task_vars or {}).get('hostvars', {}), args['fleet_hosts'],
-                                                      args['info_var'])
+                observed = hostvars.reported_nodes((task_vars or {}).get('hostvars', {}), args['fleet_hosts'],
+                                                   args['info_var'])[0]
                 found = ledger.unjudged(observed, min_soak=min_soak)
             except LedgerProblem as exc:
                 return dict(result, failed=True, changed=False, verdict=alert_rules.FAIL,

@@ -12,7 +12,7 @@ module: host_check
 short_description: Check that the collection's modules can run on a fleet host, and say how to fix it
 version_added: 0.3.0
 description:
-  - Runs one command on the host, with the task's privilege escalation (C(become)): the Python interpreter the
+  - Runs one command on the host, with the task's privilege escalation (C(become)) - the Python interpreter the
     modules will use (the host's C(ansible_python_interpreter), else Ansible's interpreter discovery) prints its
     version.
   - Fails, naming the host and the fix, when the become method asks for a password that was not given (run

@@ -41,7 +41,7 @@ options:
       - V(canary_stopped) - the canary's soak stopped on a failure - records its verdict, V(failed) when a verdict
         on the nodes halted it (or nothing halted), V(frozen) when nothing could judge them or a pause froze them,
         and returns RV(roll_back).
-      - V(reset_budget) resets the failure budget (failed nodes counted across waves) with O(reason): a separate,
+      - V(reset_budget) resets the failure budget (failed nodes counted across waves) with O(reason) - a separate,
         recorded action; acknowledging a halt does not reset it.
       - V(contained) records what a halt did to a wave's nodes under O(rollback_policy) (rolled back or frozen).
       - V(reconcile) compares the ledger with the M(autonomi.network_migration.transport_info) results of

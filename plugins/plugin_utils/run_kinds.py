@@ -55,7 +55,7 @@ KINDS = {
     BUDGET_RESET: (False, 'budget reset'),
     OTHER: (False, None),
 }
-MIGRATION_KINDS = tuple(kind for kind, (changes, _) in KINDS.items() if changes)
+MIGRATION_KINDS = tuple(kind for kind, (changes, _reads) in KINDS.items() if changes)
 ROLLBACK_KINDS = (ROLLBACK, ROLLBACK_GUARD)
 # Runs that neither read nor change the migration's state: without a ledger they run, unrecorded.
 # Every other kind is refused when its ledger does not exist (a mistyped location must not become a

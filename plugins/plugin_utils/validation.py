@@ -20,6 +20,7 @@ from __future__ import annotations
 import difflib
 import functools
 import glob
+import math
 import os
 import re
 
@@ -111,7 +112,7 @@ def seconds(value, name):
     if isinstance(value, bool) or value is None:
         raise InputError(name, value, DURATION_FORM)
     if isinstance(value, (int, float)):
-        if value < 0 or value != value:
+        if value < 0 or math.isnan(value):
             raise InputError(name, value, DURATION_FORM, 'negative' if value < 0 else 'not a number')
         return float(value)
     if isinstance(value, str):

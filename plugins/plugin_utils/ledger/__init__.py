@@ -33,7 +33,6 @@ from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger.
     REDACTED,
     controller_pid,
     default_holder,
-    hold_controller_mark,
     redact,
 )
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger.backends import (
@@ -92,6 +91,7 @@ from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger.
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger.slices import (
     SlicesMixin,
 )
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils.runtime.controller import hold_controller_mark
 
 __all__ = [
     'DEFAULT_LEDGER', 'DEFAULT_STALE_AFTER', 'HEARTBEAT_DEAD', 'HEARTBEAT_EVERY',

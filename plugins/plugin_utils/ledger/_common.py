@@ -15,11 +15,6 @@ import json
 
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils import identity, redaction
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger.errors import LedgerError
-from ansible_collections.autonomi.network_migration.plugins.plugin_utils.runtime.controller import (  # noqa: F401
-    controller_processes,
-    hold_controller_mark,
-    pid_is_holder,
-)
 
 # The identity (run id, lock holder, controller pid, operator) and the redaction have their own
 # homes, plugin_utils/identity.py and plugin_utils/redaction.py; re-exported for the ledger's callers.

@@ -14,8 +14,6 @@ from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger.
     _json,
     _run_id,
     controller_pid,
-    controller_processes,
-    pid_is_holder,
 )
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger.errors import (
     HaltNeedsAcknowledgement,
@@ -23,6 +21,10 @@ from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger.
     LedgerHalted,
     LedgerLocked,
     LedgerPaused,
+)
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils.runtime.controller import (
+    controller_processes,
+    pid_is_holder,
 )
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils.wording import shown
 

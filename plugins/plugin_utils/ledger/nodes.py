@@ -116,8 +116,8 @@ class NodesMixin:
             tx.execute('UPDATE ledger_nodes SET peer_id = ?, state = ?, mode = ?, version = ?, wave = ?, run_id = ?, '
                        'updated_at = ?, unjudged_since = ?, ready = COALESCE(?, ready) WHERE node_id = ?',
                        (peer_id, to_state, mode, version, wave, run, now, unjudged, ready, node_id))
-        changed = from_state != to_state or from_mode != mode or (ready is not None and row is not None
-                                                                   and row.get('ready') != ready)
+        changed = (from_state != to_state or from_mode != mode
+                   or (ready is not None and row is not None and row.get('ready') != ready))
         if from_state != to_state or from_mode != mode:
             seconds = item.get('seconds_to_ready')
             tx.execute('INSERT INTO ledger_node_history (node_id, host, service_name, peer_id, from_state, to_state, '

@@ -75,7 +75,7 @@ def lock_reset(tx):
 
 def _alive_here(member):
     """Whether a participant ("hostname pid") runs on this host; None when it is another host's."""
-    hostname, _, pid = member.rpartition(' ')
+    hostname, _sep, pid = member.rpartition(' ')
     if hostname != socket.gethostname():
         return None
     return pid.isdigit() and pid_alive(int(pid))

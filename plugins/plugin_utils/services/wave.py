@@ -30,8 +30,8 @@ def record_containment(ledger, policy, hosts, run_id=None, operator=None):
 
 def not_contained(result):
     """Whether the containment switch registered on a host failed or could not reach it."""
-    return isinstance(result, dict) and not result.get('skipped') and bool(result.get('failed')
-                                                                          or result.get('unreachable'))
+    return (isinstance(result, dict) and not result.get('skipped')
+            and bool(result.get('failed') or result.get('unreachable')))
 
 
 def conclusion(flags, policy, uncontained=()):

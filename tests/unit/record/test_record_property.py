@@ -53,7 +53,7 @@ def module_result(fleet, host, target, rng, partial):
 
 def next_target(current, rng):
     index = _modes.mode_index(current)
-    choices = [m for m in _modes.MODES[:index]] + ([_modes.MODES[index + 1]] if index + 1 < len(_modes.MODES) else [])
+    choices = list(_modes.MODES[:index]) + ([_modes.MODES[index + 1]] if index + 1 < len(_modes.MODES) else [])
     return rng.choice(choices)
 
 
