@@ -168,7 +168,7 @@ def fill_ledger(location, hosts=10, nodes_per_host=5, migrated_hosts=0, dual_hos
     """A ledger with ``hosts x nodes_per_host`` nodes recorded through the ledger's own writes:
     the first ``migrated_hosts`` hosts in iroh_primary (through dual_stack), the next
     ``dual_hosts`` in dual_stack_stable, the rest libp2p_only. Returns the run id."""
-    handle = ledger_lib.open_ledger(str(location))
+    handle = ledger_lib.open_ledger(str(location), create=True)
     try:
         run = handle.start_run('playbooks/rollout.yml', operator)
         items = []
