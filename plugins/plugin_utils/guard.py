@@ -142,12 +142,18 @@ def describe_lock(lock):
 
 
 def unrecorded(intents, actor, lock=None):
-    """The write-ahead intents nobody will end: not this run's, not the live lock holder's run's (a switch in
-    flight). A switch whose result was never recorded - the ledger was unwritable, or its run died with
-    its workers - leaves one; nobody knows what it did."""
+    """The write-ahead intents nobody will end: not this run's, not the live lock holder's run's, not this
+    controller's (a switch in flight, of a run without the tracker too: its hosts are switched side by side).
+    A switch whose result was never recorded - the ledger was unwritable, or its run died with its workers -
+    leaves one; nobody knows what it did."""
     live_run = (lock or {}).get('run_id')
-    return [i for i in intents or () if i.get('run_id') is None
-            or (i['run_id'] != actor.run_id and i['run_id'] != live_run)]
+
+    def in_flight(intent):
+        if intent.get('run_id') is not None and intent['run_id'] in (actor.run_id, live_run):
+            return True
+        return bool(intent.get('holder')) and intent['holder'] == actor.holder
+
+    return [i for i in intents or () if not in_flight(i)]
 
 
 def describe_intents(intents):

@@ -89,7 +89,7 @@ def test_a_node_hung_after_a_fast_rollback_is_recorded_not_ready_and_the_run_is_
         assert progress['not_ready'] == 1 and progress['dual_stack'] == 0
     # status says so too.
     status = fleet.play('status.yml')
-    assert status.rc == 0 and 'nodes_not_ready: 1' in status.output, status.tail()
+    assert status.rc == 0 and '"nodes_not_ready": 1' in status.output, status.tail()
 
 
 # ---------------------------------------------------------------------------------------------- 3
