@@ -10,8 +10,9 @@ from rich.markup import escape
 
 from ansible_collections.autonomi.network_migration.plugins.module_utils import _modes as modes
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils import wave_planning
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils.services import control
 
-from . import common, ledger_io, render
+from . import common, ledger_io
 from .errors import EXIT_CODES_HELP, BadInput, Refused
 
 
@@ -33,9 +34,9 @@ def pause(settings, reason, operator):
     location = settings.ledger_location()
     console = common.make_console()
     with ledger_io.opened(location) as handle:
-        paused = handle.get_flags().get('paused')
-    if paused:
-        console.print(f'already paused: {render.flag_text("paused", paused)}')
+        decision = control.pause_decision(handle.get_flags())      # services/control.py decides
+    if decision['action'] == 'nothing':
+        console.print(escape(decision['msg']))
         return
     common.run_or_fail(settings, console, 'pause.yml', {'reason': reason, 'operator': operator}, 'pause', location)
     console.print(f'[bold]paused[/bold] by {escape(operator)}: {escape(reason)}')
@@ -57,16 +58,19 @@ def resume(settings, ack, operator):
     location = settings.ledger_location()
     console = common.make_console()
     with ledger_io.opened(location) as handle:
-        flags = handle.get_flags()
-    if flags.get('halted') and not ack:
-        halted = flags['halted']
-        raise Refused(f"the migration is halted: {halted.get('reason')} ({render.fmt_time(halted.get('at'))}); "
-                      'find out why (status --detailed), then resume with --ack')
-    if not flags.get('paused') and not flags.get('halted'):
-        console.print('nothing to resume: the migration is neither paused nor halted')
+        flags, intents = handle.get_flags(), handle.intents()
+    # The one decision (services/control.py; resume.yml asks it again in the ledger's transaction): a halt or
+    # a switch that was never recorded needs --ack; nothing to clear is not an error.
+    decision = control.resume_decision(flags, ack, intents)
+    if decision['action'] == 'refused':
+        raise Refused(f"{decision['msg']}. Find out why first: status --detailed")
+    if decision['action'] == 'nothing':
+        console.print(f"nothing to resume: {escape(decision['msg'])}")
         return
     common.run_or_fail(settings, console, 'resume.yml', {'ack': bool(ack), 'operator': operator}, 'resume', location)
-    console.print(f'[bold]resumed[/bold] by {operator}' + (' (halt acknowledged)' if flags.get('halted') else ''))
+    acknowledged = decision['acknowledged']
+    console.print(f'[bold]resumed[/bold] by {escape(operator)}'
+                  + (f" ({' and '.join(acknowledged)} acknowledged)" if acknowledged else ''))
 
 
 @click.command(epilog=EXIT_CODES_HELP)
@@ -93,7 +97,7 @@ def rollback(settings, strategy, target, reason, yes, operator):
     location = settings.ledger_location()
     console = common.make_console()
     with ledger_io.opened(location) as handle:
-        common.refuse_unless_guard_allows(handle, rollback=True)
+        common.refuse_unless_rollback_allowed(handle)
         nodes = [dict(n, mode=n.get('mode') or modes.STATE_MODE[n['state']]) for n in handle.nodes()]
     planned = wave_planning.plan_rollback(nodes, target, strategy=strategy)
     hosts = planned['hosts']

@@ -16,12 +16,13 @@ from . import common, fleet
 from .errors import EXIT_CODES_HELP, BadInput
 
 
-def _inventory_value(settings, name):
+def _inventory_values(settings, *names):
+    """The inventory's values of ``names`` (None each without an inventory), read once."""
     try:
         inventory = fleet.load_inventory(settings.inventory)
     except BadInput:
-        return None
-    return common.inventory_var(inventory, name)
+        return [None] * len(names)
+    return [common.inventory_var(inventory, name) for name in names]
 
 
 @click.command(epilog=EXIT_CODES_HELP)
@@ -59,10 +60,11 @@ def dashboard(settings, listen, token_file, allowed_hosts, poll_interval, promet
     except server.DashboardConfigError as exc:
         raise BadInput(str(exc)) from None
     location = settings.ledger_location()
-    prometheus_url = settings.prometheus_url or _inventory_value(settings, 'migration_prometheus_url')
+    inventory_url, overrides, alert_settings = _inventory_values(
+        settings, 'migration_prometheus_url', 'migration_alert_overrides', 'migration_alert_settings')
+    prometheus_url = settings.prometheus_url or inventory_url
     if prometheus_url is not None and not str(prometheus_url).startswith(('http://', 'https://')):
         prometheus_url = None
-    overrides = _inventory_value(settings, 'migration_alert_overrides')
     url = server.url_for(host, port)
 
     def ready(service):
@@ -73,7 +75,8 @@ def dashboard(settings, listen, token_file, allowed_hosts, poll_interval, promet
 
     rc = server.serve(location, host, port, prometheus_url=prometheus_url, token=token, poll_interval=poll_interval,
                       prometheus_interval=prometheus_interval,
-                      overrides=overrides if isinstance(overrides, dict) else None, allowed_hosts=names,
+                      overrides=overrides if isinstance(overrides, dict) else None,
+                      alert_settings=alert_settings if isinstance(alert_settings, dict) else None, allowed_hosts=names,
                       configured_hosts=configured, on_ready=ready)
     if rc:
         raise click.ClickException(f'the dashboard could not start on {listen} (port in use?)')

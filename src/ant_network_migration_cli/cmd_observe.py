@@ -9,7 +9,9 @@ import click
 from rich.markup import escape
 
 from ansible_collections.autonomi.network_migration.plugins.module_utils import _modes as modes
-from ansible_collections.autonomi.network_migration.plugins.plugin_utils import prometheus, redaction
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils import alert_rules, prometheus, redaction
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils.errors import MigrationError
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils.services import health as health_service
 from ant_network_migration_common import figures as figures_lib
 
 from . import common, fleet, ledger_io, render
@@ -40,16 +42,53 @@ def _inventory_prometheus_url(inventory):
     return None
 
 
-def _figures(settings, inventory):
-    """(figures, error): Prometheus figures, or the reason they are not available."""
+def _client(settings, inventory):
     default = None if settings.prometheus_url else _inventory_prometheus_url(inventory)
-    client = prometheus_client(settings.prometheus_url, default_url=default)
+    return prometheus_client(settings.prometheus_url, default_url=default)
+
+
+def _read_figures(client):
+    """(figures, error): Prometheus figures, or the reason they are not available."""
     try:
         return figures_lib.query_figures(client), None
     except prometheus.PrometheusError as exc:
         return None, redaction.redact_text(str(exc))
+
+
+def _figures(settings, inventory):
+    client = _client(settings, inventory)
+    try:
+        return _read_figures(client)
     finally:
         client.close()
+
+
+def _ruleset(inventory):
+    """The alert rules as the gate reads them: the inventory's migration_alert_overrides and
+    migration_alert_settings (the rules' windows) over rules/alert_rules.yml."""
+    values = [common.inventory_var(inventory, name) if inventory else None
+              for name in ('migration_alert_overrides', 'migration_alert_settings')]
+    overrides, rule_settings = (value if isinstance(value, dict) else None for value in values)
+    try:
+        return alert_rules.load_rules(overrides=overrides, settings=rule_settings)
+    except alert_rules.AlertRulesError as exc:
+        raise BadInput(f'the alert rules: {exc}') from None
+
+
+def _fleet_health(settings, inventory, transport):
+    """(figures, gate result): the figures shown, and the verdict of the fleet gate of one evaluation
+    (services/health.py fleet_health: the gate's own judgement, pass / fail / inconclusive / unavailable)."""
+    ruleset = _ruleset(inventory)
+    client = _client(settings, inventory)
+    try:
+        figures, _ = _read_figures(client)
+        try:
+            verdict = health_service.fleet_health(client, ruleset, transport)
+        except MigrationError as exc:      # the gate's options (e.g. rules that could never fail)
+            raise BadInput(f'health: {exc}') from None
+    finally:
+        client.close()
+    return figures, redaction.redact(verdict)
 
 
 def _node_health(handle, transport=None):
@@ -75,12 +114,16 @@ def _node_health(handle, transport=None):
 @click.option('--json', 'as_json', is_flag=True, help='Print JSON instead of tables.')
 @click.pass_obj
 def health(settings, transport, check_nodes, as_json):
-    """Per-transport health: Prometheus figures judged by the alert rules, and node_health verdicts.
+    """Is the fleet healthy: the gate's own verdict on the fleet now, the figures, and node_health verdicts.
 
-    The figures are the monitoring role's recording rules (health score = 0.5 x success +
-    0.3 x latency score + 0.2 x connection score); the node verdicts are the latest node_health
-    results in the ledger (--check-nodes refreshes them first). Exits 1 when a critical rule is
-    breached, a node is unhealthy, health.yml fails or Prometheus cannot be reached.
+    The verdict is the migration gate's, asked outside a rollout (a fleet-wide gate of one evaluation
+    that records nothing): every alert rule over its window, pass / fail / no_data per rule, and
+    the fleet's pass, fail, inconclusive (no data is not a pass) or unavailable (Prometheus cannot
+    be asked) - what a wave's gate would say on the same data. The figures are the monitoring
+    role's recording rules (health score = 0.5 x success + 0.3 x latency score + 0.2 x connection
+    score); the node verdicts are the latest node_health results in the ledger (--check-nodes
+    refreshes them first). Exits 1 unless the gate passes, when a node is unhealthy or when
+    health.yml fails.
 
     \b
     Examples:
@@ -98,40 +141,32 @@ def health(settings, transport, check_nodes, as_json):
         except RunFailed as exc:
             run_failure = exc.message
     inventory = _inventory_or_none(settings)
-    figures, prometheus_error = _figures(settings, inventory)
-    overrides = common.inventory_var(inventory, 'migration_alert_overrides') if inventory else None
-    verdicts = figures_lib.judge(figures, transport, overrides if isinstance(overrides, dict) else None) \
-        if figures else []
+    figures, verdict = _fleet_health(settings, inventory, transport)
     with ledger_io.opened(location) as handle:
         nodes = _node_health(handle, transport)
     transports = [transport] if transport else list(figures_lib.TRANSPORTS)
     problems = []
-    if prometheus_error:
-        problems.append(prometheus_error)
-    problems += [f"{v['rule']}: {v['figure']} {v['value']:.4g} {v['comparison']} {v['threshold']:g}"
-                 for v in verdicts if v['verdict'] == 'breach' and v['severity'] == 'critical']
-    no_data = [v['rule'] for v in verdicts if v['verdict'] == 'no data']
-    if no_data:
-        problems.append(f"inconclusive: no data for {', '.join(no_data)} (no traffic on that transport yet, or "
-                        "the monitoring role's recording rules are not installed in this Prometheus)")
+    if verdict['failed']:          # fail, inconclusive (no data is not a pass), unavailable (fail closed)
+        problems.append(verdict['msg'])
     if nodes['unhealthy']:
         problems.append(f"{nodes['unhealthy']} node(s) unhealthy")
     if run_failure:
         problems.append(run_failure)
     if as_json:
         click.echo(render.to_json({
-            'healthy': not problems, 'problems': problems,
+            'healthy': not problems, 'problems': problems, 'verdict': verdict['verdict'], 'msg': verdict['msg'],
             'transports': {t: figures.transports[t] for t in transports} if figures else None,
-            'fleet': figures.fleet if figures else None, 'rules': verdicts, 'nodes': nodes}))
+            'fleet': figures.fleet if figures else None, 'rules': verdict['rules'], 'nodes': nodes}))
     else:
         if figures:
             console.print(render.transport_table(figures, transports))
-            console.print(render.verdicts_table(verdicts))
+        if verdict['rules']:
+            console.print(render.verdicts_table(verdict['rules']))
         console.print(render.node_health_table(nodes))
         for problem in problems:
             console.print(f'[bold red]problem:[/bold red] {escape(problem)}')
         if not problems:
-            console.print('[green]healthy[/green]')
+            console.print(f"[green]healthy[/green]: {escape(verdict['msg'])}")
     if problems:
         raise click.exceptions.Exit(EXIT_FAILED)
 

@@ -12,6 +12,7 @@ from rich.markup import escape
 
 from ansible_collections.autonomi.network_migration.plugins.module_utils import _modes as modes
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils import alert_rules, redaction
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils.services import canary as canary_service
 from ant_network_migration_common.ledger_status import PLAN_EVENT
 
 from . import common, fleet, ledger_io, plan, render
@@ -40,14 +41,6 @@ def _check_rule_ids(data):
     except ValueError:  # rule definitions unreadable: the playbooks validate overrides too
         return
     plan.check_rule_ids(data, rule_ids)
-
-
-def _canary_passed(verdict):
-    if not verdict:
-        return False
-    if isinstance(verdict, dict):
-        verdict = verdict.get('verdict') or verdict.get('status') or verdict.get('outcome')
-    return str(verdict).lower() == 'passed'    # the migration_ledger action's verdict values
 
 
 def _fleet_nodes(handle, inventory):
@@ -92,7 +85,7 @@ def _selection(data, inventory, handle):
         return plan.select_plan(
             _fleet_nodes(handle, inventory), data['waves'], exclude=_excluded(data, inventory),
             canary_count=canary.get('count', 0), canary_hosts=_canary_hosts(data, inventory) if canary else (),
-            canary_done=_canary_passed(handle.canary_verdict()),
+            canary_done=canary_service.passed(handle.canary_verdict()),
             default_batches=data.get('batches') or plan.DEFAULT_BATCHES,
             max_close_group_share=_float_or_none(common.inventory_var(inventory, 'wave_max_close_group_share')),
             planning=_planning(inventory, handle))
@@ -235,7 +228,7 @@ def start(settings, plan_file, dry_run, trust_plan_inventory, operator):
     with ledger_io.opened(location) as handle:
         refusal = None
         try:
-            common.refuse_unless_guard_allows(handle)
+            common.refuse_unless_may_start(handle)
         except Refused as exc:
             if not dry_run:
                 raise
@@ -247,7 +240,7 @@ def start(settings, plan_file, dry_run, trust_plan_inventory, operator):
             if not dry_run:
                 raise problem
             refusal = refusal or problem
-        if not data.get('canary') and not _canary_passed(handle.canary_verdict()):
+        if not data.get('canary') and not canary_service.passed(handle.canary_verdict()):
             problem = BadInput('the plan has no canary stage and the ledger records no passed canary: the '
                                'rollout would refuse every wave; add `canary:` to the plan (or run canary.yml)')
             if not dry_run:

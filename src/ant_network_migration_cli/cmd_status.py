@@ -12,7 +12,7 @@ from ansible_collections.autonomi.network_migration.plugins.plugin_utils import 
 from ant_network_migration_common.ledger_status import status_data
 
 from . import common, ledger_io, render
-from .errors import EXIT_CODES_HELP
+from .errors import EXIT_CODES_HELP, EXIT_FAILED
 
 
 @click.command(epilog=EXIT_CODES_HELP)
@@ -22,8 +22,14 @@ from .errors import EXIT_CODES_HELP
 def status(settings, detailed, as_json):
     """Where the migration is, from the ledger alone (fast; works with Prometheus down).
 
-    Progress %, phase, nodes migrated / total, dual-stack coverage, velocity, ETA, paused or
-    halted with the reason, the canary verdict and the last gate verdicts.
+    Progress %, phase, nodes migrated / total, dual-stack coverage, velocity, ETA, whether the
+    fleet was read yet, nodes not ready, paused or halted with the reason, switches that were
+    never recorded, the run lock with its heartbeat, the failure budget, the canary verdict, the
+    last migration run with its outcome and the last gate verdicts.
+
+    Exits 1 when the last canary, wave or rollback run ended with an outcome that fails its
+    playbook (halted, failed, frozen, incomplete, degraded, ...: docs/operator-guide.md,
+    "Outcomes and exit codes"), 0 otherwise (also while it runs).
 
     \b
     Examples:
@@ -37,12 +43,15 @@ def status(settings, detailed, as_json):
     data['ledger'] = redaction.redact_location(location)
     if as_json:
         click.echo(render.to_json(data))
-        return
-    console = common.make_console()
-    console.print(render.summary_table(data['progress'], data['flags'], data['canary'], plan=data['plan']))
-    console.print(render.states_table(data['progress'].get('by_state')))
-    console.print(render.events_table(data['gate_verdicts'], title='Last gate verdicts'))
-    if detailed:
-        console.print(render.nodes_table(data['nodes']))
-        console.print(render.events_table(data['events']))
-    console.print(f"[dim]ledger: {escape(data['ledger'])}[/dim]")
+    else:
+        console = common.make_console()
+        console.print(render.summary_table(data['progress'], data['flags'], data['canary'], plan=data['plan'],
+                                           status=data))
+        console.print(render.states_table(data['progress'].get('by_state')))
+        console.print(render.events_table(data['gate_verdicts'], title='Last gate verdicts'))
+        if detailed:
+            console.print(render.nodes_table(data['nodes']))
+            console.print(render.events_table(data['events']))
+        console.print(f"[dim]ledger: {escape(data['ledger'])}[/dim]")
+    if (data['run'] or {}).get('failed'):
+        raise click.exceptions.Exit(EXIT_FAILED)

@@ -12,6 +12,7 @@ import click
 from rich.console import Console
 
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils import guard, identity
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils.services import control
 
 from . import fleet, ledger_io, runs
 from .errors import Refused, RunFailed
@@ -64,16 +65,26 @@ def run_or_fail(settings, console, playbook, extravars, label, ledger_location, 
     raise RunFailed('\n'.join(lines))
 
 
-def refuse_unless_guard_allows(handle, rollback=False):
-    """Refuse (exit 3) when the guard says this run may not start now: halted or paused (a rollback
-    passes both), or the run lock held by a live run. The one guard decides
-    (plugin_utils/guard.py); a lock whose holder is gone from this host with all its processes is
-    not live, and the playbook takes it over with a logged event. Processes of a gone holder that
-    still run are waited for first (Ledger.wait_for_gone_controller)."""
-    # Right after a crash: the dead run's workers finish what they hold, then the lock is free.
-    handle.wait_for_gone_controller(progress=lambda message: click.echo(f'waiting: {message}', err=True))
-    snapshot = guard.Snapshot(flags=handle.get_flags(), lock=handle.live_lock())
-    decision = guard.decide(snapshot, guard.Actor(), ignore_pause=rollback, allow_rollback=rollback)
+def _waiting(message):
+    click.echo(f'waiting: {message}', err=True)
+
+
+def refuse_unless_may_start(handle):
+    """Refuse (exit 3) when a migration run (canary, wave) may not start now: the collection's one answer,
+    ``services/control.check()`` - the guard (halted, an unrecorded switch, paused, the run lock held by a
+    live run) and the failure budget. Right after a crash the dead run's workers are waited for first
+    (Ledger.wait_for_gone_controller); a lock whose holder is gone with all its processes is not live, and
+    the playbook takes it over with a logged event."""
+    answer = control.check(handle, wait=_waiting, actor=guard.Actor())     # the CLI holds no lock of its own
+    if answer.get('failed'):
+        raise Refused(answer['msg'])
+
+
+def refuse_unless_rollback_allowed(handle):
+    """Refuse (exit 3) a rollback the guard refuses (plugin_utils/guard.py, as the rollback's own switch asks it:
+    a halt, a pause and an unrecorded switch do not stop a rollback; the run lock of a live run does)."""
+    handle.wait_for_gone_controller(progress=_waiting)
+    decision = guard.check(handle, guard.Actor(), ignore_pause=True, allow_rollback=True)
     if not decision.allowed:
         raise Refused(decision.reason)
 

@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ansible_collections.autonomi.network_migration.plugins.module_utils import _modes as modes
-from ansible_collections.autonomi.network_migration.plugins.plugin_utils import redaction
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils import guard, redaction
 
 
 def fmt_time(value):
@@ -59,7 +59,7 @@ def flag_text(name, flag):
             f"(by {escape(str(who))}, {fmt_time(flag.get('at'))})")
 
 
-def summary_table(progress, flags, canary, plan=None, short=False):
+def summary_table(progress, flags, canary, plan=None, short=False, status=None):
     table = Table(title='Migration' if short else 'Migration status', show_header=False, title_justify='left')
     table.add_column('what', style='bold')
     table.add_column('value')
@@ -79,7 +79,47 @@ def summary_table(progress, flags, canary, plan=None, short=False):
     table.add_row('canary', canary_text(canary))
     table.add_row('paused', flag_text('paused', flags.get('paused')))
     table.add_row('halted', flag_text('halted', flags.get('halted')))
+    if status is not None:
+        ledger_rows(table, status)
     return table
+
+
+def ledger_rows(table, status):
+    """What the ledger records beyond progress and flags (services/control.py status()): the fleet read or not,
+    nodes not ready, unrecorded switches, the run lock and its heartbeat, the failure budget, the last run."""
+    progress = status['progress']
+    if not progress.get('fleet_read', True):
+        table.add_row('fleet', '[yellow]not read yet: no playbook has looked at its nodes '
+                               '(playbooks/reconcile.yml reads every host)[/yellow]')
+    not_ready = progress.get('not_ready') or 0
+    table.add_row('not ready', f'[bold red]{not_ready} node(s)[/bold red]' if not_ready else '0')
+    intents = status.get('intents') or []
+    table.add_row('unrecorded switches', f'[bold red]{escape(guard.describe_intents(intents))}[/bold red]: '
+                  'reconcile (playbooks/reconcile.yml -e fix=true), then resume --ack' if intents else 'none')
+    table.add_row('run lock', lock_text(status.get('lock'), status.get('lock_live')))
+    budget = escape(status.get('budget_text') or '')
+    table.add_row('failure budget', f'[bold red]{budget}: EXHAUSTED[/bold red]' if status.get('budget_exhausted')
+                  else budget)
+    table.add_row('last run', run_text(status.get('run')))
+
+
+def lock_text(lock, live):
+    if not lock:
+        return 'free'
+    text = escape(f"held by {lock.get('holder')} (playbook {lock.get('playbook')}, run {lock.get('run_id')}, since "
+                  f"{fmt_time(lock.get('started_at'))}, last heartbeat {fmt_time(lock.get('heartbeat_at'))})")
+    return text + ('' if live else ' [yellow]- its holder is gone: the next run takes it over[/yellow]')
+
+
+def run_text(run):
+    if not run:
+        return 'none yet'
+    text = escape(f"{run.get('stage') or run.get('kind')} (run {run.get('id')}, {run.get('playbook')}, by "
+                  f"{run.get('operator')}, started {fmt_time(run.get('started_at'))})")
+    if run.get('running'):
+        return text + ': [bold]running[/bold]'
+    style = 'bold red' if run.get('failed') else 'green'
+    return text + f": [{style}]{escape(str(run.get('outcome')))}[/{style}] at {fmt_time(run.get('ended_at'))}"
 
 
 def plan_text(plan):
@@ -97,8 +137,8 @@ def canary_text(canary):
     if not canary:
         return 'not run'
     if isinstance(canary, dict):
-        verdict = canary.get('verdict') or canary.get('status') or canary.get('outcome') or '?'
-        when = canary.get('at') or canary.get('time')
+        verdict = canary.get('verdict') or '?'
+        when = canary.get('at')
         reason = canary.get('reason') or ''
         return f"{verdict}{' (' + fmt_time(when) + ')' if when else ''}{': ' + reason if reason else ''}"
     return str(canary)
@@ -210,15 +250,19 @@ def transport_table(figures, transports):
     return table
 
 
-def verdicts_table(verdicts):
-    table = Table(title='Alert rules (current values)', title_justify='left')
-    for column in ('rule', 'severity', 'value', 'threshold', 'verdict'):
-        table.add_column(column)
-    colour = {'ok': 'green', 'breach': 'bold red', 'no data': 'yellow'}
-    for v in verdicts:
-        value = '-' if v['value'] is None else f"{v['value']:.4g}"
-        table.add_row(v['rule'], v['severity'], value, f"{v['comparison']} {v['threshold']:g} for {v['for']}",
-                      f"[{colour[v['verdict']]}]{v['verdict']}[/{colour[v['verdict']]}]")
+def verdicts_table(rules):
+    """The gate's rules (services/health.py fleet_health: each rule's value over its window, pass / fail /
+    no_data / skipped, and why)."""
+    table = Table(title='Alert rules (the gate now)', title_justify='left')
+    for column in ('rule', 'severity', 'value', 'threshold', 'verdict', 'why'):
+        table.add_column(column, overflow='fold')
+    colour = {'pass': 'green', 'fail': 'bold red', 'no_data': 'yellow', 'skipped': 'dim'}
+    for rule in rules:
+        value = '-' if rule['value'] is None else f"{rule['value']:.4g}"
+        style = colour.get(rule['verdict'], 'yellow')
+        table.add_row(rule['id'], rule['severity'], value,
+                      f"{rule['comparison']} {rule['threshold']:g} over {rule['window']}",
+                      f"[{style}]{rule['verdict']}[/{style}]", escape(rule.get('reason') or ''))
     return table
 
 

@@ -5,10 +5,10 @@
 internals through it; the CLI imports the dashboard service, the dashboard never imports the CLI):
 
 - ``collection``: finding the installed collection through Ansible's collection loader;
-- ``figures``: the Prometheus figures of the migration (the monitoring role's recording rules) and
-  the alert rules judged against them;
+- ``figures``: the Prometheus figures of the migration (the monitoring role's recording rules), the
+  numbers shown (the verdicts are the collection's: plugins/plugin_utils/services/health.py);
 - ``ledger_status``: what the ledger says about the migration (``status`` shows it, the dashboard
-  serves it).
+  serves it), from the collection's status use case (plugins/plugin_utils/services/control.py).
 
 Importing this package sets Ansible's collection finder up for the first import of
 ``ansible_collections`` (``collection.install_on_first_import``), so its modules, and the packages

@@ -2,8 +2,9 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 """The migration's figures from Prometheus: the per-transport recording rules of the monitoring role
-(plugins/plugin_utils/alert_rules names them), read in one query, and the alert rules judged against
-them. ``health`` and ``metrics`` print them; the dashboard serves them."""
+(plugins/plugin_utils/alert_rules names them), read in one query. ``health`` and ``metrics`` print them;
+the dashboard serves them. The numbers only: whether the fleet is healthy is the gate's judgement
+(plugins/plugin_utils/services/health.py), never judged here."""
 
 from __future__ import annotations
 
@@ -53,31 +54,6 @@ def query_figures(client):
         elif level == FLEET_LEVEL:
             out.fleet[figure] = _clean(sample['value'])
     return out
-
-
-def judge(figures, transport=None, overrides=None):
-    """The alert rules against the current figures: one verdict per enabled rule in scope.
-
-    The values are instantaneous; the rules' ``for`` durations are Prometheus's and the
-    gate's business. A figure without data is 'no data', never a pass.
-    """
-    ruleset = alert_rules.load_rules(overrides=overrides)
-    verdicts = []
-    for rule in ruleset.select():
-        if not rule.metric or (transport and rule.transport not in (transport, 'all')):
-            continue
-        if rule.transport == 'all':
-            value = figures.fleet.get(rule.metric)
-        else:
-            value = figures.transports.get(rule.transport, {}).get(rule.metric)
-        if value is None:
-            verdict = 'no data'
-        else:
-            verdict = 'breach' if rule.breaches(value) else 'ok'
-        verdicts.append({'rule': rule.id, 'severity': rule.severity, 'transport': rule.transport,
-                         'figure': rule.metric, 'value': value, 'comparison': rule.comparison,
-                         'threshold': rule.threshold, 'for': rule.for_, 'verdict': verdict})
-    return verdicts
 
 
 def prometheus_text(figures):

@@ -10,6 +10,7 @@ import datetime
 import os
 
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils import ledger
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils.services import control
 
 # Event the CLI records when it starts a plan; status reads the latest one.
 PLAN_EVENT = 'plan_started'
@@ -31,13 +32,13 @@ def _last_gate_verdicts(handle):
     return (with_rules or events)[:LAST_VERDICTS]
 
 
-def _plan_target(handle):
+def _plan_target(handle, progress):
     """The last plan started from the CLI, with its completion deadline judged against the ETA."""
     events = handle.events(kinds=PLAN_EVENT, limit=1)
     if not events:
         return None
     data = dict(events[0]['data'] or {}, started_at=events[0]['at'])
-    eta = handle.progress().get('eta')
+    eta = progress.get('eta')
     deadline = data.get('deadline')
     if deadline and eta:
         late = (eta - datetime.datetime.fromisoformat(deadline)).total_seconds()
@@ -47,15 +48,21 @@ def _plan_target(handle):
 
 
 def status_data(handle, detailed):
-    """What `status` shows (and the dashboard serves): progress, flags, canary, last gate verdicts, plan."""
-    data = {
-        'progress': handle.progress(),
-        'flags': handle.get_flags(),
-        'canary': handle.canary_verdict(),
-        'gate_verdicts': _last_gate_verdicts(handle),
-        'plan': _plan_target(handle),
-    }
+    """What `status` shows (and the dashboard serves): the collection's own status use case
+    (services/control.py ``status()``: progress incl. whether the fleet was read and the nodes not ready, flags,
+    the run lock with its heartbeat, unrecorded switches, the failure budget, the canary, migrated hosts, overdue
+    soaks), plus whether the lock's holder is alive, the last migration run with its outcome
+    (``last_migration_run()``), the last gate verdicts with their rules and the plan started from the CLI."""
+    data = control.status(handle)
+    data.pop('changed', None)
+    data['lock_live'] = bool(data['lock']) and handle.live_lock() is not None
+    data['budget_text'] = control.describe_budget(data['budget'])
+    data['budget_exhausted'] = control.budget_exhausted(data['budget'])
+    data['run'] = control.last_migration_run(handle)
+    data['gate_verdicts'] = _last_gate_verdicts(handle)
+    data['plan'] = _plan_target(handle, data['progress'])
     if detailed:
         data['nodes'] = handle.nodes()
-        data['events'] = handle.events(limit=20)
+    else:
+        data.pop('events', None)
     return data

@@ -38,9 +38,10 @@ class Service:
     """Holds the latest snapshots and the status document; owns the poller."""
 
     def __init__(self, ledger_location, prometheus_url=None, poll_interval=1.0, prometheus_interval=5.0,
-                 ledger_refresh=15.0, token=None, overrides=None, history_seconds=600, host_policy=None):
+                 ledger_refresh=15.0, token=None, overrides=None, history_seconds=600, host_policy=None,
+                 alert_settings=None):
         self.ledger = sources.LedgerReader(ledger_location)
-        self.prometheus = sources.PrometheusReader(prometheus_url, overrides=overrides)
+        self.prometheus = sources.PrometheusReader(prometheus_url, overrides=overrides, settings=alert_settings)
         self.poll_interval = float(poll_interval)
         self.prometheus_interval = float(prometheus_interval)
         self.ledger_refresh = float(ledger_refresh)

@@ -100,7 +100,7 @@ def url_for(host, port):
 
 
 def serve(ledger_location, host, port, prometheus_url=None, token=None, poll_interval=1.0, prometheus_interval=5.0,
-          overrides=None, allowed_hosts=None, configured_hosts=(), on_ready=None):
+          overrides=None, allowed_hosts=None, configured_hosts=(), on_ready=None, alert_settings=None):
     """Run the service under uvicorn until interrupted; 0 once it served, 1 when it could not start.
     ``allowed_hosts``, ``configured_hosts``: host_names() for ``host`` (computed here when None).
     ``on_ready(service)`` is called once it listens."""
@@ -115,6 +115,7 @@ def serve(ledger_location, host, port, prometheus_url=None, token=None, poll_int
         allowed_hosts, configured_hosts = host_names(host)
     service = Service(ledger_location, prometheus_url=prometheus_url, poll_interval=poll_interval,
                       prometheus_interval=prometheus_interval, token=token, overrides=overrides,
+                      alert_settings=alert_settings,
                       host_policy=HostPolicy(allowed_hosts, configured_hosts))
     config = uvicorn.Config(create_app(service), host=host, port=port, log_level='warning', ws='websockets-sansio',
                             ws_ping_interval=20.0, lifespan='on', access_log=False)

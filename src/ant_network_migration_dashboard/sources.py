@@ -6,8 +6,8 @@
 - the ledger: plugins/plugin_utils/ledger (progress, phase, velocity, ETA, flags, lock, runs,
   events), the same reads as ``ant-network-migration status`` (ant_network_migration_common.ledger_status);
 - Prometheus: the migration's figures (ant_network_migration_common.figures: the monitoring role's
-  recording rules, named by plugins/plugin_utils/alert_rules) judged by the alert rules, and the
-  ALERTS series.
+  recording rules, named by plugins/plugin_utils/alert_rules), the alert rules judged as the gate judges
+  them (plugins/plugin_utils/services/health.py ``rule_verdicts``), and the ALERTS series.
 
 Each reader is used from one worker thread at a time and never raises: a snapshot says what
 failed, so the service keeps serving what it has.
@@ -18,7 +18,13 @@ from __future__ import annotations
 import re
 import time
 
-from ansible_collections.autonomi.network_migration.plugins.plugin_utils import ledger, prometheus, redaction
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils import (
+    alert_rules,
+    ledger,
+    prometheus,
+    redaction,
+)
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils.services import health
 from ant_network_migration_common import figures as figures_lib
 from ant_network_migration_common import ledger_status
 
@@ -78,8 +84,8 @@ class LedgerReader:
         """
         def work(handle):
             data = ledger_status.status_data(handle, detailed=False)
+            data['migration_run'] = data.pop('run')     # the latest canary, wave or rollback, with its outcome
             data['events'] = handle.events(limit=RECENT_EVENTS)
-            data['lock'] = handle.lock()
             runs = handle.runs(limit=1)
             data['run'] = runs[0] if runs else None
             data['node_states'] = handle.node_states()
@@ -107,15 +113,20 @@ class PrometheusReader:
     """Figures, rule verdicts and active alerts from Prometheus. Fails fast (no retries): the
     poller asks again at its next tick."""
 
-    def __init__(self, url, timeout=3.0, overrides=None):
+    def __init__(self, url, timeout=3.0, overrides=None, settings=None):
         self.url = url
         self.timeout = timeout
-        self.overrides = overrides
         self._client = None
         self.config_error = None
+        self.ruleset = None
         if not url:
             self.config_error = ('no Prometheus URL (--prometheus-url, MIGRATION_PROMETHEUS_URL or the '
                                  "inventory's migration_prometheus_url)")
+            return
+        try:   # the rules as the gate reads them: the inventory's migration_alert_overrides and _settings
+            self.ruleset = alert_rules.load_rules(overrides=overrides or None, settings=settings or None)
+        except alert_rules.AlertRulesError as exc:
+            self.config_error = f'the alert rules: {exc}'
 
     def _open(self):
         if self._client is None:
@@ -136,7 +147,10 @@ class PrometheusReader:
             client = self._open()
             figures = figures_lib.query_figures(client)
             alerts = client.query('ALERTS')
-            verdicts = figures_lib.judge(figures, overrides=self.overrides)
+            # Judged as the gate judges (services/health.py): each rule over its window, pass / fail / no_data.
+            verdicts, error = health.rule_verdicts(client, self.ruleset)
+            if error:
+                raise prometheus.PrometheusError(error)
         except Exception as exc:  # pylint: disable=broad-except
             self.close()
             return None, short_error(str(exc))

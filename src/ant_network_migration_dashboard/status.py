@@ -16,12 +16,12 @@ import os
 import time
 
 from ansible_collections.autonomi.network_migration.plugins.module_utils import _modes as modes
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils import run_kinds
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils.services import control
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 SCHEMA_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'status.schema.json')
 CHART_FIGURES = ('health_score', 'error_rate', 'latency_p95')
-PLAYBOOK_STAGES = (('canary', 'canary'), ('rollout', 'wave'), ('wave', 'wave'), ('rollback', 'rollback'),
-                   ('pause', 'pause'), ('resume', 'resume'), ('reconcile', 'reconcile'))
 
 
 def load_schema():
@@ -83,23 +83,30 @@ def _hosts(node_states, unhealthy):
     return out
 
 
-def _stage(run):
-    if not run:
-        return None
-    name = os.path.basename(str(run.get('playbook') or ''))
-    for needle, stage in PLAYBOOK_STAGES:
-        if needle in name:
-            return stage
-    return name or None
-
-
 def _run(ledger_data):
+    """The latest run of any kind; its stage from the kind recorded with it (plugin_utils/run_kinds.py), never
+    from its playbook's file name; ``failed``: whether its outcome fails its playbook (services/control.py)."""
     run = ledger_data.get('run')
     if not run:
         return None
     return {'id': run.get('id'), 'playbook': run.get('playbook'), 'operator': run.get('operator'),
-            'stage': _stage(run), 'started_at': run.get('started_at'), 'ended_at': run.get('ended_at'),
-            'outcome': run.get('outcome'), 'running': not run.get('ended_at')}
+            'kind': run.get('kind'), 'stage': run_kinds.stage(run.get('kind')), 'started_at': run.get('started_at'),
+            'ended_at': run.get('ended_at'), 'outcome': run.get('outcome'), 'running': not run.get('ended_at'),
+            'failed': control.run_failed(run)}
+
+
+def _lock(ledger_data):
+    """The run lock with its heartbeat and whether its holder is alive (``live``: false once its controller is
+    gone from this host with every process it started - the next run takes it over)."""
+    lock = ledger_data.get('lock')
+    return dict(lock, live=bool(ledger_data.get('lock_live'))) if lock else None
+
+
+def _budget(ledger_data):
+    budget = ledger_data.get('budget')
+    if budget is None:
+        return None
+    return dict(budget, exhausted=bool(ledger_data.get('budget_exhausted')), text=ledger_data.get('budget_text'))
 
 
 def _source(ok, error, checked_at, last_ok_at, **extra):
@@ -131,7 +138,10 @@ def build(ledger, prometheus, history, transports=modes.TRANSPORTS, now=None):
         'missing': missing,
         'migration': _plain(progress) if progress else None,
         'flags': _plain(ldata.get('flags') or {'paused': None, 'halted': None}),
-        'lock': _plain(ldata.get('lock')),
+        'lock': _plain(_lock(ldata)),
+        'intents': _plain(ldata.get('intents') or []),
+        'budget': _plain(_budget(ldata)),
+        'migration_run': _plain(ldata.get('migration_run')),
         'run': _plain(_run(ldata)),
         'canary': _plain(ldata.get('canary')),
         'plan': _plain(ldata.get('plan')),

@@ -39,12 +39,17 @@ def free_port():
 
 
 class StubPrometheus:
-    """``/api/v1/query`` answering the figures query from ``values`` and ``ALERTS`` from ``alerts``."""
+    """``/api/v1/query`` answering from a table of figures (``values``: {transport: {figure: value}}, ``risk``:
+    the fleet's partition risk): the figures query, ``ALERTS`` from ``alerts``, and the gate's own queries
+    (``time()``, the scope of ``targets`` node targets in dual_stack, each rule's judged window and the hosts
+    breaching it), so that the alert rules are judged by the collection's own evaluation, as against a
+    Prometheus whose recorded figures hold these values. A figure missing from the table has no data."""
 
-    def __init__(self, values=None, risk=0.05, alerts=None):
+    def __init__(self, values=None, risk=0.05, alerts=None, targets=12):
         self.values = json.loads(json.dumps(values or HEALTHY))
         self.risk = risk
         self.alerts = list(alerts or [])
+        self.targets = targets
         self.queries = []
         self.port = 0             # the kernel's choice at the first start, kept for a restart
         self._server = None
@@ -54,10 +59,42 @@ class StubPrometheus:
     def url(self):
         return f'http://127.0.0.1:{self.port}'
 
+    def _figure_in(self, promql):
+        """The (transport, figure) whose expression the query is made of (the longest match: an error rate holds
+        a request rate), or None."""
+        settings = alert_rules.load_rules().settings
+        table = [(t, f) for t, figures in self.values.items() for f in figures] + [('all', 'partition_risk')]
+        found = [(len(expr), key) for key in table for by in ((), ('host',))
+                 if (expr := alert_rules.figure_expr(key[1], settings, by=by, transport=key[0])) in promql]
+        return max(found)[1] if found else None
+
+    def _value(self, key):
+        if key == ('all', 'partition_risk'):
+            return self.risk
+        return (self.values.get(key[0]) or {}).get(key[1])
+
+    def _gate_result(self, promql, now):
+        if promql == 'time()':
+            return [{'metric': {}, 'value': [now, repr(now)]}]
+        if '"stat", "targets"' in promql:
+            scope = [({'stat': 'targets'}, self.targets), ({'stat': 'targets_up'}, self.targets),
+                     ({'stat': 'mode', 'mode': 'dual_stack'}, self.targets)]
+            return [{'metric': labels, 'value': [now, str(number)]} for labels, number in scope]
+        key = self._figure_in(promql)
+        value = self._value(key) if key else None
+        if value is None:
+            return []
+        if '"stat", "value"' in promql:      # a rule's judged window: its value, samples, requests seen
+            return [{'metric': {'stat': stat}, 'value': [now, repr(float(number))]}
+                    for stat, number in (('value', value), ('samples', 100), ('observations', 1e6))]
+        return [{'metric': {'host': 'sim-host-01'}, 'value': [now, repr(float(value))]}]   # per host
+
     def _result(self, promql):
         if promql.startswith('ALERTS'):
             return [{'metric': dict({'__name__': 'ALERTS'}, **alert), 'value': [time.time(), '1']}
                     for alert in self.alerts]
+        if not promql.startswith('{__name__=~'):
+            return self._gate_result(promql, time.time())
         out = []
         for transport, figures in self.values.items():
             for figure, value in figures.items():
@@ -170,7 +207,7 @@ def fill_ledger(location, hosts=10, nodes_per_host=5, migrated_hosts=0, dual_hos
     ``dual_hosts`` in dual_stack_stable, the rest libp2p_only. Returns the run id."""
     handle = ledger_lib.open_ledger(str(location), create=True)
     try:
-        run = handle.start_run('playbooks/rollout.yml', operator)
+        run = handle.start_run('playbooks/rollout.yml', operator, kind='rollout')
         items = []
         for h in range(hosts):
             for n in range(1, nodes_per_host + 1):

@@ -71,6 +71,8 @@ def test_page_follows_a_wave_live(tmp_path):
                                    timeout=30000)
             page.wait_for_function("document.querySelector('#run-state').textContent.startsWith('ended: ')",
                                    timeout=30000)
+            # The stage and the outcome are the ones the ledger recorded with the run (its kind, its outcome).
+            assert _text(page, 'migration-run').startswith('wave (run ') and ': ok at ' in _text(page, 'migration-run')
             assert page.evaluate('window.__sameDocument') == 'yes', 'the page reloaded'
             assert not page.is_visible('#missing-banner')
             states = _text(page, 'states')
@@ -104,6 +106,9 @@ def test_page_shows_operator_text_as_text_and_says_what_is_missing(tmp_path):
                 assert '<img src=x onerror="window.__owned=1"> checking p95' in _text(page, 'pause-banner')
                 assert page.query_selector('img') is None and page.evaluate('window.__owned') is None
                 assert not page.is_visible('#halt-banner')
+                # The rules as the gate judges them (the stub's healthy figures): every one passes.
+                page.wait_for_function("document.querySelector('#rules').textContent.includes('pass')", timeout=30000)
+                assert 'high_error_rate_iroh' in _text(page, 'rules') and 'fail' not in _text(page, 'rules')
 
                 handle = ledger_lib.open_ledger(str(ledger))
                 handle.set_halt('gate failed: <b>iroh</b> error rate', 'gate', 'migration_gate')

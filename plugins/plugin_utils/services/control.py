@@ -16,7 +16,7 @@ import datetime
 import time
 
 from ansible_collections.autonomi.network_migration.plugins.module_utils import _modes
-from ansible_collections.autonomi.network_migration.plugins.plugin_utils import gate, guard, identity
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils import gate, guard, identity, run_kinds
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils.services import canary
 
 PAUSED, HALTED = 'paused', 'halted'
@@ -24,13 +24,15 @@ PAUSED, HALTED = 'paused', 'halted'
 
 # ---------------------------------------------------------------------------- may we go on
 def check(ledger, *, require_canary=False, allow_paused=False, allow_halted=False, rollback_policy=None,
-          stage=None, wait=None):
+          stage=None, wait=None, actor=None):
     """May this run go on: the guard (halt, pause, a live lock of another run, this controller alive),
     and the canary verdict when the run needs it. With ``rollback_policy``: what a halt means for the
     nodes this run switched (``containment``) and, for ``stage``, the mode they go back to.
 
     ``allow_paused`` / ``allow_halted`` hide that flag from the guard (a conclusion reads the flags it
-    must act on). ``wait(message)``: called when a dead run's workers are still finishing.
+    must act on). ``wait(message)``: called when a dead run's workers are still finishing. ``actor``: who asks
+    (default: this process as a run, guard.Actor.from_environment(); the CLI, which holds no lock, asks as
+    guard.Actor()).
     """
     flags = ledger.get_flags()
     out = {'changed': False, 'flags': flags}
@@ -44,7 +46,7 @@ def check(ledger, *, require_canary=False, allow_paused=False, allow_halted=Fals
     snapshot = guard.snapshot_of(ledger)
     snapshot.flags = {HALTED: None if allow_halted else flags.get(HALTED),
                       PAUSED: None if allow_paused else flags.get(PAUSED)}
-    decision = guard.decide(snapshot, guard.Actor.from_environment(), check_lock=check_lock)
+    decision = guard.decide(snapshot, actor or guard.Actor.from_environment(), check_lock=check_lock)
     if not decision.allowed:
         out.update(failed=True, refused=decision.refused, msg=decision.reason)
         return out
@@ -89,12 +91,20 @@ def reset_budget(ledger, operator, reason, run_id=None):
 
 
 # ---------------------------------------------------------------------------- pause / resume / halt
+def pause_decision(flags):
+    """What a pause does with these flags: ``nothing`` (already paused: by whom and why) or ``pause``."""
+    already = flags.get(PAUSED)
+    if already:
+        return {'action': 'nothing',
+                'msg': 'already paused by %s: %s' % (already.get('operator'), already.get('reason'))}
+    return {'action': 'pause', 'msg': 'pause'}
+
+
 def pause(ledger, reason, operator, run_id=None):
     """Pause the migration: a running wave stops before its next batch. Pausing twice changes nothing."""
-    already = ledger.get_flags().get(PAUSED)
-    if already:
-        return {'changed': False, 'already': True,
-                'msg': 'already paused by %s: %s' % (already.get('operator'), already.get('reason'))}
+    decision = pause_decision(ledger.get_flags())
+    if decision['action'] == 'nothing':
+        return {'changed': False, 'already': True, 'msg': decision['msg']}
     ledger.set_pause(reason, operator, run_id=run_id)
     return {'changed': True, 'msg': 'migration paused by %s: %s' % (operator, reason)}
 
@@ -114,7 +124,9 @@ def resume_decision(flags, ack, intents=()):
                 'msg': 'the migration is halted (%s, by %s via %s at %s); a halt needs an explicit acknowledgement '
                        'once its cause is understood: resume with ack (CLI: resume --ack; playbook: -e ack=true)'
                        % (halted.get('reason'), halted.get('operator'), halted.get('source'), halted.get('at'))}
-    return {'action': 'resume', 'msg': 'resume' + (' and acknowledge the halt' if halted else '')}
+    acknowledged = [word for word, there in (('halt', halted), ('unrecorded switches', intents)) if there]
+    return {'action': 'resume', 'acknowledged': acknowledged,
+            'msg': 'resume' + (' and acknowledge the %s' % ' and '.join(acknowledged) if acknowledged else '')}
 
 
 def resume(ledger, operator, ack=False, run_id=None):
@@ -127,7 +139,7 @@ def resume(ledger, operator, ack=False, run_id=None):
     if decision['action'] == 'refused':
         return {'changed': False, 'failed': True, 'refused': HALTED, 'msg': decision['msg']}
     ledger.resume(operator, ack=ack, run_id=run_id)
-    acknowledged = [word for word, there in (('halt', flags.get(HALTED)), ('unrecorded switches', intents)) if there]
+    acknowledged = decision['acknowledged']
     return {'changed': True, 'cleared': dict(flags, unrecorded=intents),
             'msg': 'migration resumed by %s%s' % (operator, ' (%s acknowledged)' % ' and '.join(acknowledged)
                                                   if acknowledged else '')}
@@ -170,6 +182,36 @@ def unlock(ledger, holder, run_id=None):
 
 
 # ---------------------------------------------------------------------------- status
+# The outcomes whose playbook exits 0 (docs/operator-guide.md, "Outcomes and exit codes"); a degraded rollback
+# fails unless rollback_degraded_fails is off, which its run's tasks show (none failed).
+SUCCEEDED_OUTCOMES = ('ok', 'stopped_early')
+
+
+def run_failed(run):
+    """Whether a recorded run (Ledger.runs()) ended as a failed playbook: None while it runs (or without a run)."""
+    if not run or not run.get('ended_at'):
+        return None
+    outcome = run.get('outcome')
+    if outcome in SUCCEEDED_OUTCOMES:
+        return False
+    if outcome == 'degraded':
+        stats = ((run.get('summary') or {}).get('hosts') or {}).values()
+        return any(s.get('failures') or s.get('unreachable') for s in stats)
+    return True
+
+
+def last_migration_run(ledger):
+    """The latest run that may change what nodes run (run_kinds.MIGRATION_KINDS), as status shows it: its kind,
+    stage, outcome, whether it is running and whether it failed (run_failed()); None before the first."""
+    runs = ledger.runs(limit=1, kinds=run_kinds.MIGRATION_KINDS)
+    if not runs:
+        return None
+    run = runs[0]
+    return {'id': run['id'], 'kind': run['kind'], 'stage': run_kinds.stage(run['kind']), 'playbook': run['playbook'],
+            'operator': run['operator'], 'started_at': run['started_at'], 'ended_at': run['ended_at'],
+            'outcome': run['outcome'], 'running': not run['ended_at'], 'failed': run_failed(run)}
+
+
 def overdue_nodes(nodes, testing_deadline, now=None):
     """Nodes left in dual_stack_testing longer than ``testing_deadline`` seconds."""
     cutoff = (time.time() if now is None else now) - testing_deadline

@@ -1,4 +1,4 @@
-"""health and metrics: figures from the recording rules, rule verdicts, formats, Prometheus down."""
+"""health and metrics: figures from the recording rules, the gate's verdict on the fleet, formats, Prometheus down."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ import json
 import pytest
 
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils import alert_rules
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils.services import health as health_service
 from ant_network_migration_cli import cmd_observe, errors
+from ant_network_migration_dashboard.testing import StubPrometheus
 
 
 class StubClient:
@@ -84,42 +86,100 @@ def test_metrics_table(stub, invoke):
     assert 'progress' in result.output
 
 
-def test_health_ok(stub, invoke):
-    stub()
-    result = invoke('--prometheus-url', 'http://prom:9090', 'health', '--json')
+@pytest.fixture
+def prometheus():
+    """A Prometheus over HTTP answering the figures and the gate's queries from a table (the real client)."""
+    with StubPrometheus() as stub:
+        yield stub
+
+
+def health(invoke, prometheus, *args):
+    return invoke('--prometheus-url', prometheus.url, 'health', *args)
+
+
+def gate_verdict(prometheus, transport=None):
+    """The fleet gate of one evaluation on the same data, asked directly (what a wave's pre-gate says)."""
+    client = cmd_observe.prometheus_client(prometheus.url)
+    try:
+        return health_service.fleet_health(client, alert_rules.load_rules(), transport)
+    finally:
+        client.close()
+
+
+def test_health_ok_is_the_gates_pass(prometheus, invoke):
+    result = health(invoke, prometheus, '--json')
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
-    assert data['healthy'] is True
-    assert {v['rule'] for v in data['rules']} == {'high_error_rate_libp2p', 'high_error_rate_iroh',
-                                                   'iroh_latency_spike', 'network_partition_risk'}
+    assert data['healthy'] is True and data['verdict'] == 'pass'
+    assert {r['id']: r['verdict'] for r in data['rules']} == dict.fromkeys(
+        [rule.id for rule in alert_rules.load_rules().select()], 'pass')
+    assert data['transports']['iroh']['latency_p95'] == 0.12          # the figures are still shown
 
 
-def test_health_breach_exits_1_naming_rule_value_threshold(stub, invoke):
-    values = {t: dict(f) for t, f in HEALTHY.items()}
-    values['iroh']['error_rate'] = 0.3
-    stub(values)
-    result = invoke('--prometheus-url', 'http://prom:9090', 'health', '--transport', 'iroh')
+@pytest.mark.parametrize('transport', [None, 'iroh'])
+def test_health_verdict_is_the_gate_verdict_on_the_same_data(prometheus, invoke, transport):
+    """A critical rule breached: the CLI's verdict, rules and exit code are the fleet gate's own."""
+    prometheus.values['iroh']['error_rate'] = 0.3
+    result = health(invoke, prometheus, *(['--transport', transport] if transport else []), '--json')
     assert result.exit_code == errors.EXIT_FAILED
-    assert 'high_error_rate_iroh: error_rate 0.3 > 0.05' in result.output
+    data = json.loads(result.stdout)
+    gate = gate_verdict(prometheus, transport)
+    assert (data['verdict'], data['rules']) == (gate['verdict'], json.loads(json.dumps(gate['rules'])))
+    assert data['verdict'] == 'fail' and data['problems'][0] == gate['msg']
+    assert 'high_error_rate_iroh (critical): 0.3 > 0.05' in data['msg']
+    rules = {r['id']: r['verdict'] for r in data['rules']}
+    assert rules['high_error_rate_iroh'] == 'fail' and ('high_error_rate_libp2p' in rules) is (transport is None)
+
+
+def test_health_table_names_rule_value_threshold_and_window(prometheus, invoke):
+    prometheus.values['iroh']['error_rate'] = 0.3
+    result = health(invoke, prometheus, '--transport', 'iroh')
+    assert result.exit_code == errors.EXIT_FAILED
+    assert 'migration gate FAILED for fleet: rule(s) tripped: high_error_rate_iroh (critical): 0.3 > 0.05' \
+        in result.output.replace('\n', ' ')
     assert 'libp2p' not in result.output.split('Alert rules')[0].split('Transports')[1]
 
 
-def test_health_no_data_is_not_a_pass(stub, invoke):
-    stub({'libp2p': HEALTHY['libp2p']})
-    result = invoke('--prometheus-url', 'http://prom:9090', 'health', '--json')
+def test_health_no_data_is_inconclusive_not_a_pass(prometheus, invoke):
+    del prometheus.values['iroh']
+    result = health(invoke, prometheus, '--json')
     assert result.exit_code == errors.EXIT_FAILED
     data = json.loads(result.stdout)
-    assert {v['rule']: v['verdict'] for v in data['rules']}['high_error_rate_iroh'] == 'no data'
-    assert any(p.startswith('inconclusive: no data for high_error_rate_iroh') for p in data['problems'])
+    assert data['verdict'] == 'inconclusive' == gate_verdict(prometheus)['verdict']
+    assert {r['id']: r['verdict'] for r in data['rules']}['high_error_rate_iroh'] == 'no_data'
+    assert data['problems'][0].startswith('migration gate INCONCLUSIVE for fleet')
 
 
-def test_health_reports_unhealthy_nodes_from_the_ledger(stub, invoke, ledger_path):
+def test_health_warning_breach_is_confirmed_as_the_gate_does(prometheus, invoke, inventory_path):
+    """A warning rule needs two breaching evaluations (the gate's consecutive failures); the old instantaneous
+    judge ignored warnings. With a 1 s evaluation interval the confirmation waits 1 s."""
+    text = inventory_path.read_text().replace('        migration_alert_overrides:',
+                                              '        migration_alert_settings: {evaluation_interval: 1s}\n'
+                                              '        migration_alert_overrides:')
+    inventory_path.write_text(text)
+    prometheus.values['iroh']['latency_p95'] = 0.9
+    result = invoke('-i', inventory_path, '--prometheus-url', prometheus.url, 'health', '--json')
+    assert result.exit_code == errors.EXIT_FAILED, result.output
+    data = json.loads(result.stdout)
+    assert data['verdict'] == 'fail' and 'iroh_latency_spike (warning)' in data['msg']
+
+
+def test_health_prometheus_down_is_unavailable(invoke, monkeypatch):
+    monkeypatch.setenv('MIGRATION_PROMETHEUS_RETRIES', '0')
+    monkeypatch.setenv('MIGRATION_PROMETHEUS_TIMEOUT', '2')
+    result = invoke('--prometheus-url', 'http://127.0.0.1:9', 'health', '--json')
+    assert result.exit_code == errors.EXIT_FAILED
+    data = json.loads(result.stdout)
+    assert data['verdict'] == 'unavailable' and data['transports'] is None
+    assert 'could not judge' in data['problems'][0] and 'unreachable' in data['problems'][0]
+
+
+def test_health_reports_unhealthy_nodes_from_the_ledger(prometheus, invoke, ledger_path):
     from ansible_collections.autonomi.network_migration.plugins.plugin_utils import ledger as ledger_mod
 
-    stub()
     with ledger_mod.open_ledger(str(ledger_path)) as handle:
         handle.record_observation('sim-host-01', 'antnode2', healthy=False, data={'msg': '2 connected peers'})
-    result = invoke('--prometheus-url', 'http://prom:9090', 'health')
+    result = health(invoke, prometheus)
     assert result.exit_code == errors.EXIT_FAILED
     assert 'sim-host-01/antnode2' in result.output and '2 connected peers' in result.output
 
