@@ -82,6 +82,10 @@ class Actor:
         return cls(holder=environ.get(ENV_LOCK_HOLDER), controller_alive=alive, controller_pid=pid,
                    hostname=socket.gethostname(), run_id=run_id(environ))
 
+    def in_flight_holder(self):
+        """Who an open intent of this run names: the lock holder, else this controller (a run without the tracker)."""
+        return self.holder or '%s pid %s' % (self.hostname, self.controller_pid)
+
     def owns(self, lock):
         """Whether ``lock`` is this run's: the same holder string, or taken for this very controller."""
         if not lock:
@@ -151,7 +155,7 @@ def unrecorded(intents, actor, lock=None):
     def in_flight(intent):
         if intent.get('run_id') is not None and intent['run_id'] in (actor.run_id, live_run):
             return True
-        return bool(intent.get('holder')) and intent['holder'] == actor.holder
+        return bool(intent.get('holder')) and intent['holder'] == actor.in_flight_holder()
 
     return [i for i in intents or () if not in_flight(i)]
 

@@ -88,7 +88,7 @@ def begin(location, host, mode, actor=None):
     actor = actor or guard.Actor.from_environment()
     try:
         with _open(location) as ledger:
-            ledger.open_intent(host, mode, run_id=actor.run_id, holder=actor.holder)
+            ledger.open_intent(host, mode, run_id=actor.run_id, holder=actor.in_flight_holder())
     except Exception as exc:  # pylint: disable=broad-exception-caught  # any failure: touch nothing
         return (f'nothing was switched on {host}: the intent to switch it to {mode} could not be recorded in the '
                 f'migration ledger ({redaction.redact_text(exc)}). Fix the ledger, then re-run.')

@@ -83,9 +83,10 @@ def test_an_unrecorded_switch_of_another_run_counts_as_a_halt_until_acknowledged
 def test_hosts_switched_side_by_side_without_the_tracker_are_in_flight_not_unrecorded(book):
     """Without the tracker (no run id) two hosts of one ansible-playbook switch at once: the other host's open
     intent is this controller's, in flight; another controller's, or a dead one's, is unrecorded."""
-    book.open_intent('h1', 'dual_stack', run_id=None, holder='op@ctl pid 100')
-    assert guard.check(book, guard.Actor(run_id=None, holder='op@ctl pid 100')).allowed
-    refused = guard.check(book, guard.Actor(run_id=None, holder='op@ctl pid 200'))
+    mine = guard.Actor(run_id=None, holder=None, controller_pid=100, hostname='ctl')
+    book.open_intent('h1', 'dual_stack', run_id=None, holder=mine.in_flight_holder())
+    assert guard.check(book, mine).allowed
+    refused = guard.check(book, guard.Actor(run_id=None, holder=None, controller_pid=200, hostname='ctl'))
     assert not refused.allowed and refused.refused == guard.UNRECORDED and 'h1' in refused.reason
 
 
