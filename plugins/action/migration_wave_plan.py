@@ -10,6 +10,8 @@ from ansible_collections.autonomi.network_migration.plugins.module_utils import 
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils import alert_rules, wave_planning
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils.adapters import hostvars
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils.adapters.action import MigrationAction
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils.adapters.ledger import opened_ledger
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger.errors import LedgerError
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils.services import rollback
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils.wording import shown
 
@@ -18,6 +20,8 @@ ARGUMENT_SPEC = dict(
     canary_count=dict(type='int'),
     rollback_to=dict(type='str', choices=[_modes.LIBP2P_ONLY, _modes.DUAL_STACK]),
     strategy=dict(type='str', default='fast', choices=['fast', 'gradual']),
+    order=dict(type='str', default='readable', choices=list(wave_planning.ROLLBACK_ORDERS)),
+    ledger=dict(type='str'),
     only_hosts=dict(type='list', elements='str'),
     stage=dict(type='str', default=_modes.DUAL_STACK, choices=list(_modes.MODES[1:])),
     fleet_hosts=dict(type='list', elements='str', required=True),
@@ -51,18 +55,30 @@ class ActionModule(MigrationAction):
             if args['rollback_to'] and args['pause_seconds'] is not None:
                 ruleset = alert_rules.load_rules(overrides=self.task_var(task_vars, 'migration_alert_overrides'),
                                                  settings=self.task_var(task_vars, 'migration_alert_settings'))
-            plan = self._plan(args, (task_vars or {}).get('hostvars', {}), ruleset)
+            if args['rollback_to'] and args['strategy'] == 'fast':
+                plan = self._fast_rollback(args, task_vars)
+            else:
+                plan = self._plan(args, (task_vars or {}).get('hostvars', {}), ruleset)
             result.update(changed=False, plan=plan, msg=plan['message'])
             if plan.get('refusals'):
                 refused = plan['refusals']
                 result.update(failed=True, refusals=refused, msg='wave refused: ' + '; '.join(refused))
         return result
 
+    def _fast_rollback(self, args, task_vars):
+        """No read of the fleet: the switch reports what each host ran; the rounds come from the ledger's nodes."""
+        known, problem = None, None
+        if args['order'] == 'readable':
+            try:
+                with opened_ledger(self.ledger_location(args['ledger'], task_vars)) as handle:
+                    known = handle.nodes()
+            except LedgerError as exc:
+                problem = 'the ledger could not be read: %s' % exc
+        return rollback.plan('fast', args['rollback_to'], args['fleet_hosts'], args['only_hosts'], order=args['order'],
+                             ledger_nodes=known, ledger_problem=problem)
+
     @staticmethod
     def _plan(args, task_hostvars, ruleset=None):
-        if args['rollback_to'] and args['strategy'] == 'fast':
-            # No read of the fleet: every host in scope at once; the switch reports what each host ran.
-            return rollback.plan('fast', args['rollback_to'], args['fleet_hosts'], args['only_hosts'])
         if args['canary_count'] is not None and args['canary_group_hosts']:
             return wave_planning.plan_canary([], args['canary_count'], group=args['canary_group'],
                                              group_hosts=args['canary_group_hosts'])
@@ -86,3 +102,4 @@ class ActionModule(MigrationAction):
                                        default_switch_seconds=args['default_switch_seconds'],
                                        rollback_sla_seconds=args['rollback_sla_seconds'],
                                        rollback_forks=args['rollback_forks'])
+

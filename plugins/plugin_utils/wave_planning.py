@@ -373,28 +373,100 @@ def plan_rollback(nodes, target, strategy='fast', batches=('25%',), only_hosts=N
     }
 
 
-def plan_fast_rollback(fleet_hosts, target, only_hosts=None):
-    """The fast rollback's plan, made without reading the fleet: every host in scope in one batch.
+ROLLBACK_ORDERS = ('readable', 'all_at_once')
+
+
+def plan_fast_rollback(fleet_hosts, target, only_hosts=None, nodes=None, order='readable', close_group_size=5):
+    """The fast rollback's plan, made without reading the fleet.
 
     Each host's switch reads its own nodes, leaves a host already at ``target`` untouched and reports the
     nodes it found beyond it; rollback_outcome() then names the hosts and nodes the rollback really had
     (``from_switch``). ``only_hosts`` None means the whole fleet; a list (even empty) limits it to those.
+
+    ``order`` readable (the default): the hosts in as few rounds as keep every close group with a member that
+    is not restarting in the round (readable_rounds); the rounds run one after the other, each waiting only
+    for its own nodes' readiness. ``nodes`` are what the ledger knows (host, peer id, mode): a host it knows
+    nothing of goes in the first round. all_at_once (an emergency): every host in one round.
     """
     if target not in (_modes.LIBP2P_ONLY, _modes.DUAL_STACK):
         raise PlanError('target must be libp2p_only or dual_stack, got %r' % (target,))
+    if order not in ROLLBACK_ORDERS:
+        raise PlanError('order must be readable or all_at_once, got %r' % (order,))
     scope = sorted(set(fleet_hosts) if only_hosts is None else set(fleet_hosts) & set(only_hosts))
-    return {
+    plan = {
         'target': target,
         'strategy': 'fast',
+        'order': order,
         'hosts': scope,
         'batch_sizes': [len(scope)] if scope else [],
         'nodes_to_switch': None,
         'from_switch': True,
         'whole_fleet': only_hosts is None,
-        'message': ('fast rollback to %s: every node beyond it on %d host(s) in one batch (each host\'s switch reads '
-                    'and reports its nodes; a host already at %s is not touched)' % (target, len(scope), target)
-                    if scope else 'nothing to roll back: no host in scope'),
+        'switch_group': 'fleet' if only_hosts is None else 'migration_rollback',
+        'groups_on_one_host': 0,
     }
+    if not scope:
+        plan['message'] = 'nothing to roll back: no host in scope'
+        return plan
+    how = 'every node beyond it on %d host(s)' % len(scope)
+    if order == 'readable':
+        rounds, alone = readable_rounds(nodes or [], scope, target, close_group_size)
+        plan.update(hosts=[h for r in rounds for h in r], batch_sizes=[len(r) for r in rounds],
+                    groups_on_one_host=alone)
+        if len(rounds) > 1:
+            plan['switch_group'] = 'migration_rollback'  # the rounds' order, not the inventory's
+        how += (' in %d round(s), readable: every close group keeps a member that is not restarting in each round, '
+                'and each round waits only for its own nodes to be ready' % len(rounds))
+        if alone:
+            how += ('; %d close group(s) live entirely on one host and are unreadable while it restarts'
+                    % alone)
+    else:
+        how += ' in one round, all at once (emergency: whole close groups restart together, client reads fail)'
+    plan['message'] = ('fast rollback to %s: %s (each host\'s switch reads and reports its nodes; a host already at '
+                       '%s is not touched)' % (target, how, target))
+    return plan
+
+
+def readable_rounds(nodes, hosts, target, close_group_size=5):
+    """``hosts`` in as few rounds as possible such that no close group has all its members restarting in one round.
+
+    ``nodes``: what the ledger knows of the network (every node with a peer id counts for the close groups;
+    those of ``hosts`` beyond ``target`` restart). First fit, the hosts restarting most nodes first. A group
+    whose members beyond ``target`` all live on one host cannot keep a holder (a host restarts its nodes
+    together); the second value counts them. Returns ([[host, ...], ...], groups_on_one_host).
+    """
+    limit = _modes.mode_index(target)
+    known = [dict(n, id=n.get('id') or n.get('node_id') or '%s/%s' % (n['host'], n.get('service_name')))
+             for n in nodes if n.get('peer_id')]
+    membership = _close_group_index(known, close_group_size) if known else {}
+    group_size = {}
+    for gids in membership.values():
+        for gid in gids:
+            group_size[gid] = group_size.get(gid, 0) + 1
+    in_scope = set(hosts)
+    restarting = {h: {} for h in hosts}
+    for n in known:
+        mode = n.get('mode') or _modes.STATE_MODE.get(n.get('state'))
+        if n['host'] in in_scope and mode in _modes.MODES and _modes.mode_index(mode) > limit:
+            for gid in membership.get(n['id'], ()):
+                restarting[n['host']][gid] = restarting[n['host']].get(gid, 0) + 1
+    alone = sum(1 for h in hosts for gid, c in restarting[h].items() if c >= group_size[gid])
+    rounds, counts = [], []
+    for host in sorted(hosts, key=lambda h: (-sum(restarting[h].values()), h)):
+        add = restarting[host]
+        fits = [i for i, count in enumerate(counts)
+                if all(count.get(g, 0) + c < group_size[g] or (not count.get(g) and c >= group_size[g])
+                       for g, c in add.items())]
+        if fits:
+            index = fits[0]
+        else:
+            index = len(rounds)
+            rounds.append([])
+            counts.append({})
+        rounds[index].append(host)
+        for g, c in add.items():
+            counts[index][g] = counts[index].get(g, 0) + c
+    return [sorted(r) for r in rounds], alone
 
 
 ROLLBACK_OUTCOMES = ('succeeded', 'degraded', 'stopped_early', 'incomplete', 'failed')

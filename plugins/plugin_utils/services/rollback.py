@@ -20,15 +20,22 @@ from ansible_collections.autonomi.network_migration.plugins.plugin_utils.service
 
 
 def plan(strategy, target, fleet_hosts, only_hosts=None, nodes=None, batches=('25%',), ranking=None,
-         pause_seconds=None, ruleset=None):
+         pause_seconds=None, ruleset=None, order='readable', ledger_nodes=None, ledger_problem=None):
     """The rollback's plan: gradual from the nodes the fleet reported (``nodes``), fast without a read.
 
     gradual: the hosts the alerting rules name first, worst figure first (``ranking``: the gate's result for the
     rollback rules); between batches a pause of at least the rules' rate window plus one evaluation, so that
     the errors of hosts already rolled back have left the window the next gate looks at.
+    fast: ``order`` readable lays the hosts out in rounds from the close groups of ``ledger_nodes`` (what the
+    ledger knows; none, or ``ledger_problem`` when it could not be read: one round, said so); all_at_once is
+    the emergency order.
     """
     if strategy != 'gradual':
-        return wave_planning.plan_fast_rollback(fleet_hosts, target, only_hosts)
+        out = wave_planning.plan_fast_rollback(fleet_hosts, target, only_hosts, nodes=ledger_nodes, order=order)
+        if order == 'readable' and not ledger_nodes and out['hosts']:
+            out['message'] += ('; their close groups are unknown (%s): one round'
+                               % (ledger_problem or 'the ledger knows no node yet'))
+        return out
     out = wave_planning.plan_rollback(nodes or [], target, strategy, batches, only_hosts,
                                       first_hosts=alerts.worst_hosts(ranking))
     if ruleset is not None and pause_seconds is not None:
