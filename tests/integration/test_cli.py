@@ -271,8 +271,13 @@ def test_a_run_that_halts(stack, cli, ledger_path, tmp_path):
         assert 'wave 100' not in result.stdout + result.stderr            # stopped at the first failure
         # The message is the ledger's halt reason (whichever check tripped first: the unhealthy
         # nodes seen by node_health, or the gate's rule with its value and threshold).
-        halted = json.loads(cli('status', '--json').stdout)['flags']['halted']
+        status = cli('status', '--json')
+        halted = json.loads(status.stdout)['flags']['halted']
         assert halted and f"migration halted: {halted['reason']}" in result.stderr
+        # status exits with the outcome the ledger recorded for that wave run (docs/operator-guide.md).
+        run = json.loads(status.stdout)['run']
+        assert status.returncode == 1 and run['stage'] == 'wave' and run['failed'] is True, run
+        assert run['outcome'] not in ('ok', 'stopped_early'), run
         assert 'sim-host-01' in halted['reason'] or 'high_error_rate_iroh' in halted['reason']
         # Policy rollback: nothing stays on dual_stack.
         modes = {node['transport_mode'] for nodes in fleet_snapshot(stack).values() for node in nodes}
