@@ -164,6 +164,7 @@ class PrometheusClient:
             auth = (settings.username, settings.password or '')
         self._prom = connect(url=settings.url, headers=headers or None, auth=auth, retry=_retry(settings),
                              session=session, timeout=settings.timeout)
+        self._http = (session, headers, auth)
 
     def __repr__(self):
         return 'PrometheusClient(%r)' % (self.settings,)
@@ -193,6 +194,18 @@ class PrometheusClient:
                                         % (self.settings.url, _redact(short_cause(exc), self.settings),
                                            self.settings.retries)) from None
         return _samples(result, self.settings.url)
+
+    def rules(self):
+        """The rule groups Prometheus has loaded (``/api/v1/rules``: ``[{name, file, rules: [...]}]``)."""
+        session, headers, auth = self._http
+        try:
+            resp = session.get(self.settings.url + '/api/v1/rules', headers=headers, auth=auth,
+                               timeout=self.settings.timeout)
+            resp.raise_for_status()
+            return resp.json()['data']['groups']
+        except Exception as exc:  # requests' connection, HTTP and JSON errors alike
+            raise PrometheusUnavailable('Prometheus at %s did not list its rules (%s)'
+                                        % (self.settings.url, _redact(short_cause(exc), self.settings))) from None
 
     def close(self):
         self._prom.close()

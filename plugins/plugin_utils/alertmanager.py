@@ -1,0 +1,85 @@
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the autonomi.network_migration collection
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The collection's Alertmanager client (the preflight): its status and routing, a synthetic alert, its
+notification counters. Plain HTTP (one opener), errors as AlertmanagerUnavailable with a redacted message."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import re
+import urllib.error
+import urllib.request
+
+import yaml
+
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils import redaction
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils.errors import MigrationError
+
+_OPENER = urllib.request.build_opener()
+# Alertmanager 0.25 counts notification requests per integration type (no receiver label before 0.27).
+_REQUESTS = re.compile(r'^alertmanager_notification_requests(_failed)?_total\{integration="([^"]+)"\} (\S+)$', re.M)
+
+
+class AlertmanagerUnavailable(MigrationError):
+    """No usable answer from Alertmanager."""
+
+
+class Alertmanager:
+    def __init__(self, url, timeout=10.0):
+        self.url = str(url).rstrip('/')
+        self.timeout = timeout
+
+    def _call(self, path, body=None):
+        request = urllib.request.Request(self.url + path, data=None if body is None else json.dumps(body).encode(),
+                                         headers={'Content-Type': 'application/json'} if body is not None else {},
+                                         method='POST' if body is not None else 'GET')
+        try:
+            with _OPENER.open(request, timeout=self.timeout) as resp:
+                return resp.read().decode('utf-8', 'replace')
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            raise AlertmanagerUnavailable('Alertmanager at %s is unreachable (%s)'
+                                          % (redaction.redact_text(self.url), redaction.redact_text(exc))) from None
+
+    def status(self):
+        """``/api/v2/status``: version, cluster, and the configuration it runs (secrets masked by Alertmanager)."""
+        data = json.loads(self._call('/api/v2/status'))
+        config = yaml.safe_load((data.get('config') or {}).get('original') or '') or {}
+        return {'version': (data.get('versionInfo') or {}).get('version'), 'config': config}
+
+    def post_alert(self, labels, annotations, ends_in=300.0):
+        """Send one alert (``ends_in`` seconds from now; 0 resolves it)."""
+        now = datetime.datetime.now(datetime.UTC)
+        alert = {'labels': labels, 'annotations': annotations, 'startsAt': now.isoformat(),
+                 'endsAt': (now + datetime.timedelta(seconds=max(ends_in, 0.001))).isoformat()}
+        self._call('/api/v2/alerts', [alert])
+
+    def notification_requests(self):
+        """{integration type: (requests, failed requests)} from Alertmanager's own /metrics."""
+        out = {}
+        for failed, integration, value in _REQUESTS.findall(self._call('/metrics')):
+            sent, bad = out.get(integration, (0.0, 0.0))
+            out[integration] = (sent, bad + float(value)) if failed else (sent + float(value), bad)
+        return out
+
+
+def receivers_of(config):
+    """{receiver name: [integration types]} of an Alertmanager configuration (never a URL or a key)."""
+    out = {}
+    for receiver in config.get('receivers') or []:
+        out[receiver.get('name')] = sorted(key[:-len('_configs')] for key, value in receiver.items()
+                                           if key.endswith('_configs') and value)
+    return out
+
+
+def route_receivers(config):
+    """Every receiver the routing tree sends to (root first)."""
+    found, stack = [], [config.get('route') or {}]
+    while stack:
+        route = stack.pop(0)
+        if route.get('receiver') and route['receiver'] not in found:
+            found.append(route['receiver'])
+        stack.extend(route.get('routes') or [])
+    return found

@@ -1,0 +1,525 @@
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the autonomi.network_migration collection
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Production readiness: the checklist as an executable preflight, and the gate on production waves.
+
+Each item is judged by a pure function from what was observed (``judge_*``: a unit test reaches every
+branch); ``run()`` observes the real stack (Prometheus' rules and targets, Alertmanager, the runbook
+links, the fleet's hosts, a ledger backup restored into a scratch database, the fleet's baseline),
+applies the operator's waivers and records the result in the ledger as one ``preflight`` event. ``gate()``
+decides whether a production wave (rollout.yml, promote.yml) may start: a preflight that passed within
+the allowed age, or a waiver with a recorded reason (event ``preflight_waived``). docs/preflight.md is
+the operator's page for every item and message.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils import (
+    alert_rules,
+    redaction,
+    validation,
+    wave_planning,
+)
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils import alertmanager as am
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils.alert_rules import promql, rendering
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils.errors import MigrationError
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger import backup as ledger_backup
+
+MONITORING, RECIPIENTS, RUNBOOKS, CANARY, BACKUP, THRESHOLDS = (
+    'monitoring', 'alert_recipients', 'runbooks', 'canary', 'backup', 'thresholds')
+ITEMS = (MONITORING, RECIPIENTS, RUNBOOKS, CANARY, BACKUP, THRESHOLDS)
+PASS, FAIL, WAIVED = 'pass', 'fail', 'waived'
+EVENT, WAIVER_EVENT = 'preflight', 'preflight_waived'
+# The receiver each severity pages (the monitoring role's routing, rendering.RECEIVER_BY_SEVERITY).
+RECIPIENT_SEVERITIES = ('critical', 'warning')
+TEST_ALERT = 'MigrationPreflightTest'
+# The baseline's noise ceiling: a threshold at or under the 99th percentile of normal would flap.
+NOISE_QUANTILE = 0.99
+COLLECTION_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+RUNBOOK_DIR = os.path.join(COLLECTION_ROOT, 'docs', 'runbooks')
+_OPENER = urllib.request.build_opener()
+
+
+class PreflightError(MigrationError):
+    """A preflight input is wrong (a waiver for an unknown item, an empty reason)."""
+
+
+def item(name, problems, evidence, passed, warnings=()):
+    """One checklist item's result: pass when nothing is wrong, else fail with every problem named."""
+    problems = list(problems)
+    message = ('%s: %s' % (name, '; '.join(problems))) if problems else '%s: %s' % (name, passed)
+    return {'item': name, 'result': FAIL if problems else PASS, 'message': message, 'problems': problems,
+            'warnings': list(warnings), 'evidence': evidence}
+
+
+# ---------------------------------------------------------------------------------------------- decisions
+def expected_rules(ruleset, runbook_base_url=None):
+    """{group: {rule name: (severity, threshold, for)}} as the monitoring role renders them."""
+    groups = rendering.recording_rule_groups(ruleset)['groups'] + \
+        rendering.alerting_rule_groups(ruleset, runbook_base_url)['groups']
+    return {g['name']: {r.get('alert') or r.get('record'): _rule_content(r.get('labels'), r.get('annotations'),
+                                                                         r.get('for'))
+                        for r in g['rules']} for g in groups}
+
+
+def loaded_rules(groups):
+    """The same shape from Prometheus' rules API (``duration`` in seconds)."""
+    return {g['name']: {r['name']: _rule_content(r.get('labels'), r.get('annotations'),
+                                                 r.get('duration') if r.get('type') == 'alerting' else None)
+                        for r in g.get('rules', [])} for g in groups}
+
+
+def _rule_content(labels, annotations, for_):
+    if for_ is None:
+        return None
+    seconds = alert_rules.parse_duration(for_) if isinstance(for_, str) else float(for_)
+    return ((labels or {}).get('severity'), (annotations or {}).get('threshold'), seconds)
+
+
+def judge_monitoring(expected, loaded, nodes, missing_hosts, targets, max_scrape_age, alertmanager):
+    """The collection's rules loaded (same alerts, severities, thresholds, durations), every fleet node an
+    up and fresh target, Alertmanager reachable and routing to the collection's receivers."""
+    problems = []
+    for group, rules in sorted(expected.items()):
+        if group not in loaded:
+            problems.append('rule group %s is not loaded in Prometheus (playbooks/monitoring.yml installs it)' % group)
+            continue
+        for name, content in sorted(rules.items()):
+            if name not in loaded[group]:
+                problems.append('rule %s is missing from group %s in Prometheus' % (name, group))
+            elif content != loaded[group][name]:
+                problems.append('rule %s differs from the rendered one (Prometheus: severity %s, threshold %s, '
+                                'for %gs; rendered: severity %s, threshold %s, for %gs): run playbooks/monitoring.yml'
+                                % ((name,) + tuple(loaded[group][name]) + tuple(content)))
+    seen = {(t['host'], t['service_name']): t for t in targets}
+    for host in sorted(missing_hosts):
+        problems.append('host %s did not answer: its nodes could not be matched to scrape targets' % host)
+    for node in nodes:
+        key = (node['host'], node['service_name'])
+        target = seen.get(key)
+        if target is None:
+            problems.append('node %s/%s is not a scrape target of Prometheus' % key)
+        elif not target['up']:
+            problems.append('node %s/%s is a scrape target but down (up == 0)' % key)
+        elif target['age'] > max_scrape_age:
+            problems.append('node %s/%s was last scraped %.0f s ago (allowed %.0f s)' % (key + (target['age'],
+                                                                                              max_scrape_age)))
+    if not alertmanager.get('url'):
+        problems.append('no Alertmanager configured: set monitoring_alertmanager_url')
+    elif alertmanager.get('error'):
+        problems.append(alertmanager['error'])
+    else:
+        routed = alertmanager.get('routes', [])
+        for receiver in sorted(set(rendering.RECEIVER_BY_SEVERITY.values()) - set(routed)):
+            problems.append('Alertmanager does not route to receiver %s: it does not run the collection\'s routing '
+                            '(playbooks/monitoring.yml writes it)' % receiver)
+    evidence = {'rule_groups': sorted(loaded), 'rules': sum(len(r) for r in expected.values()),
+                'nodes': len(nodes), 'targets_up': sum(1 for t in targets if t['up']),
+                'alertmanager': {k: alertmanager.get(k) for k in ('url', 'version', 'routes')}}
+    return item(MONITORING, problems, evidence, '%d rules loaded, %d nodes scraped and fresh, Alertmanager %s routes '
+                'to %s' % (evidence['rules'], len(nodes), alertmanager.get('version'),
+                           ', '.join(alertmanager.get('routes') or ())))
+
+
+def judge_recipients(receivers, deliveries):
+    """A receiver with an integration for critical pages and one for warnings, and a synthetic alert of
+    each severity accepted by every integration of its receiver. ``receivers``: {name: [integration
+    types]}; ``deliveries``: {severity: {integration: 'delivered' | 'failed (N attempts)' | 'no attempt'}}."""
+    problems, evidence = [], {}
+    for severity in RECIPIENT_SEVERITIES:
+        receiver = rendering.RECEIVER_BY_SEVERITY[severity]
+        integrations = receivers.get(receiver)
+        evidence[severity] = {'receiver': receiver, 'integrations': integrations or [],
+                              'delivery': deliveries.get(severity, {})}
+        if integrations is None:
+            problems.append('no receiver %s for %s alerts in Alertmanager' % (receiver, severity))
+        elif not integrations:
+            problems.append('receiver %s (%s alerts) has no integration: nobody would be told' % (receiver, severity))
+        for integration, outcome in sorted(deliveries.get(severity, {}).items()):
+            if outcome != 'delivered':
+                problems.append('receiver %s (%s) did not accept the test notification through %s: %s'
+                                % (receiver, severity, integration, outcome))
+    oncall = evidence.get('critical', {}).get('integrations') or []
+    return item(RECIPIENTS, problems, evidence, 'on-call for critical alerts: receiver page (%s); warnings: receiver '
+                'notify (%s); a test notification reached each' % (', '.join(oncall),
+                                                                   ', '.join(evidence['warning']['integrations'])))
+
+
+def judge_runbooks(links):
+    """Every alert's runbook_url resolves. ``links``: {alert: (url, None or what is wrong, how it was checked)}."""
+    problems = ['alert %s: runbook %s %s' % (alert, url, wrong) for alert, (url, wrong, _) in sorted(links.items())
+                if wrong]
+    if not links:
+        problems.append('no alert with a runbook_url is loaded in Prometheus')
+    evidence = {alert: {'url': url, 'checked': how, 'ok': not wrong} for alert, (url, wrong, how) in links.items()}
+    return item(RUNBOOKS, problems, evidence, 'the %d alerts\' runbooks resolve' % len(links))
+
+
+def judge_canary(plan, plan_error, observed, missing_hosts, exclude_hosts, fleet_hosts, verdict):
+    """The canary hosts (the group, or the automatic choice) are fleet hosts that answered, whose nodes all
+    run, and that are not excluded. A canary that already passed is identified by its verdict."""
+    if verdict and verdict.get('verdict') == 'passed':
+        return item(CANARY, [], {'verdict': 'passed', 'at': verdict.get('at'), 'hosts': verdict.get('hosts')},
+                    'the canary passed at %s' % verdict.get('at'))
+    if plan_error:
+        return item(CANARY, [plan_error], {}, '')
+    problems = []
+    for host in plan['hosts']:
+        if host not in fleet_hosts:
+            problems.append('canary host %s is not in the fleet group' % host)
+        elif host in exclude_hosts:
+            problems.append('canary host %s is excluded (group migration_exclude)' % host)
+        elif host in missing_hosts:
+            problems.append('canary host %s is unreachable (transport_info did not answer)' % host)
+        else:
+            down = [n['service_name'] for n in observed.get(host, []) if n.get('status') not in ('Running', 'Removed')]
+            if not observed.get(host):
+                problems.append('canary host %s has no node' % host)
+            elif down:
+                problems.append('canary host %s is not healthy: %s not running' % (host, ', '.join(down)))
+    return item(CANARY, problems, {'hosts': plan['hosts'], 'source': plan.get('source')}, plan.get('message', ''))
+
+
+def judge_backup(result):
+    """The backup restored into a scratch database holds what the ledger held when it was taken."""
+    if result.get('error'):
+        return item(BACKUP, [result['error']], {'backup': result.get('backup')}, '')
+    live, restored = result['live'], result['restored']
+    problems = ['%s: %d row(s) in the ledger, %d in the restored copy' % (t, n, restored['counts'].get(t, -1))
+                for t, n in sorted(live['counts'].items()) if restored['counts'].get(t) != n]
+    if live['latest_event'] != restored['latest_event']:
+        problems.append('latest event: %s in the ledger, %s in the restored copy'
+                        % (live['latest_event'], restored['latest_event']))
+    evidence = {'backup': result['backup'], 'backend': result['backend'], 'counts': live['counts'],
+                'latest_event': live['latest_event']}
+    return item(BACKUP, ['the restored backup differs from the ledger: ' + '; '.join(problems)] if problems else [],
+                evidence, 'backup %s restored into a scratch database: %d tables, %d rows and the latest event '
+                'match' % (result['backup'], len(live['counts']), sum(live['counts'].values())))
+
+
+def _shown(rule, value):
+    return '%.4g %%' % (value * 100) if rule.unit == 'ratio' else '%.4g%s' % (value, ' s' if rule.unit == 'seconds'
+                                                                              else '')
+
+
+def judge_thresholds(rules, baselines, far_factor, window):
+    """Each threshold against the fleet's observed baseline over ``window``: inside the noise (the
+    threshold is breached by the baseline's 99th percentile: the alert would flap and the gate halt waves on
+    normal behaviour) fails; far beyond it (more than ``far_factor`` times the p99) warns (it would never fire)."""
+    problems, warnings, evidence = [], [], {}
+    for rule in rules:
+        base = baselines.get(rule.id)
+        if base is None:
+            evidence[rule.id] = {'threshold': rule.threshold, 'baseline': None}
+            warnings.append('%s: no baseline over %s (no data for %s yet)' % (rule.id, window, rule.transport))
+            continue
+        p99 = base['p99']
+        evidence[rule.id] = {'threshold': rule.threshold, 'p50': base['p50'], 'p99': p99}
+        higher_is_worse = rule.comparison in ('>', '>=')
+        if rule.breaches(p99):
+            problems.append('%s: threshold %s %s is inside the observed noise (p99 %s, median %s over %s): it would '
+                            'flap; raise it above the noise' % (rule.id, rule.comparison, _shown(rule, rule.threshold),
+                                                                _shown(rule, p99), _shown(rule, base['p50']), window))
+        elif p99 > 0 and (rule.threshold >= far_factor * p99 if higher_is_worse
+                          else rule.threshold * far_factor <= p99):
+            warnings.append('%s: threshold %s %s is more than %g times the observed p99 (%s over %s): it may never '
+                            'fire' % (rule.id, rule.comparison, _shown(rule, rule.threshold), far_factor,
+                                      _shown(rule, p99), window))
+    return item(THRESHOLDS, problems, evidence, 'every threshold is outside the observed noise over %s%s'
+                % (window, ' (%d warning(s))' % len(warnings) if warnings else ''), warnings)
+
+
+def parse_waivers(waivers, operator):
+    """{item: {reason, operator}} from ``{item: reason}`` or ``{item: {reason, operator}}``; refuses unknown
+    items and empty reasons (a waiver is a recorded decision, not a switch)."""
+    out = {}
+    for name, given in (waivers or {}).items():
+        if name not in ITEMS:
+            raise PreflightError('waiver for unknown item %r; items: %s' % (name, ', '.join(ITEMS)))
+        reason, who = (given.get('reason'), given.get('operator') or operator) if isinstance(given, dict) \
+            else (given, operator)
+        try:
+            reason = validation.text(reason, 'preflight_waivers.%s' % name, required=True)
+        except validation.InputError as exc:
+            raise PreflightError(str(exc)) from None
+        if not str(reason).strip():
+            raise PreflightError('preflight_waivers.%s needs a reason (who decided, and why the item may be '
+                                 'skipped)' % name)
+        out[name] = {'reason': reason, 'operator': validation.safe_name(who)}
+    return out
+
+
+def apply_waivers(items, waivers):
+    """A failed item that has a waiver becomes ``waived`` (its problems and the waiver kept)."""
+    out = []
+    for entry in items:
+        waiver = waivers.get(entry['item'])
+        if waiver:
+            entry = dict(entry, waiver=waiver)
+            if entry['result'] == FAIL:
+                entry.update(result=WAIVED, message='%s: waived by %s (%s); found: %s' % (
+                    entry['item'], waiver['operator'], waiver['reason'], '; '.join(entry['problems'])))
+        out.append(entry)
+    return out
+
+
+def summarise(items):
+    failed = [i['item'] for i in items if i['result'] == FAIL]
+    waived = [i['item'] for i in items if i['result'] == WAIVED]
+    result = 'failed' if failed else 'passed'
+    msg = 'preflight %s: %d item(s) passed%s%s' % (
+        result, sum(1 for i in items if i['result'] == PASS),
+        ', waived: %s' % ', '.join(waived) if waived else '', '; failed: %s' % ', '.join(failed) if failed else '')
+    return {'result': result, 'failed_items': failed, 'waived_items': waived, 'msg': msg}
+
+
+def _age(at, now):
+    return now - datetime.datetime.fromisoformat(at).timestamp()
+
+
+def gate_decision(latest, now, max_age, max_age_text, waiver=None):
+    """May a production wave start: ``latest`` is the newest preflight event ({at, data}) or None."""
+    if latest:
+        data, age = latest['data'], _age(latest['at'], now)
+        if data.get('result') == 'passed' and age <= max_age:
+            return {'allowed': True, 'waived': False, 'msg': 'preflight passed %s ago (at %s; allowed age %s)'
+                    % (_duration(age), latest['at'], max_age_text)}
+        why = ('the last preflight (at %s, %s ago) failed: %s' % (
+            latest['at'], _duration(age), '; '.join(i['message'] for i in data.get('items', []) if i['result'] == FAIL))
+            if data.get('result') != 'passed' else
+            'the last preflight passed at %s, %s ago: older than the allowed %s' % (latest['at'], _duration(age),
+                                                                                   max_age_text))
+    else:
+        why = 'no preflight was recorded in this ledger'
+    if waiver:
+        return {'allowed': True, 'waived': True, 'msg': 'preflight waived by %s: %s (%s)'
+                % (waiver['operator'], waiver['reason'], why)}
+    return {'allowed': False, 'waived': False, 'failed_items': (latest or {}).get('data', {}).get('failed_items', []),
+            'msg': '%s. A production wave needs a preflight that passed within %s: run playbooks/preflight.yml '
+                   '(ant-network-migration preflight), or waive it with a recorded reason: '
+                   '-e \'{"preflight_waiver": "why"}\'' % (why, max_age_text)}
+
+
+def _duration(seconds):
+    """``2h 5m``, ``3m 20s``, ``45s``: an age as an operator reads it."""
+    rest = max(0, int(seconds))
+    parts = []
+    for unit, size in (('d', 86400), ('h', 3600), ('m', 60), ('s', 1)):
+        count, rest = divmod(rest, size)
+        if count:
+            parts.append('%d%s' % (count, unit))
+    return ' '.join(parts[:2]) or '0s'
+
+
+# ---------------------------------------------------------------------------------------------- observations
+def observe_targets(client, job):
+    """[{host, service_name, up, age}] of the node job's targets (age: seconds since the last scrape)."""
+    up = client.query('up{job=%s}' % promql.quote(job))
+    ages = {(s['metric'].get('host'), s['metric'].get('service_name')): s['value']
+            for s in client.query('time() - timestamp(up{job=%s})' % promql.quote(job))}
+    return [{'host': s['metric'].get('host'), 'service_name': s['metric'].get('service_name'), 'up': s['value'] == 1,
+             'age': ages.get((s['metric'].get('host'), s['metric'].get('service_name')), float('inf'))} for s in up]
+
+
+def observe_alertmanager(url):
+    if not url:
+        return {'url': None}, {}
+    try:
+        status = am.Alertmanager(url).status()
+    except (am.AlertmanagerUnavailable, ValueError) as exc:
+        return {'url': url, 'error': 'Alertmanager: %s' % exc}, {}
+    return ({'url': url, 'version': status['version'], 'routes': am.route_receivers(status['config'])},
+            am.receivers_of(status['config']))
+
+
+def deliver_test_alerts(url, receivers, timeout, sleep=time.sleep, clock=time.monotonic):
+    """Send a synthetic alert per severity, one at a time, and watch Alertmanager's notification requests of
+    the receiver's integration types: accepted by the receiver, failed, or no attempt before ``timeout``.
+
+    Alertmanager before 0.27 counts requests per integration type, not per receiver: the alerts go one at a
+    time (warning first), are resolved only at the end, and a receiver passes when a request of its type
+    succeeded in its window (another receiver's retries of the same type do not hide it). A real notification
+    of the same type in that window could be taken for the test's: docs/preflight.md says so."""
+    client, out, sent_alerts = am.Alertmanager(url), {}, []
+    try:
+        for severity in reversed(RECIPIENT_SEVERITIES):
+            types = receivers.get(rendering.RECEIVER_BY_SEVERITY[severity]) or []
+            if not types:
+                continue
+            before = client.notification_requests()
+            # A transport of its own: the routing's "a critical silences the warnings of its transport" must not
+            # silence the warning test by the critical one (or a real critical alert).
+            labels = {'alertname': TEST_ALERT, 'severity': severity, 'transport': 'preflight-' + severity,
+                      'scope': 'preflight', 'preflight': uuid.uuid4().hex[:12]}
+            client.post_alert(labels, {'summary': 'Synthetic test notification from the migration preflight: no '
+                                                  'action needed', 'runbook_url': 'docs/preflight.md'})
+            sent_alerts.append(labels)
+            deadline, outcome, failures = clock() + timeout, {}, {}
+            while True:
+                now = client.notification_requests()
+                for kind in types:
+                    sent = now.get(kind, (0, 0))[0] - before.get(kind, (0, 0))[0]
+                    bad = now.get(kind, (0, 0))[1] - before.get(kind, (0, 0))[1]
+                    outcome[kind] = ('delivered' if sent > bad else
+                                     'failed (%d request(s) refused or unanswered)' % bad if bad else
+                                     'no attempt within %.0f s' % timeout)
+                    failures[kind] = bad
+                # A refusal is judged after Alertmanager's first retry failed too.
+                if all(v == 'delivered' or failures[k] >= 2 for k, v in outcome.items()) or clock() >= deadline:
+                    break
+                sleep(1.0)
+            out[severity] = outcome
+    finally:
+        for labels in sent_alerts:
+            client.post_alert(labels, {'summary': 'resolved'}, ends_in=0)
+    return out
+
+
+def check_link(url, timeout=10.0):
+    """(None, how) when ``url`` resolves, else (what is wrong, how): a file, the collection's own copy of its
+    runbooks (offline: RUNBOOK_BASE_URL), or HTTP 200."""
+    base = rendering.RUNBOOK_BASE_URL.rstrip('/') + '/'
+    if url.startswith(base):
+        path = os.path.join(RUNBOOK_DIR, urllib.parse.unquote(url[len(base):]))
+        return (None if os.path.isfile(path) else 'is missing from the collection (%s)' % path), 'collection file'
+    if url.startswith('file://') or url.startswith('/'):
+        path = urllib.parse.unquote(urllib.parse.urlparse(url).path) if url.startswith('file://') else url
+        return (None if os.path.isfile(path) else 'is not a file (%s)' % path), 'file'
+    try:
+        with _OPENER.open(urllib.request.Request(url, method='GET'), timeout=timeout) as resp:
+            return (None if resp.status == 200 else 'answered HTTP %d' % resp.status), 'HTTP'
+    except urllib.error.HTTPError as exc:
+        return 'answered HTTP %d' % exc.code, 'HTTP'
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        return 'is unreachable (%s)' % redaction.redact_text(getattr(exc, 'reason', exc)), 'HTTP'
+
+
+def observe_baselines(client, ruleset, window):
+    """{rule id: {p50, p99} or None} of each enabled rule's fleet-wide figure over ``window``."""
+    out = {}
+    for rule in ruleset.select():
+        expr = '(%s)[%s:%s]' % (promql.rule_promql(rule, ruleset), window, ruleset.step)
+        p50 = client.query('quantile_over_time(0.5, %s)' % expr)
+        p99 = client.query('quantile_over_time(%s, %s)' % (NOISE_QUANTILE, expr))
+        out[rule.id] = {'p50': p50[0]['value'], 'p99': p99[0]['value']} if p50 and p99 else None
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- use cases
+def run(ledger, request, client, nodes_view, operator, run_id=None, corrupt_backup=None):
+    """Every item observed and judged, waivers applied, the result recorded as one ``preflight`` event.
+
+    ``request``: PreflightRequest-like mapping (see the action plugin). ``nodes_view``: (observed {host:
+    [nodes]}, fleet nodes, hosts that did not answer). Returns the Ansible-shaped result."""
+    waivers = parse_waivers(request['waivers'], operator)
+    ruleset = request['ruleset']
+    observed, nodes, missing = nodes_view
+    items = []
+
+    def guarded(name, judge):
+        try:
+            return judge()
+        except MigrationError as exc:
+            return item(name, ['could not be checked: %s' % redaction.redact_text(exc)], {}, '')
+
+    def monitoring():
+        loaded = loaded_rules(client.rules())
+        targets = observe_targets(client, ruleset.job)
+        manager, _ = observe_alertmanager(request['alertmanager_url'])
+        return judge_monitoring(expected_rules(ruleset, request['runbook_base_url']), loaded, nodes, missing, targets,
+                                request['scrape_max_age'], manager)
+
+    def recipients():
+        manager, receivers = observe_alertmanager(request['alertmanager_url'])
+        if not manager.get('url') or manager.get('error'):
+            return item(RECIPIENTS, [manager.get('error') or 'no Alertmanager configured: set '
+                                     'monitoring_alertmanager_url'], {}, '')
+        deliveries = deliver_test_alerts(manager['url'], receivers, request['delivery_timeout'])
+        return judge_recipients(receivers, deliveries)
+
+    def runbooks():
+        links = {}
+        for group in client.rules():
+            for rule in group.get('rules', []):
+                url = (rule.get('annotations') or {}).get('runbook_url')
+                if rule.get('type') == 'alerting' and url:
+                    wrong, how = check_link(url)
+                    links[rule['name']] = (url, wrong, how)
+        return judge_runbooks(links)
+
+    def canary():
+        plan, error = None, None
+        try:
+            plan = wave_planning.plan_canary(nodes, request['canary_count'], exclude_hosts=request['exclude_hosts'],
+                                             group=request['canary_group'], group_hosts=request['canary_group_hosts'])
+        except wave_planning.PlanError as exc:
+            error = str(exc)
+        return judge_canary(plan, error, observed, missing, request['exclude_hosts'], request['fleet_hosts'],
+                            ledger.canary_verdict())
+
+    def backup():
+        return judge_backup(ledger_backup.take_and_restore(request['ledger_location'], request['backup_dir'],
+                                                           corrupt=corrupt_backup))
+
+    def thresholds():
+        return judge_thresholds(ruleset.select(), observe_baselines(client, ruleset, request['baseline_window']),
+                                request['far_factor'], request['baseline_window'])
+
+    checks = {MONITORING: monitoring, RECIPIENTS: recipients, RUNBOOKS: runbooks, CANARY: canary, BACKUP: backup,
+              THRESHOLDS: thresholds}
+    for name in ITEMS:
+        items.append(guarded(name, checks[name]))
+    items = apply_waivers(items, waivers)
+    summary = summarise(items)
+    data = dict(summary, items=items, operator=operator)
+    data.pop('msg')
+    ledger.record_event(EVENT, run_id=run_id, **data)
+    details = '\n'.join('  [%s] %s' % (i['result'], i['message']) for i in items)
+    warnings = [w for i in items for w in i['warnings']]
+    return dict(summary, changed=True, failed=summary['result'] != 'passed', items=items, warnings_found=warnings,
+                msg='%s\n%s' % (summary['msg'], details))
+
+
+def latest(ledger):
+    """The newest recorded preflight (``{at, data}``) or None."""
+    events = ledger.events(kinds=EVENT, limit=1)
+    return events[0] if events else None
+
+
+def gate(ledger, max_age, waiver_reason, operator, run_id=None, now=None, record=True):
+    """May this production wave start; a waiver used is recorded (``preflight_waived``) with its reason
+    (not with ``record=False``: check mode)."""
+    seconds = validation.seconds(max_age, 'preflight_max_age')
+    waiver = None
+    if waiver_reason not in (None, ''):
+        waiver = {'reason': validation.text(waiver_reason, 'preflight_waiver', required=True),
+                  'operator': validation.safe_name(operator)}
+    decision = gate_decision(latest(ledger), time.time() if now is None else now, seconds, str(max_age), waiver)
+    if decision['waived'] and record:
+        ledger.record_event(WAIVER_EVENT, run_id=run_id, reason=waiver['reason'], operator=waiver['operator'],
+                            why=decision['msg'])
+    return dict(decision, changed=decision['waived'] and record, failed=not decision['allowed'],
+                refused=None if decision['allowed'] else 'preflight')
+
+
+def status(ledger, now=None):
+    """The newest preflight or waiver for status and the dashboard: {kind, result, at, age_seconds, ...}."""
+    events = ledger.events(kinds=[EVENT, WAIVER_EVENT], limit=1)
+    if not events:
+        return None
+    event, now = events[0], time.time() if now is None else now
+    data = event['data'] or {}
+    out = {'at': event['at'], 'age_seconds': round(_age(event['at'], now)), 'run_id': event['run_id']}
+    if event['kind'] == WAIVER_EVENT:
+        return dict(out, result='waived', reason=data.get('reason'), operator=data.get('operator'))
+    return dict(out, result=data.get('result'), failed_items=data.get('failed_items', []),
+                waived_items=data.get('waived_items', []), operator=data.get('operator'))
