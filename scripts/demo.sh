@@ -29,6 +29,12 @@ for _ in $(seq 60); do
   sleep 1
 done
 
+say "preflight: the production checklist against this fleet (playbooks/preflight.yml); production waves refuse without one"
+# The simulated page receiver is the event-driven rollback's webhook, which the demo does not start, and notify has
+# no integration: the demo waives that item with its reason, as an operator would (docs/preflight.md).
+ansible-playbook playbooks/preflight.yml -e "preflight_alertmanager_url=http://127.0.0.1:${SIM_ALERTMANAGER_PORT:-19093}" \
+  -e '{"operator": "demo", "preflight_baseline_window": "5m", "preflight_waivers": {"alert_recipients": "demo fleet: nothing listens on the page webhook (the EDA source is not started) and notify has no integration"}}'
+
 say "canary: one host to dual_stack, soaked and judged against the libp2p baseline (playbooks/canary.yml)"
 ansible-playbook playbooks/canary.yml
 

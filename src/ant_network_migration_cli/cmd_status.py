@@ -9,6 +9,7 @@ import click
 from rich.markup import escape
 
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils import redaction
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils.services import preflight
 from ant_network_migration_common.ledger_status import status_data
 
 from . import common, ledger_io, render
@@ -49,6 +50,7 @@ def status(settings, detailed, as_json):
                                            status=data))
         console.print(render.states_table(data['progress'].get('by_state')))
         console.print(render.events_table(data['gate_verdicts'], title='Last gate verdicts'))
+        console.print(escape(preflight.describe(data['preflight'])))
         if detailed:
             console.print(render.nodes_table(data['nodes']))
             console.print(render.events_table(data['events']))

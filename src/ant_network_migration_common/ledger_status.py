@@ -10,7 +10,7 @@ import datetime
 import os
 
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils import ledger
-from ansible_collections.autonomi.network_migration.plugins.plugin_utils.services import control
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils.services import control, preflight
 
 # Event the CLI records when it starts a plan; status reads the latest one.
 PLAN_EVENT = 'plan_started'
@@ -61,6 +61,7 @@ def status_data(handle, detailed):
     data['run'] = control.last_migration_run(handle)
     data['gate_verdicts'] = _last_gate_verdicts(handle)
     data['plan'] = _plan_target(handle, data['progress'])
+    data['preflight'] = preflight.status(handle)
     if detailed:
         data['nodes'] = handle.nodes()
     else:

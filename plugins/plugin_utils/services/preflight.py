@@ -503,7 +503,7 @@ def gate(ledger, max_age, waiver_reason, operator, run_id=None, now=None, record
     if waiver_reason not in (None, ''):
         waiver = {'reason': validation.text(waiver_reason, 'preflight_waiver', required=True),
                   'operator': validation.safe_name(operator)}
-    decision = gate_decision(latest(ledger), time.time() if now is None else now, seconds, str(max_age), waiver)
+    decision = gate_decision(latest(ledger), time.time() if now is None else now, seconds, _duration(seconds), waiver)
     if decision['waived'] and record:
         ledger.record_event(WAIVER_EVENT, run_id=run_id, reason=waiver['reason'], operator=waiver['operator'],
                             why=decision['msg'])
@@ -523,3 +523,15 @@ def status(ledger, now=None):
         return dict(out, result='waived', reason=data.get('reason'), operator=data.get('operator'))
     return dict(out, result=data.get('result'), failed_items=data.get('failed_items', []),
                 waived_items=data.get('waived_items', []), operator=data.get('operator'))
+
+
+def describe(state):
+    """One line for status: ``preflight: passed 2h 5m ago (waived: thresholds)`` / ``waived by alice ...``."""
+    if not state:
+        return 'preflight: none recorded (a production wave needs one: playbooks/preflight.yml)'
+    age = _duration(state['age_seconds'])
+    if state['result'] == 'waived':
+        return 'preflight: waived by %s %s ago: %s' % (state.get('operator'), age, state.get('reason'))
+    return 'preflight: %s %s ago%s%s' % (
+        state['result'], age, ' (failed: %s)' % ', '.join(state['failed_items']) if state.get('failed_items') else '',
+        ' (waived: %s)' % ', '.join(state['waived_items']) if state.get('waived_items') else '')
