@@ -13,7 +13,19 @@ import os
 
 import click
 
-from . import cmd_control, cmd_dashboard, cmd_init, cmd_observe, cmd_start, cmd_status, common, fleet, ledger_io
+from . import (
+    cmd_control,
+    cmd_dashboard,
+    cmd_history,
+    cmd_init,
+    cmd_observe,
+    cmd_preflight,
+    cmd_start,
+    cmd_status,
+    common,
+    fleet,
+    ledger_io,
+)
 from .errors import EXIT_CODES_HELP
 
 COMPLETION_HELP = """\b
@@ -74,7 +86,7 @@ def cli(ctx, inventory, ledger, prometheus_url, verbosity):
 
 for _command in (cmd_init.init, cmd_status.status, cmd_start.start, cmd_control.pause, cmd_control.resume,
                  cmd_control.rollback, cmd_control.unlock, cmd_observe.health, cmd_observe.metrics,
-                 cmd_dashboard.dashboard):
+                 cmd_dashboard.dashboard, cmd_preflight.preflight, cmd_history.history):
     cli.add_command(_command)
 
 

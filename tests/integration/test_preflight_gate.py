@@ -105,3 +105,34 @@ def test_a_waiver_is_recorded_with_its_reason_and_shown_in_status(fleet):
     as_json = json.loads(subprocess.run([cli, 'status', '--json'], capture_output=True, text=True, env=env,
                                         timeout=120).stdout)
     assert as_json['preflight']['result'] == 'waived' and as_json['preflight']['reason'] == reason
+
+
+def test_the_cli_runs_the_preflight_and_exports_the_history_as_json_lines(fleet):
+    cli = str(Path(sys.executable).parent / 'ant-network-migration')
+    env = dict(os.environ, ANT_MIGRATION_LEDGER=str(fleet['ledger']), ANT_MIGRATION_INVENTORY=str(fleet['inv']))
+    failed = subprocess.run([cli, 'preflight', '--operator', 'erin'], capture_output=True, text=True, env=env,
+                            timeout=600)
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert 'fail  monitoring: ' in failed.stdout and 'no Alertmanager configured' in failed.stdout, failed.stdout
+    passed = subprocess.run([cli, 'preflight', '--operator', 'erin',
+                             '--waive', 'monitoring=' + NO_ALERTMANAGER['monitoring'],
+                             '--waive', 'alert_recipients=' + NO_ALERTMANAGER['alert_recipients']],
+                            capture_output=True, text=True, env=env, timeout=600)
+    assert passed.returncode == 0, passed.stdout + passed.stderr
+    assert 'waived  monitoring: waived by erin (this test stack has no Alertmanager)' in passed.stdout, passed.stdout
+    assert 'preflight passed at ' in passed.stdout
+    bad = subprocess.run([cli, 'preflight', '--waive', 'thresholds'], capture_output=True, text=True, env=env,
+                         timeout=120)
+    assert bad.returncode == 2 and '--waive takes ITEM=REASON' in bad.stderr + bad.stdout
+
+    lines = subprocess.run([cli, 'history', '--jsonl'], capture_output=True, text=True, env=env,
+                           timeout=120).stdout.splitlines()
+    records = [json.loads(line) for line in lines]
+    assert [r['at'] for r in records] == sorted(r['at'] for r in records)
+    preflights = [r for r in records if r['what'] == 'preflight']
+    assert len(preflights) == 2 and preflights[-1]['who'] == 'erin'
+    assert preflights[-1]['run']['kind'] == 'preflight' and preflights[-1]['run_id'] is not None
+    assert preflights[-1]['data']['result'] == 'passed'
+    started = [r for r in records if r['what'] == 'run_started']
+    assert started and all(r['who'] and r['run']['playbook'].endswith('.yml') for r in started)
+    assert {r['run']['kind'] for r in started} == {'monitoring', 'preflight'}
