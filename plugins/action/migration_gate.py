@@ -67,12 +67,7 @@ class ActionModule(MigrationAction):
         result = super().run(tmp, task_vars)
         args = self.validated_args()
         try:
-            ruleset = alert_rules.load_rules(
-                args['rules_file'],
-                overrides=args['overrides'] if args['overrides'] is not None
-                else self.task_var(task_vars, 'migration_alert_overrides'),
-                settings=args['settings'] if args['settings'] is not None
-                else self.task_var(task_vars, 'migration_alert_settings'))
+            ruleset = self.ruleset(args, task_vars)
             request = gating.GateRequest.from_options(ruleset, args)
             settings = PrometheusSettings.from_options(args, default_url=self.task_var(task_vars,
                                                                                        'migration_prometheus_url'))

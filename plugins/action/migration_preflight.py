@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import os
 
-from ansible_collections.autonomi.network_migration.plugins.plugin_utils import alert_rules, validation
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils import ledger as ledger_lib
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils import validation
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils.adapters import hostvars
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils.adapters.action import MigrationAction
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils.adapters.ledger import opened_ledger
@@ -76,12 +76,7 @@ class ActionModule(MigrationAction):
 
     def _run(self, ledger, args, task_vars, operator, run_id, location):
         try:
-            ruleset = alert_rules.load_rules(
-                args['rules_file'],
-                overrides=args['overrides'] if args['overrides'] is not None
-                else self.task_var(task_vars, 'migration_alert_overrides'),
-                settings=args['settings'] if args['settings'] is not None
-                else self.task_var(task_vars, 'migration_alert_settings'))
+            ruleset = self.ruleset(args, task_vars)
             settings = PrometheusSettings.from_options(args, default_url=self.task_var(task_vars,
                                                                                        'migration_prometheus_url'))
             request = dict(

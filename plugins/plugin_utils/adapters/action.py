@@ -22,8 +22,8 @@ from ansible.errors import AnsibleActionFail
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.plugins.action import ActionBase
 
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils import alert_rules, redaction
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils import ledger as ledger_lib
-from ansible_collections.autonomi.network_migration.plugins.plugin_utils import redaction
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils.errors import MigrationError
 
 # The one variable that names the ledger for every task of the collection (empty: the environment or ansible.cfg).
@@ -59,6 +59,16 @@ class MigrationAction(ActionBase):
         """A variable of the task (the inventory's migration_prometheus_url, ...), templated, or None."""
         value = (task_vars or {}).get(name)
         return self._templar.template(value) if value is not None else None
+
+    def ruleset(self, args, task_vars):
+        """The alert rules as this task sees them: its ``rules_file``, ``overrides`` and ``settings`` options, the
+        last two defaulting to the inventory's migration_alert_overrides / migration_alert_settings."""
+        return alert_rules.load_rules(
+            args['rules_file'],
+            overrides=args['overrides'] if args['overrides'] is not None
+            else self.task_var(task_vars, 'migration_alert_overrides'),
+            settings=args['settings'] if args['settings'] is not None
+            else self.task_var(task_vars, 'migration_alert_settings'))
 
     def ledger_location(self, explicit, task_vars):
         """The ledger this task uses: its ``ledger`` option, else the variable ``migration_ledger`` (one
