@@ -90,7 +90,7 @@ class ActionModule(MigrationAction):
             self.fail('%s; nothing was checked' % exc)
         observed, missing = hostvars.reported_nodes(task_vars.get('hostvars', {}), args['fleet_hosts'],
                                                     args['info_var'])
-        nodes, _ = hostvars.fleet_nodes(task_vars.get('hostvars', {}), args['fleet_hosts'], args['info_var'])
+        nodes = hostvars.fleet_nodes(task_vars.get('hostvars', {}), args['fleet_hosts'], args['info_var'])[0]
         client = PrometheusClient(settings)
         try:
             return preflight.run(ledger, request, client, (observed, nodes, missing), operator, run_id=run_id)

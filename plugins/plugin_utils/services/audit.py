@@ -29,7 +29,7 @@ def history(ledger, limit=100000):
                                          'reason', 'seconds_to_ready') if move.get(k) is not None}
         records.append((move['at'], 1, move['id'], 'node_transition', move.get('run_id'), data))
     out = []
-    for at, _, _, what, run_id, data in sorted(records, key=lambda r: (r[0], r[1], r[2])):
+    for at, _order, _id, what, run_id, data in sorted(records, key=lambda r: (r[0], r[1], r[2])):
         run = run_of(run_id)
         out.append({'at': at, 'who': data.get('operator') or (run or {}).get('operator'), 'what': what,
                     'run_id': run_id, 'run': {'playbook': run['playbook'], 'kind': run['kind']} if run else None,

@@ -111,8 +111,8 @@ def judge_monitoring(expected, loaded, nodes, missing_hosts, targets, max_scrape
         elif not target['up']:
             problems.append('node %s/%s is a scrape target but down (up == 0)' % key)
         elif target['age'] > max_scrape_age:
-            problems.append('node %s/%s was last scraped %.0f s ago (allowed %.0f s)' % (key + (target['age'],
-                                                                                              max_scrape_age)))
+            problems.append('node %s/%s was last scraped %.0f s ago (allowed %.0f s)'
+                            % (key + (target['age'], max_scrape_age)))
     if not alertmanager.get('url'):
         problems.append('no Alertmanager configured: set monitoring_alertmanager_url')
     elif alertmanager.get('error'):
@@ -156,8 +156,8 @@ def judge_recipients(receivers, deliveries):
 
 def judge_runbooks(links):
     """Every alert's runbook_url resolves. ``links``: {alert: (url, None or what is wrong, how it was checked)}."""
-    problems = ['alert %s: runbook %s %s' % (alert, url, wrong) for alert, (url, wrong, _) in sorted(links.items())
-                if wrong]
+    problems = ['alert %s: runbook %s %s' % (alert, link[0], link[1]) for alert, link in sorted(links.items())
+                if link[1]]
     if not links:
         problems.append('no alert with a runbook_url is loaded in Prometheus')
     evidence = {alert: {'url': url, 'checked': how, 'ok': not wrong} for alert, (url, wrong, how) in links.items()}
@@ -296,8 +296,8 @@ def gate_decision(latest, now, max_age, max_age_text, waiver=None):
         why = ('the last preflight (at %s, %s ago) failed: %s' % (
             latest['at'], _duration(age), '; '.join(i['message'] for i in data.get('items', []) if i['result'] == FAIL))
             if data.get('result') != 'passed' else
-            'the last preflight passed at %s, %s ago: older than the allowed %s' % (latest['at'], _duration(age),
-                                                                                   max_age_text))
+            'the last preflight passed at %s, %s ago: older than the allowed %s'
+            % (latest['at'], _duration(age), max_age_text))
     else:
         why = 'no preflight was recorded in this ledger'
     if waiver:
@@ -434,7 +434,7 @@ def run(ledger, request, client, nodes_view, operator, run_id=None, corrupt_back
     def monitoring():
         loaded = loaded_rules(client.rules())
         targets = observe_targets(client, ruleset.job)
-        manager, _ = observe_alertmanager(request['alertmanager_url'])
+        manager = observe_alertmanager(request['alertmanager_url'])[0]
         return judge_monitoring(expected_rules(ruleset, request['runbook_base_url']), loaded, nodes, missing, targets,
                                 request['scrape_max_age'], manager)
 
