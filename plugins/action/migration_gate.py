@@ -60,6 +60,7 @@ class ActionModule(MigrationAction):
         info_var=dict(type='str', default=hostvars.DEFAULT_INFO_VAR),
         min_soak=dict(type='str', default='0'),
         probe=dict(type='bool', default=False),
+        now=dict(type='bool', default=False),
     )
     MUTUALLY_EXCLUSIVE = (('rules', 'rollback_rules'),)
 
@@ -68,6 +69,8 @@ class ActionModule(MigrationAction):
         args = self.validated_args()
         try:
             ruleset = self.ruleset(args, task_vars)
+            if args['now']:
+                ruleset = ruleset.judged_now()
             request = gating.GateRequest.from_options(ruleset, args)
             settings = PrometheusSettings.from_options(args, default_url=self.task_var(task_vars,
                                                                                        'migration_prometheus_url'))

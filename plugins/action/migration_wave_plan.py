@@ -102,4 +102,3 @@ class ActionModule(MigrationAction):
                                        default_switch_seconds=args['default_switch_seconds'],
                                        rollback_sla_seconds=args['rollback_sla_seconds'],
                                        rollback_forks=args['rollback_forks'])
-

@@ -54,6 +54,14 @@ options:
         The wave's batches and the canary ask it before they switch.
     type: bool
     default: false
+  now:
+    description:
+      - Judge each rule on its current value, not on the worst over its C(for) window - whether its alert would
+        resolve now (Prometheus resolves an alert at the first evaluation that finds its condition false). The
+        gradual rollback asks it between batches, so that a host it just rolled back stops counting once its
+        rate window has passed.
+    type: bool
+    default: false
   rollback_rules:
     description:
       - Evaluate the rules whose firing rolls migrated nodes back - the enabled rules of severity C(critical) in the

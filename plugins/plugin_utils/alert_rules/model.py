@@ -11,7 +11,7 @@ import copy
 import json
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import yaml
 
@@ -130,6 +130,12 @@ class RuleSet:
                 return rule
         raise AlertRulesError('unknown alert rule id %r; known ids: %s'
                               % (rule_id, ', '.join(r.id for r in self.rules)))
+
+    def judged_now(self):
+        """The same rules judged on their current value instead of the worst over their ``for`` window: whether
+        each alert would resolve now (Prometheus resolves an alert at the first evaluation that finds its
+        condition false; the ``for`` window delays only its firing)."""
+        return replace(self, rules=[replace(rule, for_='0s') for rule in self.rules])
 
     def select(self, ids=None):
         """The enabled rules, or the named ones (in the order given), as a list."""

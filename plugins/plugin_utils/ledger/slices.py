@@ -131,9 +131,17 @@ class SlicesMixin:
         run_id = _run_id(run_id)
         now = self._now()
         with self._db.transaction() as tx:
-            members = [m for m in meta_get(tx, 'slice_run_members %s' % run_id, []) if m != me(pid)]
+            others = [m for m in meta_get(tx, 'slice_run_members %s' % run_id, []) if m != me(pid)]
+            # A slice of this host whose process is gone (SIGKILLed, OOM) will never leave: it ended, killed.
+            # One on another host is known dead only by the lock's heartbeat (recover_lock closes the run then).
+            dead = [m for m in others if _alive_here(m) is False]
+            members = [m for m in others if m not in dead]
             meta_set(tx, 'slice_run_members %s' % run_id, members or None)
             results = meta_get(tx, 'slice_run_results %s' % run_id, [])
+            for member in dead:
+                results.append({'slice': member, 'outcome': 'killed', 'summary': None})
+                self._event(tx, 'run_left', run_id, {'slice': member, 'outcome': 'killed', 'found_dead_by': me(pid),
+                                                     'slices_running': len(members) + 1}, now)
             results.append({'slice': me(pid), 'outcome': str(outcome), 'summary': summary})
             self._event(tx, 'run_left', run_id, {'slice': me(pid), 'outcome': str(outcome),
                                                  'slices_running': len(members)}, now)

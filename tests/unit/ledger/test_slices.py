@@ -12,6 +12,7 @@ import pytest
 
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils import ledger as ledger_lib
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils.identity import ENV_CONTROLLER_PID
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger import slices as slices_lib
 
 AWX = {'awx_workflow_job_id': 77, 'awx_job_template_id': 9, 'awx_job_id': 78}
 KEY = ledger_lib.awx_slice_key(AWX)
@@ -32,7 +33,15 @@ def test_slice_key_needs_the_workflow_and_the_template():
     assert ledger_lib.awx_slice_key(None) is None
 
 
-def test_slices_are_one_run_that_ends_with_the_last_with_the_worst_outcome(ledger):
+@pytest.fixture
+def live_pids(monkeypatch):
+    """The made-up slice pids of these tests are alive, unless a test kills one."""
+    alive = {101, 102, 103, 201, 202, 301, 302, 303}
+    monkeypatch.setattr(slices_lib, 'pid_alive', lambda pid: pid in alive)
+    return alive
+
+
+def test_slices_are_one_run_that_ends_with_the_last_with_the_worst_outcome(ledger, live_pids):
     first = ledger.join_run(KEY, 'rollback.yml', 'awx-operator', AWX, pid=101)
     second = ledger.join_run(KEY, 'rollback.yml', 'awx-operator', dict(AWX, awx_job_id=79), pid=102)
     third = ledger.join_run(KEY, 'rollback.yml', 'awx-operator', dict(AWX, awx_job_id=80), pid=103)
@@ -50,7 +59,22 @@ def test_slices_are_one_run_that_ends_with_the_last_with_the_worst_outcome(ledge
     assert kinds.count('run_joined') == 3 and kinds.count('run_left') == 3 and kinds.count('run_ended') == 1
 
 
-def test_a_slice_that_starts_after_the_others_ended_reopens_the_same_run(ledger):
+def test_the_run_ends_with_the_last_live_slice_and_a_killed_slice_counts_as_killed(ledger, live_pids):
+    """A SIGKILLed slice never leaves: the last live slice on its host finds its process gone and ends the run."""
+    run_id = ledger.join_run(KEY, 'rollout.yml', 'awx-operator', AWX, pid=301)
+    ledger.join_run(KEY, 'rollout.yml', 'awx-operator', dict(AWX, awx_job_id=79), pid=302)
+    ledger.join_run(KEY, 'rollout.yml', 'awx-operator', dict(AWX, awx_job_id=80), pid=303)
+    live_pids.discard(301)                                  # slice 1 killed mid-run
+    assert ledger.leave_run(run_id, 'ok', {'transitions': 2}, pid=302) is None   # slice 3 still runs
+    assert ledger.leave_run(run_id, 'ok', {'transitions': 1}, pid=303) == 'killed'
+    run = ledger.run(run_id)
+    assert run['outcome'] == 'killed' and run['ended_at']
+    assert [r['outcome'] for r in run['summary']['slices']].count('killed') == 1
+    left = [e['data'] for e in ledger.events(run_id=run_id, kinds=['run_left'], limit=10)]
+    assert any(d['outcome'] == 'killed' and d['slice'].endswith(' 301') for d in left), left
+
+
+def test_a_slice_that_starts_after_the_others_ended_reopens_the_same_run(ledger, live_pids):
     run_id = ledger.join_run(KEY, 'rollout.yml', 'awx-operator', AWX, pid=201)
     assert ledger.leave_run(run_id, 'failed', {'transitions': 3}, pid=201) == 'failed'
     late = ledger.join_run(KEY, 'rollout.yml', 'awx-operator', dict(AWX, awx_job_id=90), pid=202)

@@ -137,3 +137,14 @@ def test_the_drill_is_recorded_as_a_drill_with_its_times(book):
     assert book.events(kinds=['rollback_drill'])[0]['data']['back'] == [3.5]
     # The rollback projection takes the switches back only.
     assert control.rollback_switch_times(book) == {'switch_seconds': [3.5], 'switch_direction': 'backward'}
+
+
+def test_judged_now_is_the_current_value_not_the_worst_over_the_for_window():
+    rules = alert_rules.load_rules(settings={'rate_window': '10s', 'evaluation_interval': '2s'})
+    rule = rules.get('high_error_rate_iroh')
+    now = rules.judged_now()
+    assert now.get('high_error_rate_iroh').for_seconds == 0 and rule.for_seconds == 300
+    assert [r.id for r in now.select()] == [r.id for r in rules.select()]          # the same rules, enabled alike
+    scope = alert_rules.Scope(hosts=['h1'])
+    assert '_over_time(' in alert_rules.window_query(rule, rules, scope)[0]
+    assert '_over_time(' not in alert_rules.window_query(now.get('high_error_rate_iroh'), now, scope)[0]
