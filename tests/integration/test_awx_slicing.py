@@ -21,6 +21,7 @@ import itertools
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -290,3 +291,89 @@ def test_one_job_through_transmit_worker_process(clean_fleet, dsn, tmp_path):
         assert ledger.lock() is None
     finally:
         ledger.close()
+
+
+def kill_tree(pid):
+    """SIGKILL a process and every descendant at once, as AWX ends a job's container: ansible-runner starts
+    ansible-playbook in a session of its own (pexpect's pty), so killing its process group is not enough."""
+    children = {}
+    for entry in os.listdir('/proc'):
+        if entry.isdigit():
+            try:
+                with open('/proc/%s/stat' % entry) as fh:
+                    ppid = int(fh.read().rsplit(')', 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        tree.append(current)
+        todo.extend(children.get(current, []))
+    for member in tree:
+        try:
+            os.kill(member, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    return tree
+
+
+@pytest.mark.parametrize('backend', ['sqlite', 'postgresql'])
+@pytest.mark.parametrize('moment', ['before_switch', 'during_switch'])
+def test_a_killed_slice_ends_its_run_blocks_no_relaunch_and_the_ledger_equals_the_fleet(
+        clean_fleet, postgres, tmp_path, backend, moment):
+    """Slice 1 of a two-slice wave is SIGKILLed (its ansible-runner, ansible-playbook and workers) before its
+    first switch, or while it is in flight (its first host's nodes never become ready). The other slice
+    finishes; the run ends ``killed``; every node's ledger row equals the mode it runs, or an un-ended intent
+    names its host; a relaunch is not refused by the dead slice's lock."""
+    fleet = clean_fleet
+    location = postgres.new_schema() if backend == 'postgresql' else str(tmp_path / 'ledger.sqlite3')
+    victim = slice_hosts(fleet.stack.host_names, 1, 2)[0]
+    if moment == 'during_switch':
+        fleet.stack.fault('crash_on_switch', hosts=[victim], behaviour='never_ready')
+        marker = 'TASK [autonomi.network_migration.wave : Switch every node of the host'
+    else:
+        marker = 'PLAY [Plan the wave]'
+    slices = Slices(fleet, tmp_path, 'playbooks/rollout.yml', WAVE, 2, location)
+    wait_for(lambda: marker in slices.output(1) or slices.procs[0].poll() is not None, timeout=600,
+             what='slice 1 at %s' % moment)
+    assert slices.procs[0].poll() is None, slices.output(1)[-3000:]
+    if moment == 'during_switch':
+        wait_for(lambda: any(n['host'] == victim and n['mode'] == DUAL for n in fleet.stack.fleet()['nodes']),
+                 timeout=120, what='the victim host restarted in dual_stack')
+    killed = kill_tree(slices.procs[0].pid)
+    assert len(killed) > 2, killed                          # ansible-runner, ansible-playbook and its workers
+    slices.procs[0].wait(timeout=60)
+    assert slices.procs[1].wait(timeout=900) is not None
+    fleet.stack.clear_faults()
+
+    ledger = ledger_lib.open_ledger(location)
+    try:
+        rows = {n['node_id']: n for n in ledger.nodes()}
+        intents = {i['host'] for i in ledger.intents()}
+    finally:
+        ledger.close()
+    for node in fleet.stack.fleet()['nodes']:
+        row = rows.get('%s/%s' % (node['host'], node['service_name']))
+        recorded = row['mode'] if row else None
+        assert recorded == node['mode'] or node['host'] in intents, (node, row, intents)
+    assert (victim in intents) == (moment == 'during_switch'), intents
+
+    # A relaunch (one job) is not refused by the dead slice's lock; an un-ended intent is a halt to reconcile.
+    job_id = next(_job_ids)
+    pdd = private_data_dir(fleet, tmp_path / ('relaunch-%d' % job_id), fleet.stack.host_names,
+                           dict(WAVE, **awx_vars(job_id, next(_job_ids))), location)
+    relaunch = subprocess.run([RUNNER, 'run', str(pdd), '-p', 'playbooks/rollout.yml'], capture_output=True,
+                              text=True, env=runner_env(), timeout=900)
+    output = relaunch.stdout + relaunch.stderr
+    (tmp_path / 'relaunch.log').write_text(output)
+    assert 'locked by' not in output, output[-3000:]
+    # The killed job's run ended, killed: with its last live slice, or - when the killed slice was the last -
+    # when the relaunch found every slice gone and recovered the lock.
+    runs = job_runs(location, slices.workflow_id)
+    assert len(runs) == 1 and runs[0]['ended_at'] and runs[0]['outcome'] == 'killed', runs
+    if moment == 'during_switch':
+        assert relaunch.returncode != 0, output[-3000:]
+        assert 'never recorded' in output and victim in output, output[-3000:]
+    else:
+        assert relaunch.returncode == 0, output[-3000:]

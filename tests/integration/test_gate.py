@@ -126,7 +126,7 @@ def test_healthy_fleet_passes(stack, tmp_path):
         assert rule['value'] is not None and rule['samples'] >= 3 and rule['window'] == WINDOW
     assert result['scope']['targets_up'] == 12
     assert result['scope']['nodes_by_transport'] == {'libp2p': 12, 'iroh': 8}
-    assert result['prometheus']['queries'] == 5
+    assert result['prometheus']['queries'] == 6   # the scope, one per rule, and Prometheus' clock (time())
     assert result['ledger']['written'] == ['gate_verdict']
 
 
