@@ -73,6 +73,8 @@ BENCH_STEPS ?= rollback,wave,gate,status,ledger
 BENCH_CHAIN_RUNS ?= 3
 # Every benchmark measures on fresh ledgers of its own: they may create them (docs/ledger.md, "A new ledger").
 bench bench-parts: export ANT_MIGRATION_LEDGER_INIT = true
+# Their waves run on throw-away simulated fleets: no preflight there, a recorded waiver instead.
+bench bench-parts: export ANT_MIGRATION_PREFLIGHT_WAIVER = benchmark on a throw-away simulated fleet
 bench: setup
 	@mkdir -p $(STATE)
 	@echo "==> every step's cost as the fleet grows: $(BENCH_SIZES) (bench/scale.py)"
