@@ -120,11 +120,14 @@ def what_the_fleet_is(fleet):
                                             / len(modes), 2)}
 
 
-def test_phase_stage_and_eta_at_each_step_of_a_lifecycle_are_the_fleets(fleet):
-    # Promotes start from a half dual-stack fleet: in the simulator, a fleet entirely on dual_stack carries almost
-    # no libp2p traffic, so the libp2p rule has too few samples and the gate halts (fail closed) - an open
-    # finding, not this test's subject. Completed is unit-tested (tests/unit/services/test_policies.py).
-    steps = [('canary.yml', NO_DRILL), ('rollout.yml', 'wave=50', '{"wave_batches": ["100%"]}'),
+def test_phase_stage_and_eta_at_each_step_of_a_lifecycle_are_the_fleets(fleet_factory):
+    # 8 nodes a host: an iroh_primary host still sends enough libp2p requests (>= 100 in the 10 s window) for the
+    # libp2p rule to judge its batch; with 4 it sent ~80 and the promote halted without a verdict (fail closed).
+    fleet = fleet_factory(hosts=4, nodes_per_host=8, ready_delay=1.0)
+    # A fleet entirely on dual_stack carries too little libp2p traffic for a promote's gate (an open finding);
+    # Completed is unit-tested (tests/unit/services/test_policies.py).
+    steps = [('canary.yml', NO_DRILL), ('rollout.yml', 'wave=25'), ('rollout.yml', 'wave=50'),
+             ('rollback.yml', 'rollback_strategy=fast', 'rollback_keep_canary=true'), ('rollout.yml', 'wave=25'),
              ('promote.yml', 'stage=iroh_primary', 'wave=25')]
     seen = []
     for playbook, *extra in steps:
@@ -137,6 +140,4 @@ def test_phase_stage_and_eta_at_each_step_of_a_lifecycle_are_the_fleets(fleet):
         # An ETA only while nodes remain and some moved forward; none once every node is migrated.
         assert (progress['eta'] is not None) == (remaining > 0 and progress['velocity_nodes_per_hour'] > 0), progress
         seen.append((truth['phase'], truth['stage']))
-    assert seen == [('Initialization', DUAL), ('Initialization', DUAL), ('MajorityMigration', 'iroh_primary')], seen
-    back = fleet.play('rollback.yml', 'rollback_strategy=fast')
-    assert back.rc == 0, back.tail()
+    assert seen == [('Initialization', DUAL)] * 5 + [('MajorityMigration', 'iroh_primary')], seen

@@ -507,7 +507,9 @@ def gate(ledger, max_age, waiver_reason, operator, run_id=None, now=None, record
     if decision['waived'] and record:
         ledger.record_event(WAIVER_EVENT, run_id=run_id, reason=waiver['reason'], operator=waiver['operator'],
                             why=decision['msg'])
-    return dict(decision, changed=decision['waived'] and record, failed=not decision['allowed'],
+    # A recorded waiver is the run's audit record, like a gate verdict: nothing of the fleet changed (a re-run of
+    # the same wave stays idempotent), so not ``changed``; ``recorded`` says it was written.
+    return dict(decision, changed=False, recorded=bool(decision['waived'] and record), failed=not decision['allowed'],
                 refused=None if decision['allowed'] else 'preflight')
 
 
