@@ -202,3 +202,11 @@ class Fleet:
 
     def wait_until(self, predicate, timeout=60, what='condition'):
         return wait_for(predicate, timeout=timeout, what=what)
+
+
+def hosts_in(fleet, mode):
+    """The hosts with at least one node running ``mode`` (the simulator's truth), sorted."""
+    hosts = {}
+    for node, m in fleet.modes().items():
+        hosts.setdefault(node.split('/')[0], set()).add(m)
+    return sorted(h for h, ms in hosts.items() if mode in ms)

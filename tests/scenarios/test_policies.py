@@ -9,14 +9,13 @@ simulated fleet (4 hosts x 4 nodes) and its Prometheus with the collection's rul
 
 from __future__ import annotations
 
-import itertools
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from scenario_harness import ROOT, Fleet
+from scenario_harness import ROOT, Fleet, hosts_in
 
 from ansible_collections.autonomi.network_migration.plugins.module_utils import _modes
 
@@ -24,7 +23,6 @@ LIBP2P, DUAL = 'libp2p_only', 'dual_stack'
 NO_CANARY = 'wave_require_canary=false'
 NO_DRILL = 'canary_rollback_drill=false'
 CLI = str(Path(sys.executable).parent / 'ant-network-migration')
-_ledgers = itertools.count()
 
 
 @pytest.fixture(scope='module')
@@ -38,12 +36,6 @@ def fleet(shared_fleet):
     """The module's fleet as good as fresh, with a ledger of the test's own."""
     return shared_fleet.reset()
 
-
-def hosts_in(fleet, mode):
-    hosts = {}
-    for node, m in fleet.modes().items():
-        hosts.setdefault(node.split('/')[0], set()).add(m)
-    return sorted(h for h, ms in hosts.items() if mode in ms)
 
 
 def test_a_gradual_rollback_takes_the_two_faulty_hosts_first_and_stops_when_the_rules_resolve(fleet):

@@ -14,7 +14,7 @@ import signal
 import time
 
 import pytest
-from scenario_harness import Fleet
+from scenario_harness import Fleet, hosts_in
 
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils import ledger as ledger_lib
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils.runtime.controller import controller_processes
@@ -63,12 +63,6 @@ def _prometheus_up(fleet):
     except Exception:  # pylint: disable=broad-except
         return False
 
-
-def hosts_in(fleet, mode):
-    hosts = {}
-    for node, m in fleet.modes().items():
-        hosts.setdefault(node.split('/')[0], set()).add(m)
-    return sorted(h for h, ms in hosts.items() if mode in ms)
 
 
 def rollback_event(fleet):
