@@ -175,6 +175,14 @@ def fail(message, code=1, location='ant-node-manager/src/bin/cli/main.rs'):
     return code
 
 
+def print_banner(title):
+    """The box antctl's add / remove / reset print first (ant-node-manager/src/lib.rs print_banner)."""
+    width = len(title) + 4
+    print('\u2554%s\u2557' % ('\u2550' * (width + 2)))
+    print('\u2551 %s \u2551' % title.center(width))
+    print('\u255a%s\u255d' % ('\u2550' * (width + 2)))
+
+
 def print_table(doc, details=False):
     print('=' * 49)
     print('{:^49}'.format('Antnode Services'))
@@ -331,9 +339,7 @@ def add(sim, args):
     if code != 200:
         return fail(doc.get('error', 'add failed (HTTP %s)' % code),
                     location='ant-node-manager/src/add_services/mod.rs')
-    print('=' * 49)
-    print('{:^49}'.format('Add Antnode Services'))
-    print('=' * 49)
+    print_banner('Add Antnode Services')
     print('%d service(s) to be added' % len(doc['added']))
     print('Services Added:')
     for added in doc['added']:
@@ -352,6 +358,8 @@ def remove(sim, args):
         sys.stderr.write("error: the argument '--service-name <SERVICE_NAME>' cannot be used with "
                          "'--peer-id <PEER_ID>'\n")
         return 2
+    print_banner('Remove Antnode Services')
+    sys.stdout.flush()
     refused = _refresh_first(sim)
     if refused is not None:
         return refused
@@ -377,6 +385,7 @@ def remove(sim, args):
 def reset(sim, args):
     """ant-node-manager/src/cmd/node.rs reset: a y/n prompt without --force, then stop and remove every
     service and delete the registry."""
+    print_banner('Reset Antnode Services')
     if not args.force:
         print('WARNING: all antnode services, data, and logs will be removed.')
         print('Do you wish to proceed? [y/n]')

@@ -36,6 +36,14 @@ def registry(sim):
     return {n['service_name']: n for n in json.loads(out)['nodes']} if out.strip() else {}
 
 
+def answering_rpc(sim):
+    """Every running node answers its RPC: antctl's full refresh (status without --json, and the first step
+    of remove / reset) asks each one and fails on the first that does not (ant-node-manager/src/lib.rs
+    refresh_node_registry). A restarted node's RPC is down for the restart time, as a real node's is."""
+    return wait_for(lambda: antctl(sim, 'status').returncode == 0, timeout=30,
+                    what='every running node answering its RPC')
+
+
 def units(sim):
     directory = sd.unit_dir(sim.state.host_dir(HOST))
     return sorted(str(p.relative_to(directory)) for p in directory.rglob('*') if p.is_file())
@@ -43,8 +51,13 @@ def units(sim):
 
 def test_remove_refuses_a_running_node_then_uninstalls_the_unit_and_keeps_the_entry(sim):
     sim.set_mode(HOST, ['antnode3'], 'dual_stack')
+    answering_rpc(sim)
     refused = antctl(sim, 'remove', '--service-name', 'antnode3')
-    assert refused.returncode == 1 and 'Unable to remove a running service ["antnode3"]' in refused.stdout
+    # As ant-node-manager/src/cmd/node.rs remove and summarise_any_failed_ops: the banner and each refused
+    # service on stdout, the color-eyre report on stderr.
+    assert refused.returncode == 1, refused.stderr
+    assert 'Remove Antnode Services' in refused.stdout and 'Failed to remove 1 service(s):' in refused.stdout
+    assert 'Unable to remove a running service ["antnode3"]' in refused.stdout
     assert '0: Failed to remove one or more services' in refused.stderr
     assert registry(sim)['antnode3']['status'] == 'Running'
     assert systemctl(sim, 'stop', 'antnode3.service').returncode == 0
@@ -66,7 +79,9 @@ def test_reset_asks_then_empties_the_registry_and_add_reuses_the_names_with_the_
     old_peer = registry(sim)['antnode1']['peer_id']
     aborted = antctl(sim, 'reset', stdin='n\n')
     assert aborted.returncode == 0 and 'Reset aborted' in aborted.stdout and len(registry(sim)) == 3
-    assert antctl(sim, 'reset', '--force').returncode == 0
+    answering_rpc(sim)
+    reset = antctl(sim, 'reset', '--force')
+    assert reset.returncode == 0, reset.stderr
     status = antctl(sim, 'status', '--json')
     assert status.returncode == 0 and status.stdout == ''  # an empty registry prints nothing
     assert units(sim) == ['antnode1.service.d/ant-transport-mode.conf']
