@@ -244,3 +244,18 @@ def test_nothing_of_the_container_outlives_it(tmp_path):
         except OSError:
             continue
     assert left == []
+
+
+def test_the_node_processes_import_under_a_python_without_ansible():
+    """The container's python3 has no Ansible: antctl (unitctl) and every node unit's process (unitnode) import
+    the collection's module_utils from the PYTHONPATH the container gives them. Here: the virtualenv's
+    interpreter without its site-packages (-S), so without Ansible, as in the container (needs no root)."""
+    env = {'PATH': os.environ.get('PATH', ''), 'PYTHONPATH': '%s:%s' % (ROOT / 'src', ROOT / 'collections')}
+    code = ('import importlib.util, sys\n'
+            'assert importlib.util.find_spec("ansible") is None, "Ansible is importable: the check proves nothing"\n'
+            'import ant_fleet_sim.unitctl, ant_fleet_sim.unitnode\n'
+            'print(ant_fleet_sim.unitnode.peer_id_from_ed25519(bytes(32)))\n')
+    proc = subprocess.run([sys.executable, '-S', '-c', code], capture_output=True, text=True, timeout=60, env=env,
+                          cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.startswith('12D3KooW')
