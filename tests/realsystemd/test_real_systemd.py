@@ -208,7 +208,8 @@ def test_the_dashboard_role_starts_its_unit_on_a_real_systemd(real):
     # The unit may write only the ledger's directory (ReadWritePaths): systemd needs it to exist.
     real.host.run('mkdir', '-p', '/var/lib/ant-migration')
     run = real.play('', 'dashboard_listen=127.0.0.1:%d' % port, path=Path(__file__).parent / 'dashboard.yml')
-    assert run.returncode == 0, run.stdout[-4000:]
+    journal = real.host.run('journalctl', '--no-pager', '-n', '40', '-u', 'ant-migration-dashboard', check=False)
+    assert run.returncode == 0, run.stdout[-3000:] + '\n--- the unit\'s journal:\n' + journal.stdout[-3000:]
     shown = real.show('ant-migration-dashboard', 'ActiveState', 'User', 'ProtectSystem', 'NoNewPrivileges',
                       'PrivateTmp', 'ProtectHome')
     assert shown == {'ActiveState': 'active', 'User': 'ant-dashboard', 'ProtectSystem': 'strict',
