@@ -296,6 +296,12 @@ def test_canary_wave_and_fast_rollback_through_ansible_runner(ssh_fleet, tmp_pat
     assert (result.status, result.rc) == ('successful', 0), out
     assert hosts_in_mode(ssh_fleet, DUAL) == ['sim-host-01', 'sim-host-02']
     assert set(antctl_running_modes(ssh_fleet, 'sim-host-02').values()) == {('Running', DUAL)}
+    ledger = ledger_lib.open_ledger(str(ledger_path))
+    try:
+        canary = ledger.canary_verdict()
+    finally:
+        ledger.close()
+    assert (canary['verdict'], canary['hosts']) == ('passed', ['sim-host-01']), canary
 
     result, out, seconds, events = _runner(ssh_fleet, tmp_path, ledger_path, 'rollback.yml',
                                            rollback_strategy='fast', target=LIBP2P, reason='ssh scenario (runner)')
@@ -305,9 +311,14 @@ def test_canary_wave_and_fast_rollback_through_ansible_runner(ssh_fleet, tmp_pat
     ledger = ledger_lib.open_ledger(str(ledger_path))
     try:
         states = {n['node_id']: n['state'] for n in ledger.nodes()}
-        assert ledger.canary_verdict()['verdict'] == 'passed'
+        canary = ledger.canary_verdict()
     finally:
         ledger.close()
+    # A rollback to libp2p_only that moved nodes undoes what the canary judged (docs/operator-guide.md): the
+    # verdict is invalidated, naming the canary it replaces, and the next rollout asks for a new canary.
+    assert (canary['verdict'], canary['previous'], canary['hosts']) == ('invalidated', 'passed', ['sim-host-01']), \
+        canary
+    assert 'run playbooks/canary.yml again' in canary['reason'], canary
     assert sorted(n for n, s in states.items() if s == 'rolled_back') == sorted(
         '%s/antnode%d' % (h, i) for h in ('sim-host-01', 'sim-host-02') for i in range(1, NODES + 1))
     ssh_fleet.wait_value(dual_metric(ssh_fleet), lambda v: v == 0, timeout=30)
