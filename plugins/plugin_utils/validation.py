@@ -41,6 +41,8 @@ FRACTION_FORM = 'a number above 0 and at most 1, e.g. 0.4'
 TEXT_FORM = 'a text, e.g. -e \'{"NAME": "two words"}\' or -e \'NAME="two words"\''
 
 STRATEGIES = ('fast', 'gradual')
+# The fast rollback's orders (wave_planning.plan_fast_rollback): readable rounds, or every host at once.
+ROLLBACK_ORDERS = ('readable', 'all_at_once')
 ROLLBACK_TARGETS = (_modes.LIBP2P_ONLY, _modes.DUAL_STACK)
 WAVE_STAGES = tuple(_modes.MODES[1:])
 ROLLBACK_POLICIES = ('rollback', 'freeze')
@@ -332,7 +334,7 @@ def validate(kind, value, name, **options):
 HOST_PATTERN = r'^[A-Za-z0-9_.:,!&*\[\]~-]+$'
 # The collection's variable namespace.
 PREFIXES = ('migration_', 'wave_', 'canary_', 'rollback_', 'control_', 'monitoring_', 'dashboard_',
-            'conformance_', 'ant_')
+            'conformance_', 'preflight_', 'ant_')
 TEMPLATE_MARKS = ('{{', '{%', '{#')
 # Inputs read by every playbook, beside the roles' options: the inventory's settings, which an operator
 # may also give with -e (argument-spec form, as in the roles' meta/argument_specs.yml).
@@ -346,6 +348,7 @@ SETTINGS = {
     'migration_lock': {'type': 'bool'},
     'migration_monitoring_hosts': {'type': 'str', 'pattern': HOST_PATTERN},
     'migration_rollback_strategy': {'type': 'str', 'choices': list(STRATEGIES)},
+    'migration_rollback_order': {'type': 'str', 'choices': list(ROLLBACK_ORDERS)},
     'conformance_hosts': {'type': 'str', 'pattern': HOST_PATTERN},
     'conformance_fail_on_optional': {'type': 'bool'},
     'ant_antctl_path': {'type': 'path'},

@@ -373,7 +373,7 @@ def plan_rollback(nodes, target, strategy='fast', batches=('25%',), only_hosts=N
     }
 
 
-ROLLBACK_ORDERS = ('readable', 'all_at_once')
+ROLLBACK_ORDERS = validation.ROLLBACK_ORDERS
 
 
 def plan_fast_rollback(fleet_hosts, target, only_hosts=None, nodes=None, order='readable', close_group_size=5):
