@@ -131,6 +131,11 @@ class DyingPrometheus(http.server.ThreadingHTTPServer):
             return bool(book.events(kinds=['nodes_judged'], limit=1))
 
 
+# Headers of one connection, not of the answer (RFC 9110 7.6.1), and those send_response writes itself.
+HOP_BY_HOP = {'connection', 'keep-alive', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-authenticate',
+              'proxy-authorization', 'content-length', 'date', 'server'}
+
+
 class _Forward(http.server.BaseHTTPRequestHandler):
     def log_message(self, *args):
         return
@@ -149,7 +154,11 @@ class _Forward(http.server.BaseHTTPRequestHandler):
         reply = upstream.getresponse()
         data = reply.read()
         self.send_response(reply.status)
-        self.send_header('Content-Type', reply.getheader('Content-Type', 'application/json'))
+        # Every end-to-end header as Prometheus sent it: its answers are gzip-compressed for a client that accepts
+        # it (requests does), and a body without its Content-Encoding is no JSON to the gate.
+        for name, value in reply.getheaders():
+            if name.lower() not in HOP_BY_HOP:
+                self.send_header(name, value)
         self.send_header('Content-Length', str(len(data)))
         self.end_headers()
         self.wfile.write(data)
@@ -169,7 +178,7 @@ def test_prometheus_gone_before_a_batch_switches_nothing_of_it(fleet):
                          'migration_prometheus_url=http://127.0.0.1:%d' % proxy.server_address[1])
     finally:
         proxy.server_close()
-    assert proxy.died.is_set()
+    assert proxy.died.is_set(), run.tail()
     assert run.rc == 2, run.tail()
     first, second = 'sim-host-01', 'sim-host-02'
     assert host_modes(fleet)[first] == {DUAL}, 'the first batch was judged and stays'

@@ -18,6 +18,7 @@ import time
 
 from ansible_collections.autonomi.network_migration.plugins.module_utils import _modes
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils import (
+    gate,
     identity,
     redaction,
     run_kinds,
@@ -508,7 +509,10 @@ class MigrationTracker:
                        verdict=verdict, host=host, task=task_name, msg=result.get('msg'), source=SOURCE, **keep)
         self.gate_verdicts += 1
         if failed and not ignored and verdict != 'inconclusive' and 'ledger_flags' not in result:
-            self.halt(f"gate '{task_name or GATE}' failed: {result.get('msg') or verdict}", source='gate')
+            # A gate that could not judge (Prometheus unavailable: the probe before a batch) is no verdict on the
+            # nodes: the halt says so, and the wave freezes instead of rolling back what was judged.
+            self.halt(f"gate '{task_name or GATE}' failed: {result.get('msg') or verdict}", source='gate',
+                      cause=gate.CAUSE_NO_VERDICT if verdict in gate.NO_VERDICT else None)
 
     # -- thresholds ----------------------------------------------------------------------------
 

@@ -292,6 +292,19 @@ def test_gate_verdicts_are_events_and_a_failed_gate_halts(make_tracker, read):
     assert ledger.failures_total() == 0  # a verdict, not a node failure
 
 
+def test_a_gate_that_could_not_judge_halts_without_a_verdict(make_tracker, read):
+    """The probe before a batch writes nothing itself: its 'unavailable' halts with cause no_verdict (the wave
+    freezes), and the batch's own halt after it cannot replace that cause (the first one is kept)."""
+    tracker = make_tracker()
+    tracker.start_playbook('rollout.yml')
+    tracker.start_batch('wave', ['h2'])
+    tracker.result('h2', FQ + 'migration_gate', {'verdict': 'unavailable', 'failed': True,
+                                                 'msg': 'the gate cannot judge h2: Prometheus is unreachable'},
+                   failed=True, task_name='Stop before touching this batch unless the gate can judge it')
+    halted = read().get_flags()['halted']
+    assert (halted['source'], halted['cause']) == ('gate', 'no_verdict'), halted
+
+
 def test_the_collections_gate_owns_its_ledger_writes(make_tracker, read):
     tracker = make_tracker()
     tracker.start_playbook('rollout.yml')
