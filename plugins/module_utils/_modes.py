@@ -25,6 +25,11 @@ MODE_TRANSPORTS = {
     IROH_PRIMARY: ('libp2p', 'iroh'),
     IROH_ONLY: ('iroh',),
 }
+# A transport a node in a mode keeps only as a fallback: it carries a small share of the node's requests
+# (iroh_primary prefers iroh and keeps libp2p for peers without iroh).
+FALLBACK_TRANSPORTS = {
+    IROH_PRIMARY: ('libp2p',),
+}
 
 # Ledger migration states.
 STATE_LIBP2P_ONLY = 'libp2p_only'

@@ -265,6 +265,7 @@ class GateOutcome:
         self.unavailable = None  # the Prometheus error that stopped the gate
         self.halted = None       # the guard's refusal that stopped the gate
         self.confirmations = 0   # evaluations added to confirm a breaching rule
+        self.settles = 0         # evaluations added while a rule's window was still filling
 
     @property
     def inconclusive_rules(self):
@@ -286,7 +287,7 @@ class GateRun:
     """
 
     def __init__(self, evaluate, evaluations=1, interval=0.0, consecutive=None, halted=None,
-                 sleep=time.sleep, clock=time.time, confirm_interval=None):
+                 sleep=time.sleep, clock=time.time, confirm_interval=None, settle_evaluations=0):
         if evaluations < 1:
             raise GateConfigError('evaluations must be >= 1, got %d' % evaluations)
         if interval < 0:
@@ -297,6 +298,7 @@ class GateRun:
         self.confirm_interval = interval if confirm_interval is None else confirm_interval
         self.consecutive = consecutive_setting(consecutive)
         self.halted = halted or (lambda: None)
+        self.settle_evaluations = settle_evaluations
         self.sleep = sleep
         self.clock = clock
 
@@ -345,8 +347,16 @@ class GateRun:
                     self.sleep(self.interval)
                 continue
             # Asked evaluations done: confirm breaching rules that could still trip.
-            if self._pending(out) and number < self.evaluations + longest - 1:
+            if self._pending(out) and out.confirmations < longest - 1:
                 out.confirmations += 1
+                if self.confirm_interval:
+                    self.sleep(self.confirm_interval)
+                continue
+            # A rule with some points but too few (its window still filling: nodes just switched, an evaluation
+            # late under load) is evaluated again, up to the time its window takes to fill, before it counts as
+            # no data.
+            if any(r.filling for r in out.results) and out.settles < self.settle_evaluations:
+                out.settles += 1
                 if self.confirm_interval:
                     self.sleep(self.confirm_interval)
                 continue
@@ -399,6 +409,7 @@ def gate_result(outcome, scope, ruleset, client, policy):
         'scope': dict({'hosts': scope.hosts or 'fleet'}, **(outcome.facts.as_dict() if outcome.facts else {})),
         'evaluations': outcome.history,
         'confirmations': outcome.confirmations,
+        'settles': outcome.settles,
         'prometheus': {'url': client.settings.url if client else None, 'queries': client.queries if client else 0},
         'settings': {'rate_window': ruleset.settings['rate_window'],
                      'evaluation_interval': ruleset.settings['evaluation_interval']},

@@ -14,7 +14,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from ansible_collections.autonomi.network_migration.plugins.module_utils._modes import MODE_TRANSPORTS
+from ansible_collections.autonomi.network_migration.plugins.module_utils._modes import (
+    FALLBACK_TRANSPORTS,
+    MODE_TRANSPORTS,
+)
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils.alert_rules.model import (
     Rule,
     parse_duration,
@@ -84,14 +87,24 @@ class ScopeFacts:
     targets: int = 0
     targets_up: int = 0
     nodes_by_transport: dict = field(default_factory=dict)
+    # Nodes that run a transport as more than a fallback (FALLBACK_TRANSPORTS): libp2p_only and dual_stack
+    # nodes for libp2p, every node that runs iroh for iroh. None: not read (every node prefers what it runs).
+    nodes_preferring: dict | None = None
 
     def as_dict(self):
         return {'targets': self.targets, 'targets_up': self.targets_up,
-                'nodes_by_transport': dict(self.nodes_by_transport)}
+                'nodes_by_transport': dict(self.nodes_by_transport),
+                'nodes_preferring': dict(self.nodes_by_transport if self.nodes_preferring is None
+                                         else self.nodes_preferring)}
+
+    def fallback_only(self, transport):
+        """Whether every node of the scope that runs ``transport`` keeps it only as a fallback."""
+        return (self.nodes_preferring is not None and bool(self.nodes_by_transport.get(transport))
+                and not self.nodes_preferring.get(transport))
 
 
 def read_scope(client, ruleset, scope):
-    facts = ScopeFacts(nodes_by_transport={'libp2p': 0, 'iroh': 0})
+    facts = ScopeFacts(nodes_by_transport={'libp2p': 0, 'iroh': 0}, nodes_preferring={'libp2p': 0, 'iroh': 0})
     with_mode = 0
     for sample in client.query(scope_query(ruleset, scope)):
         labels, value = sample['metric'], sample['value']
@@ -102,10 +115,15 @@ def read_scope(client, ruleset, scope):
             facts.targets_up = int(value)
         elif stat == 'mode':
             with_mode += int(value)
-            for transport in MODE_TRANSPORTS.get(labels.get('mode'), ()):
+            mode = labels.get('mode')
+            for transport in MODE_TRANSPORTS.get(mode, ()):
                 facts.nodes_by_transport[transport] += int(value)
+                if transport not in FALLBACK_TRANSPORTS.get(mode, ()):
+                    facts.nodes_preferring[transport] += int(value)
     # A node that exports no transport mode predates dual-stack: it runs libp2p only.
-    facts.nodes_by_transport['libp2p'] += max(0, facts.targets_up - with_mode)
+    legacy = max(0, facts.targets_up - with_mode)
+    facts.nodes_by_transport['libp2p'] += legacy
+    facts.nodes_preferring['libp2p'] += legacy
     return facts
 
 
@@ -121,6 +139,7 @@ class RuleResult:
     hosts: dict = field(default_factory=dict)
     observations: float | None = None   # requests in the rate window now (rules on a request rate)
     min_observations: int = 0
+    filling: bool = False   # some points in the window, fewer than needed: evaluating again may judge it
 
     @property
     def excess(self):
@@ -201,6 +220,16 @@ def evaluate_rule(client, rule, ruleset, scope, facts, min_samples=1):
     if value is not None and math.isnan(value):
         value = None
     result.value = value
+    short = value is None or result.samples < min_samples
+    if short and facts.fallback_only(rule.transport):
+        # The nodes send little on a fallback by design (iroh_primary: a tenth of libp2p's share): waiting
+        # would not bring the data. The rules on the transport they prefer judge them; the alert stays silent
+        # below min_observations alike.
+        result.verdict = SKIPPED
+        result.reason = ('%s is only a fallback on every node in %s that runs it (%s)%s: not judged without '
+                         'enough data' % (rule.transport, scope.describe(), _fallback_modes(rule.transport),
+                                          _requests_now(result, ruleset)))
+        return result
     if (value is None and result.min_observations and result.observations is not None
             and result.observations < result.min_observations):
         result.reason = ('insufficient data: %d request(s) in the last %s in %s, at least %d needed before the '
@@ -208,9 +237,17 @@ def evaluate_rule(client, rule, ruleset, scope, facts, min_samples=1):
                          % (int(result.observations or 0), ruleset.settings['rate_window'], scope.describe(),
                             result.min_observations))
         return result
-    if value is None or result.samples < min_samples:
-        result.reason = ('%d sample(s) in %s, at least %d needed; are the recording rules installed '
-                         '(playbooks/monitoring.yml) and the nodes scraped?' % (result.samples, rule.for_, min_samples))
+    if short:
+        # Some points but too few: the window is still filling (nodes just switched, a slow evaluation) or some
+        # of its points had too few requests to be judged. The gate evaluates again before it concludes.
+        result.filling = value is not None
+        floor = ''
+        if result.min_observations:
+            floor = (' (a point counts only with at least %d requests in its rate window%s)'
+                     % (result.min_observations, _requests_now(result, ruleset, prefix='; ')))
+        result.reason = ('%d sample(s) in %s, at least %d needed%s; are the recording rules installed '
+                         '(playbooks/monitoring.yml) and the nodes scraped?'
+                         % (result.samples, rule.for_, min_samples, floor))
         return result
     if rule.breaches(value):
         result.verdict = FAIL
@@ -220,6 +257,16 @@ def evaluate_rule(client, rule, ruleset, scope, facts, min_samples=1):
     else:
         result.verdict = PASS
     return result
+
+
+def _fallback_modes(transport):
+    return ', '.join(mode for mode, kept in sorted(FALLBACK_TRANSPORTS.items()) if transport in kept)
+
+
+def _requests_now(result, ruleset, prefix=' and '):
+    if result.observations is None:
+        return ''
+    return '%s%d request(s) in the last %s now' % (prefix, int(result.observations), ruleset.settings['rate_window'])
 
 
 def breaching_hosts(client, rule, ruleset, scope):

@@ -12,6 +12,7 @@ returns the result as it is.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -54,6 +55,7 @@ class GateRequest:
     check_ledger: bool = True
     stop_on_pause: bool = True
     notes: list = field(default_factory=list)
+    settle_evaluations: int = 0
 
     @classmethod
     def from_options(cls, ruleset, options):
@@ -71,6 +73,9 @@ class GateRequest:
         check_rules_can_fail(rules, consecutive, asked_for=bool(options.get('rules')))
         # A confirmation needs new data: at least one rule evaluation of Prometheus apart.
         confirm_interval = max(interval, step)
+        # A window that is still filling is evaluated again for at most the time the longest one takes to fill.
+        longest_window = max([rule.for_seconds for rule in rules] or [0.0]) + step
+        settle_evaluations = int(math.ceil(longest_window / confirm_interval)) if confirm_interval else 0
         record = bool(options.get('record', True))
         check_ledger = record if options.get('check_ledger') is None else bool(options['check_ledger'])
         return cls(ruleset=ruleset, rules=rules, hosts=list(options['hosts']) if options.get('hosts') else None,
@@ -78,7 +83,8 @@ class GateRequest:
                    consecutive=consecutive, min_samples=min_samples, min_targets=min_targets,
                    inconclusive=options.get('inconclusive', 'pause'), record=record, check_ledger=check_ledger,
                    stop_on_pause=bool(options.get('stop_on_pause', True)),
-                   notes=plan_notes(rules, consecutive, evaluations, confirm_interval))
+                   notes=plan_notes(rules, consecutive, evaluations, confirm_interval),
+                   settle_evaluations=settle_evaluations)
 
 
 def clock_offset(client, clock=time.time):
@@ -151,6 +157,14 @@ def judge(request, client, ledger, check_mode=False):
 
     warnings = []
     try:
+        stopped = halted()
+        if stopped:
+            # The guard refuses before Prometheus is asked anything (not even its clock).
+            offset, outcome = None, GateOutcome()
+            outcome.verdict, outcome.halted, outcome.reason = alert_rules.FAIL, stopped, stopped
+            result = gate_result(outcome, scope, request.ruleset, client, request.inconclusive)
+            result['clock_offset'] = None
+            return _finish(result, request, ledger, warnings)
         try:
             offset = clock_offset(client)
         except PrometheusError:
@@ -166,7 +180,8 @@ def judge(request, client, ledger, check_mode=False):
                 warnings.append(problem[1])
             outcome = GateRun(evaluate, evaluations=request.evaluations, interval=request.interval,
                               consecutive=request.consecutive, halted=halted,
-                              confirm_interval=request.confirm_interval).run()
+                              confirm_interval=request.confirm_interval,
+                              settle_evaluations=request.settle_evaluations).run()
         result = gate_result(outcome, scope, request.ruleset, client, request.inconclusive)
         result['clock_offset'] = offset
         if request.record and not outcome.halted and not check_mode:
@@ -179,6 +194,10 @@ def judge(request, client, ledger, check_mode=False):
     except LedgerProblem as exc:
         result = {'failed': True, 'changed': False, 'verdict': alert_rules.FAIL,
                   'msg': '%s: %s; failing closed' % (GATE, exc)}
+    return _finish(result, request, ledger, warnings)
+
+
+def _finish(result, request, ledger, warnings):
     result['notes'] = request.notes
     result['ledger'] = {'location': redaction.redact_location(ledger.location) if ledger.enabled else None,
                         'written': ledger.written}

@@ -363,3 +363,82 @@ def test_unjudged_nodes_are_learned_from_the_hosts_and_found(tmp_path, monkeypat
     assert 'reconcile' in adapter.written
     assert 30 < found['wait'] <= 60  # they were switched a moment ago
     assert adapter.unjudged(None, min_soak=0)['wait'] == 0
+
+
+# -- a window still filling, a transport kept only as a fallback ----------------------------------------------
+
+
+def run_settling_gate(client, ruleset, samples_seq, settle_evaluations):
+    """A gate of one asked evaluation whose rules have ``samples_seq[i]`` points at its i-th evaluation."""
+    client.scope = ar.Scope()
+    calls = []
+
+    def evaluate():
+        client.samples = samples_seq[min(len(calls), len(samples_seq) - 1)]
+        calls.append(client.samples)
+        return ar.evaluate(client, ruleset, client.scope, min_samples=3)
+
+    slept = []
+    outcome = gate.GateRun(evaluate, evaluations=1, interval=2, sleep=slept.append,
+                           settle_evaluations=settle_evaluations).run()
+    return outcome, calls, slept
+
+
+def test_a_window_still_filling_is_evaluated_again_and_judged_when_full(ruleset):
+    outcome, calls, slept = run_settling_gate(FakePrometheus(ruleset, dict(HEALTHY)), ruleset, [1, 2, 4], 6)
+    assert outcome.verdict == 'pass', outcome.reason
+    assert calls == [1, 2, 4] and outcome.settles == 2 and slept == [2, 2]
+
+
+def test_a_window_that_never_fills_is_no_data_after_the_time_it_takes_to_fill(ruleset):
+    outcome, calls, _slept = run_settling_gate(FakePrometheus(ruleset, dict(HEALTHY)), ruleset, [2], 6)
+    assert outcome.verdict == 'inconclusive' and len(calls) == 1 + 6 and outcome.settles == 6
+    assert '2 sample(s) in 5m, at least 3 needed' in outcome.reason
+
+
+def test_a_rule_without_any_point_is_not_waited_for(ruleset):
+    client = FakePrometheus(ruleset, dict(HEALTHY, high_error_rate_iroh=None))
+    outcome, calls, _slept = run_settling_gate(client, ruleset, [10], 6)
+    assert outcome.verdict == 'inconclusive' and len(calls) == 1 and outcome.settles == 0
+
+
+def test_a_failing_rule_is_not_hidden_by_a_filling_one(ruleset):
+    client = FakePrometheus(ruleset, dict(HEALTHY, high_error_rate_iroh=0.5),
+                            host_values={'high_error_rate_iroh': {'h1': 0.5}})
+    outcome, calls, _slept = run_settling_gate(client, ruleset, [10], 6)
+    assert outcome.verdict == 'fail' and len(calls) == 1
+
+
+def test_the_settle_time_is_the_longest_window_of_the_rules_asked(ruleset):
+    from ansible_collections.autonomi.network_migration.plugins.plugin_utils.services import gating
+
+    request = gating.GateRequest.from_options(ruleset, {'interval': '30s'})
+    step = ar.parse_duration(ruleset.step)
+    longest = max(rule.for_seconds for rule in ruleset.select())
+    assert request.settle_evaluations == -(-(longest + step) // max(30.0, step))
+    instant = gating.GateRequest.from_options(ruleset.judged_now(), {'interval': '30s'})
+    assert instant.settle_evaluations == -(-step // max(30.0, step))
+
+
+@pytest.mark.parametrize('modes, libp2p_verdict, verdict', [
+    ({'iroh_primary': 8}, 'skipped', 'pass'),                          # libp2p only a fallback: not judged
+    ({'iroh_primary': 4, 'dual_stack': 4}, 'no_data', 'inconclusive'),  # dual_stack nodes prefer libp2p too
+    ({'iroh_primary': 4, 'libp2p_only': 4}, 'no_data', 'inconclusive'),
+])
+def test_a_fallback_transport_without_enough_data_is_skipped_only_where_no_node_prefers_it(
+        ruleset, modes, libp2p_verdict, verdict):
+    client = FakePrometheus(ruleset, dict(HEALTHY, high_error_rate_libp2p=None), targets=8, modes=modes)
+    outcome, _calls = run_gate(client, ruleset)
+    result = {r.rule.id: r for r in outcome.results}['high_error_rate_libp2p']
+    assert (result.verdict, outcome.verdict) == (libp2p_verdict, verdict), outcome.reason
+    if libp2p_verdict == 'skipped':
+        assert result.reason == 'libp2p is only a fallback on every node in fleet that runs it (iroh_primary): ' \
+                                'not judged without enough data'
+        assert outcome.facts.as_dict()['nodes_preferring'] == {'libp2p': 0, 'iroh': 8}
+
+
+def test_a_fallback_transport_with_enough_data_is_judged(ruleset):
+    client = FakePrometheus(ruleset, dict(HEALTHY, high_error_rate_libp2p=0.4), targets=8,
+                            modes={'iroh_primary': 8}, host_values={'high_error_rate_libp2p': {'h1': 0.4}})
+    outcome, _calls = run_gate(client, ruleset)
+    assert outcome.verdict == 'fail' and [r.rule.id for r in outcome.tripped] == ['high_error_rate_libp2p']
