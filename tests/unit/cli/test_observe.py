@@ -43,6 +43,15 @@ HEALTHY = {
 }
 
 
+@pytest.fixture(autouse=True)
+def no_fleet_inventory(tmp_path, monkeypatch):
+    """An inventory without hosts: the rules' defaults, whatever inventories/sim holds (after `make demo` it
+    lists the demo fleet, whose group_vars shorten the windows)."""
+    inventory = tmp_path / 'empty-inventory.yml'
+    inventory.write_text('all:\n  hosts: {}\n')
+    monkeypatch.setenv('ANT_MIGRATION_INVENTORY', str(inventory))
+
+
 @pytest.fixture
 def stub(monkeypatch):
     holder = {}
