@@ -144,6 +144,15 @@ def build_dashboard(ruleset, title=TITLE, uid=UID):
     panels.append(layout.place(flag, 4, 5))
     panels.append(layout.place(_timeseries('Nodes per state', [_target(prefix + 'nodes', '{{state}}', 'A')], 'short'),
                                24, 7))
+    preflight = _stat('Preflight', prefix + 'preflight_result == 1', 'none', legend='{{result}}', mappings=[],
+                      description='The newest preflight (playbooks/preflight.yml) or waiver of the preflight gate: '
+                                  'a production wave needs a passed one within preflight_max_age, or a waiver.')
+    preflight['options']['textMode'] = 'name'
+    panels.append(layout.place(preflight, 12, 4))
+    panels.append(layout.place(_stat('Preflight age', 'time() - %spreflight_timestamp_seconds' % prefix, 's',
+                                     steps=[(86400, 'orange')],
+                                     description='Since the newest preflight or waiver; past preflight_max_age '
+                                                 '(24 h by default) the next production wave is refused.'), 12, 4))
 
     panels.append(layout.row('Transports side by side'))
     for figure in alert_rules.TRANSPORT_FIGURES:

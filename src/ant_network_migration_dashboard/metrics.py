@@ -5,7 +5,7 @@
 
 The ledger gauges (autonomi_migration_nodes_*, progress, phase, velocity, ETA, paused, halted)
 are the ledger's own rendering (Ledger.metrics_text, docs/ledger.md), re-exposed unchanged; this
-module adds what only the service knows: the lock, the last gate and canary verdicts, and
+module adds what only the service knows: the lock, the last gate and canary verdicts, the newest preflight, and
 whether its sources answer. Transport figures are not re-exported: Prometheus already has them.
 """
 
@@ -64,6 +64,18 @@ class MigrationCollector:
                                           labels=['verdict'])
                 gauge.add_metric([str(canary.get('verdict'))], 1)
                 yield gauge
+            pre = data.get('preflight')
+            if pre:
+                gauge = GaugeMetricFamily(PREFIX + 'preflight_result',
+                                          'The newest preflight or waiver of its gate (1 for its result: passed, '
+                                          'failed or waived).', labels=['result'])
+                gauge.add_metric([str(pre.get('result'))], 1)
+                yield gauge
+                when = _epoch(pre.get('at'))
+                if when is not None:
+                    yield GaugeMetricFamily(PREFIX + 'preflight_timestamp_seconds',
+                                            'When the newest preflight or waiver was recorded (Unix seconds).',
+                                            value=when)
         up = GaugeMetricFamily(PREFIX + 'dashboard_source_up',
                                '1 when the dashboard reached the source at its last attempt.', labels=['source'])
         up.add_metric(['ledger'], 0 if ledger.get('error') or not data else 1)

@@ -17,7 +17,7 @@ import time
 
 from ansible_collections.autonomi.network_migration.plugins.module_utils import _modes as modes
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils import run_kinds
-from ansible_collections.autonomi.network_migration.plugins.plugin_utils.services import control
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils.services import control, preflight
 
 SCHEMA_VERSION = 2
 SCHEMA_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'status.schema.json')
@@ -109,6 +109,15 @@ def _budget(ledger_data):
     return dict(budget, exhausted=bool(ledger_data.get('budget_exhausted')), text=ledger_data.get('budget_text'))
 
 
+def _preflight(ledger_data):
+    """The newest preflight or waiver (services/preflight.py status) with the line `status` prints; None when the
+    ledger was not read."""
+    if not ledger_data:
+        return None
+    state = ledger_data.get('preflight')
+    return dict(state or {'result': 'none'}, text=preflight.describe(state))
+
+
 def _source(ok, error, checked_at, last_ok_at, **extra):
     return dict({'ok': ok, 'error': error, 'checked_at': iso(checked_at), 'last_ok_at': iso(last_ok_at)}, **extra)
 
@@ -144,6 +153,7 @@ def build(ledger, prometheus, history, transports=modes.TRANSPORTS, now=None):
         'migration_run': _plain(ldata.get('migration_run')),
         'run': _plain(_run(ldata)),
         'canary': _plain(ldata.get('canary')),
+        'preflight': _plain(_preflight(ldata)),
         'plan': _plain(ldata.get('plan')),
         'gate_verdicts': _plain(ldata.get('gate_verdicts') or []),
         'events': _plain(ldata.get('events') or []),

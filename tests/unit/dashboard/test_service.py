@@ -51,6 +51,8 @@ def test_status_is_the_ledger_and_prometheus_figures(ledger_path, prometheus, se
                                 'window': '5m', 'hosts': None}])
     handle.acquire_lock('alice@ctl', 'playbooks/rollout.yml')
     handle.record_observation('sim-host-02', 'antnode1', healthy=False)
+    handle.record_event('preflight', result='failed', failed_items=['backup'], waived_items=[], items=[],
+                        operator='alice')
     expected = handle.progress()
     handle.close()
     prometheus.values['iroh']['error_rate'] = 0.09
@@ -95,6 +97,9 @@ def test_status_is_the_ledger_and_prometheus_figures(ledger_path, prometheus, se
     assert metrics[('autonomi_migration_paused', ())] == 0
     assert metrics[('autonomi_migration_locked', ())] == 1
     assert metrics[('autonomi_migration_gate_last_verdict', (('verdict', 'fail'),))] == 1
+    assert metrics[('autonomi_migration_preflight_result', (('result', 'failed'),))] == 1
+    assert metrics[('autonomi_migration_preflight_timestamp_seconds', ())] > 0
+    assert doc['preflight']['result'] == 'failed' and '(failed: backup)' in doc['preflight']['text']
     assert metrics[('autonomi_migration_dashboard_source_up', (('source', 'prometheus'),))] == 1
     assert ('autonomi_migration_velocity_nodes_per_hour', ()) in metrics
     assert ('autonomi_migration_estimated_completion_timestamp_seconds', ()) in metrics

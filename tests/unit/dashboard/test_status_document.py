@@ -81,3 +81,27 @@ def test_a_fresh_ledger_says_it_has_not_read_the_fleet(tmp_path):
     assert doc['migration']['fleet_read'] is False
     assert doc['intents'] == [] and doc['lock'] is None and doc['run'] is None and doc['migration_run'] is None
     assert doc['budget']['exhausted'] is False
+
+
+def test_the_preflight_is_shown_as_status_shows_it(tmp_path):
+    """None recorded, a failed preflight naming its items, then a waiver of the gate: the document's result and
+    the line `status` prints (services/preflight.describe), valid against the schema each time."""
+    from ansible_collections.autonomi.network_migration.plugins.plugin_utils.services import preflight
+
+    location = tmp_path / 'l.sqlite3'
+    ledger_lib.open_ledger(str(location)).close()
+    none = document(location)['preflight']
+    assert none['result'] == 'none' and none['text'].startswith('preflight: none recorded')
+    with ledger_lib.open_ledger(str(location)) as book:
+        book.record_event(preflight.EVENT, result='failed', failed_items=['backup'], waived_items=['thresholds'],
+                          items=[], operator='alice')
+    failed = document(location)['preflight']
+    assert (failed['result'], failed['failed_items'], failed['waived_items'], failed['operator']) == (
+        'failed', ['backup'], ['thresholds'], 'alice')
+    assert failed['text'].startswith('preflight: failed ') and '(failed: backup) (waived: thresholds)' in failed['text']
+    with ledger_lib.open_ledger(str(location)) as book:
+        preflight.gate(book, '24h', 'maintenance window agreed with on-call', 'bob')
+    waived = document(location)['preflight']
+    assert (waived['result'], waived['operator'], waived['reason']) == (
+        'waived', 'bob', 'maintenance window agreed with on-call')
+    assert waived['text'].startswith('preflight: waived by bob ')
