@@ -54,6 +54,7 @@ class ActionModule(MigrationAction):
         backup_dir=dict(type='path'),
         waivers=dict(type='dict', default={}),
         max_age=dict(type='str', default='24h'),
+        rehearsal_max_age=dict(type='str', default='7d'),
         waiver=dict(type='str'),
     )
 
@@ -84,7 +85,8 @@ class ActionModule(MigrationAction):
                 scrape_max_age=validation.seconds(args['scrape_max_age'], 'preflight_scrape_max_age'),
                 delivery_timeout=validation.seconds(args['delivery_timeout'], 'preflight_delivery_timeout'),
                 baseline_window='%ds' % validation.duration(args['baseline_window'], 'preflight_baseline_window'),
-                far_factor=validation.number(args['far_factor'], 'preflight_threshold_far_factor', above=1))
+                far_factor=validation.number(args['far_factor'], 'preflight_threshold_far_factor', above=1),
+                rehearsal_max_age=validation.seconds(args['rehearsal_max_age'], 'preflight_rehearsal_max_age'))
             preflight.parse_waivers(args['waivers'], operator)
         except MigrationError as exc:
             self.fail('%s; nothing was checked' % exc)

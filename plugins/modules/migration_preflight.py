@@ -18,8 +18,8 @@ description:
     collection's routing), alert recipients (a receiver for critical and for warning alerts, and a synthetic
     alert of each severity accepted by each of their integrations), runbooks (every alert's C(runbook_url)
     resolves), canary (the canary hosts are reachable, healthy and not excluded), backup (a ledger backup is
-    taken, restored into a scratch database and compared) and thresholds (each threshold against the fleet's
-    observed baseline).
+    taken, restored into a scratch database and compared), thresholds (each threshold against the fleet's
+    observed baseline) and rollback_tested (the newest rollback rehearsal passed within O(rehearsal_max_age)).
   - V(gate) fails unless a preflight passed within O(max_age), or a waiver with a reason is given (recorded in
     the ledger as a C(preflight_waived) event).
   - The decisions are C(plugins/plugin_utils/services/preflight.py); this action plugin only adapts them.
@@ -121,6 +121,12 @@ options:
     description: With O(op=gate), the oldest passed preflight a production wave accepts (a duration).
     type: str
     default: 24h
+  rehearsal_max_age:
+    description:
+      - With O(op=run), the item C(rollback_tested) passes when the newest rollback rehearsal (ledger event
+        C(rehearsal), recorded by C(ant-network-migration rehearse)) passed and is at most this old (a duration).
+    type: str
+    default: 7d
   waiver:
     description:
       - With O(op=gate), a reason to start without a fresh passed preflight (recorded with the operator). Defaults

@@ -567,26 +567,42 @@ def _layout_batches(hosts, by_host, membership, batches_spec, limit):
 
 
 def project_fast_rollback(hosts, nodes_per_host, switch_seconds, forks=50, per_host_overhead=2.0,
-                          controller_seconds_per_host=0.4, controller_cores=2):
+                          controller_seconds_per_host=0.4, controller_cores=2, rounds=None, fixed_seconds=0.0):
     """Projected wall time of a fast rollback of ``hosts`` hosts.
 
     Fast rollback restarts every node of a host at once and runs ``forks`` hosts in parallel, so
     a host takes about its slowest node's switch time plus the module's overhead; the controller
     spends ``controller_seconds_per_host`` of CPU per host on ``controller_cores`` cores.
     ``switch_seconds`` are measured per-node switch times (seconds to ready); the 95th
-    percentile is used.
+    percentile is used. ``rounds``: the rounds the rollback runs one after the other when known
+    (the readable order's, see rollback_fork_rounds), else ``hosts / forks``; ``fixed_seconds``: the
+    run's cost whatever its size (the playbook's start, validation, lock, plan and conclusion), which
+    the rehearsal measures (services/rehearsal.py, docs/benchmarks.md).
     """
     if hosts <= 0:
         return {'seconds': 0.0, 'switch_p95': 0.0, 'rounds': 0, 'samples': len(switch_seconds or [])}
     samples = sorted(float(s) for s in (switch_seconds or []) if s is not None)
     p95 = samples[min(len(samples) - 1, int(math.ceil(0.95 * len(samples))) - 1)] if samples else None
-    rounds = int(math.ceil(hosts / float(max(1, forks))))
+    rounds = int(rounds) if rounds else int(math.ceil(hosts / float(max(1, forks))))
     per_round = (p95 if p95 is not None else 0.0) + per_host_overhead
     controller = hosts * controller_seconds_per_host / max(1, controller_cores)
     return {
-        'seconds': round(rounds * per_round + controller, 1),
+        'seconds': round(fixed_seconds + rounds * per_round + controller, 1),
         'switch_p95': p95,
         'rounds': rounds,
         'samples': len(samples),
         'nodes_per_host': nodes_per_host,
     }
+
+
+def rollback_fork_rounds(nodes, hosts, forks, order='readable', target=_modes.LIBP2P_ONLY):
+    """How many rounds of at most ``forks`` hosts a fast rollback of ``hosts`` runs one after the other: the
+    readable order's rounds (readable_rounds, from the close groups of ``nodes``), each in rounds of ``forks``;
+    all_at_once (or no node with a peer id): ``hosts / forks``."""
+    forks = max(1, int(forks))
+    hosts = sorted(hosts)
+    if order == 'readable' and any(n.get('peer_id') for n in nodes):
+        layout = readable_rounds(nodes, hosts, target)[0]
+        if layout:
+            return sum(int(math.ceil(len(r) / float(forks))) for r in layout)
+    return int(math.ceil(len(hosts) / float(forks))) if hosts else 0

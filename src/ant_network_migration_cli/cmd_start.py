@@ -100,11 +100,20 @@ def _planning(inventory, handle):
     sets them (else the role's defaults), the measured switch times in the ledger, this
     controller's forks (the rollback's parallelism)."""
     settings = {'switch_seconds': list(handle.switch_times(limit=1000))}
-    for variable, key in (('wave_max_partition_risk', 'max_partition_risk'),
-                          ('wave_rollback_sla_seconds', 'rollback_sla_seconds')):
-        value = common.inventory_var(inventory, variable)
-        if value is not None:
-            settings[key] = _float_or_none(value, variable)
+    value = common.inventory_var(inventory, 'wave_max_partition_risk')
+    if value is not None:
+        settings['max_partition_risk'] = _float_or_none(value, 'wave_max_partition_risk')
+    settings.update(rollback_settings(inventory))
+    return settings
+
+
+def rollback_settings(inventory):
+    """The rollback SLA (when the inventory sets wave_rollback_sla_seconds) and forks (wave_rollback_forks, else
+    this controller's forks) the wave planner projects with; the rehearsal takes the same."""
+    settings = {}
+    value = common.inventory_var(inventory, 'wave_rollback_sla_seconds')
+    if value is not None:
+        settings['rollback_sla_seconds'] = _float_or_none(value, 'wave_rollback_sla_seconds')
     forks = common.inventory_var(inventory, 'wave_rollback_forks')
     settings['rollback_forks'] = int(_float_or_none(forks, 'wave_rollback_forks')) if forks is not None \
         else fleet.ansible_forks()

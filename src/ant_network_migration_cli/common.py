@@ -40,7 +40,7 @@ def operator_option():
 
 
 def run_or_fail(settings, console, playbook, extravars, label, ledger_location, expected_hosts=None,
-                 inventory=None, extra_groups=None):
+                 inventory=None, extra_groups=None, forks=None):
     """Run a playbook; on failure raise RunFailed (exit 1) saying which run failed, the ledger's
     halt reason if the run halted the migration, the first failed tasks and where the full
     output is kept."""
@@ -48,7 +48,7 @@ def run_or_fail(settings, console, playbook, extravars, label, ledger_location, 
                                 inventory=inventory or settings.inventory or fleet.default_inventory(),
                                 ledger_location=ledger_location, console=console, label=label,
                                 expected_hosts=expected_hosts, verbosity=settings.verbosity,
-                                extra_groups=extra_groups)
+                                extra_groups=extra_groups, forks=forks)
     if outcome.ok:
         return outcome
     lines = [f'{label} failed ({playbook}: {outcome.status}, rc={outcome.rc})']

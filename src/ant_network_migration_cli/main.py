@@ -20,6 +20,7 @@ from . import (
     cmd_init,
     cmd_observe,
     cmd_preflight,
+    cmd_rehearse,
     cmd_start,
     cmd_status,
     common,
@@ -86,7 +87,8 @@ def cli(ctx, inventory, ledger, prometheus_url, verbosity):
 
 for _command in (cmd_init.init, cmd_status.status, cmd_start.start, cmd_control.pause, cmd_control.resume,
                  cmd_control.rollback, cmd_control.unlock, cmd_observe.health, cmd_observe.metrics,
-                 cmd_dashboard.dashboard, cmd_preflight.preflight, cmd_history.history):
+                 cmd_dashboard.dashboard, cmd_preflight.preflight, cmd_history.history,
+                 cmd_rehearse.rehearse):
     cli.add_command(_command)
 
 

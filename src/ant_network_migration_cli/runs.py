@@ -113,9 +113,10 @@ class _EventSink:
 
 
 def run_playbook(name, extravars=None, inventory=None, ledger_location=None, console=None,
-                 label=None, expected_hosts=None, verbosity=0, extra_groups=None):
+                 label=None, expected_hosts=None, verbosity=0, extra_groups=None, forks=None):
     """Run ``playbooks/<name>``; return a RunOutcome. Never raises for a failed play.
 
+    ``forks``: Ansible's parallelism for this run (None: ansible.cfg's).
     ``expected_hosts``: how many hosts the progress bar counts (None: a spinner only).
     ``extra_groups``: {group: [hosts]} added to the inventory for this run only (a second
     inventory source in the run's private directory; the operator's inventory is not touched).
@@ -148,6 +149,8 @@ def run_playbook(name, extravars=None, inventory=None, ledger_location=None, con
     kwargs = dict(private_data_dir=private_dir, project_dir=str(root), playbook=str(playbook),
                   envvars=envvars, suppress_env_files=True, event_handler=sink,
                   quiet=not show_ansible, verbosity=max(0, verbosity - 1) or None)
+    if forks:
+        kwargs['forks'] = int(forks)
     sources = [str(Path(inventory).resolve())] if inventory else []
     if extra_groups and sources:
         extra = Path(private_dir) / 'cli_groups.yml'

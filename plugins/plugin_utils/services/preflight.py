@@ -33,10 +33,11 @@ from ansible_collections.autonomi.network_migration.plugins.plugin_utils import 
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils.alert_rules import promql, rendering
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils.errors import MigrationError
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger import backup as ledger_backup
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils.services import rehearsal
 
-MONITORING, RECIPIENTS, RUNBOOKS, CANARY, BACKUP, THRESHOLDS = (
-    'monitoring', 'alert_recipients', 'runbooks', 'canary', 'backup', 'thresholds')
-ITEMS = (MONITORING, RECIPIENTS, RUNBOOKS, CANARY, BACKUP, THRESHOLDS)
+MONITORING, RECIPIENTS, RUNBOOKS, CANARY, BACKUP, THRESHOLDS, ROLLBACK_TESTED = (
+    'monitoring', 'alert_recipients', 'runbooks', 'canary', 'backup', 'thresholds', 'rollback_tested')
+ITEMS = (MONITORING, RECIPIENTS, RUNBOOKS, CANARY, BACKUP, THRESHOLDS, ROLLBACK_TESTED)
 PASS, FAIL, WAIVED = 'pass', 'fail', 'waived'
 EVENT, WAIVER_EVENT = 'preflight', 'preflight_waived'
 # The receiver each severity pages (the monitoring role's routing, rendering.RECEIVER_BY_SEVERITY).
@@ -236,6 +237,31 @@ def judge_thresholds(rules, baselines, far_factor, window):
                                       _shown(rule, p99), window))
     return item(THRESHOLDS, problems, evidence, 'every threshold is outside the observed noise over %s%s'
                 % (window, ' (%d warning(s))' % len(warnings) if warnings else ''), warnings)
+
+
+def judge_rollback_tested(last, now, max_age, max_age_text):
+    """The newest ``rehearsal`` event (``{at, data}`` or None) passed and is at most ``max_age`` seconds old."""
+    if not last:
+        return item(ROLLBACK_TESTED, ['no rehearsal recorded: run ant-network-migration rehearse'], {}, '')
+    data, age = last['data'] or {}, _age(last['at'], now)
+    evidence = {'at': last['at'], 'age_seconds': round(age), 'passed': bool(data.get('passed'))}
+    evidence.update({k: data.get(k) for k in ('measured_seconds', 'projected_seconds', 'sla_seconds', 'shape',
+                                              'simulated_hosts', 'method', 'operator') if k in data})
+    problems = []
+    if not data.get('passed'):
+        seconds = data.get('projected_seconds') if data.get('simulated_hosts') and data.get('shape') and \
+            data['simulated_hosts'] < data['shape'].get('hosts', 0) else data.get('measured_seconds')
+        if seconds is not None and data.get('sla_seconds') is not None and seconds > data['sla_seconds']:
+            problems.append('the last rehearsal took %.0f s, over the %.0f s SLA (%s): see '
+                            'docs/runbooks/rehearsal-failed.md' % (seconds, data['sla_seconds'], last['at']))
+        else:
+            problems.append('the last rehearsal failed (%s): %s; see docs/runbooks/rehearsal-failed.md'
+                            % (last['at'], data.get('message') or 'no result recorded'))
+    if age > max_age:
+        problems.append('the last rehearsal is %s old (allowed: %s): run ant-network-migration rehearse'
+                        % (_duration(age), max_age_text))
+    return item(ROLLBACK_TESTED, problems, evidence, 'the fast rollback rehearsed %s ago: %s'
+                % (_duration(age), data.get('message', '')))
 
 
 def parse_waivers(waivers, operator):
@@ -474,8 +500,12 @@ def run(ledger, request, client, nodes_view, operator, run_id=None, corrupt_back
         return judge_thresholds(ruleset.select(), observe_baselines(client, ruleset, request['baseline_window']),
                                 request['far_factor'], request['baseline_window'])
 
+    def rollback_tested():
+        return judge_rollback_tested(rehearsal.latest(ledger), time.time(), request['rehearsal_max_age'],
+                                     _duration(request['rehearsal_max_age']))
+
     checks = {MONITORING: monitoring, RECIPIENTS: recipients, RUNBOOKS: runbooks, CANARY: canary, BACKUP: backup,
-              THRESHOLDS: thresholds}
+              THRESHOLDS: thresholds, ROLLBACK_TESTED: rollback_tested}
     for name in ITEMS:
         items.append(guarded(name, checks[name]))
     items = apply_waivers(items, waivers)
