@@ -59,3 +59,20 @@ def inventory_dir(stack, directory, extra):
 def playbook(inv, name, ledger, *args, timeout=300):
     return subprocess.run([str(BIN / 'ansible-playbook'), '-i', str(inv), str(ROOT / 'playbooks' / name), *args],
                           cwd=str(ROOT), env=ansible_env(ledger), capture_output=True, text=True, timeout=timeout)
+
+
+def record_rehearsal(ledger, **data):
+    """A passed rollback rehearsal in ``ledger`` (the event ``ant-network-migration rehearse`` records, as
+    tests/integration/test_rehearsal.py checks it does), so the preflight's rollback_tested item has one."""
+    from ansible_collections.autonomi.network_migration.plugins.plugin_utils import ledger as ledger_lib
+    from ansible_collections.autonomi.network_migration.plugins.plugin_utils.services import rehearsal
+
+    result = dict({'passed': True, 'measured_seconds': 9.0, 'projected_seconds': 8.6, 'sla_seconds': 300.0,
+                   'shape': {'hosts': 4, 'nodes_per_host': 2, 'mode': 'dual_stack', 'source': 'ledger'},
+                   'simulated_hosts': 4, 'operator': 'test', 'method': rehearsal.METHOD_MEASURED,
+                   'message': 'the rehearsed fast rollback took 9 s, within the 300 s SLA'}, **data)
+    handle = ledger_lib.open_ledger(str(ledger), create=True)
+    try:
+        return rehearsal.record(handle, result)
+    finally:
+        handle.close()

@@ -21,7 +21,7 @@ import threading
 
 import pytest
 import yaml
-from alerting_stack import ROOT, inventory_dir, playbook, require
+from alerting_stack import ROOT, inventory_dir, playbook, record_rehearsal, require
 
 pytestmark = pytest.mark.integration
 
@@ -48,6 +48,7 @@ def fleet(tmp_path_factory):
         ledger = directory / 'ledger.sqlite3'
         proc = playbook(inv, 'monitoring.yml', ledger)
         assert proc.returncode == 0, proc.stdout + proc.stderr
+        record_rehearsal(ledger)     # a ready fleet's rollback was rehearsed (rollback_tested)
         stack.wait_targets_up()
         yield {'stack': stack, 'page': page, 'notify': notify, 'inv': inv, 'ledger': ledger, 'dir': directory,
                'settings': settings}
@@ -83,7 +84,8 @@ def test_every_item_passes_on_a_ready_fleet(fleet):
     data = last_preflight(fleet['ledger'])
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     assert data['result'] == 'passed', data
-    assert [i['result'] for i in data['items']] == ['pass'] * 6, [i['message'] for i in data['items']]
+    assert [i['result'] for i in data['items']] == ['pass'] * 7, [i['message'] for i in data['items']]
+    assert item_of(data, 'rollback_tested')['message'].startswith('rollback_tested: the fast rollback rehearsed ')
     # The synthetic alerts really reached the webhooks, each at its severity's receiver.
     critical = fleet['page'].alerts('MigrationPreflightTest')
     warning = fleet['notify'].alerts('MigrationPreflightTest')

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from alerting_stack import inventory_dir, playbook
+from alerting_stack import inventory_dir, playbook, record_rehearsal
 
 pytestmark = pytest.mark.integration
 
@@ -37,6 +37,7 @@ def fleet(tmp_path, monkeypatch):
         ledger = tmp_path / 'ledger.sqlite3'
         proc = playbook(inv, 'monitoring.yml', ledger)
         assert proc.returncode == 0, proc.stdout[-3000:]
+        record_rehearsal(ledger)     # rollback_tested passes: the refusals below are about monitoring
         stack.wait_targets_up()
         yield {'stack': stack, 'inv': inv, 'ledger': ledger}
 

@@ -32,7 +32,7 @@ MIN_COPY_NODES = 7
 # The fast rollback's cost beside the nodes' switches, measured on this 2-core machine (bench/rehearsal.py,
 # docs/benchmarks.md): the run's fixed cost (ansible-playbook's start, validation, lock, plan, conclusion) and each
 # round's overhead beside its slowest switch (module start, drop-ins, restart, the readiness poll).
-MODEL = {'fixed_seconds': 1.1, 'per_host_overhead': 2.6}
+MODEL = {'fixed_seconds': 2.9, 'per_host_overhead': 2.1}
 METHOD_MEASURED = 'measured on a simulated copy of the whole fleet'
 METHOD_SCALED = ('projected: the fast-rollback model (wave_planning.project_fast_rollback) with its per-round '
                  'overhead calibrated by the rollback measured on a simulated copy of %d of the %d hosts')
