@@ -220,7 +220,12 @@ def refusals(nodes, plan, needed, max_partition_risk=0.7, switch_seconds=(), def
     migrated_hosts = {n['host'] for n in nodes if n.get('mode') != _modes.LIBP2P_ONLY} | wave_hosts
     per_host = max((sum(1 for n in nodes if n['host'] == h) for h in migrated_hosts), default=0)
     samples = list(switch_seconds or []) or [default_switch_seconds]
-    projection = project_fast_rollback(len(migrated_hosts), per_host, samples, forks=rollback_forks)
+    # The rounds the default (readable) order would run after this wave (its hosts at the stage) and the model the
+    # rehearsal calibrated (docs/benchmarks.md "Rollback rehearsal").
+    after_wave = [dict(n, mode=stage) if n['host'] in wave_hosts else n for n in nodes]
+    rounds = rollback_fork_rounds(after_wave, migrated_hosts, rollback_forks)
+    projection = project_fast_rollback(len(migrated_hosts), per_host, samples, forks=rollback_forks, rounds=rounds,
+                                       **FAST_ROLLBACK_MODEL)
     projection['sla_seconds'] = rollback_sla_seconds
     projection['measured'] = bool(switch_seconds)
     plan['rollback_projection'] = projection
@@ -564,6 +569,12 @@ def _layout_batches(hosts, by_host, membership, batches_spec, limit):
                 worst = max(worst, counts[gid])
         layout.append(([host], worst))
     return layout
+
+
+# The fast rollback's cost beside the nodes' switches, measured on a 2-core controller (bench/rehearsal.py,
+# docs/benchmarks.md "Rollback rehearsal"): the run's fixed cost (ansible-playbook's start, validation, lock, plan,
+# conclusion) and each round's overhead beside its slowest switch (module start, drop-ins, restart, readiness poll).
+FAST_ROLLBACK_MODEL = {'fixed_seconds': 2.9, 'per_host_overhead': 2.1}
 
 
 def project_fast_rollback(hosts, nodes_per_host, switch_seconds, forks=50, per_host_overhead=2.0,

@@ -29,10 +29,8 @@ DEFAULT_MAX_SIMULATED_HOSTS = 50
 # A node is ready with more than 5 connected peers (transport_mode's ready_peers, antctl's close group): in a
 # copy of fewer nodes no node could ever be.
 MIN_COPY_NODES = 7
-# The fast rollback's cost beside the nodes' switches, measured on this 2-core machine (bench/rehearsal.py,
-# docs/benchmarks.md): the run's fixed cost (ansible-playbook's start, validation, lock, plan, conclusion) and each
-# round's overhead beside its slowest switch (module start, drop-ins, restart, the readiness poll).
-MODEL = {'fixed_seconds': 2.9, 'per_host_overhead': 2.1}
+# The fast rollback's model calibrated on this machine: one home, wave_planning (the wave's projection uses it too).
+MODEL = wave_planning.FAST_ROLLBACK_MODEL
 METHOD_MEASURED = 'measured on a simulated copy of the whole fleet'
 METHOD_SCALED = ('projected: the fast-rollback model (wave_planning.project_fast_rollback) with its per-round '
                  'overhead calibrated by the rollback measured on a simulated copy of %d of the %d hosts')

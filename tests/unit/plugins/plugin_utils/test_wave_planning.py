@@ -91,6 +91,23 @@ def test_fast_rollback_projection():
     assert wp.project_fast_rollback(0, 20, [])["seconds"] == 0
 
 
+def test_the_waves_rollback_projection_is_the_rehearsed_model_over_the_readable_rounds():
+    """The promise a wave checks (a fast rollback after it fits the SLA) uses what the rehearsal measured: the
+    readable order's rounds and the calibrated fixed and per-round costs, not hosts / forks alone."""
+    nodes = fleet(hosts=10, per_host=5, modes={"h%02d" % h: "dual_stack" for h in range(1, 3)})
+    plan = wp.plan_wave(nodes, 100, batches=["100%"], switch_seconds=[4.0], rollback_forks=50)
+    # After the wave every host is dual_stack: the readable order restarts them in two rounds (one round of 50
+    # forks by hosts / forks alone), a count taken on the fleet as the wave leaves it, not as it is now.
+    after = fleet(hosts=10, per_host=5, modes={"h%02d" % h: "dual_stack" for h in range(1, 11)})
+    rounds = wp.rollback_fork_rounds(after, ["h%02d" % h for h in range(1, 11)], 50)
+    assert rounds == 2 and wp.rollback_fork_rounds(nodes, ["h%02d" % h for h in range(1, 11)], 50) == 1
+    proj = plan["rollback_projection"]
+    model = wp.FAST_ROLLBACK_MODEL
+    assert proj["rounds"] == rounds
+    assert proj["seconds"] == pytest.approx(model["fixed_seconds"] + rounds * (4.0 + model["per_host_overhead"])
+                                            + 10 * 0.4 / 2, abs=0.05)
+
+
 def test_rollback_plan_takes_hosts_beyond_target():
     nodes = fleet(hosts=4, per_host=2, modes={"h01": "dual_stack", "h03": "iroh_primary"})
     fast = wp.plan_rollback(nodes, "libp2p_only", "fast")
