@@ -29,6 +29,12 @@ description:
     gives V(rolled_back)).
   - Prints a short migration summary at the end of the playbook and optionally writes the migration's
     metrics as a Prometheus textfile. In check mode nothing is written.
+  - With O(announce) on, announces the run's migration events (run or wave started, batch passed, wave passed,
+    canary verdict, halt, pause, resume, rollback, completion) as C(MigrationAnnouncement) alerts to the
+    Alertmanager at O(alertmanager_url), which the monitoring role routes to its C(announce) receiver. Each says
+    what happened and what comes next, redacted. An announcement that cannot be sent never fails or slows the
+    playbook (O(announce_timeout), then one warning and an C(announcement_failed) ledger event; nothing more is
+    sent by that playbook). See the collection's C(docs/operator-guide.md), "Announcements".
   - Exports C(ANT_MIGRATION_RUN_ID), C(ANT_MIGRATION_LEDGER), C(ANT_MIGRATION_CONTROLLER_PID) and, when it
     took the lock, C(ANT_MIGRATION_LOCK_HOLDER) to the workers, so action plugins tag their writes with the
     run and know which lock holder is theirs.
@@ -121,6 +127,36 @@ options:
     ini:
       - section: autonomi_network_migration
         key: velocity_window_hours
+  announce:
+    description:
+      - Announce the migration's events through Alertmanager (O(alertmanager_url)). Off by default; a controller
+        setting, not a play variable (an extra var cannot turn it on or point it elsewhere).
+    type: bool
+    default: false
+    env:
+      - name: ANT_MIGRATION_ANNOUNCE
+    ini:
+      - section: autonomi_network_migration
+        key: announce
+  alertmanager_url:
+    description:
+      - The Alertmanager that receives the announcements (the monitoring role's C(monitoring_alertmanager_url)).
+        Shown redacted.
+    type: str
+    env:
+      - name: ANT_MIGRATION_ALERTMANAGER_URL
+    ini:
+      - section: autonomi_network_migration
+        key: alertmanager_url
+  announce_timeout:
+    description: Seconds one announcement may take before it is given up (and no further one is tried).
+    type: float
+    default: 3.0
+    env:
+      - name: ANT_MIGRATION_ANNOUNCE_TIMEOUT
+    ini:
+      - section: autonomi_network_migration
+        key: announce_timeout
 """
 
 EXAMPLES = r"""
@@ -131,6 +167,8 @@ EXAMPLES = r"""
 # ledger = .state/ledger.sqlite3
 # failure_budget = 10
 # metrics_textfile = /var/lib/node_exporter/textfile/autonomi_migration.prom
+# announce = true
+# alertmanager_url = http://alertmanager.example.org:9093
 
 # A play that takes the run lock for the whole playbook:
 # - name: Roll back everything
@@ -175,6 +213,9 @@ class CallbackModule(CallbackBase):
             operator=self.get_option('operator'),
             lock_stale_after=self.get_option('lock_stale_after'),
             velocity_window_hours=self.get_option('velocity_window_hours'),
+            announce=self.get_option('announce'),
+            alertmanager_url=self.get_option('alertmanager_url'),
+            announce_timeout=self.get_option('announce_timeout'),
         ), warn=self._display.warning)
 
     # -- playbook ---------------------------------------------------------------------------

@@ -2,15 +2,19 @@
 # Copyright: Contributors to the autonomi.network_migration collection
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The collection's Alertmanager client (the preflight): its status and routing, a synthetic alert, its
-notification counters. Plain HTTP (one opener), errors as AlertmanagerUnavailable with a redacted message."""
+"""The collection's Alertmanager client (the preflight, the announcements): its status and routing, an alert, its
+notification counters. Plain HTTP (one opener), errors as AlertmanagerUnavailable with a redacted message.
+An address with ``user:password@`` (an Alertmanager behind a proxy with basic auth) sends them as an
+Authorization header, never in the request line."""
 
 from __future__ import annotations
 
+import base64
 import datetime
 import json
 import re
 import urllib.error
+import urllib.parse
 import urllib.request
 
 import yaml
@@ -31,11 +35,14 @@ class Alertmanager:
     def __init__(self, url, timeout=10.0):
         self.url = str(url).rstrip('/')
         self.timeout = timeout
+        self._base, self._auth = _split_credentials(self.url)
 
     def _call(self, path, body=None):
-        request = urllib.request.Request(self.url + path, data=None if body is None else json.dumps(body).encode(),
-                                         headers={'Content-Type': 'application/json'} if body is not None else {},
-                                         method='POST' if body is not None else 'GET')
+        headers = {'Content-Type': 'application/json'} if body is not None else {}
+        if self._auth:
+            headers['Authorization'] = self._auth
+        request = urllib.request.Request(self._base + path, data=None if body is None else json.dumps(body).encode(),
+                                         headers=headers, method='POST' if body is not None else 'GET')
         try:
             with _OPENER.open(request, timeout=self.timeout) as resp:
                 return resp.read().decode('utf-8', 'replace')
@@ -63,6 +70,22 @@ class Alertmanager:
             sent, bad = out.get(integration, (0.0, 0.0))
             out[integration] = (sent, bad + float(value)) if failed else (sent + float(value), bad)
         return out
+
+
+def _split_credentials(url):
+    """(the address without ``user:password@``, a basic Authorization header or None)."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return url, None   # not an address: the request fails and says so, redacted
+    if parts.username is None:
+        return url, None
+    host = parts.hostname or ''
+    netloc = ('[%s]' % host if ':' in host else host) + (':%d' % port if port else '')
+    token = '%s:%s' % (urllib.parse.unquote(parts.username), urllib.parse.unquote(parts.password or ''))
+    return (urllib.parse.urlunsplit(parts._replace(netloc=netloc)),
+            'Basic ' + base64.b64encode(token.encode()).decode('ascii'))
 
 
 def receivers_of(config):

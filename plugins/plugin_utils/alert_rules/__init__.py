@@ -86,6 +86,8 @@ from ansible_collections.autonomi.network_migration.plugins.plugin_utils.alert_r
 )
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils.alert_rules.rendering import (
     ALERTING_GROUP,
+    ANNOUNCE_RECEIVER,
+    ANNOUNCEMENT_ALERT,
     RECEIVER_BY_SEVERITY,
     RECORDING_GROUP,
     alerting_rule_groups,
@@ -101,6 +103,8 @@ __all__ = [
     'PASS',
     'SKIPPED',
     'ALERTING_GROUP',
+    'ANNOUNCE_RECEIVER',
+    'ANNOUNCEMENT_ALERT',
     'AlertRulesError',
     'DEFAULT_RULES_FILE',
     'DEFAULT_SETTINGS',

@@ -172,7 +172,14 @@ def alerting_rule_groups(ruleset, runbook_base_url=None):
 
 
 RECEIVER_BY_SEVERITY = {'critical': 'page', 'warning': 'notify', 'info': 'log'}
-RECEIVERS = ('page', 'notify', 'log')
+# The migration_tracker's announcements of migration events (plugin_utils/services/announcements.py) go to their
+# own receiver, each event its own notification, soon, never inhibited (info: no inhibit rule targets it).
+ANNOUNCEMENT_ALERT = 'MigrationAnnouncement'
+ANNOUNCE_RECEIVER = 'announce'
+ANNOUNCE_ROUTE = {'receiver': ANNOUNCE_RECEIVER, 'matchers': ['alertname="%s"' % ANNOUNCEMENT_ALERT],
+                  'group_by': ['alertname', 'run_id', 'event_id'], 'group_wait': '1s', 'group_interval': '1m',
+                  'repeat_interval': '24h', 'continue': False}
+RECEIVERS = ('page', 'notify', 'log', ANNOUNCE_RECEIVER)
 DEFAULT_TIMINGS = {'group_wait': '30s', 'group_interval': '5m', 'repeat_interval': '4h'}
 
 # One notification text for every integration: what fired, the value, the runbook.
@@ -184,6 +191,9 @@ NOTIFICATION_TEXT = (
 NOTIFICATION_TITLE = ('[{{ .Status | toUpper }}{{ if eq .Status "firing" }}:{{ .Alerts.Firing | len }}{{ end }}] '
                       '{{ .GroupLabels.alertname }} ({{ .CommonLabels.severity }}, transport '
                       '{{ .CommonLabels.transport }})')
+# An announcement: what happened, what comes next.
+ANNOUNCEMENT_TEXT = '{{ range .Alerts }}{{ .Annotations.summary }}\nNext: {{ .Annotations.next }}\n{{ end }}'
+ANNOUNCEMENT_TITLE = '[migration] {{ .CommonLabels.announcement }}: {{ .CommonAnnotations.summary }}'
 
 # Integration type -> (required fields, optional fields, secret fields). Secrets are never shown in
 # an error message and the monitoring role writes the file with no_log.
@@ -209,8 +219,8 @@ def check_receivers(receivers, variable='monitoring_alertmanager_receivers'):
     if receivers in (None, ''):
         return problems
     if not isinstance(receivers, dict):
-        return ['%s must be a mapping of receiver (page, notify, log) to integrations, got %s'
-                % (variable, type(receivers).__name__)]
+        return ['%s must be a mapping of receiver (%s) to integrations, got %s'
+                % (variable, ', '.join(RECEIVERS), type(receivers).__name__)]
     for name, integrations in receivers.items():
         where = '%s.%s' % (variable, name)
         if name not in RECEIVERS:
@@ -245,9 +255,11 @@ def check_receivers(receivers, variable='monitoring_alertmanager_receivers'):
     return problems
 
 
-def _integration(item):
+def _integration(item, announce=False):
     kind = item['type']
-    resolved = item.get('send_resolved', True)
+    # An announcement is news once: its end (a few minutes later) is not notified unless asked for.
+    resolved = item.get('send_resolved', not announce)
+    text, title = (ANNOUNCEMENT_TEXT, ANNOUNCEMENT_TITLE) if announce else (NOTIFICATION_TEXT, NOTIFICATION_TITLE)
     if kind == 'webhook':
         out = {'url': item['url'], 'send_resolved': resolved, 'max_alerts': item.get('max_alerts', 0)}
         if item.get('token'):
@@ -255,21 +267,20 @@ def _integration(item):
         return 'webhook_configs', out
     if kind == 'email':
         out = {'to': item['to'], 'send_resolved': resolved, 'require_tls': item.get('require_tls', True),
-               'headers': {'Subject': NOTIFICATION_TITLE}, 'text': NOTIFICATION_TEXT}
+               'headers': {'Subject': title}, 'text': text}
         for key in ('from', 'smarthost', 'auth_username', 'auth_password', 'auth_secret', 'auth_identity'):
             if item.get(key):
                 out[key] = item[key]
         return 'email_configs', out
     if kind == 'slack':
-        out = {'api_url': item['api_url'], 'send_resolved': resolved, 'title': NOTIFICATION_TITLE,
-               'text': NOTIFICATION_TEXT}
+        out = {'api_url': item['api_url'], 'send_resolved': resolved, 'title': title, 'text': text}
         for key in ('channel', 'username'):
             if item.get(key):
                 out[key] = item[key]
         return 'slack_configs', out
-    out = {'send_resolved': resolved, 'description': NOTIFICATION_TITLE,
-           'details': {'alerts': NOTIFICATION_TEXT},
-           'links': [{'href': '{{ (index .Alerts 0).Annotations.runbook_url }}', 'text': 'runbook'}]}
+    out = {'send_resolved': resolved, 'description': title, 'details': {'alerts': text}}
+    if not announce:
+        out['links'] = [{'href': '{{ (index .Alerts 0).Annotations.runbook_url }}', 'text': 'runbook'}]
     for key in ('routing_key', 'service_key', 'url', 'severity'):
         if item.get(key):
             out[key] = item[key]
@@ -281,7 +292,7 @@ def _receiver(name, integrations):
     if isinstance(integrations, dict):
         receiver.update(copy.deepcopy(integrations))
     for item in integrations or [] if isinstance(integrations, list) else []:
-        key, config = _integration(item)
+        key, config = _integration(item, announce=name == ANNOUNCE_RECEIVER)
         receiver.setdefault(key, []).append(config)
     return receiver
 
@@ -310,9 +321,10 @@ def inhibit_rules(ruleset):
 
 
 def alertmanager_config(ruleset, receivers=None, group_by=('alertname', 'transport'), base=None, timings=None):
-    """Alertmanager configuration: critical pages, warning notifies, info only logs.
+    """Alertmanager configuration: critical pages, warning notifies, info only logs; announcements (the
+    ``MigrationAnnouncement`` alert) go first, to the ``announce`` receiver, each event its own notification.
 
-    ``receivers``: ``{'page': [...integrations...], 'notify': [...], 'log': [...]}`` (see
+    ``receivers``: ``{'page': [...integrations...], 'notify': [...], 'log': [...], 'announce': [...]}`` (see
     check_receivers); ``log`` usually has none (Alertmanager keeps and shows the alert, nobody is
     notified). Each rule gets a route whose ``repeat_interval`` is its cooldown, so a firing alert
     re-notifies at most once per cooldown. ``timings``: group_wait, group_interval,
@@ -330,7 +342,7 @@ def alertmanager_config(ruleset, receivers=None, group_by=('alertname', 'transpo
             parse_duration(value)
         except AlertRulesError as exc:
             raise AlertRulesError('Alertmanager timings: %s: %s' % (key, exc)) from None
-    routes = []
+    routes = [copy.deepcopy(ANNOUNCE_ROUTE)]
     for rule in ruleset.rules:
         if rule.enabled:
             routes.append({'receiver': RECEIVER_BY_SEVERITY[rule.severity],

@@ -22,7 +22,7 @@ EVENT_KINDS = (
     'gate_verdict', 'alert_fired', 'alert_resolved', 'halt', 'halt_ack', 'pause', 'resume',
     'rollback', 'canary_verdict', 'lock_acquired', 'lock_released', 'lock_recovered',
     'lock_override', 'node_failed', 'reconcile', 'run_started', 'run_ended', 'schema_migrated', 'orphan_stopped',
-    'run_joined', 'run_left', 'preflight', 'preflight_waived', 'rehearsal',
+    'run_joined', 'run_left', 'preflight', 'preflight_waived', 'rehearsal', 'announcement_failed',
 )
 
 

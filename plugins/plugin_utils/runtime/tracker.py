@@ -26,6 +26,7 @@ from ansible_collections.autonomi.network_migration.plugins.plugin_utils import 
 )
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils import ledger as ledger_lib
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils.runtime.controller import Heartbeat
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils.services import announcements
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils.wording import shown
 
 COLLECTION = 'autonomi.network_migration.'
@@ -48,6 +49,9 @@ HEARTBEAT_EVERY = ledger_lib.HEARTBEAT_EVERY
 # Seconds of difference between clocks worth a warning (the gate refuses beyond its rule window).
 CLOCK_WARN_SECONDS = 5.0
 SOURCE = 'migration_tracker'
+# The collection's controller-side actions that may write announced events (a verdict, a halt, a pause, a rollback):
+# the events of the run are announced after their results (plugin_utils/services/announcements.py).
+ANNOUNCE_AFTER = (GATE, LEDGER_ACTION, 'migration_conclude', 'canary_analysis', 'migration_wave_plan')
 
 
 def short_action(action):
@@ -122,7 +126,8 @@ class TrackerConfig:
 
     def __init__(self, ledger=None, failure_budget=5, batch_failure_percent=20.0, halt_on_unhealthy=True,
                  metrics_textfile=None, operator=None, lock_stale_after=ledger_lib.DEFAULT_STALE_AFTER,
-                 velocity_window_hours=1.0):
+                 velocity_window_hours=1.0, announce=False, alertmanager_url=None,
+                 announce_timeout=announcements.DEFAULT_TIMEOUT):
         self.ledger = ledger
         self.failure_budget = int(failure_budget)
         self.batch_failure_percent = float(batch_failure_percent)
@@ -131,6 +136,11 @@ class TrackerConfig:
         self.operator = operator or None
         self.lock_stale_after = int(lock_stale_after)
         self.velocity_window_hours = float(velocity_window_hours)
+        self.announce = validation.boolean(announce, 'announce')
+        self.alertmanager_url = str(alertmanager_url).strip() if alertmanager_url else None
+        self.announce_timeout = float(announce_timeout)
+        if self.announce_timeout <= 0:
+            raise ValueError('announce_timeout must be a positive number of seconds, got %r' % (announce_timeout,))
 
 
 class MigrationTracker:
@@ -173,6 +183,7 @@ class MigrationTracker:
         self._heartbeat_thread = None
         self._controller_pid = os.getpid()
         self._warned = set()
+        self.announcer = None
 
     def _reset(self):
         """Per-playbook state (one ansible-playbook command may run several playbooks)."""
@@ -181,6 +192,7 @@ class MigrationTracker:
         self.batch_hosts, self.batch_failed, self.batch_is_migration, self.batch_play = [], {}, False, None
         self.transitions = self.observations = self.gate_verdicts = 0
         self.failed_nodes = set()
+        self.announcer = None
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -271,6 +283,8 @@ class MigrationTracker:
                 raise
             self.holder = holder
             self._environ[ledger_lib.ENV_LOCK_HOLDER] = holder
+        self._start_announcing()
+        self._announce()
         return self.run_id
 
     def end_playbook(self, host_stats=None):
@@ -301,6 +315,7 @@ class MigrationTracker:
             elif self.run_id is not None:
                 self._safe('close the run', self.ledger.end_run, self.run_id, outcome, summary)
             self.outcome = outcome
+            self._announce()
             if self.holder:
                 self._safe('release the lock', self.ledger.release_lock, self.holder, run_id=self.run_id)
             # A lock a role took for this controller (migration_ledger op=lock) ends with the playbook too.
@@ -360,6 +375,7 @@ class MigrationTracker:
         self.batch_is_migration = False
         if self.batch_no > 1:
             self.write_metrics()
+        self._announce()
 
     def task_start(self, action):
         """A task starts; a transport_mode task makes the batch a migration batch."""
@@ -405,6 +421,8 @@ class MigrationTracker:
                 self._gate(host, item, failed, ignored, task_name)
         if failed and not ignored:
             self.host_failed(host, action, result.get('msg'), result=result, task_name=task_name)
+        if str(action or '').rsplit('.', 1)[-1] in ANNOUNCE_AFTER:
+            self._announce()
 
     def host_failed(self, host, action, msg=None, unreachable=False, result=None, task_name=None):
         """A host failed a task (not ignored) or was unreachable."""
@@ -546,6 +564,36 @@ class MigrationTracker:
             self._warn(f'migration_tracker: could NOT write the halt to the ledger {self.shown_location}: {reason}')
         else:
             self._warn(f'migration_tracker: migration HALTED: {reason}')
+            self._announce()
+
+    # -- announcements ---------------------------------------------------------------------------
+
+    def _start_announcing(self):
+        """Opt-in (the ``announce`` option): announce this run's events through Alertmanager."""
+        if not self.config.announce or self.run_id is None:
+            return
+        if not self.config.alertmanager_url:
+            self._warn_once('announce', 'migration_tracker: announce is on but no alertmanager_url is set '
+                                        '(ANT_MIGRATION_ALERTMANAGER_URL); nothing is announced')
+            return
+        self.announcer = announcements.Announcer(
+            self.config.alertmanager_url, timeout=self.config.announce_timeout, warn=self._warn,
+            record=self._record_failed_announcement, secrets=redaction.location_secrets(self.location))
+
+    def _record_failed_announcement(self, error, kinds):
+        self._safe('record the failed announcement', self.ledger.record_event, announcements.FAILED_EVENT,
+                   run_id=self.run_id, error=error, kinds=kinds,
+                   alertmanager=redaction.redact_text(self.config.alertmanager_url))
+
+    def _announce(self):
+        """Announce the run's ledger events not announced yet (each once; never raises, never fails the run)."""
+        if self.announcer is None or self.ledger is None or self.check_mode:
+            return
+        events = self._safe('read the events to announce', self.ledger.events, kinds=list(announcements.EVENT_KINDS),
+                            run_id=self.run_id, limit=200)
+        if events:
+            self._safe('announce', self.announcer.announce, events,
+                       {'run_id': self.run_id, 'kind': self.kind, 'wave': self.wave})
 
     # -- summary ---------------------------------------------------------------------------------
 
