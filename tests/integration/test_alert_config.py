@@ -69,7 +69,7 @@ def test_amtool_accepts_the_configuration(rendered):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     check = amtool('check-config', str(config))
     assert check.returncode == 0, check.stdout + check.stderr
-    assert ' - 3 receivers' in check.stdout and ' - 2 inhibit rules' in check.stdout
+    assert ' - 4 receivers' in check.stdout and ' - 2 inhibit rules' in check.stdout   # page, notify, log, announce
 
 
 @pytest.mark.parametrize('labels, receiver', [
@@ -79,6 +79,9 @@ def test_amtool_accepts_the_configuration(rendered):
     (['alertname=SomeInfo', 'severity=info'], 'log'),
     (['alertname=UnknownCritical', 'severity=critical'], 'page'),
     (['alertname=Unlabelled'], 'log'),
+    # The migration_tracker's announcements, whatever else they carry (docs/operator-guide.md, Announcements).
+    (['alertname=MigrationAnnouncement', 'severity=info', 'announcement=halt', 'run_id=3', 'event_id=9'], 'announce'),
+    (['alertname=MigrationAnnouncement', 'severity=critical'], 'announce'),
 ])
 def test_amtool_routes_by_severity(rendered, labels, receiver):
     _proc, config = rendered
