@@ -29,6 +29,11 @@ for _ in $(seq 60); do
   sleep 1
 done
 
+say "rehearsal: the fast rollback of a simulated copy of this fleet's shape, timed against the 5-minute SLA (ant-network-migration rehearse)"
+# A fresh fleet has no measured switch yet (the rehearsal would take the planner's conservative 60 s): the demo
+# passes its simulated nodes' readiness delay, as an operator passes what they measured on their own nodes.
+ant-network-migration rehearse --operator demo --ready-delay "${SIM_READY_DELAY:-3}"
+
 say "preflight: the production checklist against this fleet (playbooks/preflight.yml); production waves refuse without one"
 # The simulated page receiver is the event-driven rollback's webhook, which the demo does not start, and notify has
 # no integration: the demo waives that item with its reason, as an operator would (docs/preflight.md).
