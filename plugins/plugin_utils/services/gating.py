@@ -160,7 +160,7 @@ def judge(request, client, ledger, check_mode=False):
         stopped = halted()
         if stopped:
             # The guard refuses before Prometheus is asked anything (not even its clock).
-            offset, outcome = None, GateOutcome()
+            outcome = GateOutcome()
             outcome.verdict, outcome.halted, outcome.reason = alert_rules.FAIL, stopped, stopped
             result = gate_result(outcome, scope, request.ruleset, client, request.inconclusive)
             result['clock_offset'] = None
