@@ -29,16 +29,17 @@ for _ in $(seq 60); do
   sleep 1
 done
 
-say "rehearsal: the fast rollback of a simulated copy of this fleet's shape, timed against the 5-minute SLA (ant-network-migration rehearse)"
+say "rehearsal: the fast rollback of a simulated copy of this fleet's shape under load (scraped, read by clients), timed against the 5-minute SLA (ant-network-migration rehearse --under-load)"
 # A fresh fleet has no measured switch yet (the rehearsal would take the planner's conservative 60 s): the demo
 # passes its simulated nodes' readiness delay, as an operator passes what they measured on their own nodes.
-ant-network-migration rehearse --operator demo --ready-delay "${SIM_READY_DELAY:-3}"
+ant-network-migration rehearse --under-load --operator demo --ready-delay "${SIM_READY_DELAY:-3}"
 
 say "preflight: the production checklist against this fleet (playbooks/preflight.yml); production waves refuse without one"
 # The simulated page receiver is the event-driven rollback's webhook, which the demo does not start, and notify has
-# no integration: the demo waives that item with its reason, as an operator would (docs/preflight.md).
+# no integration, and the demo's controller does not announce (no announcement channel): the demo waives those items
+# with their reasons, as an operator would (docs/preflight.md).
 ansible-playbook playbooks/preflight.yml -e "preflight_alertmanager_url=http://127.0.0.1:${SIM_ALERTMANAGER_PORT:-19093}" \
-  -e '{"operator": "demo", "preflight_baseline_window": "5m", "preflight_waivers": {"alert_recipients": "demo fleet: nothing listens on the page webhook (the EDA source is not started) and notify has no integration"}}'
+  -e '{"operator": "demo", "preflight_baseline_window": "5m", "preflight_waivers": {"alert_recipients": "demo fleet: nothing listens on the page webhook (the EDA source is not started) and notify has no integration", "communication": "demo fleet: no announcement channel (announce is off in ansible.cfg)"}}'
 
 say "canary: one host to dual_stack, soaked and judged against the libp2p baseline (playbooks/canary.yml)"
 ansible-playbook playbooks/canary.yml

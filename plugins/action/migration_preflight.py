@@ -27,6 +27,24 @@ from ansible_collections.autonomi.network_migration.plugins.plugin_utils.service
 
 # The waiver of the preflight gate when the task gives none (documented in docs/preflight.md).
 WAIVER_ENV = 'ANT_MIGRATION_PREFLIGHT_WAIVER'
+TRACKER = 'autonomi.network_migration.migration_tracker'
+
+
+def announce_settings():
+    """The callback's announcement settings as this controller resolves them (ansible.cfg, environment): the
+    communication item judges what the waves would do, not a play variable."""
+    from ansible import constants as C
+    from ansible.plugins.callback import CallbackBase
+    from ansible.plugins.loader import callback_loader
+
+    enabled = TRACKER in (C.CALLBACKS_ENABLED or [])
+    plugin = callback_loader.get(TRACKER)
+    if plugin is None:
+        return {'tracker_enabled': False, 'announce': False, 'alertmanager_url': None}
+    # The base class's options only: the tracker's own set_options would open a second tracker.
+    CallbackBase.set_options(plugin)
+    return {'tracker_enabled': enabled, 'announce': validation.boolean(plugin.get_option('announce'), 'announce'),
+            'alertmanager_url': plugin.get_option('alertmanager_url') or None}
 
 
 class ActionModule(MigrationAction):
@@ -55,6 +73,7 @@ class ActionModule(MigrationAction):
         waivers=dict(type='dict', default={}),
         max_age=dict(type='str', default='24h'),
         rehearsal_max_age=dict(type='str', default='7d'),
+        load_test_max_age=dict(type='str', default='30d'),
         waiver=dict(type='str'),
     )
 
@@ -86,7 +105,9 @@ class ActionModule(MigrationAction):
                 delivery_timeout=validation.seconds(args['delivery_timeout'], 'preflight_delivery_timeout'),
                 baseline_window='%ds' % validation.duration(args['baseline_window'], 'preflight_baseline_window'),
                 far_factor=validation.number(args['far_factor'], 'preflight_threshold_far_factor', above=1),
-                rehearsal_max_age=validation.seconds(args['rehearsal_max_age'], 'preflight_rehearsal_max_age'))
+                rehearsal_max_age=validation.seconds(args['rehearsal_max_age'], 'preflight_rehearsal_max_age'),
+                load_test_max_age=validation.seconds(args['load_test_max_age'], 'preflight_load_test_max_age'),
+                announce_settings=announce_settings())
             preflight.parse_waivers(args['waivers'], operator)
         except MigrationError as exc:
             self.fail('%s; nothing was checked' % exc)

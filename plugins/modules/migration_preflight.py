@@ -19,7 +19,10 @@ description:
     alert of each severity accepted by each of their integrations), runbooks (every alert's C(runbook_url)
     resolves), canary (the canary hosts are reachable, healthy and not excluded), backup (a ledger backup is
     taken, restored into a scratch database and compared), thresholds (each threshold against the fleet's
-    observed baseline) and rollback_tested (the newest rollback rehearsal passed within O(rehearsal_max_age)).
+    observed baseline), rollback_tested (the newest rollback rehearsal passed within O(rehearsal_max_age)),
+    load_tested (the newest rehearsal under load passed within O(load_test_max_age)) and communication (the
+    migration_tracker callback announces the migration's events, Alertmanager routes them to its C(announce)
+    receiver and a test announcement is accepted by each of its integrations).
   - V(gate) fails unless a preflight passed within O(max_age), or a waiver with a reason is given (recorded in
     the ledger as a C(preflight_waived) event).
   - The decisions are C(plugins/plugin_utils/services/preflight.py); this action plugin only adapts them.
@@ -127,6 +130,13 @@ options:
         C(rehearsal), recorded by C(ant-network-migration rehearse)) passed and is at most this old (a duration).
     type: str
     default: 7d
+  load_test_max_age:
+    description:
+      - With O(op=run), the item C(load_tested) passes when the newest rehearsal run under load
+        (C(ant-network-migration rehearse --under-load)) kept the SLA and the load's limits and is at most this old
+        (a duration).
+    type: str
+    default: 30d
   waiver:
     description:
       - With O(op=gate), a reason to start without a fresh passed preflight (recorded with the operator). Defaults

@@ -379,9 +379,11 @@ class SimDaemon:
             next_at = max(next_at + interval, time.monotonic() + interval / 2)
             await asyncio.sleep(max(0.0, next_at - time.monotonic()))
             if self.primary and self.owner and self.fleet.tick_no % 4 == 0 and not layout.owner_alive(self.owner):
-                log('the process that started this fleet (%s) is gone: stopping it and its Prometheus' % self.owner)
+                log('the process that started this fleet (%s) is gone: stopping it, its Prometheus and its '
+                    'Alertmanager' % self.owner)
                 from . import prometheus as prom
                 prom.stop(self.state)
+                prom.stop_alertmanager(self.state)
                 self.stop_event.set()
                 return
             try:

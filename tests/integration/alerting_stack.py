@@ -63,14 +63,20 @@ def playbook(inv, name, ledger, *args, timeout=300):
 
 def record_rehearsal(ledger, **data):
     """A passed rollback rehearsal in ``ledger`` (the event ``ant-network-migration rehearse`` records, as
-    tests/integration/test_rehearsal.py checks it does), so the preflight's rollback_tested item has one."""
+    tests/integration/test_rehearsal.py checks it does, with ``--under-load``), so the preflight's rollback_tested
+    and load_tested items have one."""
     from ansible_collections.autonomi.network_migration.plugins.plugin_utils import ledger as ledger_lib
     from ansible_collections.autonomi.network_migration.plugins.plugin_utils.services import rehearsal
 
     result = dict({'passed': True, 'measured_seconds': 9.0, 'projected_seconds': 8.6, 'sla_seconds': 300.0,
                    'shape': {'hosts': 4, 'nodes_per_host': 2, 'mode': 'dual_stack', 'source': 'ledger'},
                    'simulated_hosts': 4, 'operator': 'test', 'method': rehearsal.METHOD_MEASURED,
-                   'message': 'the rehearsed fast rollback took 9 s, within the 300 s SLA'}, **data)
+                   'message': 'the rehearsed fast rollback took 9 s, within the 300 s SLA',
+                   'load': {'passed': True, 'scrape_interval': 2.0, 'client_read_rate': 300.0, 'targets': 8,
+                            'targets_up_after': 8, 'reads_total': 2700.0, 'reads_failed': 0.0, 'max_read_loss': 0.01,
+                            'message': 'under load (scrapes every 2s, 300 client reads/s): 0.00 % of the reads '
+                                       'failed during the rollback (allowed 1.00 %), every node scraped again'}},
+                  **data)
     handle = ledger_lib.open_ledger(str(ledger), create=True)
     try:
         return rehearsal.record(handle, result)

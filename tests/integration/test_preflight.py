@@ -37,9 +37,11 @@ def fleet(tmp_path_factory):
     require('prometheus-alertmanager')
     directory = tmp_path_factory.mktemp('preflight')
     sim = testing.SimStack(directory / 'fleet', hosts=4, nodes_per_host=2, ready_delay=0.5, alertmanager=True)
-    with sim as stack, receivers.WebhookReceiver() as page, receivers.WebhookReceiver() as notify:
+    with sim as stack, receivers.WebhookReceiver() as page, receivers.WebhookReceiver() as notify, \
+            receivers.WebhookReceiver() as announce:
         settings = {'monitoring_alertmanager_receivers': {'page': [{'type': 'webhook', 'url': page.url}],
-                                                          'notify': [{'type': 'webhook', 'url': notify.url}]},
+                                                          'notify': [{'type': 'webhook', 'url': notify.url}],
+                                                          'announce': [{'type': 'webhook', 'url': announce.url}]},
                     'preflight_alertmanager_url': stack.alertmanager_url,
                     # The simulated fleet has minutes of history: its baseline is what there is.
                     'preflight_baseline_window': '10m', 'preflight_delivery_timeout': '30s',
@@ -48,14 +50,19 @@ def fleet(tmp_path_factory):
         ledger = directory / 'ledger.sqlite3'
         proc = playbook(inv, 'monitoring.yml', ledger)
         assert proc.returncode == 0, proc.stdout + proc.stderr
-        record_rehearsal(ledger)     # a ready fleet's rollback was rehearsed (rollback_tested)
+        record_rehearsal(ledger)     # a ready fleet's rollback was rehearsed, under load (rollback/load_tested)
         stack.wait_targets_up()
-        yield {'stack': stack, 'page': page, 'notify': notify, 'inv': inv, 'ledger': ledger, 'dir': directory,
-               'settings': settings}
+        yield {'stack': stack, 'page': page, 'notify': notify, 'announce': announce, 'inv': inv, 'ledger': ledger,
+               'dir': directory, 'settings': settings}
 
 
-def preflight(fleet, *args, ledger=None):
-    env_free = {k: v for k, v in os.environ.items() if k != WAIVER_ENV}
+def preflight(fleet, *args, ledger=None, announce=True):
+    """The preflight playbook, on a controller that announces through the stack's Alertmanager (ansible.cfg's
+    [autonomi_network_migration] announce, here by its environment variables) unless ``announce`` is false."""
+    env_free = {k: v for k, v in os.environ.items() if k != WAIVER_ENV and not k.startswith('ANT_MIGRATION_ANNOUNCE')
+                and k != 'ANT_MIGRATION_ALERTMANAGER_URL'}
+    if announce:
+        env_free.update(ANT_MIGRATION_ANNOUNCE='true', ANT_MIGRATION_ALERTMANAGER_URL=fleet['stack'].alertmanager_url)
     old = dict(os.environ)
     os.environ.clear()
     os.environ.update(env_free)
@@ -80,12 +87,20 @@ def item_of(data, name):
 def test_every_item_passes_on_a_ready_fleet(fleet):
     fleet['page'].clear()
     fleet['notify'].clear()
+    fleet['announce'].clear()
     proc = preflight(fleet)
     data = last_preflight(fleet['ledger'])
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     assert data['result'] == 'passed', data
-    assert [i['result'] for i in data['items']] == ['pass'] * 7, [i['message'] for i in data['items']]
+    assert [i['result'] for i in data['items']] == ['pass'] * 9, [i['message'] for i in data['items']]
     assert item_of(data, 'rollback_tested')['message'].startswith('rollback_tested: the fast rollback rehearsed ')
+    assert item_of(data, 'load_tested')['message'].startswith('load_tested: the fast rollback rehearsed under load ')
+    assert item_of(data, 'communication')['message'] == ('communication: migration events are announced through '
+                                                         'receiver announce (webhook); a test announcement reached it')
+    # The test announcement really reached the announce webhook, and only it.
+    [announced] = fleet['announce'].alerts('MigrationAnnouncement')
+    assert announced['labels']['announcement'] == 'preflight_test'
+    assert not fleet['page'].alerts('MigrationAnnouncement') and not fleet['notify'].alerts('MigrationAnnouncement')
     # The synthetic alerts really reached the webhooks, each at its severity's receiver.
     critical = fleet['page'].alerts('MigrationPreflightTest')
     warning = fleet['notify'].alerts('MigrationPreflightTest')
@@ -153,6 +168,24 @@ def test_a_receiver_that_does_not_answer_fails_alert_recipients(fleet):
         assert 'receiver page' not in entry['message']
     finally:
         notify.start()
+
+
+def test_an_announce_receiver_that_does_not_answer_fails_communication(fleet):
+    announce = fleet['announce']
+    announce.stop()
+    try:
+        entry = failed_item(fleet, 'communication', preflight(fleet, '-e', 'preflight_delivery_timeout=15s'))
+        assert ('receiver announce did not accept the test announcement through webhook: failed'
+                in entry['message']), entry['message']
+        assert item_of(last_preflight(fleet['ledger']), 'alert_recipients')['result'] == 'pass'
+    finally:
+        announce.start()
+
+
+def test_a_controller_that_does_not_announce_fails_communication(fleet):
+    entry = failed_item(fleet, 'communication', preflight(fleet, announce=False))
+    assert entry['problems'][0].startswith('announcements are off: set announce = true under '
+                                           '[autonomi_network_migration] in ansible.cfg'), entry['problems']
 
 
 def test_a_broken_runbook_link_fails_runbooks(fleet, tmp_path):

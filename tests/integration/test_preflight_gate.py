@@ -26,7 +26,8 @@ testing = pytest.importorskip('ant_fleet_sim.testing')
 
 WAIVER_ENV = 'ANT_MIGRATION_PREFLIGHT_WAIVER'
 NO_ALERTMANAGER = {'monitoring': 'this test stack has no Alertmanager',
-                   'alert_recipients': 'this test stack has no Alertmanager'}
+                   'alert_recipients': 'this test stack has no Alertmanager',
+                   'communication': 'this test stack has no Alertmanager'}
 
 
 @pytest.fixture
@@ -117,7 +118,8 @@ def test_the_cli_runs_the_preflight_and_exports_the_history_as_json_lines(fleet)
     assert 'fail  monitoring: ' in failed.stdout and 'no Alertmanager configured' in failed.stdout, failed.stdout
     passed = subprocess.run([cli, 'preflight', '--operator', 'erin',
                              '--waive', 'monitoring=' + NO_ALERTMANAGER['monitoring'],
-                             '--waive', 'alert_recipients=' + NO_ALERTMANAGER['alert_recipients']],
+                             '--waive', 'alert_recipients=' + NO_ALERTMANAGER['alert_recipients'],
+                             '--waive', 'communication=' + NO_ALERTMANAGER['communication']],
                             capture_output=True, text=True, env=env, timeout=600)
     assert passed.returncode == 0, passed.stdout + passed.stderr
     assert 'waived  monitoring: waived by erin (this test stack has no Alertmanager)' in passed.stdout, passed.stdout

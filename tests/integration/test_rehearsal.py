@@ -2,7 +2,8 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 """``ant-network-migration rehearse`` for real: a simulated copy of a tiny fleet's shape rolled back by
-playbooks/rollback.yml, the result in the ledger, and the preflight's rollback_tested item reading it.
+playbooks/rollback.yml, the result in the ledger, and the preflight's rollback_tested item reading it; with
+``--under-load`` the copy scraped by a real Prometheus and read by clients, and the load_tested item reading it.
 
 One simulated fleet at a time: the rehearsal's copy runs while no other fleet does, and the fleet the preflight
 checks is started after it and stopped before the rehearsal forced over the SLA.
@@ -102,7 +103,9 @@ def test_a_rehearsal_is_recorded_and_the_preflight_passes_rollback_tested_then_o
         assert proc.returncode == 0, proc.stdout[-3000:]
         stack.wait_targets_up()
         checked = cli(dict(env, ANT_MIGRATION_INVENTORY=str(inv)), 'preflight', '--operator', 'frank',
-                      '--waive', 'monitoring=' + NO_ALERTMANAGER, '--waive', 'alert_recipients=' + NO_ALERTMANAGER)
+                      '--waive', 'monitoring=' + NO_ALERTMANAGER, '--waive', 'alert_recipients=' + NO_ALERTMANAGER,
+                      '--waive', 'communication=' + NO_ALERTMANAGER,
+                      '--waive', 'load_tested=the next test rehearses under load')
     assert checked.returncode == 0, checked.stdout[-3000:] + checked.stderr[-2000:]
     assert 'pass  rollback_tested: the fast rollback rehearsed' in checked.stdout, checked.stdout
 
@@ -123,3 +126,46 @@ def test_a_rehearsal_is_recorded_and_the_preflight_passes_rollback_tested_then_o
     assert judged['result'] == 'fail'
     assert judged['problems'][0].startswith('the last rehearsal took %.0f s, over the 1 s SLA'
                                             % last['measured_seconds']), judged
+
+
+def test_a_rehearsal_under_load_is_scraped_and_read_and_one_that_costs_reads_fails_load_tested(known_fleet):
+    from ansible_collections.autonomi.network_migration.plugins.plugin_utils import ledger as ledger_lib
+    from ansible_collections.autonomi.network_migration.plugins.plugin_utils.services import preflight, rehearsal
+
+    env, ledger = known_fleet['env'], known_fleet['ledger']
+    ran = cli(env, 'rehearse', '--under-load', '--client-reads', '400', '--operator', 'grace')
+    assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-3000:]
+    [event] = rehearsals(ledger)
+    load = event['load']
+    assert event['passed'] is True and load['passed'] is True, event
+    # the clients read throughout the rollback, and Prometheus scraped every node of the copy again after it
+    assert load['client_read_rate'] == 400.0 and load['reads_total'] >= 400.0 * 0.5 * event['measured_seconds']
+    assert load['reads_failed'] <= 0.01 * load['reads_total']
+    assert load['targets'] == HOSTS * NODES_PER_HOST and load['targets_up_after'] == load['targets']
+    assert load['scrape_interval'] == 2.0 and load['max_read_loss'] == 0.01
+    shown = ' '.join(ran.stdout.split())     # the console wraps long lines
+    assert 'client reads failed during the rollback' in shown and 'rehearsal passed' in shown, ran.stdout
+    with ledger_lib.open_ledger(str(ledger)) as handle:
+        judged = preflight.judge_load_tested(rehearsal.latest(handle, under_load=True), time.time(), 86400, '1d')
+    assert judged['result'] == 'pass', judged['message']
+
+    # All at once, every node restarts together: the clients' reads fail meanwhile, over a 0.01 % allowance.
+    costly = cli(env, 'rehearse', '--under-load', '--order', 'all_at_once', '--max-read-loss', '0.01',
+                 '--operator', 'grace')
+    assert costly.returncode == 1, costly.stdout[-3000:]
+    last = rehearsals(ledger)[-1]
+    assert last['passed'] is True, last            # the SLA was kept: rollback_tested is not failed by the load
+    assert last['load']['passed'] is False and last['load']['reads_failed'] > 0.0001 * last['load']['reads_total']
+    assert last['load']['message'].startswith("under load: the rollback cost "), last['load']
+    assert "the rollback cost" in ' '.join(costly.stdout.split()), costly.stdout
+    assert 'rehearsal failed' in costly.stdout
+    assert 'docs/runbooks/rehearsal-failed.md' in ' '.join(costly.stderr.split())
+    with ledger_lib.open_ledger(str(ledger)) as handle:
+        newest = rehearsal.latest(handle, under_load=True)
+        judged = preflight.judge_load_tested(newest, time.time(), 86400, '1d')
+        tested = preflight.judge_rollback_tested(rehearsal.latest(handle), time.time(), 86400, '1d')
+    assert judged['result'] == 'fail'
+    assert judged['problems'][0].startswith('the last rehearsal under load (%s) failed under load: the rollback '
+                                            'cost ' % newest['at']), judged['problems']
+    assert tested['result'] == 'pass', tested['message']
+

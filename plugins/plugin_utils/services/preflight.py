@@ -33,11 +33,12 @@ from ansible_collections.autonomi.network_migration.plugins.plugin_utils import 
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils.alert_rules import promql, rendering
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils.errors import MigrationError
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils.ledger import backup as ledger_backup
-from ansible_collections.autonomi.network_migration.plugins.plugin_utils.services import rehearsal
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils.services import announcements, rehearsal
 
-MONITORING, RECIPIENTS, RUNBOOKS, CANARY, BACKUP, THRESHOLDS, ROLLBACK_TESTED = (
-    'monitoring', 'alert_recipients', 'runbooks', 'canary', 'backup', 'thresholds', 'rollback_tested')
-ITEMS = (MONITORING, RECIPIENTS, RUNBOOKS, CANARY, BACKUP, THRESHOLDS, ROLLBACK_TESTED)
+MONITORING, RECIPIENTS, RUNBOOKS, CANARY, BACKUP, THRESHOLDS, ROLLBACK_TESTED, LOAD_TESTED, COMMUNICATION = (
+    'monitoring', 'alert_recipients', 'runbooks', 'canary', 'backup', 'thresholds', 'rollback_tested', 'load_tested',
+    'communication')
+ITEMS = (MONITORING, RECIPIENTS, RUNBOOKS, CANARY, BACKUP, THRESHOLDS, ROLLBACK_TESTED, LOAD_TESTED, COMMUNICATION)
 PASS, FAIL, WAIVED = 'pass', 'fail', 'waived'
 EVENT, WAIVER_EVENT = 'preflight', 'preflight_waived'
 # The receiver each severity pages (the monitoring role's routing, rendering.RECEIVER_BY_SEVERITY).
@@ -264,6 +265,72 @@ def judge_rollback_tested(last, now, max_age, max_age_text):
                 % (_duration(age), data.get('message', '')))
 
 
+def judge_load_tested(last, now, max_age, max_age_text):
+    """The newest rehearsal run under load (``{at, data}`` or None) kept the SLA and the load's limits (the
+    clients' reads, every node scraped again: rehearsal.load_verdict) and is at most ``max_age`` seconds old."""
+    again = 'run ant-network-migration rehearse --under-load'
+    if not last:
+        return item(LOAD_TESTED, ['no rehearsal under load recorded: %s' % again], {}, '')
+    data, age = last['data'] or {}, _age(last['at'], now)
+    load = data.get('load') or {}
+    evidence = {'at': last['at'], 'age_seconds': round(age), 'passed': bool(data.get('passed') and load.get('passed'))}
+    evidence.update({k: data.get(k) for k in ('measured_seconds', 'projected_seconds', 'sla_seconds', 'shape',
+                                              'simulated_hosts', 'operator') if k in data})
+    evidence['load'] = {k: load.get(k) for k in ('scrape_interval', 'client_read_rate', 'reads_total', 'reads_failed',
+                                                 'targets', 'targets_up_after', 'max_read_loss', 'load_average')}
+    problems = []
+    if not data.get('passed'):
+        problems.append('the last rehearsal under load (%s) failed: %s; see docs/runbooks/rehearsal-failed.md'
+                        % (last['at'], data.get('message') or 'no result recorded'))
+    if data.get('passed') and not load.get('passed'):
+        problems.append('the last rehearsal under load (%s) failed %s; see docs/runbooks/rehearsal-failed.md'
+                        % (last['at'], load.get('message') or 'under load: no result recorded'))
+    if age > max_age:
+        problems.append('the last rehearsal under load is %s old (allowed: %s): %s' % (_duration(age), max_age_text,
+                                                                                       again))
+    return item(LOAD_TESTED, problems, evidence, 'the fast rollback rehearsed under load %s ago: %s; %s'
+                % (_duration(age), data.get('message', ''), load.get('message', '')))
+
+
+def judge_communication(settings, manager, receivers, delivery):
+    """Announcements are on (the migration_tracker callback enabled, ``announce`` and its ``alertmanager_url``
+    set: controller settings), that Alertmanager routes them to the ``announce`` receiver, which has an
+    integration, and a test announcement was accepted by each integration. ``settings``: {tracker_enabled,
+    announce, alertmanager_url (redacted)}; ``manager``: observe_alertmanager's first value; ``receivers``:
+    {name: [integration types]}; ``delivery``: {integration: outcome} (empty: not sent)."""
+    problems, receiver = [], rendering.ANNOUNCE_RECEIVER
+    if not settings.get('tracker_enabled'):
+        problems.append('the migration_tracker callback is not enabled (callbacks_enabled in ansible.cfg): no '
+                        'migration event would be announced')
+    if not settings.get('announce'):
+        problems.append('announcements are off: set announce = true under [autonomi_network_migration] in '
+                        'ansible.cfg (or ANT_MIGRATION_ANNOUNCE=true) on the controller that runs the waves')
+    if not settings.get('alertmanager_url'):
+        problems.append('announcements have no Alertmanager: set alertmanager_url under [autonomi_network_migration] '
+                        'in ansible.cfg (or ANT_MIGRATION_ALERTMANAGER_URL)')
+    elif manager.get('error'):
+        problems.append('the announcements\' %s' % manager['error'])
+    else:
+        integrations = receivers.get(receiver)
+        if receiver not in (manager.get('routes') or []):
+            problems.append("Alertmanager does not route %s to receiver %s: it does not run the collection's routing "
+                            '(playbooks/monitoring.yml writes it)' % (announcements.ALERTNAME, receiver))
+        if integrations is None:
+            problems.append('no receiver %s in Alertmanager (playbooks/monitoring.yml writes it)' % receiver)
+        elif not integrations:
+            problems.append('receiver %s has no integration: announcements would reach nobody (set '
+                            'monitoring_alertmanager_receivers.announce and run playbooks/monitoring.yml)' % receiver)
+        for integration, outcome in sorted(delivery.items()):
+            if outcome != 'delivered':
+                problems.append('receiver %s did not accept the test announcement through %s: %s'
+                                % (receiver, integration, outcome))
+    evidence = {'announce': bool(settings.get('announce')), 'tracker_enabled': bool(settings.get('tracker_enabled')),
+                'alertmanager_url': settings.get('alertmanager_url'), 'receiver': receiver,
+                'integrations': receivers.get(receiver) or [], 'delivery': delivery}
+    return item(COMMUNICATION, problems, evidence, 'migration events are announced through receiver %s (%s); a test '
+                'announcement reached it' % (receiver, ', '.join(evidence['integrations'])))
+
+
 def parse_waivers(waivers, operator):
     """{item: {reason, operator}} from ``{item: reason}`` or ``{item: {reason, operator}}``; refuses unknown
     items and empty reasons (a waiver is a recorded decision, not a switch)."""
@@ -367,6 +434,25 @@ def observe_alertmanager(url):
             am.receivers_of(status['config']))
 
 
+def _watch_delivery(client, types, timeout, before, sleep, clock):
+    """{integration type: 'delivered' | 'failed (...)' | 'no attempt within N s'} of the notification requests
+    Alertmanager made of ``types`` since ``before`` (its counters then), polled until each succeeded, failed twice
+    (a refusal is judged after Alertmanager's first retry failed too) or ``timeout``."""
+    deadline, outcome, failures = clock() + timeout, {}, {}
+    while True:
+        now = client.notification_requests()
+        for kind in types:
+            sent = now.get(kind, (0, 0))[0] - before.get(kind, (0, 0))[0]
+            bad = now.get(kind, (0, 0))[1] - before.get(kind, (0, 0))[1]
+            outcome[kind] = ('delivered' if sent > bad else
+                             'failed (%d request(s) refused or unanswered)' % bad if bad else
+                             'no attempt within %.0f s' % timeout)
+            failures[kind] = bad
+        if all(v == 'delivered' or failures[k] >= 2 for k, v in outcome.items()) or clock() >= deadline:
+            return outcome
+        sleep(1.0)
+
+
 def deliver_test_alerts(url, receivers, timeout, sleep=time.sleep, clock=time.monotonic):
     """Send a synthetic alert per severity, one at a time, and watch Alertmanager's notification requests of
     the receiver's integration types: accepted by the receiver, failed, or no attempt before ``timeout``.
@@ -389,25 +475,29 @@ def deliver_test_alerts(url, receivers, timeout, sleep=time.sleep, clock=time.mo
             client.post_alert(labels, {'summary': 'Synthetic test notification from the migration preflight: no '
                                                   'action needed', 'runbook_url': 'docs/preflight.md'})
             sent_alerts.append(labels)
-            deadline, outcome, failures = clock() + timeout, {}, {}
-            while True:
-                now = client.notification_requests()
-                for kind in types:
-                    sent = now.get(kind, (0, 0))[0] - before.get(kind, (0, 0))[0]
-                    bad = now.get(kind, (0, 0))[1] - before.get(kind, (0, 0))[1]
-                    outcome[kind] = ('delivered' if sent > bad else
-                                     'failed (%d request(s) refused or unanswered)' % bad if bad else
-                                     'no attempt within %.0f s' % timeout)
-                    failures[kind] = bad
-                # A refusal is judged after Alertmanager's first retry failed too.
-                if all(v == 'delivered' or failures[k] >= 2 for k, v in outcome.items()) or clock() >= deadline:
-                    break
-                sleep(1.0)
-            out[severity] = outcome
+            out[severity] = _watch_delivery(client, types, timeout, before, sleep, clock)
     finally:
         for labels in sent_alerts:
             client.post_alert(labels, {'summary': 'resolved'}, ends_in=0)
     return out
+
+
+def deliver_test_announcement(url, types, timeout, sleep=time.sleep, clock=time.monotonic):
+    """One test announcement, the alert the callback sends (announcements.alert), watched like the test alerts:
+    {integration type: outcome} of the announce receiver's ``types``."""
+    if not types:
+        return {}
+    client = am.Alertmanager(url)
+    before = client.notification_requests()
+    labels, annotations = announcements.alert({
+        'kind': 'preflight_test', 'run_id': 'preflight', 'event_id': 'preflight-' + uuid.uuid4().hex[:12],
+        'summary': 'Test announcement from the migration preflight: the migration\'s events will be announced here',
+        'next': 'nothing to do', 'at': datetime.datetime.now(datetime.UTC).isoformat(timespec='seconds')})
+    client.post_alert(labels, annotations)
+    try:
+        return _watch_delivery(client, types, timeout, before, sleep, clock)
+    finally:
+        client.post_alert(labels, annotations, ends_in=0)
 
 
 def check_link(url, timeout=10.0):
@@ -504,8 +594,24 @@ def run(ledger, request, client, nodes_view, operator, run_id=None, corrupt_back
         return judge_rollback_tested(rehearsal.latest(ledger), time.time(), request['rehearsal_max_age'],
                                      _duration(request['rehearsal_max_age']))
 
+    def load_tested():
+        return judge_load_tested(rehearsal.latest(ledger, under_load=True), time.time(), request['load_test_max_age'],
+                                 _duration(request['load_test_max_age']))
+
+    def communication():
+        settings = request['announce_settings']
+        url = settings.get('alertmanager_url')
+        manager, receivers = observe_alertmanager(url) if url else ({'url': None}, {})
+        delivery = {}
+        if settings.get('announce') and url and not manager.get('error'):
+            delivery = deliver_test_announcement(url, receivers.get(rendering.ANNOUNCE_RECEIVER) or [],
+                                                 request['delivery_timeout'])
+        shown = dict(settings, alertmanager_url=redaction.redact_text(url) if url else None)
+        return judge_communication(shown, manager, receivers, delivery)
+
     checks = {MONITORING: monitoring, RECIPIENTS: recipients, RUNBOOKS: runbooks, CANARY: canary, BACKUP: backup,
-              THRESHOLDS: thresholds, ROLLBACK_TESTED: rollback_tested}
+              THRESHOLDS: thresholds, ROLLBACK_TESTED: rollback_tested, LOAD_TESTED: load_tested,
+              COMMUNICATION: communication}
     for name in ITEMS:
         items.append(guarded(name, checks[name]))
     items = apply_waivers(items, waivers)

@@ -32,6 +32,11 @@ MIN_COPY_NODES = 7
 # The fast rollback's model calibrated on this machine: one home, wave_planning (the wave's projection uses it too).
 MODEL = wave_planning.FAST_ROLLBACK_MODEL
 METHOD_MEASURED = 'measured on a simulated copy of the whole fleet'
+# Under load (``rehearse --under-load``): the share of client reads the rollback may cost (the readable order keeps
+# a member of every close group up: 0.07 % measured at 500 nodes, all at once 16.6 %, docs/benchmarks.md).
+DEFAULT_MAX_READ_LOSS = 0.01
+LOAD_METHOD = ('the copy scraped by a Prometheus at the fleet size\'s interval and read by clients throughout '
+               'the rollback (the simulator\'s client reads over the nodes\' close groups)')
 METHOD_SCALED = ('projected: the fast-rollback model (wave_planning.project_fast_rollback) with its per-round '
                  'overhead calibrated by the rollback measured on a simulated copy of %d of the %d hosts')
 
@@ -118,12 +123,40 @@ def verdict(measured_seconds, sla_seconds, projected_seconds=None, scaled=False)
     return True, '%s took %.0f s, within the %.0f s SLA' % (what, judged, sla_seconds)
 
 
+def load_verdict(load, max_read_loss=DEFAULT_MAX_READ_LOSS):
+    """passed, and the sentence: under load, the rollback cost at most ``max_read_loss`` of the clients' reads
+    and Prometheus scraped every node of the copy again after it. ``load``: {reads_total, reads_failed,
+    targets, targets_up_after, scrape_interval, client_read_rate}."""
+    total, failed = float(load.get('reads_total') or 0), float(load.get('reads_failed') or 0)
+    share = failed / total if total else 0.0
+    problems = []
+    if not total:
+        problems.append('no client read was served during the rollback: the load did not run')
+    elif share > max_read_loss:
+        problems.append('the rollback cost %.2f %% of the clients\' reads (%.0f of %.0f; allowed %.2f %%)'
+                        % (100 * share, failed, total, 100 * max_read_loss))
+    lost = int(load.get('targets') or 0) - int(load.get('targets_up_after') or 0)
+    if lost > 0:
+        problems.append('Prometheus did not scrape %d of the copy\'s %d nodes again after the rollback'
+                        % (lost, load['targets']))
+    if problems:
+        return False, 'under load: ' + '; '.join(problems)
+    return True, ('under load (scrapes every %gs, %.0f client reads/s): %.2f %% of the reads failed during the '
+                  'rollback (allowed %.2f %%), every node scraped again'
+                  % (load.get('scrape_interval') or 0, load.get('client_read_rate') or 0, 100 * share,
+                     100 * max_read_loss))
+
+
 def record(ledger, result, run_id=None):
     """The rehearsal's result as ONE ledger event ``rehearsal``; returns its id."""
     return ledger.record_event(EVENT, run_id=run_id, **result)
 
 
-def latest(ledger):
-    """The newest rehearsal (``{at, data}``) or None."""
-    events = ledger.events(kinds=EVENT, limit=1)
-    return events[0] if events else None
+def latest(ledger, under_load=False):
+    """The newest rehearsal (``{at, data}``) or None; with ``under_load`` the newest one run under load."""
+    if not under_load:
+        events = ledger.events(kinds=EVENT, limit=1)
+        return events[0] if events else None
+    # Rehearsals are few (one a week by the preflight's default): the newest thousand hold the answer.
+    return next((e for e in ledger.events(kinds=EVENT, limit=1000) if (e['data'] or {}).get('load') is not None),
+                None)

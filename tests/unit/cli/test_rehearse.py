@@ -23,16 +23,21 @@ def copies(monkeypatch):
     """run_copy's stand-in: records its arguments, answers ``seconds``."""
     asked = []
 
-    def fake(settings, console, hosts, nodes_per_host, mode, ready_delay, forks, order, operator, workdir=None):
+    def fake(settings, console, hosts, nodes_per_host, mode, ready_delay, forks, order, operator, workdir=None,
+             load=None):
         asked.append({'hosts': hosts, 'nodes_per_host': nodes_per_host, 'mode': mode, 'ready_delay': ready_delay,
-                      'forks': forks, 'order': order})
+                      'forks': forks, 'order': order, **({'load': load} if load else {})})
         nodes = [{'host': f'sim-host-{h:02d}', 'service_name': f'antnode{n}', 'peer_id': None, 'mode': mode}
                  for h in range(1, hosts + 1) for n in range(1, nodes_per_host + 1)]
+        figures = None if load is None else dict(asked.load, client_read_rate=load['client_read_rate'],
+                                                 targets=hosts * nodes_per_host)
         return {'seconds': asked.seconds, 'copy_switch_seconds': [ready_delay + 0.4], 'start_seconds': 0.5,
-                'nodes': nodes}
+                'nodes': nodes, 'load': figures}
 
     class Asked(list):
         seconds = 12.0
+        load = {'scrape_interval': 2.0, 'targets_up_after': 18, 'reads_total': 3600.0, 'reads_failed': 7.2,
+                'load_average': 1.0}
 
     asked = Asked()
     monkeypatch.setattr(cmd_rehearse, 'run_copy', fake)
@@ -139,3 +144,31 @@ def test_a_fleet_too_small_for_a_copy_is_bad_input_and_nothing_is_recorded(tmp_p
     result = cli_runner.invoke(cli, ['--ledger', str(path), 'rehearse'])
     assert result.exit_code == 2 and 'at least 7 nodes' in result.output
     assert copies == [] and latest(path) is None
+
+
+def test_under_load_the_copy_is_loaded_and_the_reads_it_cost_are_judged_and_recorded(
+        invoke, ledger_path, inventory_path, copies):
+    result = invoke('-i', inventory_path, 'rehearse', '--operator', 'carol', '--ready-delay', '1',
+                    '--under-load', '--client-reads', '500')
+    assert result.exit_code == 0, result.output
+    assert copies[-1]['load'] == {'client_read_rate': 500.0}
+    event = latest(ledger_path)['data']
+    assert event['passed'] is True and event['load']['passed'] is True
+    assert event['load']['reads_failed'] == 7.2 and event['load']['max_read_loss'] == 0.01
+    assert '7.2 of 3600 client reads failed during the rollback' in ' '.join(result.output.split())
+
+    # 0.2 % of the reads lost is over a 0.1 % allowance: exit 1 and recorded failed under load, SLA kept.
+    result = invoke('-i', inventory_path, 'rehearse', '--operator', 'carol', '--ready-delay', '1',
+                    '--under-load', '--max-read-loss', '0.1')
+    assert result.exit_code == 1, result.output
+    event = latest(ledger_path)['data']
+    assert event['passed'] is True and event['load']['passed'] is False
+    assert event['load']['message'] == ("under load: the rollback cost 0.20 % of the clients' reads (7 of 3600; "
+                                        'allowed 0.10 %)')
+    assert 'rehearsal failed' in result.output
+
+
+def test_without_under_load_nothing_is_loaded_and_no_load_is_recorded(invoke, ledger_path, inventory_path, copies):
+    result = invoke('-i', inventory_path, 'rehearse', '--operator', 'carol', '--ready-delay', '1')
+    assert result.exit_code == 0, result.output
+    assert 'load' not in copies[-1] and 'load' not in latest(ledger_path)['data']
