@@ -46,7 +46,9 @@ collection.install()
 from alerting_stack import inventory_dir  # noqa: E402
 from rollback import api, switch_hosts  # noqa: E402
 
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils import alert_rules
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils import ledger as ledger_lib
+from ansible_collections.autonomi.network_migration.plugins.plugin_utils.alert_rules import rendering
 from ant_fleet_sim import receivers
 from ant_fleet_sim.testing import SimStack, wait_for
 
@@ -59,8 +61,10 @@ RULEBOOK_BIN = ROOT / '.venv-eda' / 'bin' / 'ansible-rulebook'
 RULEBOOK = ROOT / 'extensions' / 'eda' / 'rulebooks' / 'rollback_on_alert.yml'
 TIMELINE_PLUGINS = Path(__file__).resolve().parent / 'callback_plugins'
 ALERT = 'NetworkPartitionRisk'
-# Production windows (rules/alert_rules.yml, roles/monitoring defaults, an operator's Prometheus at scale).
-PRODUCTION = {'scrape_interval': 15.0, 'evaluation_interval': 30.0, 'for': 120.0, 'group_wait': 30.0}
+# Production windows (rules/alert_rules.yml, roles/monitoring defaults, an operator's Prometheus at scale); the
+# critical routes' group_wait is the monitoring role's critical_group_wait (rendering.DEFAULT_TIMINGS).
+PRODUCTION = {'scrape_interval': 15.0, 'evaluation_interval': 30.0, 'for': 120.0,
+              'group_wait': alert_rules.parse_duration(rendering.DEFAULT_TIMINGS['critical_group_wait'])}
 SIMULATED = {'scrape_interval': 2.0, 'evaluation_interval': 2.0, 'for': 10.0, 'group_wait': 1.0}
 
 
@@ -305,9 +309,10 @@ def main(argv=None):
         simulated, production, rest = production_estimate(runs)
         say('fault -> every node back: %s s (median %.1f)' % (', '.join('%.1f' % t for t in totals),
                                                               statistics.median(totals)))
-        say('with the production windows (for 2m, evaluation 30 s, scrape 15 s, group_wait 30 s): about %.0f s '
-            '(alerting %.0f s from the windows instead of %.0f s here, + %.1f s measured from the notification '
-            'to every node back)' % (production + rest, production, simulated, rest))
+        say('with the production windows (for 2m, evaluation 30 s, scrape 15 s, critical group_wait %g s): about '
+            '%.0f s (alerting %.0f s from the windows instead of %.0f s here, + %.1f s measured from the '
+            'notification to every node back)' % (PRODUCTION['group_wait'], production + rest, production,
+                                                  simulated, rest))
     return 0
 
 

@@ -180,7 +180,12 @@ ANNOUNCE_ROUTE = {'receiver': ANNOUNCE_RECEIVER, 'matchers': ['alertname="%s"' %
                   'group_by': ['alertname', 'run_id', 'event_id'], 'group_wait': '1s', 'group_interval': '1m',
                   'repeat_interval': '24h', 'continue': False}
 RECEIVERS = ('page', 'notify', 'log', ANNOUNCE_RECEIVER)
-DEFAULT_TIMINGS = {'group_wait': '30s', 'group_interval': '5m', 'repeat_interval': '4h'}
+DEFAULT_TIMINGS = {'group_wait': '30s', 'group_interval': '5m', 'repeat_interval': '4h', 'critical_group_wait': '5s'}
+# Timings of the root route; critical_group_wait is the group_wait of the critical routes (the page receiver, whose
+# integrations include the event-driven rollback): a critical alert already waited its rule's ``for``, and
+# Alertmanager's grouping only adds latency to the rollback it starts (bench/chain.py: 25 s of the production chain
+# at the default 30 s). Never longer than the root's group_wait.
+ROOT_TIMINGS = ('group_wait', 'group_interval', 'repeat_interval')
 
 # One notification text for every integration: what fired, the value, the runbook.
 NOTIFICATION_TEXT = (
@@ -328,7 +333,8 @@ def alertmanager_config(ruleset, receivers=None, group_by=('alertname', 'transpo
     check_receivers); ``log`` usually has none (Alertmanager keeps and shows the alert, nobody is
     notified). Each rule gets a route whose ``repeat_interval`` is its cooldown, so a firing alert
     re-notifies at most once per cooldown. ``timings``: group_wait, group_interval,
-    repeat_interval of the root route (short in the simulated inventory).
+    repeat_interval of the root route (short in the simulated inventory), and critical_group_wait, the
+    group_wait of the critical routes (DEFAULT_TIMINGS).
     """
     problems = check_receivers(receivers)
     if problems:
@@ -342,16 +348,20 @@ def alertmanager_config(ruleset, receivers=None, group_by=('alertname', 'transpo
             parse_duration(value)
         except AlertRulesError as exc:
             raise AlertRulesError('Alertmanager timings: %s: %s' % (key, exc)) from None
+    critical_wait = min(timings['critical_group_wait'], timings['group_wait'], key=parse_duration)
     routes = [copy.deepcopy(ANNOUNCE_ROUTE)]
     for rule in ruleset.rules:
         if rule.enabled:
-            routes.append({'receiver': RECEIVER_BY_SEVERITY[rule.severity],
-                           'matchers': ['alertname="%s"' % rule.name],
-                           'repeat_interval': rule.cooldown})
+            routes.append(dict({'receiver': RECEIVER_BY_SEVERITY[rule.severity],
+                                'matchers': ['alertname="%s"' % rule.name],
+                                'repeat_interval': rule.cooldown},
+                               **({'group_wait': critical_wait} if rule.severity == 'critical' else {})))
     for severity in SEVERITIES:
-        routes.append({'receiver': RECEIVER_BY_SEVERITY[severity], 'matchers': ['severity="%s"' % severity]})
+        routes.append(dict({'receiver': RECEIVER_BY_SEVERITY[severity], 'matchers': ['severity="%s"' % severity]},
+                           **({'group_wait': critical_wait} if severity == 'critical' else {})))
     config = copy.deepcopy(base) if base else {}
-    config['route'] = dict({'receiver': 'log', 'group_by': list(group_by)}, **timings, routes=routes)
+    config['route'] = dict({'receiver': 'log', 'group_by': list(group_by)},
+                           **{k: timings[k] for k in ROOT_TIMINGS}, routes=routes)
     config['receivers'] = [_receiver(name, receivers.get(name)) for name in RECEIVERS]
     config['inhibit_rules'] = inhibit_rules(ruleset)
     return config

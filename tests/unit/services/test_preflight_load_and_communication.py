@@ -109,9 +109,11 @@ MANAGER = {'url': 'http://127.0.0.1:9093', 'version': '0.25.0', 'routes': ['log'
 RECEIVERS = {'page': ['webhook'], 'notify': ['webhook'], 'log': [], 'announce': ['webhook', 'slack']}
 
 
-def judge_comm(settings=ON, manager=MANAGER, receivers=RECEIVERS, delivery=None):
+def judge_comm(settings=None, manager=None, receivers=None, delivery=None):
     delivered = {'webhook': 'delivered', 'slack': 'delivered'}
-    return preflight.judge_communication(settings, manager, receivers, delivered if delivery is None else delivery)
+    return preflight.judge_communication(ON if settings is None else settings, MANAGER if manager is None else manager,
+                                         RECEIVERS if receivers is None else receivers,
+                                         delivered if delivery is None else delivery)
 
 
 def test_communication_passes_when_announcements_are_on_routed_and_delivered():
@@ -198,7 +200,7 @@ def test_the_test_announcement_is_the_callbacks_alert_and_is_resolved(fake):
     am = fake([{}, {'webhook': (1, 0)}])
     outcome = preflight.deliver_test_announcement('http://am', ['webhook'], 30, sleep=lambda s: None, clock=clock_of())
     assert outcome == {'webhook': 'delivered'}
-    (labels, annotations, ends_in), (resolved, _, ends_resolved) = am.posted
+    (labels, annotations, ends_in), (resolved, _annotations, ends_resolved) = am.posted
     assert labels['alertname'] == 'MigrationAnnouncement' and labels['severity'] == 'info'
     assert labels['announcement'] == 'preflight_test' and labels['event_id'].startswith('preflight-')
     assert 'Test announcement from the migration preflight' in annotations['summary']

@@ -168,13 +168,37 @@ def test_promql_rule_with_selector(doc):
 def test_alertmanager_routing_by_severity_and_cooldown():
     config = ar.alertmanager_config(ar.load_rules(), receivers={'page': {'webhook_configs': [{'url': 'http://x'}]}})
     routes = config['route']['routes']
-    assert {'receiver': 'page', 'matchers': ['alertname="HighErrorRateIroh"'], 'repeat_interval': '1h'} in routes
+    assert {'receiver': 'page', 'matchers': ['alertname="HighErrorRateIroh"'], 'repeat_interval': '1h',
+            'group_wait': '5s'} in routes
     assert {'receiver': 'notify', 'matchers': ['alertname="IrohLatencySpike"'], 'repeat_interval': '30m'} in routes
     assert {'receiver': 'log', 'matchers': ['severity="info"']} in routes
     assert config['receivers'][0] == {'name': 'page', 'webhook_configs': [{'url': 'http://x'}]}
     assert config['receivers'][2] == {'name': 'log'}
     with pytest.raises(ar.AlertRulesError, match='unknown receiver'):
         ar.alertmanager_config(ar.load_rules(), receivers={'pager': {}})
+
+
+def test_critical_routes_wait_less_than_the_root_and_never_longer():
+    """A critical alert already waited its ``for``: its routes (page, the event-driven rollback) group for
+    critical_group_wait only; the root and the other severities keep group_wait."""
+    config = ar.alertmanager_config(ar.load_rules())
+    route = config['route']
+    assert {k: route[k] for k in ('group_wait', 'group_interval', 'repeat_interval')} == {
+        'group_wait': '30s', 'group_interval': '5m', 'repeat_interval': '4h'}
+    assert 'critical_group_wait' not in route
+    by_receiver = {}
+    for r in route['routes']:
+        by_receiver.setdefault(r['receiver'], set()).add(r.get('group_wait'))
+    assert by_receiver['page'] == {'5s'} and by_receiver['notify'] == {None} and by_receiver['log'] == {None}
+    partition = next(r for r in route['routes'] if r['matchers'] == ['alertname="NetworkPartitionRisk"'])
+    assert partition['group_wait'] == '5s'
+    # Never longer than the root's: a root of 1s keeps critical routes at 1s; an explicit value is kept.
+    short = ar.alertmanager_config(ar.load_rules(), timings={'group_wait': '1s'})['route']
+    assert {r.get('group_wait') for r in short['routes'] if r['receiver'] == 'page'} == {'1s'}
+    longer = ar.alertmanager_config(ar.load_rules(), timings={'critical_group_wait': '15s'})['route']
+    assert {r.get('group_wait') for r in longer['routes'] if r['receiver'] == 'page'} == {'15s'}
+    with pytest.raises(ar.AlertRulesError, match='critical_group_wait'):
+        ar.alertmanager_config(ar.load_rules(), timings={'critical_group_wait': 'soon'})
 
 
 def test_disabled_rule_is_not_rendered_nor_evaluated(doc):
