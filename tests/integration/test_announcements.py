@@ -14,9 +14,12 @@ run in order (canary, waves to 50, 75, 100 %). The Prometheus and Alertmanager a
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 from alerting_stack import BIN, ROOT, ansible_env, inventory_dir, playbook, require
@@ -174,3 +177,25 @@ def test_a_halted_wave_is_announced_with_what_comes_next(fleet):
     for kind in ('halt', 'rollback', 'run_halted'):
         note = got[kind][0]['annotations']
         print('%s: %s -- next: %s' % (kind, note['summary'], note['next']))
+
+
+def test_the_clis_pause_and_resume_are_announced_like_the_playbooks(fleet):
+    """The CLI drives pause.yml / resume.yml through ansible-runner, so the same callback announces them: an
+    operator's `ant-network-migration pause` reaches the channel as a pause run does (here after the halt above:
+    resume --ack clears it)."""
+    hook = fleet['announce']
+    cli = str(Path(sys.executable).parent / 'ant-network-migration')
+    env = dict(ansible_env(fleet['ledger']), ANT_MIGRATION_INVENTORY=str(fleet['inv']), ANT_MIGRATION_ANNOUNCE='true',
+               ANT_MIGRATION_ALERTMANAGER_URL=fleet['am_url'],
+               PATH='%s:%s' % (Path(sys.executable).parent, os.environ.get('PATH', '')))
+    paused = subprocess.run([cli, 'pause', '--reason', 'operator on call hand-over', '--operator', 'ivy'],
+                            capture_output=True, text=True, env=env, timeout=300)
+    assert paused.returncode == 0, paused.stdout[-3000:] + paused.stderr[-2000:]
+    got = wait_announced(hook, run_ids(fleet['ledger'], 'pause.yml')[-1], ['pause'])
+    assert 'migration paused by ivy' in got['pause'][0]['annotations']['summary'], got['pause'][0]['annotations']
+    resumed = subprocess.run([cli, 'resume', '--ack', '--operator', 'ivy'], capture_output=True, text=True, env=env,
+                             timeout=300)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-2000:]
+    got = wait_announced(hook, run_ids(fleet['ledger'], 'resume.yml')[-1], ['resume'])
+    assert 'migration resumed by ivy' in got['resume'][0]['annotations']['summary'], got['resume'][0]['annotations']
+    assert_no_secret(fleet, paused.stdout, paused.stderr, resumed.stdout, resumed.stderr)
