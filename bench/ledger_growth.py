@@ -137,6 +137,7 @@ def whole_migration(hosts, nodes, tmp, pg=True):
             server = stack.enter_context(pg_server())
             backends['postgresql'] = server.new_schema()
         for name, location in backends.items():
+            ledger_lib.open_ledger(location, create=True).close()    # as `ant-network-migration init` makes it
             figures = _play(location, names, nodes, peer_ids)
             figures['bytes'] = sqlite_bytes(location) if name == 'sqlite' else pg_bytes(location)
             result['backends'][name] = figures
@@ -149,8 +150,8 @@ def _play(location, names, nodes, peer_ids):
     config = tracker_lib.TrackerConfig(ledger=location, operator='bench')
     opened = {}
 
-    def open_counting(loc):
-        book = ledger_lib.open_ledger(loc)
+    def open_counting(loc, create=False):
+        book = ledger_lib.open_ledger(loc, create=create)
         opened['counter'] = CountingLedger(book)
         return book
 
