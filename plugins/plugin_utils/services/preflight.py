@@ -296,7 +296,7 @@ def judge_communication(settings, manager, receivers, delivery):
     """Announcements are on (the migration_tracker callback enabled, ``announce`` and its ``alertmanager_url``
     set: controller settings), that Alertmanager routes them to the ``announce`` receiver, which has an
     integration, and a test announcement was accepted by each integration. ``settings``: {tracker_enabled,
-    announce, alertmanager_url (redacted)}; ``manager``: observe_alertmanager's first value; ``receivers``:
+    announce, alertmanager_url (shown redacted)}; ``manager``: observe_alertmanager's first value; ``receivers``:
     {name: [integration types]}; ``delivery``: {integration: outcome} (empty: not sent)."""
     problems, receiver = [], rendering.ANNOUNCE_RECEIVER
     if not settings.get('tracker_enabled'):
@@ -324,8 +324,9 @@ def judge_communication(settings, manager, receivers, delivery):
             if outcome != 'delivered':
                 problems.append('receiver %s did not accept the test announcement through %s: %s'
                                 % (receiver, integration, outcome))
+    url = settings.get('alertmanager_url')
     evidence = {'announce': bool(settings.get('announce')), 'tracker_enabled': bool(settings.get('tracker_enabled')),
-                'alertmanager_url': settings.get('alertmanager_url'), 'receiver': receiver,
+                'alertmanager_url': redaction.redact_text(url) if url else None, 'receiver': receiver,
                 'integrations': receivers.get(receiver) or [], 'delivery': delivery}
     return item(COMMUNICATION, problems, evidence, 'migration events are announced through receiver %s (%s); a test '
                 'announcement reached it' % (receiver, ', '.join(evidence['integrations'])))
@@ -606,8 +607,7 @@ def run(ledger, request, client, nodes_view, operator, run_id=None, corrupt_back
         if settings.get('announce') and url and not manager.get('error'):
             delivery = deliver_test_announcement(url, receivers.get(rendering.ANNOUNCE_RECEIVER) or [],
                                                  request['delivery_timeout'])
-        shown = dict(settings, alertmanager_url=redaction.redact_text(url) if url else None)
-        return judge_communication(shown, manager, receivers, delivery)
+        return judge_communication(settings, manager, receivers, delivery)
 
     checks = {MONITORING: monitoring, RECIPIENTS: recipients, RUNBOOKS: runbooks, CANARY: canary, BACKUP: backup,
               THRESHOLDS: thresholds, ROLLBACK_TESTED: rollback_tested, LOAD_TESTED: load_tested,

@@ -123,6 +123,12 @@ def test_communication_passes_when_announcements_are_on_routed_and_delivered():
                                  'slack); a test announcement reached it')
 
 
+def test_communication_never_shows_the_announcers_credentials():
+    result = judge_comm(settings=dict(ON, alertmanager_url='http://announcer:S3cretPw@am.example:9093'))
+    assert result['result'] == preflight.PASS
+    assert 'S3cretPw' not in repr(result) and result['evidence']['alertmanager_url'].startswith('http://announcer:')
+
+
 @pytest.mark.parametrize('settings, expected', [
     (dict(ON, tracker_enabled=False), 'the migration_tracker callback is not enabled'),
     (dict(ON, announce=False), 'announcements are off: set announce = true under [autonomi_network_migration]'),
