@@ -44,6 +44,9 @@ EVENT, WAIVER_EVENT = 'preflight', 'preflight_waived'
 # The receiver each severity pages (the monitoring role's routing, rendering.RECEIVER_BY_SEVERITY).
 RECIPIENT_SEVERITIES = ('critical', 'warning')
 TEST_ALERT = 'MigrationPreflightTest'
+# A rehearsal stands for a fleet at most this much larger in hosts (and with no more nodes per host) than the copy's
+# shape: a fleet that grew since is rehearsed again.
+SHAPE_GROWTH = 0.10
 # The baseline's noise ceiling: a threshold at or under the 99th percentile of normal would flap.
 NOISE_QUANTILE = 0.99
 COLLECTION_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
@@ -240,8 +243,23 @@ def judge_thresholds(rules, baselines, far_factor, window):
                 % (window, ' (%d warning(s))' % len(warnings) if warnings else ''), warnings)
 
 
-def judge_rollback_tested(last, now, max_age, max_age_text):
-    """The newest ``rehearsal`` event (``{at, data}`` or None) passed and is at most ``max_age`` seconds old."""
+def _shape_problem(data, shape, again):
+    """Why a rehearsal of ``data['shape']`` does not stand for a fleet of ``shape`` (None when it does): the fleet
+    has grown past SHAPE_GROWTH in hosts, or has more nodes per host, since."""
+    rehearsed = data.get('shape') or {}
+    if not shape or not rehearsed.get('hosts'):
+        return None
+    if shape['hosts'] > rehearsed['hosts'] * (1 + SHAPE_GROWTH) or \
+            shape['nodes_per_host'] > rehearsed.get('nodes_per_host', 0):
+        return ('the last rehearsal was of a fleet of %d hosts x %d nodes; this fleet has %d x %d now: %s'
+                % (rehearsed['hosts'], rehearsed.get('nodes_per_host', 0), shape['hosts'], shape['nodes_per_host'],
+                   again))
+    return None
+
+
+def judge_rollback_tested(last, now, max_age, max_age_text, shape=None):
+    """The newest ``rehearsal`` event (``{at, data}`` or None) passed, is at most ``max_age`` seconds old and was of
+    a fleet this one has not outgrown (``shape``: {hosts, nodes_per_host} of the fleet now, or None)."""
     if not last:
         return item(ROLLBACK_TESTED, ['no rehearsal recorded: run ant-network-migration rehearse'], {}, '')
     data, age = last['data'] or {}, _age(last['at'], now)
@@ -261,13 +279,17 @@ def judge_rollback_tested(last, now, max_age, max_age_text):
     if age > max_age:
         problems.append('the last rehearsal is %s old (allowed: %s): run ant-network-migration rehearse'
                         % (_duration(age), max_age_text))
+    grown = _shape_problem(data, shape, 'run ant-network-migration rehearse')
+    if grown:
+        problems.append(grown)
     return item(ROLLBACK_TESTED, problems, evidence, 'the fast rollback rehearsed %s ago: %s'
                 % (_duration(age), data.get('message', '')))
 
 
-def judge_load_tested(last, now, max_age, max_age_text):
+def judge_load_tested(last, now, max_age, max_age_text, shape=None):
     """The newest rehearsal run under load (``{at, data}`` or None) kept the SLA and the load's limits (the
-    clients' reads, every node scraped again: rehearsal.load_verdict) and is at most ``max_age`` seconds old."""
+    clients' reads, every node scraped again: rehearsal.load_verdict), is at most ``max_age`` seconds old and was
+    of a fleet this one has not outgrown (``shape``, as for rollback_tested)."""
     again = 'run ant-network-migration rehearse --under-load'
     if not last:
         return item(LOAD_TESTED, ['no rehearsal under load recorded: %s' % again], {}, '')
@@ -288,6 +310,9 @@ def judge_load_tested(last, now, max_age, max_age_text):
     if age > max_age:
         problems.append('the last rehearsal under load is %s old (allowed: %s): %s' % (_duration(age), max_age_text,
                                                                                        again))
+    grown = _shape_problem(data, shape, again)
+    if grown:
+        problems.append(grown)
     return item(LOAD_TESTED, problems, evidence, 'the fast rollback rehearsed under load %s ago: %s; %s'
                 % (_duration(age), data.get('message', ''), load.get('message', '')))
 
@@ -591,13 +616,19 @@ def run(ledger, request, client, nodes_view, operator, run_id=None, corrupt_back
         return judge_thresholds(ruleset.select(), observe_baselines(client, ruleset, request['baseline_window']),
                                 request['far_factor'], request['baseline_window'])
 
+    def fleet_shape():
+        try:
+            return rehearsal.fleet_shape(nodes)
+        except rehearsal.RehearsalError:
+            return None     # no node read: nothing to compare (monitoring and canary say why)
+
     def rollback_tested():
         return judge_rollback_tested(rehearsal.latest(ledger), time.time(), request['rehearsal_max_age'],
-                                     _duration(request['rehearsal_max_age']))
+                                     _duration(request['rehearsal_max_age']), shape=fleet_shape())
 
     def load_tested():
         return judge_load_tested(rehearsal.latest(ledger, under_load=True), time.time(), request['load_test_max_age'],
-                                 _duration(request['load_test_max_age']))
+                                 _duration(request['load_test_max_age']), shape=fleet_shape())
 
     def communication():
         settings = request['announce_settings']

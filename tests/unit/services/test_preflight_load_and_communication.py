@@ -222,3 +222,31 @@ def test_a_refusing_or_silent_announce_receiver_is_reported(fake):
     assert preflight.deliver_test_announcement('http://am', ['webhook'], 5, sleep=lambda s: None,
                                                clock=clock_of()) == {'webhook': 'no attempt within 5 s'}
     assert preflight.deliver_test_announcement('http://am', [], 5) == {}
+
+
+# ---------------------------------------------------------------------------------------------- a grown fleet
+@pytest.mark.parametrize('shape, grown', [
+    ({'hosts': 4, 'nodes_per_host': 2}, False),      # the rehearsed shape
+    ({'hosts': 3, 'nodes_per_host': 2}, False),      # smaller rolls back faster
+    ({'hosts': 4, 'nodes_per_host': 3}, True),       # more nodes per host: slower hosts
+    ({'hosts': 5, 'nodes_per_host': 2}, True),       # 25 % more hosts
+    (None, False),                                   # nothing read: nothing to compare
+])
+def test_a_rehearsal_of_a_fleet_this_one_has_outgrown_does_not_count(shape, grown):
+    rehearsed = {'shape': {'hosts': 4, 'nodes_per_host': 2, 'mode': 'dual_stack'}}
+    tested = preflight.judge_rollback_tested(loaded_event(60, **rehearsed), NOW, DAY, '1d', shape=shape)
+    loaded = preflight.judge_load_tested(loaded_event(60, **rehearsed), NOW, DAY, '1d', shape=shape)
+    assert (tested['result'], loaded['result']) == ((preflight.FAIL,) * 2 if grown else (preflight.PASS,) * 2)
+    if grown:
+        assert tested['problems'] == ['the last rehearsal was of a fleet of 4 hosts x 2 nodes; this fleet has %d x %d '
+                                      'now: run ant-network-migration rehearse'
+                                      % (shape['hosts'], shape['nodes_per_host'])]
+        assert loaded['problems'][0].endswith('now: run ant-network-migration rehearse --under-load')
+
+
+def test_ten_percent_more_hosts_is_still_the_rehearsed_fleet():
+    rehearsed = {'shape': {'hosts': 50, 'nodes_per_host': 20}}
+    assert preflight.judge_rollback_tested(loaded_event(60, **rehearsed), NOW, DAY, '1d',
+                                           shape={'hosts': 55, 'nodes_per_host': 20})['result'] == preflight.PASS
+    assert preflight.judge_rollback_tested(loaded_event(60, **rehearsed), NOW, DAY, '1d',
+                                           shape={'hosts': 56, 'nodes_per_host': 20})['result'] == preflight.FAIL
