@@ -342,10 +342,17 @@ def test_a_killed_slice_ends_its_run_blocks_no_relaunch_and_the_ledger_equals_th
         wait_for(lambda: any(n['host'] == victim and n['mode'] == DUAL for n in fleet.stack.fleet()['nodes']),
                  timeout=120, what='the victim host restarted in dual_stack')
     killed = kill_tree(slices.procs[0].pid)
-    assert len(killed) > 2, killed                          # ansible-runner, ansible-playbook and its workers
-    slices.procs[0].wait(timeout=60)
-    assert slices.procs[1].wait(timeout=900) is not None
-    fleet.stack.clear_faults()
+    try:
+        # ansible-runner and ansible-playbook, and its workers if a task was running (between two plays there is
+        # none: a worker lives for one task of one host).
+        assert len(killed) >= 2, killed
+        slices.procs[0].wait(timeout=60)
+        assert slices.procs[1].wait(timeout=900) is not None
+    finally:
+        # Whatever failed above, the other slice must not go on switching the fleet the next test starts from.
+        if slices.procs[1].poll() is None:
+            kill_tree(slices.procs[1].pid)
+        fleet.stack.clear_faults()
 
     ledger = ledger_lib.open_ledger(location)
     try:

@@ -106,7 +106,9 @@ def test_monitoring_role_is_idempotent_and_refuses_bad_input(stack, tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert 'changed=1' in proc.stdout  # only the new Alertmanager file; the rule files are unchanged
     routes = yaml.safe_load(alertmanager.read_text())['route']['routes']
-    assert {'receiver': 'page', 'matchers': ['alertname="HighErrorRateIroh"'], 'repeat_interval': '1m'} in routes
+    # a critical rule's route groups for critical_group_wait (the role's default 5s), not the root's 30s
+    assert {'receiver': 'page', 'matchers': ['alertname="HighErrorRateIroh"'], 'repeat_interval': '1m',
+            'group_wait': '5s'} in routes
     proc = playbook(stack, tmp_path, ROOT / 'playbooks' / 'monitoring.yml', tmp_path / 'ledger.sqlite3',
                     '-e', 'monitoring_rules_dir=%s' % rules_dir,
                     '-e', '{"migration_alert_overrides": {"high_error_rate_iroh": {"threshold": "high"}}}')
