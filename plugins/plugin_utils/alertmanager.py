@@ -23,6 +23,7 @@ from ansible_collections.autonomi.network_migration.plugins.plugin_utils import 
 from ansible_collections.autonomi.network_migration.plugins.plugin_utils.errors import MigrationError
 
 _OPENER = urllib.request.build_opener()
+RESOLVE_SKEW = 10.0   # seconds: an Alertmanager whose clock is behind the controller's by less still resolves
 # Alertmanager 0.25 counts notification requests per integration type (no receiver label before 0.27).
 _REQUESTS = re.compile(r'^alertmanager_notification_requests(_failed)?_total\{integration="([^"]+)"\} (\S+)$', re.M)
 
@@ -57,11 +58,27 @@ class Alertmanager:
         return {'version': (data.get('versionInfo') or {}).get('version'), 'config': config}
 
     def post_alert(self, labels, annotations, ends_in=300.0):
-        """Send one alert (``ends_in`` seconds from now; 0 resolves it)."""
+        """Send one alert (``ends_in`` seconds from now; 0 resolves it).
+
+        A resolve carries an end already past (RESOLVE_SKEW seconds ago, and a start as early): Alertmanager
+        merges an alert with the one it holds and, unless the newer one is resolved *when it arrives*, keeps
+        the later end (types.Alert.Merge) - an end "now" arrives in the future and the alert stays active
+        until its first ``ends_in``."""
         now = datetime.datetime.now(datetime.UTC)
+        if ends_in <= 0:
+            now -= datetime.timedelta(seconds=RESOLVE_SKEW)
         alert = {'labels': labels, 'annotations': annotations, 'startsAt': now.isoformat(),
-                 'endsAt': (now + datetime.timedelta(seconds=max(ends_in, 0.001))).isoformat()}
+                 'endsAt': (now + datetime.timedelta(seconds=max(ends_in, 0))).isoformat()}
         self._call('/api/v2/alerts', [alert])
+
+    def silence(self, labels, duration, comment, created_by='ant-network-migration'):
+        """Silence the alerts whose labels equal ``labels`` for ``duration`` seconds from now (its id)."""
+        now = datetime.datetime.now(datetime.UTC)
+        body = {'matchers': [{'name': k, 'value': str(v), 'isRegex': False, 'isEqual': True}
+                             for k, v in sorted(labels.items())],
+                'startsAt': now.isoformat(), 'endsAt': (now + datetime.timedelta(seconds=duration)).isoformat(),
+                'createdBy': created_by, 'comment': comment}
+        return json.loads(self._call('/api/v2/silences', body) or '{}').get('silenceID')
 
     def notification_requests(self):
         """{integration type: (requests, failed requests)} from Alertmanager's own /metrics."""

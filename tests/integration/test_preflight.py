@@ -18,6 +18,7 @@ import os
 import shutil
 import sqlite3
 import threading
+import urllib.request
 
 import pytest
 import yaml
@@ -107,6 +108,18 @@ def test_every_item_passes_on_a_ready_fleet(fleet):
     assert critical and all(a['labels']['severity'] == 'critical' for a in critical)
     assert warning and all(a['labels']['severity'] == 'warning' for a in warning)
     print('\n' + '\n'.join(i['message'] for i in data['items']))
+    # Resolved but silenced first: no "resolved" notification follows a group_interval (2 s here) later, which
+    # Alertmanager 0.25 would count as a webhook delivery in the next test's window and hide a receiver down.
+    def resolved_test(note):
+        return any(a.get('status') == 'resolved' and a['labels'].get('alertname') in (
+            'MigrationPreflightTest', 'MigrationAnnouncement') for a in note.get('alerts', []))
+    with urllib.request.urlopen(fleet['stack'].alertmanager_url + '/api/v2/alerts', timeout=10) as resp:
+        active = json.loads(resp.read())
+    assert not [a['labels'] for a in active if a['labels']['alertname'] in (
+        'MigrationPreflightTest', 'MigrationAnnouncement')], 'the test alerts are still active in Alertmanager'
+    with pytest.raises(receivers.ReceiverTimeout):
+        fleet['page'].wait_for(resolved_test, timeout=10, what='a resolved test alert')
+    assert not [n for r in ('notify', 'announce') for n in fleet[r].notifications if resolved_test(n)]
 
 
 def failed_item(fleet, name, proc):

@@ -168,8 +168,9 @@ def test_both_items_are_in_the_checklist_and_waivable():
 class FakeAlertmanager:
     """Counts notification requests per integration type: ``script`` says what each poll adds."""
 
-    def __init__(self, script):
+    def __init__(self, script, refuse_silences=False):
         self.script, self.counts, self.posted = list(script), {}, []
+        self.calls, self.refuse_silences = [], refuse_silences
 
     def notification_requests(self):
         if self.script:
@@ -180,14 +181,22 @@ class FakeAlertmanager:
 
     def post_alert(self, labels, annotations, ends_in=300):
         self.posted.append((labels, annotations, ends_in))
+        self.calls.append(('resolve' if ends_in == 0 else 'fire', labels))
+
+    def silence(self, labels, duration, comment, created_by='ant-network-migration'):
+        if self.refuse_silences:
+            raise preflight.am.AlertmanagerUnavailable('Alertmanager at http://am is unreachable (403)')
+        self.calls.append(('silence', labels))
+        assert duration >= 3600 and 'preflight' in comment and 'preflight' in created_by
+        return 'silence-id'
 
 
 @pytest.fixture
 def fake(monkeypatch):
     box = {}
 
-    def make(script):
-        box['am'] = FakeAlertmanager(script)
+    def make(script, **kwargs):
+        box['am'] = FakeAlertmanager(script, **kwargs)
         monkeypatch.setattr(preflight.am, 'Alertmanager', lambda url: box['am'])
         return box['am']
     return make
@@ -211,6 +220,29 @@ def test_the_test_announcement_is_the_callbacks_alert_and_is_resolved(fake):
     assert labels['announcement'] == 'preflight_test' and labels['event_id'].startswith('preflight-')
     assert 'Test announcement from the migration preflight' in annotations['summary']
     assert resolved == labels and ends_in > 0 and ends_resolved == 0
+
+
+def test_a_test_alert_is_silenced_before_it_is_resolved_so_no_resolved_notification_counts_later(fake):
+    """Requests are counted per integration type: a resolved notification of the preflight's own test alert, a
+    group_interval later, would count as the next window's delivery and hide a receiver that is down."""
+    am = fake([{}, {'webhook': (1, 0)}, {}, {'webhook': (1, 0)}, {}, {'webhook': (1, 0)}])
+    alerts = preflight.deliver_test_alerts('http://am', {'page': ['webhook'], 'notify': ['webhook']}, 30,
+                                           sleep=lambda s: None, clock=clock_of())
+    assert alerts == {'warning': {'webhook': 'delivered'}, 'critical': {'webhook': 'delivered'}}
+    preflight.deliver_test_announcement('http://am', ['webhook'], 30, sleep=lambda s: None, clock=clock_of())
+    kinds = [kind for kind, _labels in am.calls]
+    assert kinds == ['fire', 'fire', 'silence', 'resolve', 'silence', 'resolve', 'fire', 'silence', 'resolve']
+    for (kind, silenced), (_next, resolved) in zip(am.calls, am.calls[1:], strict=False):
+        if kind == 'silence':   # exactly the alert resolved next, by the labels no other alert has
+            assert silenced.items() <= resolved.items() and len(silenced) == 2
+            assert set(silenced) in ({'alertname', 'preflight'}, {'alertname', 'event_id'})
+
+
+def test_a_refused_silence_still_resolves_the_test_alert(fake):
+    am = fake([{}, {'webhook': (1, 0)}], refuse_silences=True)
+    assert preflight.deliver_test_announcement('http://am', ['webhook'], 30, sleep=lambda s: None,
+                                               clock=clock_of()) == {'webhook': 'delivered'}
+    assert [kind for kind, _labels in am.calls] == ['fire', 'resolve']
 
 
 def test_a_refusing_or_silent_announce_receiver_is_reported(fake):
