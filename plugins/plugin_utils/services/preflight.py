@@ -461,10 +461,12 @@ def observe_alertmanager(url):
             am.receivers_of(status['config']))
 
 
-def _watch_delivery(client, types, timeout, before, sleep, clock):
+def _watch_delivery(client, types, timeout, before, sleep, clock, patient=()):
     """{integration type: 'delivered' | 'failed (...)' | 'no attempt within N s'} of the notification requests
     Alertmanager made of ``types`` since ``before`` (its counters then), polled until each succeeded, failed twice
-    (a refusal is judged after Alertmanager's first retry failed too) or ``timeout``."""
+    (a refusal is judged after Alertmanager's first retry failed too) or ``timeout``. A type in ``patient`` failed
+    in an earlier window: Alertmanager may still be retrying that receiver, so its failures here say nothing of
+    this one and only a success or the timeout ends the watch."""
     deadline, outcome, failures = clock() + timeout, {}, {}
     while True:
         now = client.notification_requests()
@@ -475,7 +477,8 @@ def _watch_delivery(client, types, timeout, before, sleep, clock):
                              'failed (%d request(s) refused or unanswered)' % bad if bad else
                              'no attempt within %.0f s' % timeout)
             failures[kind] = bad
-        if all(v == 'delivered' or failures[k] >= 2 for k, v in outcome.items()) or clock() >= deadline:
+        if all(v == 'delivered' or (failures[k] >= 2 and k not in patient) for k, v in outcome.items()) \
+                or clock() >= deadline:
             return outcome
         sleep(1.0)
 
@@ -495,15 +498,17 @@ def _retire(client, labels, identity, annotations):
     client.post_alert(labels, annotations, ends_in=0)
 
 
-def deliver_test_alerts(url, receivers, timeout, sleep=time.sleep, clock=time.monotonic):
+def deliver_test_alerts(url, receivers, timeout, sleep=time.sleep, clock=time.monotonic, failed_types=None):
     """Send a synthetic alert per severity, one at a time, and watch Alertmanager's notification requests of
     the receiver's integration types: accepted by the receiver, failed, or no attempt before ``timeout``.
 
     Alertmanager before 0.27 counts requests per integration type, not per receiver: the alerts go one at a
     time (warning first), are resolved only at the end, and a receiver passes when a request of its type
     succeeded in its window (another receiver's retries of the same type do not hide it). A real notification
-    of the same type in that window could be taken for the test's: docs/preflight.md says so."""
+    of the same type in that window could be taken for the test's: docs/preflight.md says so. ``failed_types``
+    (a set) collects the types whose requests failed, for the next watch to be patient with them."""
     client, out, sent_alerts = am.Alertmanager(url), {}, []
+    failed_types = set() if failed_types is None else failed_types
     try:
         for severity in reversed(RECIPIENT_SEVERITIES):
             types = receivers.get(rendering.RECEIVER_BY_SEVERITY[severity]) or []
@@ -517,16 +522,17 @@ def deliver_test_alerts(url, receivers, timeout, sleep=time.sleep, clock=time.mo
             client.post_alert(labels, {'summary': 'Synthetic test notification from the migration preflight: no '
                                                   'action needed', 'runbook_url': 'docs/preflight.md'})
             sent_alerts.append(labels)
-            out[severity] = _watch_delivery(client, types, timeout, before, sleep, clock)
+            out[severity] = _watch_delivery(client, types, timeout, before, sleep, clock, patient=set(failed_types))
+            failed_types.update(k for k, v in out[severity].items() if v.startswith('failed'))
     finally:
         for labels in sent_alerts:
             _retire(client, labels, ('alertname', 'preflight'), {'summary': 'resolved'})
     return out
 
 
-def deliver_test_announcement(url, types, timeout, sleep=time.sleep, clock=time.monotonic):
+def deliver_test_announcement(url, types, timeout, sleep=time.sleep, clock=time.monotonic, patient=()):
     """One test announcement, the alert the callback sends (announcements.alert), watched like the test alerts:
-    {integration type: outcome} of the announce receiver's ``types``."""
+    {integration type: outcome} of the announce receiver's ``types`` (``patient``: as _watch_delivery)."""
     if not types:
         return {}
     client = am.Alertmanager(url)
@@ -537,7 +543,7 @@ def deliver_test_announcement(url, types, timeout, sleep=time.sleep, clock=time.
         'next': 'nothing to do', 'at': datetime.datetime.now(datetime.UTC).isoformat(timespec='seconds')})
     client.post_alert(labels, annotations)
     try:
-        return _watch_delivery(client, types, timeout, before, sleep, clock)
+        return _watch_delivery(client, types, timeout, before, sleep, clock, patient=patient)
     finally:
         _retire(client, labels, ('alertname', 'event_id'), annotations)
 
@@ -596,12 +602,15 @@ def run(ledger, request, client, nodes_view, operator, run_id=None, corrupt_back
         return judge_monitoring(expected_rules(ruleset, request['runbook_base_url']), loaded, nodes, missing, targets,
                                 request['scrape_max_age'], manager)
 
+    failed_types = set()    # integration types a test delivery failed on: their retries may still go on
+
     def recipients():
         manager, receivers = observe_alertmanager(request['alertmanager_url'])
         if not manager.get('url') or manager.get('error'):
             return item(RECIPIENTS, [manager.get('error') or 'no Alertmanager configured: set '
                                      'monitoring_alertmanager_url'], {}, '')
-        deliveries = deliver_test_alerts(manager['url'], receivers, request['delivery_timeout'])
+        deliveries = deliver_test_alerts(manager['url'], receivers, request['delivery_timeout'],
+                                         failed_types=failed_types)
         return judge_recipients(receivers, deliveries)
 
     def runbooks():
@@ -653,7 +662,7 @@ def run(ledger, request, client, nodes_view, operator, run_id=None, corrupt_back
         delivery = {}
         if settings.get('announce') and url and not manager.get('error'):
             delivery = deliver_test_announcement(url, receivers.get(rendering.ANNOUNCE_RECEIVER) or [],
-                                                 request['delivery_timeout'])
+                                                 request['delivery_timeout'], patient=failed_types)
         return judge_communication(settings, manager, receivers, delivery)
 
     checks = {MONITORING: monitoring, RECIPIENTS: recipients, RUNBOOKS: runbooks, CANARY: canary, BACKUP: backup,

@@ -238,6 +238,30 @@ def test_a_test_alert_is_silenced_before_it_is_resolved_so_no_resolved_notificat
             assert set(silenced) in ({'alertname', 'preflight'}, {'alertname', 'event_id'})
 
 
+def test_a_receiver_down_does_not_fail_the_next_receiver_of_its_type_by_its_retries(fake):
+    """notify (webhook) refuses the warning test; Alertmanager keeps retrying it while the critical test goes to
+    page (webhook too): those failures are notify's, so page's window waits for its success (counted per type)."""
+    retry = {'webhook': (1, 1)}
+    fake([{}, retry, retry,                       # warning: notify refuses twice
+          {}, retry, retry, retry, {'webhook': (1, 0)},   # critical: notify's retries, then page accepts
+          {}, retry, retry, {'webhook': (1, 0)}])          # the announcement: the same
+    failed = set()
+    out = preflight.deliver_test_alerts('http://am', {'page': ['webhook'], 'notify': ['webhook']}, 30,
+                                        sleep=lambda s: None, clock=clock_of(), failed_types=failed)
+    assert out == {'warning': {'webhook': 'failed (2 request(s) refused or unanswered)'},
+                   'critical': {'webhook': 'delivered'}}
+    assert failed == {'webhook'}
+    assert preflight.deliver_test_announcement('http://am', ['webhook'], 30, sleep=lambda s: None, clock=clock_of(),
+                                               patient=failed) == {'webhook': 'delivered'}
+
+
+def test_a_patient_watch_still_fails_at_its_timeout(fake):
+    retry = {'webhook': (1, 1)}
+    fake([{}] + [retry] * 40)
+    assert preflight.deliver_test_announcement('http://am', ['webhook'], 10, sleep=lambda s: None, clock=clock_of(),
+                                               patient={'webhook'})['webhook'].startswith('failed (')
+
+
 def test_a_refused_silence_still_resolves_the_test_alert(fake):
     am = fake([{}, {'webhook': (1, 0)}], refuse_silences=True)
     assert preflight.deliver_test_announcement('http://am', ['webhook'], 30, sleep=lambda s: None,
